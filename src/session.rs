@@ -1,0 +1,1565 @@
+//! The session file: a RON description of a mix (objects, beds, outputs with their master
+//! chains and loudness targets), validated with clear errors and turned into a [`Scene`] of
+//! plain data with every time in samples. Object metadata follows the Dolby Atmos / ADM
+//! (ITU-R BS.2076) model: position, gain and size per object, keyframed, plus a binaural
+//! render mode (off / near / mid / far).
+//!
+//! This module never touches the file system: [`parse`] gets the session text, the
+//! session's path (for messages and to resolve relative paths), and a callback that reads
+//! layout files.
+//!
+//! # The format
+//!
+//! ```ron
+//! Session(
+//!     sample_rate: 48000,       // optional, Hz, 8000…384000; default 48000
+//!     duration: 20.0,           // optional, seconds; default: the longest source
+//!     objects: [
+//!         (
+//!             name: "vox",                  // non-empty, unique among objects and beds
+//!             source: "stems/vox.wav",      // a mono file …
+//!             // source: (file: "stems/gtr.wav", channel: 2),  // … or one channel (from 1)
+//!             gain_db: -3.0,                // optional, dB ≤ +24 (alias `gain`); default 0
+//!             mute: false,                  // optional; default false
+//!             position: Cart(x: 0, y: 1, z: 0),        // room: x −1 left…+1 right,
+//!                                                      // y −1 back…+1 front, z −1…+1 up
+//!             // position: Polar(az: 30, el: 0, dist: 1), // degrees, az positive LEFT;
+//!                                                         // el, dist optional (0, 1)
+//!             size: 0.0,                    // optional, 0…1; default 0
+//!             binaural: Mid,                // optional: Off | Near | Mid | Far; default Mid
+//!         ),
+//!     ],
+//!     beds: [ (name: "drums", source: "stems/drums.wav", layout: "5.1", gain_db: 0.0, mute: false) ],
+//!     outputs: [
+//!         Speakers(layout: "7.1.4", chain: [ … ], target: "atmos-music"),
+//!         Binaural(hrtf: "my.sofa", lfe_db: -10, chain: [ … ], target: ( … )),
+//!         Stereo(from: "7.1.4", fold: (matrix: LtRt, center_db: -3, surround_db: -3,
+//!                rear_db: -3, height_db: -3, lfe_db: -10), chain: [ … ]),
+//!     ],
+//! )
+//! ```
+//!
+//! * **Automation.** `gain_db`, `position` and `size` take either one value or a list of
+//!   keyframes `[(time: 0.0, value: …, interp: Smooth), (time: 4.0, value: …)]`: `time` in
+//!   seconds (≥ 0, strictly increasing after rounding to samples: `round(time × rate)`),
+//!   `interp` how the value travels to the NEXT keyframe (`Step`, `Linear` — the default —
+//!   or `Smooth`). All keyframes of a position use the same kind (`Cart` or `Polar`).
+//! * **Layouts** (`layout`, `from`): a built-in name or alias (`"7.1.4"`, `"4+7+0"`,
+//!   `"stereo"` …) or a layout file whose name ends in `.ron`.
+//! * **Paths** (sources, `hrtf`, layout files) are relative to the session file's folder.
+//! * **Outputs.** `Speakers(layout)` renders to a layout; `Binaural(hrtf, lfe_db)` to
+//!   headphones (`hrtf` optional: the built-in set; `lfe_db` optional: LFE left out);
+//!   `Stereo(from, fold)` folds an immersive render (`from`, default `"7.1.4"`, needs
+//!   ear-level speakers on both sides) down to 2.0 (`fold`: `matrix` `LoRo` (default) or
+//!   `LtRt`, trims in dB, −3 by default; `lfe_db` optional: LFE dropped). Each output has
+//!   an optional `chain` and `target`. An empty `outputs` list is allowed (the command line
+//!   may choose the outputs).
+//! * **Chain** processors, in order: `Gain(gain_db)`, `Eq(bands: [(kind: Peak | LowShelf |
+//!   HighShelf | HighPass | LowPass, freq_hz, gain_db: 0, q: 0.707)])`,
+//!   `Compressor(threshold_db, ratio, knee_db: 6, attack_ms: 10, release_ms: 100,
+//!   makeup_db: 0)`, `Limiter(ceiling_dbtp: -1, lookahead_ms: 1.5, release_ms: 50)`,
+//!   `Width(width)` (0 mono … 1 unchanged … 4), `Dither(bits: 24)` (last in the chain).
+//! * **Target**: a preset name (`"ebu-r128"`, checked by the loudness module) or
+//!   `(integrated_lufs, tolerance_lu, max_integrated_lufs, true_peak_dbtp)`, all optional
+//!   but at least one; the parentheses may be named `Custom(…)`.
+//! * Optional values are written bare (`lfe_db: -10`, not `Some(-10)`). Unknown fields are
+//!   errors, with the list of the allowed ones.
+//!
+//! # Errors
+//!
+//! Every [`SessionError`] names the session file; syntax errors give `line:column`, the
+//! others the line of the offending item and its place (`objects[2] "vox": position
+//! keyframe 3`: brackets are 0-based indices, keyframe numbers count from 1), the value, and
+//! what is allowed. See `examples/showcase.ron` for a file that uses every feature.
+
+use crate::automation::{Automation, Interpolate, Interpolation, Keyframe};
+use crate::geometry::Position;
+use crate::layout::{Layout, LayoutError, ron_options};
+use ron::value::RawValue;
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Default sample rate, Hz.
+pub const DEFAULT_SAMPLE_RATE: u32 = 48000;
+/// Default immersive layout folded down by a `Stereo` output.
+pub const DEFAULT_FOLD_FROM: &str = "7.1.4";
+/// Longest time accepted in a session, seconds (one week: keeps frames far from overflow).
+const MAX_TIME_S: f64 = 7.0 * 86400.0;
+
+impl Interpolate for Position {
+    fn interpolate(a: Position, b: Position, t: f64) -> Position {
+        a.lerp(b, t)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The Scene: plain data, times in samples.
+
+/// A validated session, every time in sample frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    pub sample_rate: u32,
+    /// `None`: as long as the longest source.
+    pub duration_frames: Option<u64>,
+    pub objects: Vec<ObjectSpec>,
+    pub beds: Vec<BedSpec>,
+    pub outputs: Vec<OutputSpec>,
+    /// The session file's path.
+    pub origin: PathBuf,
+}
+
+impl Scene {
+    /// The layouts of the `Speakers` outputs, in output order.
+    pub fn speaker_layouts(&self) -> Vec<Layout> {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub gain_db: Automation<f64>,
+    pub mute: bool,
+    pub position: Automation<Position>,
+    /// 0 = a point … 1 = everywhere.
+    pub size: Automation<f64>,
+    pub binaural: BinauralMode,
+}
+
+impl ObjectSpec {
+    /// Whether gain, position and size never change.
+    pub fn is_static(&self) -> bool {
+        self.gain_db.is_constant() && self.position.is_constant() && self.size.is_constant()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Resolved against the session file's folder.
+    pub path: PathBuf,
+    /// 0-based channel inside the file (1-based in the session file); `None`: the file
+    /// must be mono.
+    pub channel: Option<usize>,
+}
+
+/// Binaural render mode of an object, as in Dolby Atmos: `Off` bypasses the HRTF (plain
+/// stereo panning); `Near`, `Mid`, `Far` choose the virtual room distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum BinauralMode {
+    Off,
+    Near,
+    #[default]
+    Mid,
+    Far,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BedSpec {
+    pub name: String,
+    /// Resolved against the session file's folder.
+    pub source: PathBuf,
+    pub layout: Layout,
+    pub gain_db: f64,
+    pub mute: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputSpec {
+    Speakers {
+        layout: Layout,
+        chain: Vec<ProcessorSpec>,
+        target: Option<TargetSpec>,
+    },
+    Binaural {
+        /// `None`: the built-in HRTF set.
+        hrtf: Option<PathBuf>,
+        /// `None`: the LFE is left out.
+        lfe_db: Option<f64>,
+        chain: Vec<ProcessorSpec>,
+        target: Option<TargetSpec>,
+    },
+    Stereo {
+        /// The immersive layout that is folded down.
+        from: Layout,
+        fold: FoldSpec,
+        chain: Vec<ProcessorSpec>,
+        target: Option<TargetSpec>,
+    },
+}
+
+impl OutputSpec {
+    pub fn chain(&self) -> &[ProcessorSpec] {
+        match self {
+            OutputSpec::Speakers { chain, .. }
+            | OutputSpec::Binaural { chain, .. }
+            | OutputSpec::Stereo { chain, .. } => chain,
+        }
+    }
+
+    pub fn target(&self) -> Option<&TargetSpec> {
+        match self {
+            OutputSpec::Speakers { target, .. }
+            | OutputSpec::Binaural { target, .. }
+            | OutputSpec::Stereo { target, .. } => target.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProcessorSpec {
+    Gain {
+        gain_db: f64,
+    },
+    Eq {
+        bands: Vec<EqBandSpec>,
+    },
+    Compressor {
+        threshold_db: f64,
+        ratio: f64,
+        knee_db: f64,
+        attack_ms: f64,
+        release_ms: f64,
+        makeup_db: f64,
+    },
+    Limiter {
+        ceiling_dbtp: f64,
+        lookahead_ms: f64,
+        release_ms: f64,
+    },
+    Width {
+        width: f64,
+    },
+    Dither {
+        bits: u32,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum EqKind {
+    Peak,
+    LowShelf,
+    HighShelf,
+    HighPass,
+    LowPass,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EqBandSpec {
+    pub kind: EqKind,
+    pub freq_hz: f64,
+    pub gain_db: f64,
+    pub q: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// A named delivery target; the loudness module owns (and checks) the list.
+    Preset(String),
+    Custom {
+        integrated_lufs: Option<f64>,
+        tolerance_lu: Option<f64>,
+        max_integrated_lufs: Option<f64>,
+        true_peak_dbtp: Option<f64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FoldMatrix {
+    /// Left-only/right-only (ITU-R BS.775).
+    #[default]
+    LoRo,
+    /// Left-total/right-total (matrix-surround compatible).
+    LtRt,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldSpec {
+    pub matrix: FoldMatrix,
+    pub center_db: f64,
+    pub surround_db: f64,
+    pub rear_db: f64,
+    pub height_db: f64,
+    /// `None`: the LFE is dropped.
+    pub lfe_db: Option<f64>,
+}
+
+impl Default for FoldSpec {
+    fn default() -> Self {
+        FoldSpec {
+            matrix: FoldMatrix::LoRo,
+            center_db: -3.0,
+            surround_db: -3.0,
+            rear_db: -3.0,
+            height_db: -3.0,
+            lfe_db: None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors.
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    /// The text is not valid RON, or does not fit the schema (unknown field, unknown
+    /// variant, wrong type …).
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{}: the file is empty; a session looks like `Session(objects: [(name: \"vox\", \
+         source: \"vox.wav\", position: Cart(x: 0, y: 1, z: 0))], outputs: \
+         [Speakers(layout: \"7.1.4\")])`",
+        file.display()
+    )]
+    EmptyFile { file: PathBuf },
+    /// A value out of range or inconsistent with the rest of the session.
+    #[error("{}: {place}: {problem}; allowed: {allowed}", Loc(file, *line))]
+    Invalid {
+        file: PathBuf,
+        line: Option<usize>,
+        place: String,
+        problem: String,
+        allowed: String,
+    },
+    #[error("{}: {place}: cannot read layout file {}: {message}", Loc(file, *line), path.display())]
+    LayoutRead {
+        file: PathBuf,
+        line: Option<usize>,
+        place: String,
+        path: PathBuf,
+        message: String,
+    },
+    /// An unknown layout name or an invalid layout file.
+    #[error("{}: {place}: {source}", Loc(file, *line))]
+    Layout {
+        file: PathBuf,
+        line: Option<usize>,
+        place: String,
+        source: LayoutError,
+    },
+}
+
+impl SessionError {
+    /// The session file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            SessionError::Syntax { file, .. }
+            | SessionError::EmptyFile { file }
+            | SessionError::Invalid { file, .. }
+            | SessionError::LayoutRead { file, .. }
+            | SessionError::Layout { file, .. } => file,
+        }
+    }
+
+    /// The line (1-based) in the session file, where known.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            SessionError::Syntax { line, .. } => Some(*line),
+            SessionError::EmptyFile { .. } => None,
+            SessionError::Invalid { line, .. }
+            | SessionError::LayoutRead { line, .. }
+            | SessionError::Layout { line, .. } => *line,
+        }
+    }
+}
+
+/// `file` or `file:line`.
+struct Loc<'e>(&'e Path, Option<usize>);
+
+impl fmt::Display for Loc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Some(line) => write!(f, "{}:{line}", self.0.display()),
+            None => write!(f, "{}", self.0.display()),
+        }
+    }
+}
+
+/// What went wrong with a value, and what is allowed: `(problem, allowed)`.
+type Problem = (String, String);
+
+/// Checks a number: finite and `ok`.
+fn check(v: f64, ok: bool, name: &str, unit: &str, allowed: &str) -> Result<f64, Problem> {
+    if !v.is_finite() {
+        Err((
+            format!("{name} = {v} is not a finite number"),
+            allowed.to_string(),
+        ))
+    } else if !ok {
+        Err((
+            format!("{name} = {v}{unit} is out of range"),
+            allowed.to_string(),
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
+fn check_in(v: f64, lo: f64, hi: f64, name: &str, unit: &str) -> Result<f64, Problem> {
+    check(
+        v,
+        (lo..=hi).contains(&v),
+        name,
+        unit,
+        &format!("{name} from {lo} to {hi}{unit}"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The file schema. Parameters that take several shapes (a value or keyframes, a file name
+// or a struct) are captured as raw RON text and parsed in a second step: serde's untagged
+// enums only say "data did not match any variant", and RON's `deserialize_any` forgets
+// enum variant names (`Cart`/`Polar`). Raw values also carry their place in the text, so
+// every later error can name its line.
+
+#[derive(Deserialize)]
+#[serde(rename = "Session", deny_unknown_fields)]
+struct SessionFile<'a> {
+    #[serde(default, borrow)]
+    sample_rate: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    duration: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    objects: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    beds: Vec<&'a RawValue>,
+    #[serde(default, borrow)]
+    outputs: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Object", deny_unknown_fields)]
+struct ObjectFile<'a> {
+    name: String,
+    #[serde(borrow)]
+    source: &'a RawValue,
+    #[serde(default, borrow, alias = "gain")]
+    gain_db: Option<&'a RawValue>,
+    #[serde(default)]
+    mute: bool,
+    #[serde(borrow)]
+    position: &'a RawValue,
+    #[serde(default, borrow)]
+    size: Option<&'a RawValue>,
+    #[serde(default)]
+    binaural: BinauralMode,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Source", deny_unknown_fields)]
+struct SourceFile {
+    file: String,
+    #[serde(default)]
+    channel: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Keyframe", deny_unknown_fields)]
+struct KeyFile<V> {
+    time: f64,
+    value: V,
+    #[serde(default)]
+    interp: Interpolation,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename = "Position", deny_unknown_fields)]
+enum PositionFile {
+    Cart {
+        x: f64,
+        y: f64,
+        #[serde(default)]
+        z: f64,
+    },
+    Polar {
+        az: f64,
+        #[serde(default)]
+        el: f64,
+        #[serde(default = "one")]
+        dist: f64,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Bed", deny_unknown_fields)]
+struct BedFile {
+    name: String,
+    source: String,
+    layout: String,
+    #[serde(default, alias = "gain")]
+    gain_db: f64,
+    #[serde(default)]
+    mute: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Output", deny_unknown_fields)]
+enum OutputFile<'a> {
+    Speakers {
+        layout: String,
+        #[serde(default, borrow)]
+        chain: Vec<&'a RawValue>,
+        #[serde(default, borrow)]
+        target: Option<&'a RawValue>,
+    },
+    Binaural {
+        #[serde(default)]
+        hrtf: Option<String>,
+        #[serde(default)]
+        lfe_db: Option<f64>,
+        #[serde(default, borrow)]
+        chain: Vec<&'a RawValue>,
+        #[serde(default, borrow)]
+        target: Option<&'a RawValue>,
+    },
+    Stereo {
+        #[serde(default = "default_from")]
+        from: String,
+        #[serde(default)]
+        fold: FoldFile,
+        #[serde(default, borrow)]
+        chain: Vec<&'a RawValue>,
+        #[serde(default, borrow)]
+        target: Option<&'a RawValue>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Fold", deny_unknown_fields)]
+struct FoldFile {
+    #[serde(default)]
+    matrix: FoldMatrix,
+    #[serde(default = "minus3")]
+    center_db: f64,
+    #[serde(default = "minus3")]
+    surround_db: f64,
+    #[serde(default = "minus3")]
+    rear_db: f64,
+    #[serde(default = "minus3")]
+    height_db: f64,
+    #[serde(default)]
+    lfe_db: Option<f64>,
+}
+
+impl Default for FoldFile {
+    fn default() -> Self {
+        let d = FoldSpec::default();
+        FoldFile {
+            matrix: d.matrix,
+            center_db: d.center_db,
+            surround_db: d.surround_db,
+            rear_db: d.rear_db,
+            height_db: d.height_db,
+            lfe_db: d.lfe_db,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Processor", deny_unknown_fields)]
+enum ProcessorFile {
+    Gain {
+        gain_db: f64,
+    },
+    Eq {
+        bands: Vec<EqBandFile>,
+    },
+    Compressor {
+        threshold_db: f64,
+        ratio: f64,
+        #[serde(default = "six")]
+        knee_db: f64,
+        #[serde(default = "ten")]
+        attack_ms: f64,
+        #[serde(default = "hundred")]
+        release_ms: f64,
+        #[serde(default)]
+        makeup_db: f64,
+    },
+    Limiter {
+        #[serde(default = "minus1")]
+        ceiling_dbtp: f64,
+        #[serde(default = "one_and_a_half")]
+        lookahead_ms: f64,
+        #[serde(default = "fifty")]
+        release_ms: f64,
+    },
+    Width {
+        width: f64,
+    },
+    Dither {
+        #[serde(default = "twenty_four")]
+        bits: u32,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Band", deny_unknown_fields)]
+struct EqBandFile {
+    kind: EqKind,
+    freq_hz: f64,
+    #[serde(default)]
+    gain_db: f64,
+    #[serde(default = "butterworth_q")]
+    q: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Custom", deny_unknown_fields)]
+struct TargetFile {
+    #[serde(default)]
+    integrated_lufs: Option<f64>,
+    #[serde(default)]
+    tolerance_lu: Option<f64>,
+    #[serde(default)]
+    max_integrated_lufs: Option<f64>,
+    #[serde(default)]
+    true_peak_dbtp: Option<f64>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn minus1() -> f64 {
+    -1.0
+}
+fn minus3() -> f64 {
+    -3.0
+}
+fn six() -> f64 {
+    6.0
+}
+fn ten() -> f64 {
+    10.0
+}
+fn fifty() -> f64 {
+    50.0
+}
+fn hundred() -> f64 {
+    100.0
+}
+fn one_and_a_half() -> f64 {
+    1.5
+}
+fn butterworth_q() -> f64 {
+    0.707
+}
+fn twenty_four() -> u32 {
+    24
+}
+fn default_from() -> String {
+    DEFAULT_FOLD_FROM.to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing.
+
+/// Skips whitespace and comments (`//…`, nested `/* … */`) at the start of `s`.
+fn skip_trivia(mut s: &str) -> &str {
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("//") {
+            s = rest.find('\n').map_or("", |i| &rest[i + 1..]);
+        } else if s.starts_with("/*") {
+            let mut depth = 0usize;
+            let mut i = 0;
+            let bytes = s.as_bytes();
+            while i < bytes.len() {
+                if bytes[i..].starts_with(b"/*") {
+                    depth += 1;
+                    i += 2;
+                } else if bytes[i..].starts_with(b"*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            // An unclosed comment runs to the end (ron reports it).
+            s = s.get(i..).unwrap_or("");
+        } else {
+            return s;
+        }
+    }
+}
+
+/// Whether a raw value is written as a string literal.
+fn is_string_literal(s: &str) -> bool {
+    s.starts_with('"') || s.starts_with("r\"") || s.starts_with("r#")
+}
+
+struct Ctx<'a, 'r> {
+    text: &'a str,
+    file: PathBuf,
+    dir: PathBuf,
+    sample_rate: u32,
+    read_layout: &'r mut dyn FnMut(&Path) -> Result<String, String>,
+    layout_files: Vec<(PathBuf, Layout)>,
+}
+
+impl<'a> Ctx<'a, '_> {
+    /// Line and column (1-based, in characters) of the start of `s`, a slice of the text.
+    fn position(&self, s: &str) -> (usize, usize) {
+        let offset = (s.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        let before = self.text.get(..offset).unwrap_or("");
+        let line = 1 + before.matches('\n').count();
+        let column = 1 + before.chars().rev().take_while(|&c| c != '\n').count();
+        (line, column)
+    }
+
+    /// The line where a raw value's first token is.
+    fn line_of(&self, raw: &RawValue) -> Option<usize> {
+        Some(self.position(skip_trivia(raw.get_ron())).0)
+    }
+
+    fn syntax(
+        &self,
+        base: (usize, usize),
+        e: ron::error::SpannedError,
+        hint: Option<&str>,
+    ) -> SessionError {
+        let p = e.span.start;
+        let line = base.0 + p.line.saturating_sub(1);
+        let column = if p.line <= 1 {
+            base.1 + p.col.saturating_sub(1)
+        } else {
+            p.col
+        };
+        let mut message = e.code.to_string();
+        if let Some(h) = hint {
+            message.push_str("; expected ");
+            message.push_str(h);
+        }
+        SessionError::Syntax {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// Deserializes a raw value, with error positions in the whole file.
+    fn de<T: Deserialize<'a>>(
+        &self,
+        raw: &'a RawValue,
+        hint: Option<&str>,
+    ) -> Result<T, SessionError> {
+        let s = raw.get_ron();
+        ron_options()
+            .from_str(s)
+            .map_err(|e| self.syntax(self.position(s), e, hint))
+    }
+
+    fn invalid(
+        &self,
+        line: Option<usize>,
+        place: &str,
+        (problem, allowed): Problem,
+    ) -> SessionError {
+        SessionError::Invalid {
+            file: self.file.clone(),
+            line,
+            place: place.to_string(),
+            problem,
+            allowed,
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn seconds_to_frames(&self, t: f64) -> u64 {
+        (t * self.sample_rate as f64).round() as u64
+    }
+
+    /// A built-in layout by name, or a layout file (`….ron`) read through the callback.
+    fn layout(
+        &mut self,
+        name: &str,
+        line: Option<usize>,
+        place: &str,
+    ) -> Result<Layout, SessionError> {
+        let name = name.trim();
+        if !name.ends_with(".ron") {
+            return Layout::builtin(name).map_err(|source| SessionError::Layout {
+                file: self.file.clone(),
+                line,
+                place: place.to_string(),
+                source,
+            });
+        }
+        let path = self.resolve(name);
+        if let Some((_, l)) = self.layout_files.iter().find(|(p, _)| *p == path) {
+            return Ok(l.clone());
+        }
+        let text = (self.read_layout)(&path).map_err(|message| SessionError::LayoutRead {
+            file: self.file.clone(),
+            line,
+            place: place.to_string(),
+            path: path.clone(),
+            message,
+        })?;
+        let layout = Layout::parse(&text, &path.display().to_string()).map_err(|source| {
+            SessionError::Layout {
+                file: self.file.clone(),
+                line,
+                place: place.to_string(),
+                source,
+            }
+        })?;
+        self.layout_files.push((path, layout.clone()));
+        Ok(layout)
+    }
+
+    /// A parameter written as one value or as a keyframe list.
+    fn automation<V, T>(
+        &self,
+        raw: &'a RawValue,
+        place: &str,
+        hint: &str,
+        convert: &dyn Fn(V) -> Result<T, Problem>,
+        same_kind: &dyn Fn(&V, &V) -> bool,
+    ) -> Result<Automation<T>, SessionError>
+    where
+        V: Deserialize<'a> + Copy,
+        T: Interpolate,
+    {
+        let line = self.line_of(raw);
+        if !skip_trivia(raw.get_ron()).starts_with('[') {
+            let v: V = self.de(raw, Some(hint))?;
+            let value = convert(v).map_err(|p| self.invalid(line, place, p))?;
+            return Ok(Automation::constant(value));
+        }
+        let raws: Vec<&'a RawValue> = self.de(raw, Some(hint))?;
+        if raws.is_empty() {
+            return Err(self.invalid(
+                line,
+                place,
+                (
+                    "the keyframe list is empty".into(),
+                    format!("one value, or at least one keyframe: {hint}"),
+                ),
+            ));
+        }
+        let mut keys: Vec<Keyframe<T>> = Vec::with_capacity(raws.len());
+        let mut previous: Option<(f64, u64, V)> = None;
+        for (k, kraw) in raws.into_iter().enumerate() {
+            let kplace = format!("{place} keyframe {}", k + 1);
+            let kline = self.line_of(kraw);
+            let key: KeyFile<V> = self.de(kraw, None)?;
+            let time = check(
+                key.time,
+                (0.0..=MAX_TIME_S).contains(&key.time),
+                "time",
+                " s",
+                &format!("a time in seconds from 0 to {MAX_TIME_S}"),
+            )
+            .map_err(|p| self.invalid(kline, &kplace, p))?;
+            let frame = self.seconds_to_frames(time);
+            if let Some((prev_time, prev_frame, prev_value)) = &previous {
+                if frame <= *prev_frame {
+                    return Err(self.invalid(
+                        kline,
+                        &kplace,
+                        (
+                            format!(
+                                "time = {time} s (frame {frame}) is not after keyframe {}'s \
+                                 time {prev_time} s (frame {prev_frame})",
+                                k
+                            ),
+                            "keyframe times in strictly increasing order, at least one sample \
+                             apart"
+                                .into(),
+                        ),
+                    ));
+                }
+                if !same_kind(prev_value, &key.value) {
+                    return Err(self.invalid(
+                        kline,
+                        &kplace,
+                        (
+                            format!("the value's kind differs from keyframe {k}'s"),
+                            "the same kind of value in every keyframe (all Cart or all Polar)"
+                                .into(),
+                        ),
+                    ));
+                }
+            }
+            previous = Some((time, frame, key.value));
+            let value = convert(key.value).map_err(|p| self.invalid(kline, &kplace, p))?;
+            keys.push(Keyframe {
+                frame,
+                value,
+                interpolation: key.interp,
+            });
+        }
+        Automation::new(keys).map_err(|e| self.invalid(line, place, (e.to_string(), String::new())))
+    }
+}
+
+fn convert_gain(v: f64) -> Result<f64, Problem> {
+    check(
+        v,
+        v <= 24.0,
+        "gain_db",
+        " dB",
+        "a gain in dB of at most +24",
+    )
+}
+
+fn convert_size(v: f64) -> Result<f64, Problem> {
+    check_in(v, 0.0, 1.0, "size", "")
+}
+
+fn convert_position(p: PositionFile) -> Result<Position, Problem> {
+    match p {
+        PositionFile::Cart { x, y, z } => {
+            let allowed = "Cart: x, y, z from -1 to 1 (x right, y front, z up)";
+            for (name, v) in [("x", x), ("y", y), ("z", z)] {
+                check(v, (-1.0..=1.0).contains(&v), name, "", allowed)?;
+            }
+            Ok(Position::Cartesian { x, y, z })
+        }
+        PositionFile::Polar { az, el, dist } => {
+            check(
+                az,
+                (-360.0..=360.0).contains(&az),
+                "az",
+                "°",
+                "Polar: az from -360 to 360 degrees (positive left)",
+            )?;
+            check(
+                el,
+                (-90.0..=90.0).contains(&el),
+                "el",
+                "°",
+                "Polar: el from -90 to 90 degrees",
+            )?;
+            check(
+                dist,
+                (0.0..=100.0).contains(&dist),
+                "dist",
+                "",
+                "Polar: dist from 0 to 100 (1 = the speakers)",
+            )?;
+            Ok(Position::Polar {
+                azimuth_deg: az,
+                elevation_deg: el,
+                distance: dist,
+            })
+        }
+    }
+}
+
+const GAIN_HINT: &str = "a gain in dB (`gain_db: -3.0`) or keyframes \
+    `[(time: 0.0, value: -6.0), (time: 2.0, value: 0.0, interp: Smooth)]`";
+const SIZE_HINT: &str = "a size from 0 to 1 (`size: 0.2`) or keyframes \
+    `[(time: 0.0, value: 0.0), (time: 4.0, value: 0.5)]`";
+const POSITION_HINT: &str = "`Cart(x: …, y: …, z: …)`, `Polar(az: …, el: …, dist: …)` or \
+    keyframes `[(time: 0.0, value: Cart(x: -1, y: 1, z: 0)), (time: 4.0, value: …)]`";
+const SOURCE_HINT: &str = "a file name (`source: \"stems/vox.wav\"`) or \
+    `(file: \"stems/gtr.wav\", channel: 2)` with channels counted from 1";
+const TARGET_HINT: &str = "a preset name (`target: \"ebu-r128\"`) or `(integrated_lufs: -23, \
+    tolerance_lu: 1, max_integrated_lufs: -18, true_peak_dbtp: -1)`";
+
+/// Parses and validates a session. `origin` is the session file's path: it names the file
+/// in errors, and relative paths resolve against its folder. `read_layout` reads a layout
+/// file (`….ron`) given its resolved path.
+pub fn parse(
+    text: &str,
+    origin: &Path,
+    read_layout: &mut dyn FnMut(&Path) -> Result<String, String>,
+) -> Result<Scene, SessionError> {
+    let file = origin.to_path_buf();
+    if skip_trivia(text).is_empty() {
+        return Err(SessionError::EmptyFile { file });
+    }
+    let mut ctx = Ctx {
+        text,
+        file,
+        dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
+        sample_rate: DEFAULT_SAMPLE_RATE,
+        read_layout,
+        layout_files: Vec::new(),
+    };
+    let top: SessionFile = ron_options()
+        .from_str(text)
+        .map_err(|e| ctx.syntax((1, 1), e, None))?;
+
+    if let Some(raw) = top.sample_rate {
+        let rate: u32 = ctx.de(raw, Some("a sample rate in Hz, e.g. `sample_rate: 48000`"))?;
+        if !(8000..=384_000).contains(&rate) {
+            return Err(ctx.invalid(
+                ctx.line_of(raw),
+                "sample_rate",
+                (
+                    format!("sample_rate = {rate} Hz is out of range"),
+                    "a sample rate from 8000 to 384000 Hz (e.g. 44100, 48000, 96000)".into(),
+                ),
+            ));
+        }
+        ctx.sample_rate = rate;
+    }
+    let duration_frames = match top.duration {
+        None => None,
+        Some(raw) => {
+            let d: f64 = ctx.de(raw, Some("a duration in seconds, e.g. `duration: 20.0`"))?;
+            let d = check(
+                d,
+                d > 0.0 && d <= MAX_TIME_S,
+                "duration",
+                " s",
+                &format!("a duration in seconds, more than 0 and at most {MAX_TIME_S}"),
+            )
+            .map_err(|p| ctx.invalid(ctx.line_of(raw), "duration", p))?;
+            Some(ctx.seconds_to_frames(d).max(1))
+        }
+    };
+    if top.objects.is_empty() && top.beds.is_empty() {
+        return Err(ctx.invalid(
+            None,
+            "session",
+            (
+                "the session has no objects and no beds".into(),
+                "at least one object (`objects: [(name: …, source: …, position: …)]`) or bed \
+                 (`beds: [(name: …, source: …, layout: …)]`)"
+                    .into(),
+            ),
+        ));
+    }
+
+    // Names are unique across objects and beds: reports and solo/mute use them.
+    let mut names: Vec<(String, String)> = Vec::new();
+    let mut check_name = |ctx: &Ctx, name: &str, place: String, line| {
+        if name.trim().is_empty() {
+            return Err(ctx.invalid(
+                line,
+                &place,
+                (
+                    format!("the name {name:?} is empty"),
+                    "a non-empty name, unique among objects and beds".into(),
+                ),
+            ));
+        }
+        if let Some((_, other)) = names.iter().find(|(n, _)| n == name) {
+            return Err(ctx.invalid(
+                line,
+                &format!("{place} {name:?}"),
+                (
+                    format!("the name {name:?} is already used by {other}"),
+                    "a non-empty name, unique among objects and beds".into(),
+                ),
+            ));
+        }
+        names.push((name.to_string(), place));
+        Ok(())
+    };
+
+    let mut objects = Vec::with_capacity(top.objects.len());
+    for (i, raw) in top.objects.iter().enumerate() {
+        let line = ctx.line_of(raw);
+        let o: ObjectFile = ctx.de(raw, None)?;
+        check_name(&ctx, &o.name, format!("objects[{i}]"), line)?;
+        let place = format!("objects[{i}] {:?}", o.name);
+        let source = parse_source(&ctx, o.source, &format!("{place}: source"))?;
+        let gain_db = match o.gain_db {
+            None => Automation::constant(0.0),
+            Some(r) => ctx.automation(
+                r,
+                &format!("{place}: gain_db"),
+                GAIN_HINT,
+                &convert_gain,
+                &|_, _| true,
+            )?,
+        };
+        let position = ctx.automation(
+            o.position,
+            &format!("{place}: position"),
+            POSITION_HINT,
+            &convert_position,
+            &|a, b| std::mem::discriminant(a) == std::mem::discriminant(b),
+        )?;
+        let size = match o.size {
+            None => Automation::constant(0.0),
+            Some(r) => ctx.automation(
+                r,
+                &format!("{place}: size"),
+                SIZE_HINT,
+                &convert_size,
+                &|_, _| true,
+            )?,
+        };
+        objects.push(ObjectSpec {
+            name: o.name,
+            source,
+            gain_db,
+            mute: o.mute,
+            position,
+            size,
+            binaural: o.binaural,
+        });
+    }
+
+    let mut beds = Vec::with_capacity(top.beds.len());
+    for (i, raw) in top.beds.iter().enumerate() {
+        let line = ctx.line_of(raw);
+        let b: BedFile = ctx.de(raw, None)?;
+        check_name(&ctx, &b.name, format!("beds[{i}]"), line)?;
+        let place = format!("beds[{i}] {:?}", b.name);
+        if b.source.trim().is_empty() {
+            return Err(ctx.invalid(
+                line,
+                &format!("{place}: source"),
+                ("the file name is empty".into(), "a WAV file name".into()),
+            ));
+        }
+        let gain_db = convert_gain(b.gain_db).map_err(|p| ctx.invalid(line, &place, p))?;
+        let layout = ctx.layout(&b.layout, line, &format!("{place}: layout"))?;
+        beds.push(BedSpec {
+            name: b.name,
+            source: ctx.resolve(&b.source),
+            layout,
+            gain_db,
+            mute: b.mute,
+        });
+    }
+
+    let mut outputs = Vec::with_capacity(top.outputs.len());
+    for (i, raw) in top.outputs.iter().enumerate() {
+        outputs.push(parse_output(&mut ctx, raw, i)?);
+    }
+
+    Ok(Scene {
+        sample_rate: ctx.sample_rate,
+        duration_frames,
+        objects,
+        beds,
+        outputs,
+        origin: ctx.file,
+    })
+}
+
+fn parse_source<'a>(
+    ctx: &Ctx<'a, '_>,
+    raw: &'a RawValue,
+    place: &str,
+) -> Result<SourceSpec, SessionError> {
+    let line = ctx.line_of(raw);
+    let s = skip_trivia(raw.get_ron());
+    let (file, channel) = if is_string_literal(s) {
+        (ctx.de::<String>(raw, Some(SOURCE_HINT))?, None)
+    } else if s.starts_with('(') || s.starts_with("Source") {
+        let f: SourceFile = ctx.de(raw, Some(SOURCE_HINT))?;
+        (f.file, f.channel)
+    } else {
+        return Err(ctx.invalid(
+            line,
+            place,
+            (
+                format!("`{}` is not a source", s.trim_end()),
+                SOURCE_HINT.into(),
+            ),
+        ));
+    };
+    if file.trim().is_empty() {
+        return Err(ctx.invalid(
+            line,
+            place,
+            ("the file name is empty".into(), SOURCE_HINT.into()),
+        ));
+    }
+    let channel = match channel {
+        None => None,
+        Some(c) if (1..=65535).contains(&c) => Some(c as usize - 1),
+        Some(c) => {
+            return Err(ctx.invalid(
+                line,
+                &format!("{place} channel"),
+                (
+                    format!("channel = {c} is not a channel number"),
+                    "channels are counted from 1 (the first channel is 1, not 0) up to 65535; \
+                     leave `channel` out for a mono file"
+                        .into(),
+                ),
+            ));
+        }
+    };
+    Ok(SourceSpec {
+        path: ctx.resolve(&file),
+        channel,
+    })
+}
+
+fn parse_output<'a>(
+    ctx: &mut Ctx<'a, '_>,
+    raw: &'a RawValue,
+    i: usize,
+) -> Result<OutputSpec, SessionError> {
+    let line = ctx.line_of(raw);
+    let o: OutputFile = ctx.de(raw, None)?;
+    let lfe_range = |v: f64, name: &str| check_in(v, -60.0, 12.0, name, " dB");
+    Ok(match o {
+        OutputFile::Speakers {
+            layout,
+            chain,
+            target,
+        } => {
+            let place = format!("outputs[{i}] Speakers {layout:?}");
+            let layout = ctx.layout(&layout, line, &format!("{place}: layout"))?;
+            OutputSpec::Speakers {
+                layout,
+                chain: parse_chain(ctx, &chain, &place)?,
+                target: parse_target(ctx, target, &place)?,
+            }
+        }
+        OutputFile::Binaural {
+            hrtf,
+            lfe_db,
+            chain,
+            target,
+        } => {
+            let place = format!("outputs[{i}] Binaural");
+            if let Some(h) = &hrtf
+                && h.trim().is_empty()
+            {
+                return Err(ctx.invalid(
+                    line,
+                    &format!("{place}: hrtf"),
+                    (
+                        "the file name is empty".into(),
+                        "a SOFA file name, or leave `hrtf` out for the built-in set".into(),
+                    ),
+                ));
+            }
+            if let Some(v) = lfe_db {
+                lfe_range(v, "lfe_db").map_err(|p| ctx.invalid(line, &place, p))?;
+            }
+            OutputSpec::Binaural {
+                hrtf: hrtf.map(|h| ctx.resolve(&h)),
+                lfe_db,
+                chain: parse_chain(ctx, &chain, &place)?,
+                target: parse_target(ctx, target, &place)?,
+            }
+        }
+        OutputFile::Stereo {
+            from,
+            fold,
+            chain,
+            target,
+        } => {
+            let place = format!("outputs[{i}] Stereo");
+            let layout = ctx.layout(&from, line, &format!("{place}: from"))?;
+            let ear = |sign: f64| {
+                layout.channels.iter().any(|c| {
+                    !c.lfe
+                        && c.elevation_deg.abs() <= 10.0
+                        && c.azimuth_deg * sign > 0.0
+                        && c.azimuth_deg * sign < 180.0
+                })
+            };
+            if !(ear(1.0) && ear(-1.0)) {
+                return Err(ctx.invalid(
+                    line,
+                    &format!("{place}: from"),
+                    (
+                        format!(
+                            "layout {:?} has no ear-level speakers on both sides to fold down \
+                             from (its speakers: {})",
+                            layout.name,
+                            layout
+                                .channels
+                                .iter()
+                                .map(|c| format!(
+                                    "{} @{}°/{}°",
+                                    c.label, c.azimuth_deg, c.elevation_deg
+                                ))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        "a layout with ear-level speakers (elevation within ±10°) left and \
+                         right, e.g. 5.1, 7.1.4"
+                            .into(),
+                    ),
+                ));
+            }
+            let fold_place = format!("{place}: fold");
+            let trim = |v: f64, name: &str| {
+                check_in(v, -60.0, 6.0, name, " dB").map_err(|p| ctx.invalid(line, &fold_place, p))
+            };
+            let fold = FoldSpec {
+                matrix: fold.matrix,
+                center_db: trim(fold.center_db, "center_db")?,
+                surround_db: trim(fold.surround_db, "surround_db")?,
+                rear_db: trim(fold.rear_db, "rear_db")?,
+                height_db: trim(fold.height_db, "height_db")?,
+                lfe_db: match fold.lfe_db {
+                    None => None,
+                    Some(v) => Some(
+                        lfe_range(v, "lfe_db").map_err(|p| ctx.invalid(line, &fold_place, p))?,
+                    ),
+                },
+            };
+            OutputSpec::Stereo {
+                from: layout,
+                fold,
+                chain: parse_chain(ctx, &chain, &place)?,
+                target: parse_target(ctx, target, &place)?,
+            }
+        }
+    })
+}
+
+fn parse_chain<'a>(
+    ctx: &Ctx<'a, '_>,
+    chain: &[&'a RawValue],
+    output: &str,
+) -> Result<Vec<ProcessorSpec>, SessionError> {
+    let nyquist = ctx.sample_rate as f64 / 2.0;
+    let mut out = Vec::with_capacity(chain.len());
+    for (j, &raw) in chain.iter().enumerate() {
+        let line = ctx.line_of(raw);
+        let p: ProcessorFile = ctx.de(raw, None)?;
+        let name = match &p {
+            ProcessorFile::Gain { .. } => "Gain",
+            ProcessorFile::Eq { .. } => "Eq",
+            ProcessorFile::Compressor { .. } => "Compressor",
+            ProcessorFile::Limiter { .. } => "Limiter",
+            ProcessorFile::Width { .. } => "Width",
+            ProcessorFile::Dither { .. } => "Dither",
+        };
+        let place = format!("{output}: chain[{j}] {name}");
+        let err = |p: Problem| ctx.invalid(line, &place, p);
+        let spec = match p {
+            ProcessorFile::Gain { gain_db } => ProcessorSpec::Gain {
+                gain_db: convert_gain(gain_db).map_err(err)?,
+            },
+            ProcessorFile::Eq { bands } => {
+                if bands.is_empty() {
+                    return Err(err((
+                        "the band list is empty".into(),
+                        "at least one band `(kind: Peak, freq_hz: 1000, gain_db: -3, q: 1)`".into(),
+                    )));
+                }
+                let mut specs = Vec::with_capacity(bands.len());
+                for (b, band) in bands.into_iter().enumerate() {
+                    let bplace = format!("{place} band {}", b + 1);
+                    let berr = |p: Problem| ctx.invalid(line, &bplace, p);
+                    let freq_hz = check(
+                        band.freq_hz,
+                        band.freq_hz > 0.0 && band.freq_hz < nyquist,
+                        "freq_hz",
+                        " Hz",
+                        &format!(
+                            "a frequency above 0 and below {nyquist} Hz (half the sample rate {} Hz)",
+                            ctx.sample_rate
+                        ),
+                    )
+                    .map_err(berr)?;
+                    let q = check(
+                        band.q,
+                        band.q > 0.0 && band.q <= 100.0,
+                        "q",
+                        "",
+                        "q above 0, at most 100",
+                    )
+                    .map_err(berr)?;
+                    let gain_db =
+                        check_in(band.gain_db, -30.0, 30.0, "gain_db", " dB").map_err(berr)?;
+                    if matches!(band.kind, EqKind::HighPass | EqKind::LowPass) && gain_db != 0.0 {
+                        return Err(berr((
+                            format!(
+                                "gain_db = {gain_db} dB has no effect on a {:?} band",
+                                band.kind
+                            ),
+                            "leave gain_db out (or 0) for HighPass and LowPass".into(),
+                        )));
+                    }
+                    specs.push(EqBandSpec {
+                        kind: band.kind,
+                        freq_hz,
+                        gain_db,
+                        q,
+                    });
+                }
+                ProcessorSpec::Eq { bands: specs }
+            }
+            ProcessorFile::Compressor {
+                threshold_db,
+                ratio,
+                knee_db,
+                attack_ms,
+                release_ms,
+                makeup_db,
+            } => ProcessorSpec::Compressor {
+                threshold_db: check_in(threshold_db, -80.0, 0.0, "threshold_db", " dB")
+                    .map_err(err)?,
+                ratio: check(
+                    ratio,
+                    (1.0..=100.0).contains(&ratio),
+                    "ratio",
+                    "",
+                    "ratio from 1 (no compression) to 100",
+                )
+                .map_err(err)?,
+                knee_db: check_in(knee_db, 0.0, 24.0, "knee_db", " dB").map_err(err)?,
+                attack_ms: check(
+                    attack_ms,
+                    attack_ms > 0.0 && attack_ms <= 1000.0,
+                    "attack_ms",
+                    " ms",
+                    "attack_ms above 0, at most 1000 ms",
+                )
+                .map_err(err)?,
+                release_ms: check(
+                    release_ms,
+                    release_ms > 0.0 && release_ms <= 10000.0,
+                    "release_ms",
+                    " ms",
+                    "release_ms above 0, at most 10000 ms",
+                )
+                .map_err(err)?,
+                makeup_db: check_in(makeup_db, -24.0, 24.0, "makeup_db", " dB").map_err(err)?,
+            },
+            ProcessorFile::Limiter {
+                ceiling_dbtp,
+                lookahead_ms,
+                release_ms,
+            } => ProcessorSpec::Limiter {
+                ceiling_dbtp: check_in(ceiling_dbtp, -20.0, 0.0, "ceiling_dbtp", " dBTP")
+                    .map_err(err)?,
+                lookahead_ms: check_in(lookahead_ms, 1.0, 20.0, "lookahead_ms", " ms")
+                    .map_err(err)?,
+                release_ms: check_in(release_ms, 1.0, 10000.0, "release_ms", " ms").map_err(err)?,
+            },
+            ProcessorFile::Width { width } => ProcessorSpec::Width {
+                width: check(
+                    width,
+                    (0.0..=4.0).contains(&width),
+                    "width",
+                    "",
+                    "width from 0 (mono) through 1 (unchanged) to 4",
+                )
+                .map_err(err)?,
+            },
+            ProcessorFile::Dither { bits } => {
+                if !(8..=32).contains(&bits) {
+                    return Err(err((
+                        format!("bits = {bits} is out of range"),
+                        "bits from 8 to 32 (the output word length, e.g. 16 or 24)".into(),
+                    )));
+                }
+                if j + 1 != chain.len() {
+                    return Err(err((
+                        "Dither is not the last processor of the chain".into(),
+                        "Dither only at the end of the chain (anything after it would undo it)"
+                            .into(),
+                    )));
+                }
+                ProcessorSpec::Dither { bits }
+            }
+        };
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn parse_target<'a>(
+    ctx: &Ctx<'a, '_>,
+    raw: Option<&'a RawValue>,
+    output: &str,
+) -> Result<Option<TargetSpec>, SessionError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let line = ctx.line_of(raw);
+    let place = format!("{output}: target");
+    let s = skip_trivia(raw.get_ron());
+    if is_string_literal(s) {
+        let name: String = ctx.de(raw, Some(TARGET_HINT))?;
+        if name.trim().is_empty() {
+            return Err(ctx.invalid(
+                line,
+                &place,
+                ("the preset name is empty".into(), TARGET_HINT.into()),
+            ));
+        }
+        return Ok(Some(TargetSpec::Preset(name)));
+    }
+    if !(s.starts_with('(') || s.starts_with("Custom")) {
+        return Err(ctx.invalid(
+            line,
+            &place,
+            (
+                format!("`{}` is not a target", s.trim_end()),
+                TARGET_HINT.into(),
+            ),
+        ));
+    }
+    let t: TargetFile = ctx.de(raw, Some(TARGET_HINT))?;
+    let err = |p: Problem| ctx.invalid(line, &place, p);
+    let opt = |v: Option<f64>,
+               lo: f64,
+               hi: f64,
+               name: &str,
+               unit: &str|
+     -> Result<Option<f64>, SessionError> {
+        v.map(|v| check_in(v, lo, hi, name, unit).map_err(err))
+            .transpose()
+    };
+    let spec = TargetSpec::Custom {
+        integrated_lufs: opt(t.integrated_lufs, -70.0, 0.0, "integrated_lufs", " LUFS")?,
+        tolerance_lu: match t.tolerance_lu {
+            None => None,
+            Some(v) => Some(
+                check(
+                    v,
+                    v > 0.0 && v <= 10.0,
+                    "tolerance_lu",
+                    " LU",
+                    "tolerance_lu above 0, at most 10 LU",
+                )
+                .map_err(err)?,
+            ),
+        },
+        max_integrated_lufs: opt(
+            t.max_integrated_lufs,
+            -70.0,
+            0.0,
+            "max_integrated_lufs",
+            " LUFS",
+        )?,
+        true_peak_dbtp: opt(t.true_peak_dbtp, -30.0, 0.0, "true_peak_dbtp", " dBTP")?,
+    };
+    if spec
+        == (TargetSpec::Custom {
+            integrated_lufs: None,
+            tolerance_lu: None,
+            max_integrated_lufs: None,
+            true_peak_dbtp: None,
+        })
+    {
+        return Err(err(("the target sets nothing".into(), TARGET_HINT.into())));
+    }
+    Ok(Some(spec))
+}
