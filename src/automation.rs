@@ -127,7 +127,7 @@ impl<T: Interpolate> Automation<T> {
     pub fn value_at(&self, frame: f64) -> T {
         // `keys` is never empty (checked in `new`, one key in `constant`).
         let first = &self.keys[0];
-        if !(frame > first.frame as f64) {
+        if frame.is_nan() || frame <= first.frame as f64 {
             return first.value;
         }
         // Number of keys at or before `frame` (≥ 1 here).

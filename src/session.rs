@@ -349,7 +349,7 @@ pub enum SessionError {
         file: PathBuf,
         line: Option<usize>,
         place: String,
-        source: LayoutError,
+        source: Box<LayoutError>,
     },
 }
 
@@ -744,8 +744,9 @@ impl<'a> Ctx<'a, '_> {
         };
         let mut message = e.code.to_string();
         if let Some(h) = hint {
-            message.push_str("; expected ");
+            message.push_str(" (this value should be ");
             message.push_str(h);
+            message.push(')');
         }
         SessionError::Syntax {
             file: self.file.clone(),
@@ -808,7 +809,7 @@ impl<'a> Ctx<'a, '_> {
                 file: self.file.clone(),
                 line,
                 place: place.to_string(),
-                source,
+                source: Box::new(source),
             });
         }
         let path = self.resolve(name);
@@ -827,7 +828,7 @@ impl<'a> Ctx<'a, '_> {
                 file: self.file.clone(),
                 line,
                 place: place.to_string(),
-                source,
+                source: Box::new(source),
             }
         })?;
         self.layout_files.push((path, layout.clone()));
@@ -1010,18 +1011,18 @@ pub fn parse(
         .map_err(|e| ctx.syntax((1, 1), e, None))?;
 
     if let Some(raw) = top.sample_rate {
-        let rate: u32 = ctx.de(raw, Some("a sample rate in Hz, e.g. `sample_rate: 48000`"))?;
-        if !(8000..=384_000).contains(&rate) {
-            return Err(ctx.invalid(
-                ctx.line_of(raw),
-                "sample_rate",
-                (
-                    format!("sample_rate = {rate} Hz is out of range"),
-                    "a sample rate from 8000 to 384000 Hz (e.g. 44100, 48000, 96000)".into(),
-                ),
-            ));
-        }
-        ctx.sample_rate = rate;
+        // Read as a number so that `44100.5` gets a clear message, not a parse error.
+        let rate: f64 = ctx.de(raw, Some("a sample rate in Hz, e.g. `sample_rate: 48000`"))?;
+        let allowed = "a whole number of Hz from 8000 to 384000 (e.g. 44100, 48000, 96000)";
+        check(
+            rate,
+            (8000.0..=384_000.0).contains(&rate) && rate.fract() == 0.0,
+            "sample_rate",
+            " Hz",
+            allowed,
+        )
+        .map_err(|p| ctx.invalid(ctx.line_of(raw), "sample_rate", p))?;
+        ctx.sample_rate = rate as u32;
     }
     let duration_frames = match top.duration {
         None => None,

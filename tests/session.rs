@@ -14,20 +14,375 @@ const STUDIO: &str = r#"(name: "studio", channels: [
 ])"#;
 
 fn showcase() -> (Scene, Vec<PathBuf>) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/showcase.ron"))
-        .expect("showcase example");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/showcase.ron"
+    ))
+    .expect("showcase example");
     let mut asked = Vec::new();
     let mut read = |p: &Path| {
         asked.push(p.to_path_buf());
-        if p == Path::new("proj/rooms/studio.ron") { Ok(STUDIO.to_string()) } else { Err("no such file".to_string()) }
+        if p == Path::new("proj/rooms/studio.ron") {
+            Ok(STUDIO.to_string())
+        } else {
+            Err("no such file".to_string())
+        }
     };
-    let scene = parse(&text, Path::new("proj/showcase.ron"), &mut read).unwrap_or_else(|e| panic!("{e}"));
+    let scene =
+        parse(&text, Path::new("proj/showcase.ron"), &mut read).unwrap_or_else(|e| panic!("{e}"));
     (scene, asked)
 }
 
+fn cart(x: f64, y: f64, z: f64) -> Position {
+    Position::Cartesian { x, y, z }
+}
+
+fn polar(azimuth_deg: f64, elevation_deg: f64, distance: f64) -> Position {
+    Position::Polar {
+        azimuth_deg,
+        elevation_deg,
+        distance,
+    }
+}
+
+fn frames<T: halo::automation::Interpolate>(a: &halo::automation::Automation<T>) -> Vec<u64> {
+    a.keyframes().iter().map(|k| k.frame).collect()
+}
+
+fn interps<T: halo::automation::Interpolate>(
+    a: &halo::automation::Automation<T>,
+) -> Vec<Interpolation> {
+    a.keyframes().iter().map(|k| k.interpolation).collect()
+}
+
 #[test]
-fn showcase_parses() {
+fn showcase_reads_only_its_layout_file_once() {
     let (scene, asked) = showcase();
-    println!("{scene:#?}");
+    // The layout file is resolved against the session's folder.
     assert_eq!(asked, vec![PathBuf::from("proj/rooms/studio.ron")]);
+    assert_eq!(scene.origin, PathBuf::from("proj/showcase.ron"));
+    assert_eq!(scene.sample_rate, 48000);
+    assert_eq!(scene.duration_frames, Some(20 * 48000));
+    assert_eq!(scene.objects.len(), 4);
+    assert_eq!(scene.beds.len(), 2);
+    assert_eq!(scene.outputs.len(), 5);
+}
+
+#[test]
+fn static_objects() {
+    let (scene, _) = showcase();
+    let vox = &scene.objects[0];
+    assert_eq!(vox.name, "vox");
+    assert_eq!(
+        vox.source,
+        SourceSpec {
+            path: "proj/stems/vox.wav".into(),
+            channel: None
+        }
+    );
+    assert_eq!(vox.gain_db.keyframes().len(), 1);
+    assert_eq!(vox.gain_db.value_at(123.0), -3.0);
+    assert_eq!(vox.position.value_at(0.0), cart(0.0, 1.0, 0.0));
+    assert_eq!(vox.size.value_at(0.0), 0.0, "size defaults to 0");
+    assert!(!vox.mute);
+    assert_eq!(vox.binaural, BinauralMode::Mid, "binaural defaults to Mid");
+    assert!(vox.is_static());
+
+    let gtr = &scene.objects[1];
+    // 1-based in the file, 0-based inside.
+    assert_eq!(
+        gtr.source,
+        SourceSpec {
+            path: "proj/stems/gtr_stereo.wav".into(),
+            channel: Some(1)
+        }
+    );
+    assert!(gtr.mute);
+    assert_eq!(
+        gtr.position.value_at(0.0),
+        polar(-30.0, 0.0, 1.0),
+        "dist defaults to 1"
+    );
+    assert_eq!(gtr.size.value_at(0.0), 0.2);
+    assert_eq!(gtr.gain_db.value_at(0.0), 0.0, "gain defaults to 0 dB");
+    assert_eq!(gtr.binaural, BinauralMode::Off);
+    assert!(gtr.is_static());
+}
+
+#[test]
+fn automated_object_frames_and_curves() {
+    let (scene, _) = showcase();
+    let fly = &scene.objects[2];
+    assert!(!fly.is_static());
+    assert_eq!(fly.binaural, BinauralMode::Near);
+    assert_eq!(frames(&fly.position), vec![0, 192000, 288000, 384000]);
+    assert_eq!(
+        interps(&fly.position),
+        vec![
+            Interpolation::Smooth,
+            Interpolation::Linear,
+            Interpolation::Step,
+            Interpolation::Linear
+        ],
+        "interp defaults to Linear"
+    );
+    // Halfway through the smooth segment: smoothstep(0.5) = 0.5.
+    assert_eq!(fly.position.value_at(96000.0), cart(0.0, 0.0, 0.5));
+    // A quarter of the way: smoothstep(0.25) = 0.15625 of the move (x from -1 to 1).
+    let Position::Cartesian { x, .. } = fly.position.value_at(48000.0) else {
+        panic!()
+    };
+    assert!((x - (-1.0 + 2.0 * 0.15625)).abs() < 1e-12, "{x}");
+    // Linear segment 4 s → 6 s: z from 1 to 0.5.
+    assert_eq!(fly.position.value_at(240000.0), cart(1.0, -1.0, 0.75));
+    // Step segment 6 s → 8 s holds, then jumps at 8 s exactly.
+    assert_eq!(fly.position.value_at(383999.0), cart(1.0, -1.0, 0.5));
+    assert_eq!(fly.position.value_at(384000.0), cart(0.0, 0.0, 1.0));
+    assert_eq!(fly.position.value_at(1e9), cart(0.0, 0.0, 1.0));
+
+    // `gain:` (alias of gain_db) with integer times and values.
+    assert_eq!(frames(&fly.gain_db), vec![0, 96000]);
+    assert_eq!(
+        interps(&fly.gain_db),
+        vec![Interpolation::Linear, Interpolation::Step]
+    );
+    assert_eq!(fly.gain_db.value_at(48000.0), -3.0);
+    assert_eq!(fly.size.value_at(96000.0), 0.25);
+
+    // Polar keyframes travel the short way round: 170° → −170° passes 180°.
+    let orbit = &scene.objects[3];
+    assert_eq!(orbit.binaural, BinauralMode::Far);
+    assert_eq!(frames(&orbit.position), vec![0, 144000]);
+    let Position::Polar {
+        azimuth_deg,
+        elevation_deg,
+        distance,
+    } = orbit.position.value_at(72000.0)
+    else {
+        panic!()
+    };
+    assert!((azimuth_deg.abs() - 180.0).abs() < 1e-9, "{azimuth_deg}");
+    assert!((elevation_deg - 20.0).abs() < 1e-12);
+    assert!((distance - 0.75).abs() < 1e-12);
+}
+
+#[test]
+fn beds() {
+    let (scene, _) = showcase();
+    let d = &scene.beds[0];
+    assert_eq!(d.name, "drums");
+    assert_eq!(d.source, PathBuf::from("proj/stems/drums_5.1.wav"));
+    assert_eq!(d.layout, Layout::builtin("5.1").unwrap());
+    assert_eq!((d.gain_db, d.mute), (0.0, false));
+    let r = &scene.beds[1];
+    assert_eq!(r.layout.name, "7.1.4", "alias 4+7+0");
+    assert_eq!((r.gain_db, r.mute), (-6.0, true));
+}
+
+#[test]
+fn outputs_chains_and_targets() {
+    let (scene, _) = showcase();
+    let OutputSpec::Speakers {
+        layout,
+        chain,
+        target,
+    } = &scene.outputs[0]
+    else {
+        panic!()
+    };
+    assert_eq!(layout.name, "7.1.4");
+    assert_eq!(target, &Some(TargetSpec::Preset("atmos-music".into())));
+    let band = |kind, freq_hz, gain_db, q| EqBandSpec {
+        kind,
+        freq_hz,
+        gain_db,
+        q,
+    };
+    assert_eq!(
+        chain,
+        &vec![
+            ProcessorSpec::Eq {
+                bands: vec![
+                    band(EqKind::HighPass, 30.0, 0.0, 0.707),
+                    band(EqKind::LowShelf, 120.0, 1.5, 0.707),
+                    band(EqKind::Peak, 3000.0, -2.0, 1.4),
+                    band(EqKind::HighShelf, 10000.0, 1.0, 0.707),
+                    band(EqKind::LowPass, 20000.0, 0.0, 0.5),
+                ]
+            },
+            ProcessorSpec::Compressor {
+                threshold_db: -18.0,
+                ratio: 2.0,
+                knee_db: 6.0,
+                attack_ms: 10.0,
+                release_ms: 100.0,
+                makeup_db: 0.0
+            },
+            ProcessorSpec::Gain { gain_db: 1.0 },
+            ProcessorSpec::Limiter {
+                ceiling_dbtp: -1.0,
+                lookahead_ms: 1.5,
+                release_ms: 50.0
+            },
+        ]
+    );
+
+    let OutputSpec::Speakers {
+        layout,
+        chain,
+        target,
+    } = &scene.outputs[1]
+    else {
+        panic!()
+    };
+    assert_eq!(layout.name, "studio");
+    assert_eq!(layout.channels[0].distance_m, Some(2.1));
+    assert!(chain.is_empty() && target.is_none());
+
+    let OutputSpec::Binaural {
+        hrtf,
+        lfe_db,
+        chain,
+        target,
+    } = &scene.outputs[2]
+    else {
+        panic!()
+    };
+    assert_eq!(hrtf.as_deref(), Some(Path::new("proj/hrtf/my.sofa")));
+    assert_eq!(*lfe_db, Some(-10.0));
+    assert_eq!(
+        chain,
+        &vec![
+            ProcessorSpec::Compressor {
+                threshold_db: -20.0,
+                ratio: 1.5,
+                knee_db: 10.0,
+                attack_ms: 30.0,
+                release_ms: 250.0,
+                makeup_db: 1.0
+            },
+            ProcessorSpec::Limiter {
+                ceiling_dbtp: -1.5,
+                lookahead_ms: 5.0,
+                release_ms: 80.0
+            },
+            ProcessorSpec::Dither { bits: 16 },
+        ]
+    );
+    assert_eq!(
+        target,
+        &Some(TargetSpec::Custom {
+            integrated_lufs: Some(-16.0),
+            tolerance_lu: Some(1.0),
+            max_integrated_lufs: None,
+            true_peak_dbtp: Some(-1.0)
+        })
+    );
+
+    let OutputSpec::Stereo {
+        from,
+        fold,
+        chain,
+        target,
+    } = &scene.outputs[3]
+    else {
+        panic!()
+    };
+    assert_eq!(from.name, "7.1.4");
+    assert_eq!(
+        fold,
+        &FoldSpec {
+            matrix: FoldMatrix::LtRt,
+            center_db: -3.0,
+            surround_db: -4.5,
+            rear_db: -6.0,
+            height_db: -6.0,
+            lfe_db: Some(-10.0)
+        }
+    );
+    assert_eq!(
+        chain,
+        &vec![
+            ProcessorSpec::Width { width: 0.9 },
+            ProcessorSpec::Limiter {
+                ceiling_dbtp: -1.0,
+                lookahead_ms: 1.5,
+                release_ms: 50.0
+            },
+            ProcessorSpec::Dither { bits: 24 },
+        ]
+    );
+    assert_eq!(
+        target,
+        &Some(TargetSpec::Custom {
+            integrated_lufs: None,
+            tolerance_lu: None,
+            max_integrated_lufs: Some(-14.0),
+            true_peak_dbtp: Some(-1.0)
+        })
+    );
+
+    // `Stereo()`: every default.
+    assert_eq!(
+        scene.outputs[4],
+        OutputSpec::Stereo {
+            from: Layout::builtin("7.1.4").unwrap(),
+            fold: FoldSpec::default(),
+            chain: vec![],
+            target: None
+        }
+    );
+    assert_eq!(FoldSpec::default().matrix, FoldMatrix::LoRo);
+    assert_eq!(FoldSpec::default().lfe_db, None);
+
+    let names: Vec<String> = scene
+        .speaker_layouts()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(names, ["7.1.4", "studio"]);
+}
+
+#[test]
+fn minimal_session_defaults_and_rounding() {
+    let text = "(sample_rate: 44100, beds: [(name: \"b\", source: \"/abs/b.wav\", layout: \"stereo\")],\n\
+                objects: [(name: \"o\", source: \"o.wav\", position: Polar(az: 30),\n\
+                size: [(time: 0.00001, value: 0), (time: 0.5000113, value: 1)])])";
+    let scene = parse(text, Path::new("s.ron"), &mut |_| Err("unused".into())).unwrap();
+    assert_eq!(scene.sample_rate, 44100);
+    assert_eq!(scene.duration_frames, None, "default: the longest source");
+    assert!(scene.outputs.is_empty());
+    // Absolute paths stay; relative ones resolve against the (empty) parent folder.
+    assert_eq!(scene.beds[0].source, PathBuf::from("/abs/b.wav"));
+    assert_eq!(scene.objects[0].source.path, PathBuf::from("o.wav"));
+    assert_eq!(
+        scene.objects[0].position.value_at(0.0),
+        polar(30.0, 0.0, 1.0)
+    );
+    // round(t × rate): 0.441 → 0, 22050.498 → 22050.
+    assert_eq!(frames(&scene.objects[0].size), vec![0, 22050]);
+    assert_eq!(scene.objects[0].gain_db.value_at(0.0), 0.0);
+}
+
+#[test]
+fn comments_before_items_do_not_shift_lines() {
+    let text = "Session(\n  objects: [\n    // the lead vocal\n    /* dry */\n    (name: \"v\", source: \"v.wav\", position: Cart(x: 0, y: 1), size: 2),\n  ],\n)";
+    let e = parse(text, Path::new("s.ron"), &mut |_| Err("unused".into())).unwrap_err();
+    assert_eq!(e.line(), Some(5), "{e}");
+}
+
+#[test]
+fn a_layout_file_used_twice_is_read_once() {
+    let text = "Session(beds: [(name: \"b\", source: \"b.wav\", layout: \"room.ron\")],\n\
+                outputs: [Speakers(layout: \"room.ron\"), Stereo(from: \"room.ron\")])";
+    let mut reads = 0;
+    let scene = parse(text, Path::new("a/s.ron"), &mut |p: &Path| {
+        reads += 1;
+        assert_eq!(p, Path::new("a/room.ron"));
+        Ok(STUDIO.to_string())
+    })
+    .unwrap();
+    assert_eq!(reads, 1);
+    assert_eq!(scene.beds[0].layout.name, "studio");
+    assert_eq!(scene.speaker_layouts()[0].name, "studio");
 }
