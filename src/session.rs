@@ -712,6 +712,9 @@ struct Ctx<'a, 'r> {
     sample_rate: u32,
     read_layout: &'r mut dyn FnMut(&Path) -> Result<String, String>,
     layout_files: Vec<(PathBuf, Layout)>,
+    /// The built-in layouts, parsed on first use (`Layout::builtin` parses them all on
+    /// every call).
+    builtins: Option<Vec<Layout>>,
 }
 
 impl<'a> Ctx<'a, '_> {
@@ -805,6 +808,14 @@ impl<'a> Ctx<'a, '_> {
     ) -> Result<Layout, SessionError> {
         let name = name.trim();
         if !name.ends_with(".ron") {
+            let builtins = self.builtins.get_or_insert_with(Layout::builtins);
+            if let Some(l) = builtins
+                .iter()
+                .find(|l| l.name == name || l.aliases.iter().any(|a| a == name))
+            {
+                return Ok(l.clone());
+            }
+            // Not found: `Layout::builtin` gives the error with the list of names.
             return Layout::builtin(name).map_err(|source| SessionError::Layout {
                 file: self.file.clone(),
                 line,
@@ -1005,6 +1016,7 @@ pub fn parse(
         sample_rate: DEFAULT_SAMPLE_RATE,
         read_layout,
         layout_files: Vec::new(),
+        builtins: None,
     };
     let top: SessionFile = ron_options()
         .from_str(text)

@@ -552,3 +552,31 @@ fn layout_file_that_fails_to_read_or_parse() {
         &["mix/song.ron:5:", "layout", "mix/broken.ron:2:", "comma"],
     );
 }
+
+#[test]
+fn no_panic_on_any_prefix_or_mangled_showcase() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/showcase.ron"
+    ))
+    .expect("showcase example");
+    let last = text.rfind(')').expect("closing parenthesis");
+    let mut read = |_: &Path| Ok(HEIGHTS.replace("45)", "0)"));
+    // Every 3rd cut and every 13th dropped character keep the test quick (each parse also
+    // parses the built-in layouts).
+    for (n, (i, _)) in text.char_indices().enumerate().filter(|(n, _)| n % 3 == 0) {
+        let cut = &text[..i];
+        let r = parse(cut, Path::new("mix/song.ron"), &mut read);
+        if i <= last {
+            let e = r.expect_err("a truncated session is an error");
+            assert_eq!(e.file(), Path::new("mix/song.ron"));
+        }
+        if n % 13 != 0 {
+            continue;
+        }
+        // Drop one character instead: may or may not be valid, must not panic.
+        let mut dropped = text.clone();
+        dropped.remove(i);
+        let _ = parse(&dropped, Path::new("mix/song.ron"), &mut read);
+    }
+}
