@@ -6,4 +6,5 @@
 //! so that translation problems show up before delivery. See `DESIGN.md` for the map.
 
 pub mod geometry;
+pub mod io;
 pub mod layout;
