@@ -7,5 +7,6 @@
 
 pub mod automation;
 pub mod geometry;
+pub mod io;
 pub mod layout;
 pub mod session;
