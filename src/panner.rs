@@ -42,7 +42,8 @@
 //! `t = (cos γ − cos R)/(1 − cos R)` (γ = angle to the source, `R = 25° + 155°·s`),
 //! blended towards the plain mean over the whole grid (direction-independent) by a
 //! smoothstep over `s` = 0.5…1. It is mixed with the point-source power:
-//! `P = (1 − a)·g_point² + a·P_spread`, `a = min(1, s/0.25)²`, and `g = √P`,
+//! `P = (1 − a)·g_point² + a·P_spread`, `a = smoothstep(s/0.4)` (quadratic at 0, so a
+//! silent speaker's gain grows linearly with size), and `g = √P`,
 //! power-normalised. So size 0 is exactly the point source, size 1 the whole room, and
 //! gains are continuous in size and direction.
 //!
@@ -77,7 +78,7 @@ const GRID_POINTS: usize = 500;
 /// Smallest window radius of the size control, degrees.
 const SIZE_MIN_RADIUS_DEG: f64 = 25.0;
 /// Size at which the spread is fully blended in.
-const SIZE_BLEND: f64 = 0.25;
+const SIZE_BLEND: f64 = 0.4;
 /// Extent (0 centre … 1 wall) below which Cartesian objects start to become diffuse.
 const CENTRE_DIFFUSE_EXTENT: f64 = 0.25;
 /// Stereo fold-down coefficients (ITU-R BS.775 / BS.2127): centre, surround.
@@ -350,7 +351,7 @@ impl Panner {
             return;
         }
         let n = self.n;
-        let a = (s / SIZE_BLEND).min(1.0).powi(2);
+        let a = smoothstep(s / SIZE_BLEND);
         let b = smoothstep((s - 0.5) / 0.5);
         let mut spread = [0.0; MAX_CHANNELS];
         if b < 1.0 {
