@@ -45,7 +45,14 @@
 //! `P = (1 − a)·g_point² + a·P_spread`, `a = smoothstep(s/0.4)` (quadratic at 0, so a
 //! silent speaker's gain grows linearly with size), and `g = √P`,
 //! power-normalised. So size 0 is exactly the point source, size 1 the whole room, and
-//! gains are continuous in size and direction.
+//! gains are continuous in size and direction. (For 2.0 the powers are not renormalised:
+//! the spread follows the grid's mean of the fold-down law, between −3 and 0 dB.)
+//!
+//! # Real time
+//!
+//! The gain functions work in fixed stack buffers (layouts have at most
+//! [`MAX_CHANNELS`] channels) and never allocate. Cost (criterion, shared 2-core box):
+//! point source ≈ 0.25 µs on 7.1.4, size 0.3 ≈ 4 µs (one pass over the grid).
 //!
 //! # Positions
 //!
@@ -767,12 +774,11 @@ impl Core {
     fn accumulate(&self, u: [f64; 3], buf: &mut [f64; MAX_CHANNELS]) -> f64 {
         let (t, w) = self.locate(u);
         let tri = &self.tris[t];
-        for k in 0..3 {
-            let wk = w[k].max(0.0);
+        for (&wk, &v) in w.iter().zip(&tri.v) {
+            let wk = wk.max(0.0);
             if wk == 0.0 {
                 continue;
             }
-            let v = tri.v[k];
             for &(ch, c) in &self.mix[self.mix_start[v]..self.mix_start[v + 1]] {
                 buf[ch] += wk * c;
             }

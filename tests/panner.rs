@@ -3,7 +3,7 @@
 //! the 2.0 fold-down law against an independent 0+5+0 fold-down; size; and the
 //! room-centric Cartesian mapping landing on the expected speakers.
 
-use halo::geometry::{Direction, Position, dot};
+use halo::geometry::{Direction, Position};
 use halo::layout::Layout;
 use halo::panner::Panner;
 
