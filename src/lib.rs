@@ -10,3 +10,4 @@ pub mod geometry;
 pub mod io;
 pub mod layout;
 pub mod session;
+pub mod panner;
