@@ -1102,13 +1102,16 @@ impl BinauralRenderer {
             }
             // Bypass (time domain), crossfaded between previous and current gains.
             let x = &*cur_half;
+            let hrtf_was_audible =
+                prev.bypass.is_none() && !hist_silent_before && s.filter_dir.is_some();
             if prev.bypass.is_some() || now.bypass.is_some() {
                 let g1 = now.bypass.unwrap_or([0.0; 2]);
-                // Without crossfades a change is a step at the partition boundary.
-                let g0 = if crossfade {
-                    prev.bypass.unwrap_or([0.0; 2])
-                } else {
-                    g1
+                // Fade from the previous gains, or from 0 while an audible HRTF path fades
+                // out; without crossfades a change is a step at the partition boundary.
+                let g0 = match prev.bypass {
+                    Some(g) if crossfade => g,
+                    None if crossfade && hrtf_was_audible => [0.0; 2],
+                    _ => g1,
                 };
                 for ear in 0..2 {
                     let (g0, g1) = (g0[ear], g1[ear]);
@@ -1133,7 +1136,7 @@ impl BinauralRenderer {
             let stale = s
                 .filter_dir
                 .is_none_or(|f| dot(f, target) < self.cos_min_update);
-            let old_audible = hrtf_before && !hist_silent_before && s.filter_dir.is_some();
+            let old_audible = hrtf_before && hrtf_was_audible;
             let mut changed = false;
             if hrtf_now && stale {
                 let dst = if old_audible && crossfade {
