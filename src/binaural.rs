@@ -230,7 +230,8 @@ impl HrtfSet {
             let p = &h.source_position.values[meas * 3..meas * 3 + 3];
             // sofar gives Cartesian SOFA axes: x front, y left, z up.
             let v = [-(p[1] as f64), p[0] as f64, p[2] as f64];
-            if !(norm(v) > 0.0) {
+            let length = norm(v);
+            if length.is_nan() || length <= 0.0 {
                 return Err(BinauralError::Corrupt {
                     origin: origin.into(),
                     reason: format!("measurement {meas} has its source at the listener"),
@@ -265,7 +266,9 @@ impl HrtfSet {
                 end = end.max(i + 1);
             }
         }
-        let cut = onset.min(end.saturating_sub(1)).saturating_sub(ONSET_MARGIN_FRAMES);
+        let cut = onset
+            .min(end.saturating_sub(1))
+            .saturating_sub(ONSET_MARGIN_FRAMES);
         let taps = end - cut;
         let mut irs = Vec::with_capacity(m * 2 * taps);
         for ir in raw.chunks_exact(full) {
@@ -500,8 +503,8 @@ impl Mesh {
         let ia = (((dir.azimuth_deg + 180.0) / GRID_DEG) as usize).min(n_az - 1);
         let ie = (((dir.elevation_deg + 90.0) / GRID_DEG) as usize).min(n_el - 1);
         let cell = ia * n_el + ie;
-        let cands = &self.cell_faces
-            [self.cell_start[cell] as usize..self.cell_start[cell + 1] as usize];
+        let cands =
+            &self.cell_faces[self.cell_start[cell] as usize..self.cell_start[cell + 1] as usize];
         let found = self
             .best_face(d, cands.iter().map(|&f| f as usize))
             .or_else(|| self.best_face(d, 0..self.faces.len()));
@@ -561,7 +564,9 @@ fn convex_hull(points: &[[f64; 3]]) -> Vec<[usize; 3]> {
     }
     let p0 = 0;
     let p1 = (0..n)
-        .max_by(|&a, &b| norm(sub(points[a], points[p0])).total_cmp(&norm(sub(points[b], points[p0]))))
+        .max_by(|&a, &b| {
+            norm(sub(points[a], points[p0])).total_cmp(&norm(sub(points[b], points[p0])))
+        })
         .unwrap_or(0);
     let line = sub(points[p1], points[p0]);
     let dist_line = |i: usize| norm(cross(line, sub(points[i], points[p0])));
@@ -578,7 +583,11 @@ fn convex_hull(points: &[[f64; 3]]) -> Vec<[usize; 3]> {
     }
     let inside = {
         let s = [p0, p1, p2, p3].iter().fold([0.0; 3], |acc, &i| {
-            [acc[0] + points[i][0], acc[1] + points[i][1], acc[2] + points[i][2]]
+            [
+                acc[0] + points[i][0],
+                acc[1] + points[i][1],
+                acc[2] + points[i][2],
+            ]
         });
         [s[0] / 4.0, s[1] / 4.0, s[2] / 4.0]
     };
@@ -648,7 +657,11 @@ fn build_grid(points: &[[f64; 3]], faces: &[[usize; 3]]) -> (Vec<u32>, Vec<u32>)
         .iter()
         .map(|f| {
             let s = f.iter().fold([0.0; 3], |acc, &i| {
-                [acc[0] + points[i][0], acc[1] + points[i][1], acc[2] + points[i][2]]
+                [
+                    acc[0] + points[i][0],
+                    acc[1] + points[i][1],
+                    acc[2] + points[i][2],
+                ]
             });
             let l = norm(s).max(1e-300);
             let c = [s[0] / l, s[1] / l, s[2] / l];
@@ -687,9 +700,7 @@ fn build_grid(points: &[[f64; 3]], faces: &[[usize; 3]]) -> (Vec<u32>, Vec<u32>)
                 r_cell = r_cell.max(dot(cu, corner.to_unit()).clamp(-1.0, 1.0).acos());
             }
             for (f, &(c, r)) in caps.iter().enumerate() {
-                if r + r_cell + margin >= PI
-                    || dot(c, cu) >= (r + r_cell + margin).cos()
-                {
+                if r + r_cell + margin >= PI || dot(c, cu) >= (r + r_cell + margin).cos() {
                     cell_faces.push(f as u32);
                 }
             }
@@ -1146,17 +1157,20 @@ impl BinauralRenderer {
                     s.cur
                 };
                 let w = self.hrtf.weights(now.dir);
-                let (dre, dim) = (&mut s.filt_re[dst], &mut s.filt_im[dst]);
-                dre.fill(0.0);
-                dim.fill(0.0);
-                for &(i, g) in &w {
-                    if g == 0.0 {
-                        continue;
-                    }
-                    let src_re = &self.spec_re[i * filt_len..(i + 1) * filt_len];
-                    let src_im = &self.spec_im[i * filt_len..(i + 1) * filt_len];
-                    axpy(dre, src_re, g);
-                    axpy(dim, src_im, g);
+                let range = |i: usize| i * filt_len..(i + 1) * filt_len;
+                for (dst, spec) in [
+                    (&mut s.filt_re[dst], &self.spec_re),
+                    (&mut s.filt_im[dst], &self.spec_im),
+                ] {
+                    weighted_sum3(
+                        dst,
+                        [
+                            &spec[range(w[0].0)],
+                            &spec[range(w[1].0)],
+                            &spec[range(w[2].0)],
+                        ],
+                        [w[0].1, w[1].1, w[2].1],
+                    );
                 }
                 s.cur = dst;
                 s.filter_dir = Some(target);
@@ -1273,10 +1287,13 @@ fn cmac(acc_re: &mut [f32], acc_im: &mut [f32], xr: &[f32], xi: &[f32], hr: &[f3
     }
 }
 
+/// `dst = Σ g[i] · src[i]` in one pass (the interpolated filter spectrum).
 #[inline]
-fn axpy(dst: &mut [f32], src: &[f32], g: f32) {
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d += g * s;
+fn weighted_sum3(dst: &mut [f32], src: [&[f32]; 3], g: [f32; 3]) {
+    let n = dst.len();
+    let (a, b, c) = (&src[0][..n], &src[1][..n], &src[2][..n]);
+    for k in 0..n {
+        dst[k] = g[0] * a[k] + g[1] * b[k] + g[2] * c[k];
     }
 }
 
@@ -1316,21 +1333,35 @@ mod tests {
         let ok = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 64, 1280, 30);
         assert!(ok.is_ok());
         let e = check_layout("f.sofa", "GeneralFIR", "FIR", 10, 2, 64, 1280, 30);
-        assert!(matches!(e, Err(BinauralError::WrongConvention { ref found, .. }) if found == "GeneralFIR"));
+        assert!(
+            matches!(e, Err(BinauralError::WrongConvention { ref found, .. }) if found == "GeneralFIR")
+        );
         let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "TF", 10, 2, 64, 1280, 30);
         assert!(matches!(e, Err(BinauralError::WrongConvention { .. })));
         let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 0, 2, 64, 0, 0);
-        assert!(matches!(e, Err(BinauralError::EmptySet { measurements: 0, .. })));
+        assert!(matches!(
+            e,
+            Err(BinauralError::EmptySet {
+                measurements: 0,
+                ..
+            })
+        ));
         let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 0, 0, 30);
         assert!(matches!(e, Err(BinauralError::EmptySet { taps: 0, .. })));
         let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 1, 64, 640, 30);
-        assert!(matches!(e, Err(BinauralError::NotTwoReceivers { receivers: 1, .. })));
+        assert!(matches!(
+            e,
+            Err(BinauralError::NotTwoReceivers { receivers: 1, .. })
+        ));
         let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 64, 1000, 30);
         assert!(matches!(e, Err(BinauralError::Corrupt { .. })));
         let msg = check_layout("x.sofa", "GeneralFIR", "FIR", 1, 2, 1, 2, 3)
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("x.sofa") && msg.contains("SimpleFreeFieldHRIR"), "{msg}");
+        assert!(
+            msg.contains("x.sofa") && msg.contains("SimpleFreeFieldHRIR"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -1352,7 +1383,10 @@ mod tests {
         // Halfway between front and left: equal weights on both, nothing on others.
         let w = mesh.weights(Direction::new(45.0, 0.0));
         let get = |i: usize| w.iter().filter(|x| x.0 == i).map(|x| x.1).sum::<f32>();
-        assert!((get(0) - 0.5).abs() < 1e-6 && (get(1) - 0.5).abs() < 1e-6, "{w:?}");
+        assert!(
+            (get(0) - 0.5).abs() < 1e-6 && (get(1) - 0.5).abs() < 1e-6,
+            "{w:?}"
+        );
         // Centre of a face: a third each.
         let w = mesh.weights(Direction::from_vector([-1.0, 1.0, 1.0]));
         for i in [0, 1, 4] {
@@ -1374,10 +1408,16 @@ mod tests {
             let d = Direction::new(az, el);
             let u = d.to_unit();
             let fast = mesh.weights(d);
-            let (f, _) = mesh.best_face(u, 0..mesh.faces.len()).expect("inside the hull");
+            let (f, _) = mesh
+                .best_face(u, 0..mesh.faces.len())
+                .expect("inside the hull");
             for &(i, g) in &fast {
                 if g > 1e-6 {
-                    assert!(mesh.faces[f].contains(&i), "{d:?}: {fast:?} vs face {:?}", mesh.faces[f]);
+                    assert!(
+                        mesh.faces[f].contains(&i),
+                        "{d:?}: {fast:?} vs face {:?}",
+                        mesh.faces[f]
+                    );
                 }
             }
         }

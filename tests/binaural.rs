@@ -98,7 +98,10 @@ fn default_set_is_kemar_resampled_and_trimmed() {
     assert_eq!(set.num_directions(), 710);
     assert_eq!(set.sample_rate(), SR);
     let (lo, hi) = set.elevation_range_deg();
-    assert!((lo + 40.0).abs() < 0.01 && (hi - 90.0).abs() < 0.01, "{lo} … {hi}");
+    assert!(
+        (lo + 40.0).abs() < 0.01 && (hi - 90.0).abs() < 0.01,
+        "{lo} … {hi}"
+    );
     // 512 taps at 44.1 kHz are 558 at 48 kHz. This file's responses already start within
     // a millisecond (its maker removed the air delay) and some last the whole window, so
     // trimming removes little; what it keeps must be sofar's data, unchanged.
@@ -196,8 +199,12 @@ fn interpolation_is_continuous_and_nearest_neighbour_is_not() {
     let b = (0..set.num_directions())
         .filter(|&i| i != a)
         .min_by(|&i, &j| {
-            let di = set.measured_direction(i).angle_to_deg(set.measured_direction(a));
-            let dj = set.measured_direction(j).angle_to_deg(set.measured_direction(a));
+            let di = set
+                .measured_direction(i)
+                .angle_to_deg(set.measured_direction(a));
+            let dj = set
+                .measured_direction(j)
+                .angle_to_deg(set.measured_direction(a));
             di.total_cmp(&dj)
         })
         .unwrap();
@@ -265,12 +272,11 @@ fn render_irregular(
 }
 
 fn max_diff(a: &(Vec<f32>, Vec<f32>), b: &(Vec<f32>, Vec<f32>)) -> (f32, f32) {
-    let err = a
-        .0
-        .iter()
-        .zip(&b.0)
-        .chain(a.1.iter().zip(&b.1))
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+    let err =
+        a.0.iter()
+            .zip(&b.0)
+            .chain(a.1.iter().zip(&b.1))
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     let peak = a.0.iter().chain(&a.1).fold(0.0f32, |m, v| m.max(v.abs()));
     (err, peak)
 }
@@ -306,12 +312,18 @@ fn output_does_not_depend_on_block_sizes() {
         let irregular = render_irregular(&mut r2, &inputs, len, period, sizes, control);
         let (err, peak) = max_diff(&reference, &irregular);
         assert!(peak > 0.1);
-        assert!(err <= 1e-5 * peak, "period {period}: max difference {err} (peak {peak})");
+        assert!(
+            err <= 1e-5 * peak,
+            "period {period}: max difference {err} (peak {peak})"
+        );
         // The scene really moves: a static render differs.
         let mut r3 = BinauralRenderer::new(set.clone(), cfg.clone()).unwrap();
         let still = render(&mut r3, &inputs, len, 64, |_, _| {});
         let (moved, _) = max_diff(&reference, &still);
-        assert!(moved > 1e-2, "moving and static scenes must differ: {moved}");
+        assert!(
+            moved > 1e-2,
+            "moving and static scenes must differ: {moved}"
+        );
     }
     // The rule "applies from the first partition starting at or after the frame": a
     // direction set at frame 300 (B = 256) equals one set at frame 512.
@@ -349,8 +361,8 @@ fn hf_ratio_db(x: &[f32], start: usize, len: usize, cut_hz: f64) -> f64 {
     let mut buf: Vec<f64> = (0..len)
         .map(|n| {
             let t = 2.0 * std::f64::consts::PI * n as f64 / (len - 1) as f64;
-            let w = 0.35875 - 0.48829 * t.cos() + 0.14128 * (2.0 * t).cos()
-                - 0.01168 * (3.0 * t).cos();
+            let w =
+                0.35875 - 0.48829 * t.cos() + 0.14128 * (2.0 * t).cos() - 0.01168 * (3.0 * t).cos();
             x[start + n] as f64 * w
         })
         .collect();
@@ -397,11 +409,17 @@ fn moving_sine_has_no_clicks_and_would_without_crossfades() {
         "HF/sine: static {static_db:.1} dB, 4 s circle {slow:.1} dB, 0.5 s circle {fast:.1} dB; \
          without crossfade: 4 s {slow_no_xfade:.1} dB, 0.5 s {fast_no_xfade:.1} dB"
     );
-    assert!(static_db < -100.0, "the measure itself: static {static_db} dB");
+    assert!(
+        static_db < -100.0,
+        "the measure itself: static {static_db} dB"
+    );
     assert!(slow < -60.0, "4 s circle: {slow} dB");
     assert!(fast < -60.0, "0.5 s circle: {fast} dB");
     // The measure catches the steps of unfaded filter switches.
-    assert!(fast_no_xfade > -60.0, "0.5 s circle without crossfade: {fast_no_xfade} dB");
+    assert!(
+        fast_no_xfade > -60.0,
+        "0.5 s circle without crossfade: {fast_no_xfade} dB"
+    );
     assert!(fast_no_xfade > fast + 15.0);
 }
 
@@ -464,7 +482,10 @@ fn left_source_reaches_left_ear_first_and_louder() {
         let (l2, r2) = rendered_ir(Direction::new(-az, 0.0));
         let (a, b) = (itd_ms(&l1, &r1), itd_ms(&l2, &r2));
         assert!(a > 0.1, "az {az}: ITD {a} ms should favour the left ear");
-        assert!((a + b).abs() <= 1000.0 / SR as f64 + 1e-9, "az ±{az}: {a} vs {b}");
+        assert!(
+            (a + b).abs() <= 1000.0 / SR as f64 + 1e-9,
+            "az ±{az}: {a} vs {b}"
+        );
     }
 }
 
@@ -476,7 +497,7 @@ fn bypass_is_plain_gains_aligned_with_the_hrtf_path() {
     let mut r = BinauralRenderer::new(set, BinauralConfig::new(SR, 1)).unwrap();
     r.set_bypass(0, Some([0.5, -0.25]));
     let lat = r.latency();
-    let (l, rr) = render(&mut r, &[x.clone()], len + lat, 333, |_, _| {});
+    let (l, rr) = render(&mut r, std::slice::from_ref(&x), len + lat, 333, |_, _| {});
     for n in 0..len {
         assert!((l[n + lat] - 0.5 * x[n]).abs() < 1e-6, "frame {n}");
         assert!((rr[n + lat] + 0.25 * x[n]).abs() < 1e-6, "frame {n}");
@@ -492,7 +513,7 @@ fn inactive_source_is_silence_and_its_tail_rings_out() {
     let d = Direction::new(-70.0, 30.0);
     let mut a = BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, 1)).unwrap();
     a.set_direction(0, d);
-    let switched = render(&mut a, &[x.clone()], len, 256, |r, pos| {
+    let switched = render(&mut a, std::slice::from_ref(&x), len, 256, |r, pos| {
         if pos == off_at {
             r.set_active(0, false)
         }
@@ -514,7 +535,7 @@ fn reset_restarts_from_silence() {
     let x = noise(len, 6);
     let mut r = BinauralRenderer::new(set, BinauralConfig::new(SR, 2)).unwrap();
     r.set_direction(0, Direction::new(10.0, 0.0));
-    let first = render(&mut r, &[x.clone()], len, 100, |_, _| {});
+    let first = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
     r.reset();
     let second = render(&mut r, &[x], len, 100, |_, _| {});
     assert_eq!(first, second);
@@ -524,7 +545,10 @@ fn reset_restarts_from_silence() {
 fn bad_files_give_their_own_errors() {
     let not_sofa = b"RIFF\x24\x00\x00\x00WAVEfmt this is a wave file, not SOFA".to_vec();
     let e = HrtfSet::from_sofa_bytes(&not_sofa, "song.wav", SR).unwrap_err();
-    assert!(matches!(e, BinauralError::NotSofa { ref origin, .. } if origin == "song.wav"), "{e}");
+    assert!(
+        matches!(e, BinauralError::NotSofa { ref origin, .. } if origin == "song.wav"),
+        "{e}"
+    );
     assert!(e.to_string().contains("song.wav"));
     let e = HrtfSet::from_sofa_bytes(&[], "empty.sofa", SR).unwrap_err();
     assert!(matches!(e, BinauralError::NotSofa { .. }), "{e}");
@@ -563,18 +587,60 @@ fn bad_files_give_their_own_errors() {
 fn bad_configs_are_rejected() {
     let set = kemar();
     let mut cfg = BinauralConfig::new(44_100, 4);
-    let e = BinauralRenderer::new(set.clone(), cfg.clone()).err().unwrap();
-    assert!(matches!(e, BinauralError::BadConfig { field: "sample_rate", .. }), "{e}");
+    let e = BinauralRenderer::new(set.clone(), cfg.clone())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            BinauralError::BadConfig {
+                field: "sample_rate",
+                ..
+            }
+        ),
+        "{e}"
+    );
     cfg.sample_rate = SR;
     cfg.partition_frames = 100;
-    let e = BinauralRenderer::new(set.clone(), cfg.clone()).err().unwrap();
-    assert!(matches!(e, BinauralError::BadConfig { field: "partition_frames", .. }), "{e}");
+    let e = BinauralRenderer::new(set.clone(), cfg.clone())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            BinauralError::BadConfig {
+                field: "partition_frames",
+                ..
+            }
+        ),
+        "{e}"
+    );
     cfg.partition_frames = 128;
     cfg.max_sources = 0;
-    let e = BinauralRenderer::new(set.clone(), cfg.clone()).err().unwrap();
-    assert!(matches!(e, BinauralError::BadConfig { field: "max_sources", .. }), "{e}");
+    let e = BinauralRenderer::new(set.clone(), cfg.clone())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            e,
+            BinauralError::BadConfig {
+                field: "max_sources",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = HrtfSet::from_sofa_bytes(&kemar_bytes(), "k.sofa", 0).unwrap_err();
-    assert!(matches!(e, BinauralError::BadConfig { field: "sample_rate", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            BinauralError::BadConfig {
+                field: "sample_rate",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
