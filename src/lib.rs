@@ -6,6 +6,7 @@
 //! so that translation problems show up before delivery. See `DESIGN.md` for the map.
 
 pub mod automation;
+pub mod binaural;
 pub mod geometry;
 pub mod io;
 pub mod layout;

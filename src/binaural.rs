@@ -1,0 +1,1425 @@
+//! Binaural rendering by measured HRTFs: AES69 SOFA `SimpleFreeFieldHRIR` sets, interpolation
+//! between measured directions, and a multi-source uniformly partitioned FFT convolver with
+//! click-free filter crossfades.
+//!
+//! # HRTF sets
+//!
+//! A set is read from SOFA bytes (AES69-2022, convention `SimpleFreeFieldHRIR`) with the
+//! `sofar` crate, which also resamples it once, at load, to the session rate (and scales it
+//! so the frontal pair has unit energy, libmysofa's normalisation). At load the set is then:
+//!
+//! * **trimmed**: the leading silence shared by *all* measurements (the KEMAR set has 1.4 m
+//!   of air, ≈ 4 ms) is removed — relative delays between directions and ears (the ITDs)
+//!   are kept — and so is the common tail below −80 dB of the set's peak;
+//! * **triangulated**: the measured directions (SOFA: azimuth positive to the left, like
+//!   [`Direction`]) are meshed by their convex hull. A direction is rendered with the
+//!   barycentric (VBAP-like, normalised to sum 1) weights of the hull triangle it falls in,
+//!   so the filter changes continuously as a source moves. Directions outside the set's
+//!   elevation range are **clamped** to it first: the default KEMAR set has nothing below
+//!   −40°, so a source at −60° sounds like one at −40° (the lowest ring).
+//!
+//! The interpolated pair is the weighted sum of the measured (trimmed) impulse responses;
+//! [`HrtfSet::hrir`] returns exactly the pair the renderer uses. (Interpolation is linear in
+//! time, without separate ITD alignment: adjacent KEMAR directions are ≤ 10° apart, so the
+//! comb filtering of blending slightly offset onsets stays mild.)
+//!
+//! # Renderer
+//!
+//! [`BinauralRenderer`] runs a uniformly partitioned overlap-save convolution with
+//! partitions of `B = partition_frames` frames (FFT size `2B`):
+//!
+//! * at construction, the spectra of every measured HRIR partition are computed once, so an
+//!   interpolated filter is a weighted sum of precomputed spectra (exact by linearity; no FFT
+//!   of filters while rendering);
+//! * one forward FFT per audible source and partition; spectra are accumulated per ear
+//!   across sources and inverse-transformed once per ear and partition;
+//! * when a source's filter changes, the old and new filter outputs are crossfaded over one
+//!   partition (`B` frames, a raised-cosine window) — independent of the caller's block
+//!   size. All sources changing in a partition share one extra inverse FFT per ear: their
+//!   `old − new` spectra are summed separately and that sum is faded out with one window;
+//! * static sources cost no crossfade; a change smaller than `min_update_deg` is ignored
+//!   (the filter follows once the accumulated move exceeds it); silent or inactive sources
+//!   cost neither FFT nor multiplications once their history has drained.
+//!
+//! **Timing.** Input frame `n` reaches the output at frame `n + latency()` (`latency() = B`).
+//! A parameter set with [`BinauralRenderer::set_direction`], [`BinauralRenderer::set_bypass`]
+//! or [`BinauralRenderer::set_active`] after `n` input frames have been processed applies
+//! from the first partition starting at or after input frame `n` (partitions start at
+//! multiples of `B`); the latest value set before a partition starts wins. Output is
+//! therefore identical whatever block sizes the caller uses, given the same calls at the
+//! same input frame positions.
+
+use std::f64::consts::PI;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
+use crate::geometry::{Direction, cross, dot, norm};
+
+/// The default HRTF set: MIT KEMAR, normal pinna (Gardner & Martin 1994), see `hrtf/README.md`.
+const DEFAULT_SOFA: &[u8] = include_bytes!("../hrtf/MIT_KEMAR_normal_pinna.sofa");
+/// Name of the default set, used as its origin in errors.
+pub const DEFAULT_SET_NAME: &str = "MIT_KEMAR_normal_pinna.sofa";
+
+/// The leading silence removed at load ends where the first sample of any measurement
+/// reaches this fraction of the set's peak (−60 dB) …
+const ONSET_THRESHOLD: f32 = 1e-3;
+/// … minus this many frames of margin.
+const ONSET_MARGIN_FRAMES: usize = 2;
+/// The tail removed at load starts after the last sample of any measurement above this
+/// fraction of the set's peak (−80 dB).
+const TAIL_THRESHOLD: f32 = 1e-4;
+/// Grid cell size (degrees) of the triangle lookup table.
+const GRID_DEG: f64 = 4.0;
+/// Barycentric tolerance when testing whether a direction lies in a triangle.
+const INSIDE_EPS: f64 = 1e-9;
+
+/// Errors of HRTF loading and renderer configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BinauralError {
+    #[error(
+        "{origin}: not a SOFA file ({reason}); expected an AES69 SOFA file (HDF5 with Conventions = \"SOFA\")"
+    )]
+    NotSofa { origin: String, reason: String },
+    #[error(
+        "{origin}: corrupt or truncated SOFA file ({reason}); expected a complete AES69 SOFA file"
+    )]
+    Corrupt { origin: String, reason: String },
+    #[error(
+        "{origin}: SOFA convention \"{found}\" is not supported; allowed: SimpleFreeFieldHRIR (data type FIR)"
+    )]
+    WrongConvention { origin: String, found: String },
+    #[error(
+        "{origin}: empty HRIR set ({measurements} measurements of {taps} taps{detail}); need at least 1 measurement with at least 1 non-zero tap"
+    )]
+    EmptySet {
+        origin: String,
+        measurements: usize,
+        taps: usize,
+        detail: String,
+    },
+    #[error(
+        "{origin}: {receivers} receivers; a binaural HRIR set needs exactly 2 (left and right ear)"
+    )]
+    NotTwoReceivers { origin: String, receivers: usize },
+    #[error("binaural config: {field} = {value} is not allowed; allowed: {allowed}")]
+    BadConfig {
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// HRTF set
+// ---------------------------------------------------------------------------------------
+
+/// A measured HRIR set, resampled once at load to the session rate and trimmed.
+#[derive(Debug, Clone)]
+pub struct HrtfSet {
+    name: String,
+    sample_rate: u32,
+    taps: usize,
+    /// Measured directions, as [`Direction`]s.
+    directions: Vec<Direction>,
+    /// Impulse responses: measurement-major, then ear (0 = left, 1 = right), then taps.
+    irs: Vec<f32>,
+    /// Frames of common leading silence removed at load.
+    trimmed_onset_frames: usize,
+    mesh: Mesh,
+}
+
+/// Interpolation weights of up to three measured directions (unused slots have weight 0).
+pub type Weights = [(usize, f32); 3];
+
+impl HrtfSet {
+    /// Reads a SOFA `SimpleFreeFieldHRIR` set from memory, resampled to `sample_rate`.
+    /// `origin` (a file name) is only used in error messages and as the set's name.
+    pub fn from_sofa_bytes(
+        bytes: &[u8],
+        origin: &str,
+        sample_rate: u32,
+    ) -> Result<HrtfSet, BinauralError> {
+        if !(8_000..=384_000).contains(&sample_rate) {
+            return Err(BinauralError::BadConfig {
+                field: "sample_rate",
+                value: sample_rate.to_string(),
+                allowed: "8000 … 384000 Hz".into(),
+            });
+        }
+        if !has_hdf5_signature(bytes) {
+            return Err(BinauralError::NotSofa {
+                origin: origin.into(),
+                reason: format!("no HDF5 signature in {} bytes", bytes.len()),
+            });
+        }
+        // sofar's HDF5 parser works on untrusted bytes; should it panic on a corrupt file,
+        // the panic is caught here, at the load boundary, and reported as corruption.
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            sofar::reader::OpenOptions::new()
+                .sample_rate(sample_rate as f32)
+                .normalized(true)
+                .open_data(bytes)
+        }));
+        let sofa = match opened {
+            Err(_) => {
+                return Err(BinauralError::Corrupt {
+                    origin: origin.into(),
+                    reason: "the SOFA parser failed on its content".into(),
+                });
+            }
+            Ok(Err(e)) => {
+                let reason = e.to_string();
+                return Err(if reason.contains("Conventions") {
+                    BinauralError::NotSofa {
+                        origin: origin.into(),
+                        reason: "an HDF5 file without the attribute Conventions = \"SOFA\"".into(),
+                    }
+                } else {
+                    BinauralError::Corrupt {
+                        origin: origin.into(),
+                        reason,
+                    }
+                });
+            }
+            Ok(Ok(s)) => s,
+        };
+        let h = sofa.hrtf();
+        let convention = h.get_attribute("SOFAConventions").unwrap_or("(none)");
+        let data_type = h.get_attribute("DataType").unwrap_or("FIR");
+        check_layout(
+            origin,
+            convention,
+            data_type,
+            h.m() as usize,
+            h.r() as usize,
+            h.n() as usize,
+            h.data_ir.values.len(),
+            h.source_position.values.len(),
+        )?;
+        let m = h.m() as usize;
+        let n = h.n() as usize;
+        // Per-filter delays (Data.Delay, in samples, I×R or M×R), applied as whole samples.
+        let delays = &h.data_delay.values;
+        let delay_of = |meas: usize, ear: usize| -> usize {
+            let d = if delays.len() >= m * 2 {
+                delays[meas * 2 + ear]
+            } else if delays.len() >= 2 {
+                delays[ear]
+            } else {
+                0.0
+            };
+            if d.is_finite() && d > 0.0 {
+                (d.round() as usize).min(4 * n)
+            } else {
+                0
+            }
+        };
+        let mut max_delay = 0;
+        for meas in 0..m {
+            for ear in 0..2 {
+                max_delay = max_delay.max(delay_of(meas, ear));
+            }
+        }
+        let full = n + max_delay;
+        let mut raw = vec![0.0f32; m * 2 * full];
+        let mut directions = Vec::with_capacity(m);
+        for meas in 0..m {
+            let p = &h.source_position.values[meas * 3..meas * 3 + 3];
+            // sofar gives Cartesian SOFA axes: x front, y left, z up.
+            let v = [-(p[1] as f64), p[0] as f64, p[2] as f64];
+            let length = norm(v);
+            if length.is_nan() || length <= 0.0 {
+                return Err(BinauralError::Corrupt {
+                    origin: origin.into(),
+                    reason: format!("measurement {meas} has its source at the listener"),
+                });
+            }
+            directions.push(Direction::from_vector(v));
+            for ear in 0..2 {
+                let src = &h.data_ir.values[(meas * 2 + ear) * n..(meas * 2 + ear + 1) * n];
+                let d = delay_of(meas, ear);
+                let dst = &mut raw[(meas * 2 + ear) * full..(meas * 2 + ear + 1) * full];
+                for (o, &s) in dst[d..d + n].iter_mut().zip(src) {
+                    *o = if s.is_finite() { s } else { 0.0 };
+                }
+            }
+        }
+        let peak = raw.iter().fold(0.0f32, |a, &s| a.max(s.abs()));
+        if peak <= 0.0 {
+            return Err(BinauralError::EmptySet {
+                origin: origin.into(),
+                measurements: m,
+                taps: n,
+                detail: ", all silent".into(),
+            });
+        }
+        let mut onset = full;
+        let mut end = 0;
+        for ir in raw.chunks_exact(full) {
+            if let Some(i) = ir.iter().position(|s| s.abs() >= peak * ONSET_THRESHOLD) {
+                onset = onset.min(i);
+            }
+            if let Some(i) = ir.iter().rposition(|s| s.abs() >= peak * TAIL_THRESHOLD) {
+                end = end.max(i + 1);
+            }
+        }
+        let cut = onset
+            .min(end.saturating_sub(1))
+            .saturating_sub(ONSET_MARGIN_FRAMES);
+        let taps = end - cut;
+        let mut irs = Vec::with_capacity(m * 2 * taps);
+        for ir in raw.chunks_exact(full) {
+            irs.extend_from_slice(&ir[cut..end]);
+        }
+        let mesh = Mesh::new(&directions);
+        Ok(HrtfSet {
+            name: origin.to_string(),
+            sample_rate,
+            taps,
+            directions,
+            irs,
+            trimmed_onset_frames: cut,
+            mesh,
+        })
+    }
+
+    /// The embedded default set (MIT KEMAR, normal pinna), resampled to `sample_rate`.
+    pub fn default_set(sample_rate: u32) -> Result<HrtfSet, BinauralError> {
+        HrtfSet::from_sofa_bytes(DEFAULT_SOFA, DEFAULT_SET_NAME, sample_rate)
+    }
+
+    /// Length of every (trimmed) impulse response, in frames.
+    pub fn len_taps(&self) -> usize {
+        self.taps
+    }
+
+    /// Number of measured directions.
+    pub fn num_directions(&self) -> usize {
+        self.directions.len()
+    }
+
+    /// The set's name (the origin given at load).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The rate the set was resampled to.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Frames of leading silence common to all measurements removed at load.
+    pub fn trimmed_onset_frames(&self) -> usize {
+        self.trimmed_onset_frames
+    }
+
+    /// The `i`-th measured direction (straight ahead if out of range).
+    pub fn measured_direction(&self, i: usize) -> Direction {
+        self.directions
+            .get(i)
+            .copied()
+            .unwrap_or(Direction::new(0.0, 0.0))
+    }
+
+    /// The lowest and highest measured elevations, in degrees: directions outside are
+    /// clamped to this range before interpolation.
+    pub fn elevation_range_deg(&self) -> (f64, f64) {
+        (self.mesh.el_min_deg, self.mesh.el_max_deg)
+    }
+
+    /// The measured impulse response of measurement `i` and ear `ear` (0 left, 1 right),
+    /// after trimming; empty if out of range.
+    pub fn measured_hrir(&self, i: usize, ear: usize) -> &[f32] {
+        if i >= self.directions.len() || ear > 1 {
+            return &[];
+        }
+        let start = (i * 2 + ear) * self.taps;
+        &self.irs[start..start + self.taps]
+    }
+
+    /// The measured directions and weights (summing to 1) interpolated for `dir`.
+    pub fn weights(&self, dir: Direction) -> Weights {
+        self.mesh.weights(dir)
+    }
+
+    /// Writes the interpolated pair the renderer uses for `dir` (up to `len_taps()` frames;
+    /// any further frames are zeroed).
+    pub fn hrir(&self, dir: Direction, left: &mut [f32], right: &mut [f32]) {
+        let w = self.weights(dir);
+        for (ear, out) in [left, right].into_iter().enumerate() {
+            out.fill(0.0);
+            for &(i, g) in &w {
+                if g == 0.0 {
+                    continue;
+                }
+                for (o, &h) in out.iter_mut().zip(self.measured_hrir(i, ear)) {
+                    *o += g * h;
+                }
+            }
+        }
+    }
+}
+
+fn has_hdf5_signature(bytes: &[u8]) -> bool {
+    const SIG: &[u8] = b"\x89HDF\r\n\x1a\n";
+    // The superblock may sit at 0, 512, 1024, 2048 … (HDF5 file format, §II.A).
+    let mut off = 0usize;
+    while off + SIG.len() <= bytes.len() {
+        if &bytes[off..off + SIG.len()] == SIG {
+            return true;
+        }
+        off = if off == 0 { 512 } else { off * 2 };
+    }
+    false
+}
+
+/// Checks the SOFA layout: convention, receivers, non-empty data, array sizes.
+#[allow(clippy::too_many_arguments)]
+fn check_layout(
+    origin: &str,
+    convention: &str,
+    data_type: &str,
+    measurements: usize,
+    receivers: usize,
+    taps: usize,
+    ir_values: usize,
+    position_values: usize,
+) -> Result<(), BinauralError> {
+    if convention != "SimpleFreeFieldHRIR" || data_type != "FIR" {
+        return Err(BinauralError::WrongConvention {
+            origin: origin.into(),
+            found: if convention == "SimpleFreeFieldHRIR" {
+                format!("{convention} with DataType {data_type}")
+            } else {
+                convention.into()
+            },
+        });
+    }
+    if measurements == 0 || taps == 0 {
+        return Err(BinauralError::EmptySet {
+            origin: origin.into(),
+            measurements,
+            taps,
+            detail: String::new(),
+        });
+    }
+    if receivers != 2 {
+        return Err(BinauralError::NotTwoReceivers {
+            origin: origin.into(),
+            receivers,
+        });
+    }
+    let want = measurements * receivers * taps;
+    if ir_values != want {
+        return Err(BinauralError::Corrupt {
+            origin: origin.into(),
+            reason: format!(
+                "Data.IR holds {ir_values} values, expected M×R×N = {measurements}×{receivers}×{taps} = {want}"
+            ),
+        });
+    }
+    if position_values < measurements * 3 {
+        return Err(BinauralError::Corrupt {
+            origin: origin.into(),
+            reason: format!(
+                "SourcePosition holds {position_values} values, expected M×3 = {}",
+                measurements * 3
+            ),
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Triangulation of the measured directions
+// ---------------------------------------------------------------------------------------
+
+/// The convex hull of the measured directions, with a lookup grid from (azimuth,
+/// elevation) cells to the triangles that may contain them.
+#[derive(Debug, Clone)]
+struct Mesh {
+    /// Unit vectors of the measurements.
+    points: Vec<[f64; 3]>,
+    /// Hull triangles (measurement indices).
+    faces: Vec<[usize; 3]>,
+    /// Per triangle, the rows of the inverse of the matrix whose columns are its vertices.
+    inverse: Vec<[[f64; 3]; 3]>,
+    /// Grid cells (azimuth-major): `cell_start[c]..cell_start[c + 1]` in `cell_faces`.
+    cell_start: Vec<u32>,
+    cell_faces: Vec<u32>,
+    el_min_deg: f64,
+    el_max_deg: f64,
+}
+
+impl Mesh {
+    fn new(dirs: &[Direction]) -> Mesh {
+        let points: Vec<[f64; 3]> = dirs.iter().map(|d| d.to_unit()).collect();
+        let el_min_deg = dirs.iter().map(|d| d.elevation_deg).fold(90.0, f64::min);
+        let el_max_deg = dirs.iter().map(|d| d.elevation_deg).fold(-90.0, f64::max);
+        let faces = convex_hull(&points);
+        let mut kept = Vec::with_capacity(faces.len());
+        let mut inverse = Vec::with_capacity(faces.len());
+        for f in faces {
+            let [a, b, c] = [points[f[0]], points[f[1]], points[f[2]]];
+            let det = dot(a, cross(b, c));
+            if det.abs() < 1e-12 {
+                continue;
+            }
+            let s = 1.0 / det;
+            let r = |v: [f64; 3]| [v[0] * s, v[1] * s, v[2] * s];
+            inverse.push([r(cross(b, c)), r(cross(c, a)), r(cross(a, b))]);
+            kept.push(f);
+        }
+        let (cell_start, cell_faces) = build_grid(&points, &kept);
+        Mesh {
+            points,
+            faces: kept,
+            inverse,
+            cell_start,
+            cell_faces,
+            el_min_deg,
+            el_max_deg,
+        }
+    }
+
+    fn weights(&self, dir: Direction) -> Weights {
+        let az = if dir.azimuth_deg.is_finite() {
+            dir.azimuth_deg
+        } else {
+            0.0
+        };
+        let el = if dir.elevation_deg.is_finite() {
+            dir.elevation_deg
+        } else {
+            0.0
+        };
+        let dir = Direction::new(az, el.clamp(self.el_min_deg, self.el_max_deg));
+        let d = dir.to_unit();
+        let n_az = (360.0 / GRID_DEG) as usize;
+        let n_el = (180.0 / GRID_DEG) as usize;
+        let ia = (((dir.azimuth_deg + 180.0) / GRID_DEG) as usize).min(n_az - 1);
+        let ie = (((dir.elevation_deg + 90.0) / GRID_DEG) as usize).min(n_el - 1);
+        let cell = ia * n_el + ie;
+        let cands =
+            &self.cell_faces[self.cell_start[cell] as usize..self.cell_start[cell + 1] as usize];
+        let found = self
+            .best_face(d, cands.iter().map(|&f| f as usize))
+            .or_else(|| self.best_face(d, 0..self.faces.len()));
+        if let Some((f, w)) = found {
+            let w = w.map(|x| x.max(0.0));
+            let sum = w[0] + w[1] + w[2];
+            if sum > 0.0 {
+                let fc = self.faces[f];
+                return [
+                    (fc[0], (w[0] / sum) as f32),
+                    (fc[1], (w[1] / sum) as f32),
+                    (fc[2], (w[2] / sum) as f32),
+                ];
+            }
+        }
+        // No triangle contains the direction (degenerate set): the nearest measurement.
+        let mut best = (0, f64::MIN);
+        for (i, p) in self.points.iter().enumerate() {
+            let c = dot(*p, d);
+            if c > best.1 {
+                best = (i, c);
+            }
+        }
+        [(best.0, 1.0), (best.0, 0.0), (best.0, 0.0)]
+    }
+
+    /// The candidate triangle containing `d` most centrally, with its raw weights.
+    fn best_face(
+        &self,
+        d: [f64; 3],
+        cands: impl Iterator<Item = usize>,
+    ) -> Option<(usize, [f64; 3])> {
+        let mut best: Option<(usize, [f64; 3], f64)> = None;
+        for f in cands {
+            let inv = &self.inverse[f];
+            let w = [dot(inv[0], d), dot(inv[1], d), dot(inv[2], d)];
+            let min = w[0].min(w[1]).min(w[2]);
+            if min >= -INSIDE_EPS && w[0] + w[1] + w[2] > 0.0 && best.is_none_or(|b| min > b.2) {
+                best = Some((f, w, min));
+            }
+        }
+        best.map(|(f, w, _)| (f, w))
+    }
+}
+
+fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+/// Incremental 3-D convex hull (outward-oriented triangles) of points on the unit sphere.
+/// Hand-written: the allowed crates have no hull/triangulation. O(points × faces), run once
+/// at load. Duplicate or (within 1e-9) coplanar-interior points are left out.
+fn convex_hull(points: &[[f64; 3]]) -> Vec<[usize; 3]> {
+    let n = points.len();
+    if n < 4 {
+        return Vec::new();
+    }
+    let p0 = 0;
+    let p1 = (0..n)
+        .max_by(|&a, &b| {
+            norm(sub(points[a], points[p0])).total_cmp(&norm(sub(points[b], points[p0])))
+        })
+        .unwrap_or(0);
+    let line = sub(points[p1], points[p0]);
+    let dist_line = |i: usize| norm(cross(line, sub(points[i], points[p0])));
+    let p2 = (0..n)
+        .max_by(|&a, &b| dist_line(a).total_cmp(&dist_line(b)))
+        .unwrap_or(0);
+    let normal = cross(line, sub(points[p2], points[p0]));
+    let dist_plane = |i: usize| dot(normal, sub(points[i], points[p0])).abs();
+    let p3 = (0..n)
+        .max_by(|&a, &b| dist_plane(a).total_cmp(&dist_plane(b)))
+        .unwrap_or(0);
+    if dist_line(p2) < 1e-9 || dist_plane(p3) < 1e-9 {
+        return Vec::new();
+    }
+    let inside = {
+        let s = [p0, p1, p2, p3].iter().fold([0.0; 3], |acc, &i| {
+            [
+                acc[0] + points[i][0],
+                acc[1] + points[i][1],
+                acc[2] + points[i][2],
+            ]
+        });
+        [s[0] / 4.0, s[1] / 4.0, s[2] / 4.0]
+    };
+    struct Face {
+        v: [usize; 3],
+        n: [f64; 3],
+        off: f64,
+    }
+    let make = |a: usize, b: usize, c: usize| -> Face {
+        let mut v = [a, b, c];
+        let mut nrm = cross(sub(points[b], points[a]), sub(points[c], points[a]));
+        if dot(nrm, sub(inside, points[a])) > 0.0 {
+            v = [a, c, b];
+            nrm = [-nrm[0], -nrm[1], -nrm[2]];
+        }
+        let l = norm(nrm).max(1e-300);
+        let nrm = [nrm[0] / l, nrm[1] / l, nrm[2] / l];
+        Face {
+            v,
+            n: nrm,
+            off: dot(nrm, points[v[0]]),
+        }
+    };
+    let mut faces = vec![
+        make(p0, p1, p2),
+        make(p0, p1, p3),
+        make(p0, p2, p3),
+        make(p1, p2, p3),
+    ];
+    let mut edges = std::collections::HashSet::new();
+    for (i, p) in points.iter().enumerate() {
+        if [p0, p1, p2, p3].contains(&i) {
+            continue;
+        }
+        let visible: Vec<bool> = faces.iter().map(|f| dot(f.n, *p) - f.off > 1e-9).collect();
+        if !visible.iter().any(|&v| v) {
+            continue;
+        }
+        edges.clear();
+        for (f, _) in faces.iter().zip(&visible).filter(|(_, v)| **v) {
+            for k in 0..3 {
+                edges.insert((f.v[k], f.v[(k + 1) % 3]));
+            }
+        }
+        let mut new_faces = Vec::new();
+        for (f, _) in faces.iter().zip(&visible).filter(|(_, v)| **v) {
+            for k in 0..3 {
+                let (a, b) = (f.v[k], f.v[(k + 1) % 3]);
+                if !edges.contains(&(b, a)) {
+                    new_faces.push(make(a, b, i));
+                }
+            }
+        }
+        let mut keep = visible.iter();
+        faces.retain(|_| !keep.next().copied().unwrap_or(false));
+        faces.extend(new_faces);
+    }
+    faces.into_iter().map(|f| f.v).collect()
+}
+
+/// For each (azimuth, elevation) grid cell, the triangles whose bounding cap meets the
+/// cell's bounding cap.
+fn build_grid(points: &[[f64; 3]], faces: &[[usize; 3]]) -> (Vec<u32>, Vec<u32>) {
+    let n_az = (360.0 / GRID_DEG) as usize;
+    let n_el = (180.0 / GRID_DEG) as usize;
+    let caps: Vec<([f64; 3], f64)> = faces
+        .iter()
+        .map(|f| {
+            let s = f.iter().fold([0.0; 3], |acc, &i| {
+                [
+                    acc[0] + points[i][0],
+                    acc[1] + points[i][1],
+                    acc[2] + points[i][2],
+                ]
+            });
+            let l = norm(s).max(1e-300);
+            let c = [s[0] / l, s[1] / l, s[2] / l];
+            let r = f
+                .iter()
+                .map(|&i| dot(c, points[i]).clamp(-1.0, 1.0).acos())
+                .fold(0.0, f64::max);
+            (c, r)
+        })
+        .collect();
+    let margin = 1.0f64.to_radians();
+    let mut cell_start = Vec::with_capacity(n_az * n_el + 1);
+    let mut cell_faces = Vec::new();
+    for ia in 0..n_az {
+        for ie in 0..n_el {
+            cell_start.push(cell_faces.len() as u32);
+            let a0 = -180.0 + ia as f64 * GRID_DEG;
+            let e0 = -90.0 + ie as f64 * GRID_DEG;
+            let centre = Direction::new(a0 + GRID_DEG / 2.0, e0 + GRID_DEG / 2.0);
+            let cu = centre.to_unit();
+            let mut r_cell: f64 = 0.0;
+            for (da, de) in [
+                (0.0, 0.0),
+                (1.0, 0.0),
+                (0.0, 1.0),
+                (1.0, 1.0),
+                (0.5, 0.0),
+                (0.5, 1.0),
+                (0.0, 0.5),
+                (1.0, 0.5),
+            ] {
+                let corner = Direction {
+                    azimuth_deg: a0 + da * GRID_DEG,
+                    elevation_deg: e0 + de * GRID_DEG,
+                };
+                r_cell = r_cell.max(dot(cu, corner.to_unit()).clamp(-1.0, 1.0).acos());
+            }
+            for (f, &(c, r)) in caps.iter().enumerate() {
+                if r + r_cell + margin >= PI || dot(c, cu) >= (r + r_cell + margin).cos() {
+                    cell_faces.push(f as u32);
+                }
+            }
+        }
+    }
+    cell_start.push(cell_faces.len() as u32);
+    (cell_start, cell_faces)
+}
+
+// ---------------------------------------------------------------------------------------
+// Renderer
+// ---------------------------------------------------------------------------------------
+
+/// Configuration of a [`BinauralRenderer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinauralConfig {
+    /// Session rate; must equal the HRTF set's rate.
+    pub sample_rate: u32,
+    /// Number of sources (inputs) the renderer mixes.
+    pub max_sources: usize,
+    /// Partition length `B` (a power of two, 16 … 8192): the latency, the granularity of
+    /// parameter changes and the crossfade length, in frames.
+    pub partition_frames: usize,
+    /// Crossfade filter changes over one partition (on by default; off only to show why).
+    pub crossfade: bool,
+    /// Direction changes smaller than this (great-circle degrees, against the direction of
+    /// the filter in use) keep the current filter.
+    pub min_update_deg: f64,
+}
+
+impl BinauralConfig {
+    /// Defaults: 256-frame partitions (5.3 ms at 48 kHz), crossfades on, 0.05° threshold.
+    pub fn new(sample_rate: u32, max_sources: usize) -> Self {
+        BinauralConfig {
+            sample_rate,
+            max_sources,
+            partition_frames: 256,
+            crossfade: true,
+            min_update_deg: 0.05,
+        }
+    }
+}
+
+/// Per-source parameters, as set by the caller.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Params {
+    dir: Direction,
+    bypass: Option<[f32; 2]>,
+    active: bool,
+}
+
+struct Source {
+    /// Parameters used by the last processed partition.
+    applied: Params,
+    /// Parameters most recently set.
+    latest: Params,
+    /// Pending changes: (first partition index they apply to, parameters).
+    queue: [(u64, Params); 2],
+    queued: usize,
+    /// Time-domain input: previous partition, then the partition being filled.
+    time: Vec<f32>,
+    /// Frequency-domain delay line: `parts` slots of `bins` (split real / imaginary).
+    fdl_re: Vec<f32>,
+    fdl_im: Vec<f32>,
+    head: usize,
+    /// Consecutive silent partitions (saturating): ≥ `parts` means an all-zero history.
+    silent_run: usize,
+    /// Two filter buffers (ear-major, then partition, then bin); `cur` is in use.
+    filt_re: [Vec<f32>; 2],
+    filt_im: [Vec<f32>; 2],
+    cur: usize,
+    /// Direction (unit vector) the filter in use was built for.
+    filter_dir: Option<[f64; 3]>,
+}
+
+/// Multi-source binaural renderer (see the module documentation).
+pub struct BinauralRenderer {
+    hrtf: Arc<HrtfSet>,
+    config: BinauralConfig,
+    block: usize,
+    bins: usize,
+    parts: usize,
+    cos_min_update: f64,
+    /// Spectra of all measured HRIR partitions, scaled by 1/(2B): measurement, ear,
+    /// partition, bin.
+    spec_re: Vec<f32>,
+    spec_im: Vec<f32>,
+    sources: Vec<Source>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    ifft: Arc<dyn ComplexToReal<f32>>,
+    fft_in: Vec<f32>,
+    fft_out: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
+    ifft_in: Vec<Complex<f32>>,
+    ifft_out: Vec<f32>,
+    ifft_scratch: Vec<Complex<f32>>,
+    /// Bus spectra per ear: `a` (full weight) and `b` (faded out over the partition).
+    a_re: [Vec<f32>; 2],
+    a_im: [Vec<f32>; 2],
+    b_re: [Vec<f32>; 2],
+    b_im: [Vec<f32>; 2],
+    tmp_re: Vec<f32>,
+    tmp_im: Vec<f32>,
+    /// Time-domain (bypass) contributions of the partition, per ear.
+    td: [Vec<f32>; 2],
+    /// Rendered partition being played out, per ear.
+    out: [Vec<f32>; 2],
+    /// Crossfade window (fade-in of the new state), `B` frames.
+    fade_in: Vec<f32>,
+    fill: usize,
+    frames_in: u64,
+    partition_index: u64,
+}
+
+impl BinauralRenderer {
+    /// Builds a renderer: validates the config, precomputes the spectra of every measured
+    /// HRIR partition and allocates every buffer.
+    pub fn new(hrtf: Arc<HrtfSet>, config: BinauralConfig) -> Result<Self, BinauralError> {
+        let bad = |field: &'static str, value: String, allowed: String| BinauralError::BadConfig {
+            field,
+            value,
+            allowed,
+        };
+        if config.sample_rate != hrtf.sample_rate() {
+            return Err(bad(
+                "sample_rate",
+                config.sample_rate.to_string(),
+                format!("the HRTF set's rate, {} Hz", hrtf.sample_rate()),
+            ));
+        }
+        if !(1..=4096).contains(&config.max_sources) {
+            return Err(bad(
+                "max_sources",
+                config.max_sources.to_string(),
+                "1 … 4096".into(),
+            ));
+        }
+        let b = config.partition_frames;
+        if !b.is_power_of_two() || !(16..=8192).contains(&b) {
+            return Err(bad(
+                "partition_frames",
+                b.to_string(),
+                "a power of two, 16 … 8192".into(),
+            ));
+        }
+        if !config.min_update_deg.is_finite() || !(0.0..=10.0).contains(&config.min_update_deg) {
+            return Err(bad(
+                "min_update_deg",
+                config.min_update_deg.to_string(),
+                "0 … 10 degrees".into(),
+            ));
+        }
+        let bins = b + 1;
+        let parts = hrtf.len_taps().div_ceil(b).max(1);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(2 * b);
+        let ifft = planner.plan_fft_inverse(2 * b);
+        let mut fft_in = fft.make_input_vec();
+        let mut fft_out = fft.make_output_vec();
+        let mut fft_scratch = fft.make_scratch_vec();
+
+        let m = hrtf.num_directions();
+        let per_meas = 2 * parts * bins;
+        let mut spec_re = vec![0.0f32; m * per_meas];
+        let mut spec_im = vec![0.0f32; m * per_meas];
+        let scale = 1.0 / (2 * b) as f32;
+        for meas in 0..m {
+            for ear in 0..2 {
+                let ir = hrtf.measured_hrir(meas, ear);
+                for p in 0..parts {
+                    fft_in.fill(0.0);
+                    let start = (p * b).min(ir.len());
+                    let end = ((p + 1) * b).min(ir.len());
+                    fft_in[..end - start].copy_from_slice(&ir[start..end]);
+                    let _ = fft.process_with_scratch(&mut fft_in, &mut fft_out, &mut fft_scratch);
+                    let off = meas * per_meas + (ear * parts + p) * bins;
+                    for (k, c) in fft_out.iter().enumerate() {
+                        spec_re[off + k] = c.re * scale;
+                        spec_im[off + k] = c.im * scale;
+                    }
+                }
+            }
+        }
+        let front = Params {
+            dir: Direction::new(0.0, 0.0),
+            bypass: None,
+            active: true,
+        };
+        let sources = (0..config.max_sources)
+            .map(|_| Source {
+                applied: front,
+                latest: front,
+                queue: [(0, front); 2],
+                queued: 0,
+                time: vec![0.0; 2 * b],
+                fdl_re: vec![0.0; parts * bins],
+                fdl_im: vec![0.0; parts * bins],
+                head: 0,
+                silent_run: parts,
+                filt_re: [vec![0.0; per_meas], vec![0.0; per_meas]],
+                filt_im: [vec![0.0; per_meas], vec![0.0; per_meas]],
+                cur: 0,
+                filter_dir: None,
+            })
+            .collect();
+        let fade_in = (0..b)
+            .map(|n| {
+                let s = (0.5 * PI * (n as f64 + 0.5) / b as f64).sin();
+                (s * s) as f32
+            })
+            .collect();
+        let zeros = || vec![0.0f32; bins];
+        Ok(BinauralRenderer {
+            cos_min_update: config.min_update_deg.to_radians().cos(),
+            block: b,
+            bins,
+            parts,
+            spec_re,
+            spec_im,
+            sources,
+            ifft_in: ifft.make_input_vec(),
+            ifft_out: ifft.make_output_vec(),
+            ifft_scratch: ifft.make_scratch_vec(),
+            fft,
+            ifft,
+            fft_in,
+            fft_out,
+            fft_scratch,
+            a_re: [zeros(), zeros()],
+            a_im: [zeros(), zeros()],
+            b_re: [zeros(), zeros()],
+            b_im: [zeros(), zeros()],
+            tmp_re: vec![0.0; bins],
+            tmp_im: vec![0.0; bins],
+            td: [vec![0.0; b], vec![0.0; b]],
+            out: [vec![0.0; b], vec![0.0; b]],
+            fade_in,
+            fill: 0,
+            frames_in: 0,
+            partition_index: 0,
+            hrtf,
+            config,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &BinauralConfig {
+        &self.config
+    }
+
+    /// Latency in frames: input frame `n` is heard at output frame `n + latency()`.
+    pub fn latency(&self) -> usize {
+        self.block
+    }
+
+    /// Length of a filter crossfade, in frames (one partition).
+    pub fn crossfade_frames(&self) -> usize {
+        self.block
+    }
+
+    /// The HRTF set in use.
+    pub fn hrtf(&self) -> &Arc<HrtfSet> {
+        &self.hrtf
+    }
+
+    fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
+        let eff = self.frames_in.div_ceil(self.block as u64);
+        let Some(s) = self.sources.get_mut(source) else {
+            return;
+        };
+        change(&mut s.latest);
+        let p = s.latest;
+        if s.queued > 0 && s.queue[s.queued - 1].0 >= eff {
+            s.queue[s.queued - 1] = (eff, p);
+        } else if s.queued < 2 {
+            s.queue[s.queued] = (eff, p);
+            s.queued += 1;
+        } else {
+            s.queue[1] = (eff, p);
+        }
+    }
+
+    /// Sets a source's direction (cheap, no allocation); see the module documentation for
+    /// when it takes effect. Out-of-range sources are ignored.
+    pub fn set_direction(&mut self, source: usize, dir: Direction) {
+        self.update(source, |p| p.dir = dir);
+    }
+
+    /// `Some([left, right])` renders the source without HRTFs ("binaural off"): plain ear
+    /// gains, delayed by `latency()` like the HRTF path. `None` returns to HRTF rendering.
+    /// Switching and gain changes are crossfaded over one partition.
+    pub fn set_bypass(&mut self, source: usize, gains: Option<[f32; 2]>) {
+        let gains = gains.map(|g| g.map(|x| if x.is_finite() { x } else { 0.0 }));
+        self.update(source, |p| p.bypass = gains);
+    }
+
+    /// An inactive source's input is ignored (treated as silence): its convolution tail
+    /// rings out, after which it costs nothing. Sources are active by default.
+    pub fn set_active(&mut self, source: usize, active: bool) {
+        self.update(source, |p| p.active = active);
+    }
+
+    /// Clears all audio history (parameters are kept, pending changes applied).
+    pub fn reset(&mut self) {
+        for s in &mut self.sources {
+            s.applied = s.latest;
+            s.queued = 0;
+            s.time.fill(0.0);
+            s.fdl_re.fill(0.0);
+            s.fdl_im.fill(0.0);
+            s.silent_run = self.parts;
+            s.filter_dir = None;
+        }
+        for ear in 0..2 {
+            self.out[ear].fill(0.0);
+        }
+        self.fill = 0;
+        self.frames_in = 0;
+        self.partition_index = 0;
+    }
+
+    /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
+    /// samples are silence; extra inputs are ignored); `left`/`right` are overwritten with
+    /// the binaural mix. Any block length; never allocates.
+    pub fn process(&mut self, inputs: &[&[f32]], left: &mut [f32], right: &mut [f32]) {
+        let frames = left.len().min(right.len());
+        let b = self.block;
+        let mut pos = 0;
+        while pos < frames {
+            let chunk = (b - self.fill).min(frames - pos);
+            for (i, s) in self.sources.iter_mut().enumerate() {
+                let dst = &mut s.time[b + self.fill..b + self.fill + chunk];
+                match inputs.get(i) {
+                    Some(x) if x.len() >= pos + chunk => dst.copy_from_slice(&x[pos..pos + chunk]),
+                    Some(x) => {
+                        for (k, d) in dst.iter_mut().enumerate() {
+                            *d = x.get(pos + k).copied().unwrap_or(0.0);
+                        }
+                    }
+                    None => dst.fill(0.0),
+                }
+            }
+            left[pos..pos + chunk].copy_from_slice(&self.out[0][self.fill..self.fill + chunk]);
+            right[pos..pos + chunk].copy_from_slice(&self.out[1][self.fill..self.fill + chunk]);
+            self.fill += chunk;
+            self.frames_in += chunk as u64;
+            pos += chunk;
+            if self.fill == b {
+                self.process_partition();
+                self.fill = 0;
+            }
+        }
+        left[frames..].fill(0.0);
+        right[frames..].fill(0.0);
+    }
+
+    fn process_partition(&mut self) {
+        let (b, bins, parts) = (self.block, self.bins, self.parts);
+        let j = self.partition_index;
+        let crossfade = self.config.crossfade;
+        for ear in 0..2 {
+            self.a_re[ear].fill(0.0);
+            self.a_im[ear].fill(0.0);
+            self.td[ear].fill(0.0);
+        }
+        let mut any_b = false;
+        let filt_len = 2 * parts * bins;
+        for s in &mut self.sources {
+            // Adopt the parameters due at this partition.
+            let prev = s.applied;
+            let mut taken = 0;
+            while taken < s.queued && s.queue[taken].0 <= j {
+                s.applied = s.queue[taken].1;
+                taken += 1;
+            }
+            if taken > 0 {
+                s.queue.copy_within(taken.., 0);
+                s.queued -= taken;
+            }
+            let now = s.applied;
+
+            // Input: one forward FFT unless the partition is silent.
+            let hist_silent_before = s.silent_run >= parts;
+            s.head = (s.head + 1) % parts;
+            let slot = s.head * bins;
+            let (prev_half, cur_half) = s.time.split_at_mut(b);
+            if !now.active {
+                cur_half.fill(0.0);
+            }
+            let silent = !now.active || cur_half.iter().all(|&x| x == 0.0);
+            if silent {
+                if !hist_silent_before {
+                    s.fdl_re[slot..slot + bins].fill(0.0);
+                    s.fdl_im[slot..slot + bins].fill(0.0);
+                }
+                s.silent_run = (s.silent_run + 1).min(parts);
+            } else {
+                self.fft_in[..b].copy_from_slice(prev_half);
+                self.fft_in[b..].copy_from_slice(cur_half);
+                let _ = self.fft.process_with_scratch(
+                    &mut self.fft_in,
+                    &mut self.fft_out,
+                    &mut self.fft_scratch,
+                );
+                for (k, c) in self.fft_out.iter().enumerate() {
+                    s.fdl_re[slot + k] = c.re;
+                    s.fdl_im[slot + k] = c.im;
+                }
+                s.silent_run = 0;
+            }
+            // Bypass (time domain), crossfaded between previous and current gains.
+            let x = &*cur_half;
+            let hrtf_was_audible =
+                prev.bypass.is_none() && !hist_silent_before && s.filter_dir.is_some();
+            if prev.bypass.is_some() || now.bypass.is_some() {
+                let g1 = now.bypass.unwrap_or([0.0; 2]);
+                // Fade from the previous gains, or from 0 while an audible HRTF path fades
+                // out; without crossfades a change is a step at the partition boundary.
+                let g0 = match prev.bypass {
+                    Some(g) if crossfade => g,
+                    None if crossfade && hrtf_was_audible => [0.0; 2],
+                    _ => g1,
+                };
+                for ear in 0..2 {
+                    let (g0, g1) = (g0[ear], g1[ear]);
+                    if g0 == 0.0 && g1 == 0.0 {
+                        continue;
+                    }
+                    for ((t, &xv), &w) in self.td[ear].iter_mut().zip(x).zip(&self.fade_in) {
+                        *t += (g0 + (g1 - g0) * w) * xv;
+                    }
+                }
+            }
+            prev_half.copy_from_slice(cur_half);
+            let history_silent = s.silent_run >= parts;
+            let hrtf_before = prev.bypass.is_none() && crossfade;
+            let hrtf_now = now.bypass.is_none();
+            if history_silent || (!hrtf_before && !hrtf_now) {
+                continue;
+            }
+
+            // Filter: rebuild when the direction moved more than the threshold.
+            let target = now.dir.to_unit();
+            let stale = s
+                .filter_dir
+                .is_none_or(|f| dot(f, target) < self.cos_min_update);
+            let old_audible = hrtf_before && hrtf_was_audible;
+            let mut changed = false;
+            if hrtf_now && stale {
+                let dst = if old_audible && crossfade {
+                    changed = true;
+                    1 - s.cur
+                } else {
+                    s.cur
+                };
+                let w = self.hrtf.weights(now.dir);
+                let range = |i: usize| i * filt_len..(i + 1) * filt_len;
+                for (dst, spec) in [
+                    (&mut s.filt_re[dst], &self.spec_re),
+                    (&mut s.filt_im[dst], &self.spec_im),
+                ] {
+                    weighted_sum3(
+                        dst,
+                        [
+                            &spec[range(w[0].0)],
+                            &spec[range(w[1].0)],
+                            &spec[range(w[2].0)],
+                        ],
+                        [w[0].1, w[1].1, w[2].1],
+                    );
+                }
+                s.cur = dst;
+                s.filter_dir = Some(target);
+            }
+            // Convolution: `new` is the filter in use now, `old` the one it replaces.
+            let fade_out_old = (changed || (!hrtf_now && old_audible)) && crossfade;
+            let fade_in_new = hrtf_now && (changed || (!hrtf_before && crossfade));
+            for ear in 0..2 {
+                let (tr, ti) = (&mut self.tmp_re[..bins], &mut self.tmp_im[..bins]);
+                if hrtf_now {
+                    tr.fill(0.0);
+                    ti.fill(0.0);
+                    let f = s.cur;
+                    conv_parts(s, f, ear, parts, bins, tr, ti);
+                    add(&mut self.a_re[ear], tr, 1.0);
+                    add(&mut self.a_im[ear], ti, 1.0);
+                    if fade_in_new {
+                        add(&mut self.b_re[ear], tr, -1.0);
+                        add(&mut self.b_im[ear], ti, -1.0);
+                        any_b = true;
+                    }
+                }
+                if fade_out_old {
+                    let f = if changed { 1 - s.cur } else { s.cur };
+                    conv_parts(
+                        s,
+                        f,
+                        ear,
+                        parts,
+                        bins,
+                        &mut self.b_re[ear],
+                        &mut self.b_im[ear],
+                    );
+                    any_b = true;
+                }
+            }
+        }
+        // Inverse FFTs: `a` at full weight, `b` faded out over the partition.
+        for ear in 0..2 {
+            self.out[ear].copy_from_slice(&self.td[ear]);
+            inverse(
+                &*self.ifft,
+                &self.a_re[ear],
+                &self.a_im[ear],
+                &mut self.ifft_in,
+                &mut self.ifft_out,
+                &mut self.ifft_scratch,
+            );
+            for (o, &y) in self.out[ear].iter_mut().zip(&self.ifft_out[b..]) {
+                *o += y;
+            }
+        }
+        if any_b {
+            for ear in 0..2 {
+                inverse(
+                    &*self.ifft,
+                    &self.b_re[ear],
+                    &self.b_im[ear],
+                    &mut self.ifft_in,
+                    &mut self.ifft_out,
+                    &mut self.ifft_scratch,
+                );
+                for ((o, &y), &w) in self.out[ear]
+                    .iter_mut()
+                    .zip(&self.ifft_out[b..])
+                    .zip(&self.fade_in)
+                {
+                    *o += (1.0 - w) * y;
+                }
+                self.b_re[ear].fill(0.0);
+                self.b_im[ear].fill(0.0);
+            }
+        }
+        self.partition_index += 1;
+    }
+}
+
+/// `acc += Σ_p X[j − p] · H[p]` for one source, ear and filter buffer.
+fn conv_parts(
+    s: &Source,
+    f: usize,
+    ear: usize,
+    parts: usize,
+    bins: usize,
+    acc_re: &mut [f32],
+    acc_im: &mut [f32],
+) {
+    for p in 0..parts {
+        if s.silent_run > p {
+            // Slots j … j−p are silent only if the run covers them; skip known-zero slots.
+            continue;
+        }
+        let slot = ((s.head + parts - p) % parts) * bins;
+        let h = (ear * parts + p) * bins;
+        cmac(
+            acc_re,
+            acc_im,
+            &s.fdl_re[slot..slot + bins],
+            &s.fdl_im[slot..slot + bins],
+            &s.filt_re[f][h..h + bins],
+            &s.filt_im[f][h..h + bins],
+        );
+    }
+}
+
+/// Complex multiply-accumulate on split arrays (vectorisable).
+#[inline]
+fn cmac(acc_re: &mut [f32], acc_im: &mut [f32], xr: &[f32], xi: &[f32], hr: &[f32], hi: &[f32]) {
+    let n = acc_re.len();
+    let (acc_im, xr, xi, hr, hi) = (&mut acc_im[..n], &xr[..n], &xi[..n], &hr[..n], &hi[..n]);
+    for k in 0..n {
+        acc_re[k] += xr[k] * hr[k] - xi[k] * hi[k];
+        acc_im[k] += xr[k] * hi[k] + xi[k] * hr[k];
+    }
+}
+
+/// `dst = Σ g[i] · src[i]` in one pass (the interpolated filter spectrum).
+#[inline]
+fn weighted_sum3(dst: &mut [f32], src: [&[f32]; 3], g: [f32; 3]) {
+    let n = dst.len();
+    let (a, b, c) = (&src[0][..n], &src[1][..n], &src[2][..n]);
+    for k in 0..n {
+        dst[k] = g[0] * a[k] + g[1] * b[k] + g[2] * c[k];
+    }
+}
+
+#[inline]
+fn add(dst: &mut [f32], src: &[f32], g: f32) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += g * s;
+    }
+}
+
+fn inverse(
+    ifft: &dyn ComplexToReal<f32>,
+    re: &[f32],
+    im: &[f32],
+    buf: &mut [Complex<f32>],
+    out: &mut [f32],
+    scratch: &mut [Complex<f32>],
+) {
+    for ((c, &r), &i) in buf.iter_mut().zip(re).zip(im) {
+        *c = Complex::new(r, i);
+    }
+    if let Some(c) = buf.first_mut() {
+        c.im = 0.0;
+    }
+    if let Some(c) = buf.last_mut() {
+        c.im = 0.0;
+    }
+    let _ = ifft.process_with_scratch(buf, out, scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_checks_name_each_problem() {
+        let ok = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 64, 1280, 30);
+        assert!(ok.is_ok());
+        let e = check_layout("f.sofa", "GeneralFIR", "FIR", 10, 2, 64, 1280, 30);
+        assert!(
+            matches!(e, Err(BinauralError::WrongConvention { ref found, .. }) if found == "GeneralFIR")
+        );
+        let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "TF", 10, 2, 64, 1280, 30);
+        assert!(matches!(e, Err(BinauralError::WrongConvention { .. })));
+        let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 0, 2, 64, 0, 0);
+        assert!(matches!(
+            e,
+            Err(BinauralError::EmptySet {
+                measurements: 0,
+                ..
+            })
+        ));
+        let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 0, 0, 30);
+        assert!(matches!(e, Err(BinauralError::EmptySet { taps: 0, .. })));
+        let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 1, 64, 640, 30);
+        assert!(matches!(
+            e,
+            Err(BinauralError::NotTwoReceivers { receivers: 1, .. })
+        ));
+        let e = check_layout("f.sofa", "SimpleFreeFieldHRIR", "FIR", 10, 2, 64, 1000, 30);
+        assert!(matches!(e, Err(BinauralError::Corrupt { .. })));
+        let msg = check_layout("x.sofa", "GeneralFIR", "FIR", 1, 2, 1, 2, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("x.sofa") && msg.contains("SimpleFreeFieldHRIR"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn hull_of_octahedron_has_eight_faces_and_exact_weights() {
+        let dirs = [
+            Direction::new(0.0, 0.0),
+            Direction::new(90.0, 0.0),
+            Direction::new(180.0, 0.0),
+            Direction::new(-90.0, 0.0),
+            Direction::new(0.0, 90.0),
+            Direction::new(0.0, -90.0),
+        ];
+        let mesh = Mesh::new(&dirs);
+        assert_eq!(mesh.faces.len(), 8);
+        // A measured direction gets weight 1 on itself.
+        let w = mesh.weights(Direction::new(90.0, 0.0));
+        let on_self: f32 = w.iter().filter(|x| x.0 == 1).map(|x| x.1).sum();
+        assert!((on_self - 1.0).abs() < 1e-6, "{w:?}");
+        // Halfway between front and left: equal weights on both, nothing on others.
+        let w = mesh.weights(Direction::new(45.0, 0.0));
+        let get = |i: usize| w.iter().filter(|x| x.0 == i).map(|x| x.1).sum::<f32>();
+        assert!(
+            (get(0) - 0.5).abs() < 1e-6 && (get(1) - 0.5).abs() < 1e-6,
+            "{w:?}"
+        );
+        // Centre of a face: a third each.
+        let w = mesh.weights(Direction::from_vector([-1.0, 1.0, 1.0]));
+        for i in [0, 1, 4] {
+            assert!((get_w(&w, i) - 1.0 / 3.0).abs() < 1e-6, "{w:?}");
+        }
+    }
+
+    fn get_w(w: &Weights, i: usize) -> f32 {
+        w.iter().filter(|x| x.0 == i).map(|x| x.1).sum()
+    }
+
+    #[test]
+    fn grid_lookup_agrees_with_brute_force() {
+        let set = HrtfSet::default_set(48_000).unwrap();
+        let mesh = &set.mesh;
+        for k in 0..2000 {
+            let az = -180.0 + (k as f64 * 37.77) % 360.0;
+            let el = -40.0 + (k as f64 * 13.13) % 130.0;
+            let d = Direction::new(az, el);
+            let u = d.to_unit();
+            let fast = mesh.weights(d);
+            let (f, _) = mesh
+                .best_face(u, 0..mesh.faces.len())
+                .expect("inside the hull");
+            for &(i, g) in &fast {
+                if g > 1e-6 {
+                    assert!(
+                        mesh.faces[f].contains(&i),
+                        "{d:?}: {fast:?} vs face {:?}",
+                        mesh.faces[f]
+                    );
+                }
+            }
+        }
+    }
+}
