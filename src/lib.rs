@@ -5,5 +5,6 @@
 //! stereo fold-down with its own master chain, and meters every output (ITU-R BS.1770-4)
 //! so that translation problems show up before delivery. See `DESIGN.md` for the map.
 
+pub mod dsp;
 pub mod geometry;
 pub mod layout;
