@@ -6,7 +6,7 @@
 use halo::dsp::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::f64::consts::PI;
+use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 // ---------------------------------------------------------------------------------------
 // allocation counter (per thread) to show that `process` never allocates
@@ -186,7 +186,7 @@ fn eq_analytic_values_from_the_cookbook() {
     // the peak is the maximum
     assert!(peak.magnitude_db(900.0) < 6.0 && peak.magnitude_db(1100.0) < 6.0);
 
-    let hp = Eq::new(&[band(EqKind::HighPass, 100.0, 0.0, 0.7071)], FS, 1).unwrap();
+    let hp = Eq::new(&[band(EqKind::HighPass, 100.0, 0.0, FRAC_1_SQRT_2)], FS, 1).unwrap();
     assert!(
         (hp.magnitude_db(100.0) + 3.0103).abs() < 0.01,
         "{}",
@@ -197,11 +197,11 @@ fn eq_analytic_values_from_the_cookbook() {
     let slope = hp.magnitude_db(20.0) - hp.magnitude_db(10.0);
     assert!((slope - 12.0).abs() < 0.2, "{slope}");
 
-    let lp = Eq::new(&[band(EqKind::LowPass, 8000.0, 0.0, 0.7071)], FS, 1).unwrap();
+    let lp = Eq::new(&[band(EqKind::LowPass, 8000.0, 0.0, FRAC_1_SQRT_2)], FS, 1).unwrap();
     assert!((lp.magnitude_db(8000.0) + 3.0103).abs() < 0.01);
     assert!(lp.magnitude_db(100.0).abs() < 0.01);
 
-    let ls = Eq::new(&[band(EqKind::LowShelf, 200.0, 6.0, 0.7071)], FS, 1).unwrap();
+    let ls = Eq::new(&[band(EqKind::LowShelf, 200.0, 6.0, FRAC_1_SQRT_2)], FS, 1).unwrap();
     assert!(
         (ls.magnitude_db(200.0) - 3.0).abs() < 0.01,
         "half gain at f0"
@@ -209,7 +209,12 @@ fn eq_analytic_values_from_the_cookbook() {
     assert!((ls.magnitude_db(10.0) - 6.0).abs() < 0.05);
     assert!(ls.magnitude_db(15_000.0).abs() < 0.05);
 
-    let hs = Eq::new(&[band(EqKind::HighShelf, 4000.0, -4.0, 0.7071)], FS, 1).unwrap();
+    let hs = Eq::new(
+        &[band(EqKind::HighShelf, 4000.0, -4.0, FRAC_1_SQRT_2)],
+        FS,
+        1,
+    )
+    .unwrap();
     assert!((hs.magnitude_db(4000.0) + 2.0).abs() < 0.01);
     assert!((hs.magnitude_db(20_000.0) + 4.0).abs() < 0.1);
     assert!(hs.magnitude_db(50.0).abs() < 0.05);
@@ -218,7 +223,7 @@ fn eq_analytic_values_from_the_cookbook() {
     let both = Eq::new(
         &[
             band(EqKind::Peak, 1000.0, 6.0, 1.0),
-            band(EqKind::HighPass, 100.0, 0.0, 0.7071),
+            band(EqKind::HighPass, 100.0, 0.0, FRAC_1_SQRT_2),
         ],
         FS,
         1,
@@ -235,15 +240,15 @@ fn eq_measured_sine_response_matches_analytic() {
     let sets: Vec<Vec<EqBand>> = vec![
         vec![band(EqKind::Peak, 1000.0, 6.0, 1.0)],
         vec![band(EqKind::Peak, 3000.0, -9.0, 4.0)],
-        vec![band(EqKind::LowShelf, 200.0, 6.0, 0.7071)],
+        vec![band(EqKind::LowShelf, 200.0, 6.0, FRAC_1_SQRT_2)],
         vec![band(EqKind::HighShelf, 4000.0, -4.0, 1.2)],
-        vec![band(EqKind::HighPass, 100.0, 0.0, 0.7071)],
+        vec![band(EqKind::HighPass, 100.0, 0.0, FRAC_1_SQRT_2)],
         vec![band(EqKind::LowPass, 8000.0, 0.0, 2.0)],
         vec![
-            band(EqKind::HighPass, 40.0, 0.0, 0.7071),
-            band(EqKind::LowShelf, 120.0, 3.0, 0.7071),
+            band(EqKind::HighPass, 40.0, 0.0, FRAC_1_SQRT_2),
+            band(EqKind::LowShelf, 120.0, 3.0, FRAC_1_SQRT_2),
             band(EqKind::Peak, 2500.0, -3.0, 1.4),
-            band(EqKind::HighShelf, 10_000.0, 2.0, 0.7071),
+            band(EqKind::HighShelf, 10_000.0, 2.0, FRAC_1_SQRT_2),
         ],
     ];
     for bands in &sets {
@@ -262,7 +267,7 @@ fn eq_measured_sine_response_matches_analytic() {
     assert!((measured_gain_db(&pk, 1000.0) - 6.0).abs() < 0.1);
     assert!(measured_gain_db(&pk, 50.0).abs() < 0.1);
     assert!(measured_gain_db(&pk, 15_000.0).abs() < 0.1);
-    let hp = [band(EqKind::HighPass, 1000.0, 0.0, 0.7071)];
+    let hp = [band(EqKind::HighPass, 1000.0, 0.0, FRAC_1_SQRT_2)];
     assert!((measured_gain_db(&hp, 1000.0) + 3.01).abs() < 0.1);
 }
 
@@ -604,9 +609,9 @@ fn all_configs() -> Vec<ProcessorConfig> {
         ProcessorConfig::Gain { gain_db: 3.5 },
         ProcessorConfig::Eq {
             bands: vec![
-                band(EqKind::HighPass, 30.0, 0.0, 0.7071),
+                band(EqKind::HighPass, 30.0, 0.0, FRAC_1_SQRT_2),
                 band(EqKind::Peak, 2000.0, 4.0, 1.5),
-                band(EqKind::HighShelf, 9000.0, -3.0, 0.7071),
+                band(EqKind::HighShelf, 9000.0, -3.0, FRAC_1_SQRT_2),
             ],
         },
         ProcessorConfig::Compressor {
