@@ -7,6 +7,7 @@
 
 pub mod automation;
 pub mod binaural;
+pub mod dsp;
 pub mod geometry;
 pub mod io;
 pub mod layout;
