@@ -7,3 +7,4 @@
 
 pub mod geometry;
 pub mod layout;
+pub mod loudness;
