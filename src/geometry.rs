@@ -129,13 +129,18 @@ impl Position {
     pub fn lerp(self, other: Position, t: f64) -> Position {
         let mix = |a: f64, b: f64| a + (b - a) * t;
         match (self, other) {
-            (Position::Cartesian { x, y, z }, Position::Cartesian { x: x2, y: y2, z: z2 }) => {
+            (
+                Position::Cartesian { x, y, z },
                 Position::Cartesian {
-                    x: mix(x, x2),
-                    y: mix(y, y2),
-                    z: mix(z, z2),
-                }
-            }
+                    x: x2,
+                    y: y2,
+                    z: z2,
+                },
+            ) => Position::Cartesian {
+                x: mix(x, x2),
+                y: mix(y, y2),
+                z: mix(z, z2),
+            },
             (
                 Position::Polar {
                     azimuth_deg: a1,

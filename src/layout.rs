@@ -61,7 +61,9 @@ pub enum LayoutError {
     },
     #[error("{origin}: {reason}")]
     Invalid { origin: String, reason: String },
-    #[error("unknown layout '{name}'; built-in layouts are {allowed} (or give a layout file path ending in .ron)")]
+    #[error(
+        "unknown layout '{name}'; built-in layouts are {allowed} (or give a layout file path ending in .ron)"
+    )]
     Unknown { name: String, allowed: String },
 }
 
@@ -136,12 +138,14 @@ pub struct Alignment {
 impl Layout {
     /// Parses a layout file's text. `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Layout, LayoutError> {
-        let file: LayoutFile = ron_options().from_str(text).map_err(|e| LayoutError::Syntax {
-            origin: origin.to_string(),
-            line: e.span.start.line,
-            column: e.span.start.col,
-            message: e.code.to_string(),
-        })?;
+        let file: LayoutFile = ron_options()
+            .from_str(text)
+            .map_err(|e| LayoutError::Syntax {
+                origin: origin.to_string(),
+                line: e.span.start.line,
+                column: e.span.start.col,
+                message: e.code.to_string(),
+            })?;
         let invalid = |channel: usize, label: &str, reason: String| LayoutError::InvalidChannel {
             origin: origin.to_string(),
             channel: channel + 1,
@@ -172,7 +176,10 @@ impl Layout {
                 return Err(invalid(
                     i,
                     &c.label,
-                    format!("azimuth {} is not a number of degrees in −360…360", c.azimuth),
+                    format!(
+                        "azimuth {} is not a number of degrees in −360…360",
+                        c.azimuth
+                    ),
                 ));
             }
             if !c.elevation.is_finite() || !(-90.0..=90.0).contains(&c.elevation) {
@@ -199,11 +206,15 @@ impl Layout {
                         .find(|(n, _)| n == w)
                         .map(|(_, b)| *b)
                         .ok_or_else(|| {
-                            let allowed: Vec<&str> = WAV_POSITIONS.iter().map(|(n, _)| *n).collect();
+                            let allowed: Vec<&str> =
+                                WAV_POSITIONS.iter().map(|(n, _)| *n).collect();
                             invalid(
                                 i,
                                 &c.label,
-                                format!("unknown wav position '{w}'; allowed: {}", allowed.join(" ")),
+                                format!(
+                                    "unknown wav position '{w}'; allowed: {}",
+                                    allowed.join(" ")
+                                ),
                             )
                         })?,
                 ),
@@ -432,7 +443,9 @@ mod tests {
         let l = Layout::builtin("7.1.4").unwrap();
         assert_eq!(
             l.labels(),
-            ["L", "R", "C", "LFE", "Ls", "Rs", "Lrs", "Rrs", "Ltf", "Rtf", "Ltr", "Rtr"]
+            [
+                "L", "R", "C", "LFE", "Ls", "Rs", "Lrs", "Rrs", "Ltf", "Rtf", "Ltr", "Rtr"
+            ]
         );
         assert_eq!(l.lfe_indices(), vec![3]);
     }
@@ -454,7 +467,9 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            ["L", "R", "C", "LFE", "Lrs", "Rrs", "Ls", "Rs", "Ltf", "Rtf", "Ltr", "Rtr"]
+            [
+                "L", "R", "C", "LFE", "Lrs", "Rrs", "Ls", "Rs", "Ltf", "Rtf", "Ltr", "Rtr"
+            ]
         );
         assert_eq!(Layout::from_wav_mask(0x2D63F, 12).unwrap().name, "7.1.4");
     }
