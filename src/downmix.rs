@@ -172,7 +172,7 @@ fn design_phase_pair(sample_rate: u32) -> (AllPassChain, AllPassChain) {
     // A trial move of one pole recomputes only that pole's row.
     let term = |i: usize, lp: f64| -> Vec<f64> {
         let p = lp.exp();
-        let sign = if i % 2 == 0 { 2.0 } else { -2.0 };
+        let sign = if i.is_multiple_of(2) { 2.0 } else { -2.0 };
         grid.iter().map(|&w| sign * (w / p).atan()).collect()
     };
     let mut terms: Vec<Vec<f64>> = x.iter().enumerate().map(|(i, &lp)| term(i, lp)).collect();

@@ -382,7 +382,7 @@ impl Target {
             }
         }
         if let Some(max) = self.max_integrated_lufs
-            && !(i <= max)
+            && (i > max || i.is_nan())
         {
             misses.push(format!(
                 "{}: integrated {} LUFS is above the {max:.1} LUFS ceiling ({:+.1} LU)",
@@ -392,7 +392,7 @@ impl Target {
             ));
         }
         if let Some(max) = self.max_true_peak_dbtp
-            && !(r.true_peak_dbtp <= max)
+            && (r.true_peak_dbtp > max || r.true_peak_dbtp.is_nan())
         {
             misses.push(format!(
                 "{}: true peak {} dBTP is above the {max:.1} dBTP ceiling ({:+.1} dB)",
