@@ -182,7 +182,7 @@ fn tech3341_case12_momentary_constant() {
 #[test]
 fn tech3341_true_peak_cases_15_to_19() {
     let cases = [
-        (15, 4.0, 0.0, 0.5, -6.0),
+        (15, 4.0, 0.0f64, 0.5, -6.0),
         (16, 4.0, 45.0, 0.5, -6.0),
         (17, 6.0, 60.0, 0.5, -6.0),
         (18, 8.0, 67.5, 0.5, -6.0),
@@ -199,7 +199,7 @@ fn tech3341_true_peak_cases_15_to_19() {
                 } else {
                     1.0
                 };
-                let phase = (phase_deg as f64).to_radians();
+                let phase = phase_deg.to_radians();
                 (env * amp * (2.0 * PI * n as f64 / div + phase).sin()) as f32
             })
             .collect();
