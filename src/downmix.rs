@@ -331,7 +331,7 @@ fn height_targets(az: f64, el: f64, ring: &[Ear]) -> Vec<(usize, f64)> {
     }
 }
 
-/// Output rows of the ear-level → 5.1 step for one ring channel.
+/// Row indices of L, R, C, LFE, Ls, Rs on the 5.1 bus.
 struct Five {
     l: usize,
     r: usize,
