@@ -8,8 +8,10 @@
 pub mod automation;
 pub mod binaural;
 pub mod dsp;
+pub mod downmix;
 pub mod geometry;
 pub mod io;
 pub mod layout;
 pub mod session;
 pub mod panner;
+pub mod loudness;

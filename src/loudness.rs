@@ -1,0 +1,473 @@
+//! Loudness metering of any speaker layout after ITU-R BS.1770-4 / EBU R128 (momentary,
+//! short-term, integrated, loudness range after EBU Tech 3342, sample and true peak), with
+//! an explicit per-channel weight map, and delivery targets to check a report against.
+//!
+//! The measurement itself is the `ebur128` crate (a port of libebur128). Its default
+//! channel map ignores every channel from the 7th on, so `Meter::new` sets every channel
+//! explicitly from the layout's positions (see [`Meter::channel_weights`]).
+//!
+//! JSON: `-∞` (silence: no gated block, no peak) has no JSON number; `serde_json` writes
+//! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
+
+use crate::layout::Layout;
+use ebur128::{Channel as MeterChannel, EbuR128, Mode};
+use serde::Serialize;
+use thiserror::Error;
+
+/// Channel weight of ear-level side/surround channels (BS.1770-4 Table 3: +1.5 dB).
+pub const SURROUND_WEIGHT: f64 = 1.41;
+/// Channels within this many degrees of the horizontal plane count as ear level.
+pub const EAR_LEVEL_DEG: f64 = 10.0;
+/// The most channels the meter accepts (the `ebur128` crate's limit).
+pub const MAX_CHANNELS: usize = 64;
+/// Tolerance used by [`Target::check`] when a target gives a level but no tolerance.
+pub const DEFAULT_TOLERANCE_LU: f64 = 0.1;
+
+#[derive(Debug, Error)]
+pub enum LoudnessError {
+    #[error("layout '{layout}' has {channels} channels; the meter takes 1 to {max}")]
+    ChannelCount {
+        layout: String,
+        channels: usize,
+        max: usize,
+    },
+    #[error("sample rate {sample_rate_hz} Hz is not allowed; use {min_hz} to {max_hz} Hz")]
+    SampleRate {
+        sample_rate_hz: u32,
+        min_hz: u32,
+        max_hz: u32,
+    },
+    #[error("got {got} planar channels; the layout has {expected}")]
+    PlanarChannels { got: usize, expected: usize },
+    #[error("planar channel {channel} has {frames} frames; channel 0 has {expected}")]
+    PlanarFrames {
+        channel: usize,
+        frames: usize,
+        expected: usize,
+    },
+    #[error("{samples} interleaved samples is not a whole number of {channels}-channel frames")]
+    InterleavedLength { samples: usize, channels: usize },
+    #[error("unknown loudness target '{name}'; allowed: {allowed}")]
+    UnknownTarget { name: String, allowed: String },
+    #[error("loudness meter ({operation}): {source}")]
+    Meter {
+        operation: &'static str,
+        #[source]
+        source: ebur128::Error,
+    },
+}
+
+fn meter_err(operation: &'static str) -> impl Fn(ebur128::Error) -> LoudnessError {
+    move |source| LoudnessError::Meter { operation, source }
+}
+
+/// What a meter read over the whole programme. Levels in LUFS / LU / dBTP / dBFS;
+/// `-inf` where nothing was measured (serialised by `serde_json` as `null`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoudnessReport {
+    pub integrated_lufs: f64,
+    pub range_lu: f64,
+    pub true_peak_dbtp: f64,
+    pub sample_peak_dbfs: f64,
+    pub max_momentary_lufs: f64,
+    pub max_short_term_lufs: f64,
+    pub true_peak_per_channel_dbtp: Vec<f64>,
+}
+
+/// A BS.1770 / R128 meter for one layout (all modes: M, S, I, LRA, sample and true peak).
+pub struct Meter {
+    inner: EbuR128,
+    channels: usize,
+    /// Frames in 100 ms (the polling period for max momentary / short-term).
+    frames_100ms: usize,
+    /// Frames fed since the last 100 ms poll.
+    since_poll_frames: usize,
+    max_momentary_lufs: f64,
+    max_short_term_lufs: f64,
+}
+
+fn amplitude_db(x: f64) -> f64 {
+    if x > 0.0 {
+        20.0 * x.log10()
+    } else {
+        f64::NEG_INFINITY
+    }
+}
+
+/// The meter-crate channel that gives weight `w` (the crate uses the variant only for its
+/// weight: LeftSurround/RightSurround/M±060/M±090 → 1.41, Unused → 0, the rest → 1.0).
+fn meter_channel(weight: f64, azimuth_deg: f64) -> MeterChannel {
+    if weight == 0.0 {
+        MeterChannel::Unused
+    } else if weight > 1.0 {
+        if azimuth_deg >= 0.0 {
+            MeterChannel::Mp090
+        } else {
+            MeterChannel::Mm090
+        }
+    } else if azimuth_deg > 0.0 {
+        MeterChannel::Left
+    } else if azimuth_deg < 0.0 {
+        MeterChannel::Right
+    } else {
+        MeterChannel::Center
+    }
+}
+
+impl Meter {
+    pub fn new(layout: &Layout, sample_rate: u32) -> Result<Meter, LoudnessError> {
+        let channels = layout.num_channels();
+        if channels == 0 || channels > MAX_CHANNELS {
+            return Err(LoudnessError::ChannelCount {
+                layout: layout.name.clone(),
+                channels,
+                max: MAX_CHANNELS,
+            });
+        }
+        if !(8_000..=768_000).contains(&sample_rate) {
+            return Err(LoudnessError::SampleRate {
+                sample_rate_hz: sample_rate,
+                min_hz: 8_000,
+                max_hz: 768_000,
+            });
+        }
+        let mode = Mode::M | Mode::S | Mode::I | Mode::LRA | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK;
+        let mut inner =
+            EbuR128::new(channels as u32, sample_rate, mode).map_err(meter_err("create"))?;
+        for (i, (c, w)) in layout
+            .channels
+            .iter()
+            .zip(Meter::channel_weights(layout))
+            .enumerate()
+        {
+            inner
+                .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
+                .map_err(meter_err("set channel"))?;
+        }
+        Ok(Meter {
+            inner,
+            channels,
+            frames_100ms: (sample_rate as usize).div_ceil(10),
+            since_poll_frames: 0,
+            max_momentary_lufs: f64::NEG_INFINITY,
+            max_short_term_lufs: f64::NEG_INFINITY,
+        })
+    }
+
+    /// BS.1770-4 weights by position: 0 for LFE; 1.41 for ear-level channels
+    /// (|elevation| ≤ 10°) with |azimuth| in 60°…120°; 1.0 for everything else (front,
+    /// ±135°, ±150°, back and every upper or lower channel).
+    pub fn channel_weights(layout: &Layout) -> Vec<f64> {
+        layout
+            .channels
+            .iter()
+            .map(|c| {
+                let az = crate::geometry::wrap_deg(c.azimuth_deg).abs();
+                if c.lfe {
+                    0.0
+                } else if c.elevation_deg.abs() <= EAR_LEVEL_DEG && (60.0..=120.0).contains(&az) {
+                    SURROUND_WEIGHT
+                } else {
+                    1.0
+                }
+            })
+            .collect()
+    }
+
+    pub fn num_channels(&self) -> usize {
+        self.channels
+    }
+
+    fn poll(&mut self) {
+        self.max_momentary_lufs = self.max_momentary_lufs.max(self.momentary_lufs());
+        self.max_short_term_lufs = self.max_short_term_lufs.max(self.short_term_lufs());
+    }
+
+    /// Feeds planar audio (one slice per layout channel, equal lengths).
+    pub fn process_planar(&mut self, channels: &[&[f32]]) -> Result<(), LoudnessError> {
+        if channels.len() != self.channels {
+            return Err(LoudnessError::PlanarChannels {
+                got: channels.len(),
+                expected: self.channels,
+            });
+        }
+        let frames = channels[0].len();
+        if let Some((channel, c)) = channels.iter().enumerate().find(|(_, c)| c.len() != frames) {
+            return Err(LoudnessError::PlanarFrames {
+                channel,
+                frames: c.len(),
+                expected: frames,
+            });
+        }
+        let mut chunk: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+        let mut start = 0;
+        while start < frames {
+            let n = (self.frames_100ms - self.since_poll_frames).min(frames - start);
+            for (dst, src) in chunk.iter_mut().zip(channels) {
+                *dst = &src[start..start + n];
+            }
+            self.inner
+                .add_frames_planar_f32(&chunk[..self.channels])
+                .map_err(meter_err("add frames"))?;
+            self.advance(n);
+            start += n;
+        }
+        Ok(())
+    }
+
+    /// Feeds interleaved audio (frames of `num_channels()` samples).
+    pub fn process_interleaved(&mut self, samples: &[f32]) -> Result<(), LoudnessError> {
+        if !samples.len().is_multiple_of(self.channels) {
+            return Err(LoudnessError::InterleavedLength {
+                samples: samples.len(),
+                channels: self.channels,
+            });
+        }
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let n = (self.frames_100ms - self.since_poll_frames).min(rest.len() / self.channels);
+            let (now, later) = rest.split_at(n * self.channels);
+            self.inner
+                .add_frames_f32(now)
+                .map_err(meter_err("add frames"))?;
+            self.advance(n);
+            rest = later;
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, frames: usize) {
+        self.since_poll_frames += frames;
+        if self.since_poll_frames >= self.frames_100ms {
+            self.since_poll_frames = 0;
+            self.poll();
+        }
+    }
+
+    /// Momentary loudness (last 400 ms), LUFS; `-inf` when silent.
+    pub fn momentary_lufs(&self) -> f64 {
+        self.inner.loudness_momentary().unwrap_or(f64::NEG_INFINITY)
+    }
+
+    /// Short-term loudness (last 3 s), LUFS; `-inf` when silent.
+    pub fn short_term_lufs(&self) -> f64 {
+        self.inner.loudness_shortterm().unwrap_or(f64::NEG_INFINITY)
+    }
+
+    pub fn report(&self) -> LoudnessReport {
+        let per_channel: Vec<f64> = (0..self.channels as u32)
+            .map(|c| amplitude_db(self.inner.true_peak(c).unwrap_or(0.0)))
+            .collect();
+        let sample_peak = (0..self.channels as u32)
+            .map(|c| self.inner.sample_peak(c).unwrap_or(0.0))
+            .fold(0.0f64, f64::max);
+        LoudnessReport {
+            integrated_lufs: self.inner.loudness_global().unwrap_or(f64::NEG_INFINITY),
+            range_lu: self.inner.loudness_range().unwrap_or(0.0),
+            true_peak_dbtp: per_channel
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max),
+            sample_peak_dbfs: amplitude_db(sample_peak),
+            max_momentary_lufs: self.max_momentary_lufs,
+            max_short_term_lufs: self.max_short_term_lufs,
+            true_peak_per_channel_dbtp: per_channel,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.inner.reset();
+        self.since_poll_frames = 0;
+        self.max_momentary_lufs = f64::NEG_INFINITY;
+        self.max_short_term_lufs = f64::NEG_INFINITY;
+    }
+}
+
+/// Measures a whole interleaved programme (the `halo loudness FILE` command).
+pub fn measure_interleaved(
+    layout: &Layout,
+    sample_rate: u32,
+    samples: &[f32],
+) -> Result<LoudnessReport, LoudnessError> {
+    let mut meter = Meter::new(layout, sample_rate)?;
+    meter.process_interleaved(samples)?;
+    Ok(meter.report())
+}
+
+/// A delivery target. `integrated_lufs ± tolerance_lu` is a window the programme must land
+/// in (tolerance `None` = ±[`DEFAULT_TOLERANCE_LU`]); `max_integrated_lufs` is a ceiling
+/// only; `max_true_peak_dbtp` is a true-peak ceiling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub name: String,
+    pub integrated_lufs: Option<f64>,
+    pub tolerance_lu: Option<f64>,
+    pub max_integrated_lufs: Option<f64>,
+    pub max_true_peak_dbtp: Option<f64>,
+}
+
+fn fmt_level(x: f64) -> String {
+    if x == f64::NEG_INFINITY {
+        "-inf".to_string()
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+impl Target {
+    fn new(
+        name: &str,
+        level: Option<f64>,
+        tol: Option<f64>,
+        max_i: Option<f64>,
+        tp: f64,
+    ) -> Target {
+        Target {
+            name: name.to_string(),
+            integrated_lufs: level,
+            tolerance_lu: tol,
+            max_integrated_lufs: max_i,
+            max_true_peak_dbtp: Some(tp),
+        }
+    }
+
+    /// The built-in targets (standards.md, "Delivery targets"):
+    /// - `atmos-music`: integrated ≤ −18 LKFS, true peak ≤ −1 dBTP (Apple / UMG Atmos).
+    /// - `spotify`, `youtube`: −14 LUFS ± 1 LU, −1 dBTP. The services normalise rather than
+    ///   reject, so the ±1 LU window is our choice: a master within 1 LU of the reference is
+    ///   barely turned up or down (and not limited by the player's gain).
+    /// - `apple-music`: −16 LUFS ± 1 LU, −1 dBTP (same reasoning).
+    /// - `ebu-r128`: −23 LUFS ± 0.5 LU, −1 dBTP (R128 for live; ±0.5 for file delivery).
+    /// - `atsc-a85`: −24 LKFS ± 2 LU, −2 dBTP.
+    pub fn presets() -> Vec<Target> {
+        vec![
+            Target::new("atmos-music", None, None, Some(-18.0), -1.0),
+            Target::new("spotify", Some(-14.0), Some(1.0), None, -1.0),
+            Target::new("apple-music", Some(-16.0), Some(1.0), None, -1.0),
+            Target::new("youtube", Some(-14.0), Some(1.0), None, -1.0),
+            Target::new("ebu-r128", Some(-23.0), Some(0.5), None, -1.0),
+            Target::new("atsc-a85", Some(-24.0), Some(2.0), None, -2.0),
+        ]
+    }
+
+    pub fn preset(name: &str) -> Result<Target, LoudnessError> {
+        let presets = Target::presets();
+        let allowed: Vec<String> = presets.iter().map(|t| t.name.clone()).collect();
+        presets
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| LoudnessError::UnknownTarget {
+                name: name.to_string(),
+                allowed: allowed.join(", "),
+            })
+    }
+
+    /// Human-readable misses; empty when the report meets the target.
+    pub fn check(&self, r: &LoudnessReport) -> Vec<String> {
+        let mut misses = Vec::new();
+        let i = r.integrated_lufs;
+        if let Some(level) = self.integrated_lufs {
+            let tol = self.tolerance_lu.unwrap_or(DEFAULT_TOLERANCE_LU).abs();
+            if !((level - tol)..=(level + tol)).contains(&i) {
+                let off = if i.is_finite() {
+                    format!(" ({:+.1} LU)", i - level)
+                } else {
+                    String::new()
+                };
+                misses.push(format!(
+                    "{}: integrated {} LUFS is outside {level:.1} ± {tol:.1} LU{off}",
+                    self.name,
+                    fmt_level(i)
+                ));
+            }
+        }
+        if let Some(max) = self.max_integrated_lufs
+            && (i > max || i.is_nan())
+        {
+            misses.push(format!(
+                "{}: integrated {} LUFS is above the {max:.1} LUFS ceiling ({:+.1} LU)",
+                self.name,
+                fmt_level(i),
+                i - max
+            ));
+        }
+        if let Some(max) = self.max_true_peak_dbtp
+            && (r.true_peak_dbtp > max || r.true_peak_dbtp.is_nan())
+        {
+            misses.push(format!(
+                "{}: true peak {} dBTP is above the {max:.1} dBTP ceiling ({:+.1} dB)",
+                self.name,
+                fmt_level(r.true_peak_dbtp),
+                r.true_peak_dbtp - max
+            ));
+        }
+        misses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_714_and_916() {
+        let w = Meter::channel_weights(&Layout::builtin("7.1.4").unwrap());
+        // L R C LFE Ls Rs Lrs Rrs Ltf Rtf Ltr Rtr
+        assert_eq!(
+            w,
+            [1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        );
+        let w = Meter::channel_weights(&Layout::builtin("9.1.6").unwrap());
+        // L R C LFE Ls Rs Lrs Rrs Lw Rw Ltf Rtf Ltm Rtm Ltr Rtr
+        assert_eq!(
+            w,
+            [
+                1.0, 1.0, 1.0, 0.0, 1.41, 1.41, 1.0, 1.0, 1.41, 1.41, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0
+            ]
+        );
+        let w = Meter::channel_weights(&Layout::builtin("5.1").unwrap());
+        assert_eq!(w, [1.0, 1.0, 1.0, 0.0, 1.41, 1.41]);
+    }
+
+    #[test]
+    fn meter_channels_carry_the_weights() {
+        assert_eq!(meter_channel(0.0, 45.0), MeterChannel::Unused);
+        assert_eq!(meter_channel(1.41, 110.0), MeterChannel::Mp090);
+        assert_eq!(meter_channel(1.41, -60.0), MeterChannel::Mm090);
+        assert_eq!(meter_channel(1.0, 135.0), MeterChannel::Left);
+        assert_eq!(meter_channel(1.0, -135.0), MeterChannel::Right);
+        assert_eq!(meter_channel(1.0, 0.0), MeterChannel::Center);
+    }
+
+    #[test]
+    fn targets() {
+        let e = Target::preset("tidal").unwrap_err().to_string();
+        assert!(
+            e.contains("tidal") && e.contains("spotify") && e.contains("atsc-a85"),
+            "{e}"
+        );
+        let mut r = LoudnessReport {
+            integrated_lufs: -14.4,
+            range_lu: 5.0,
+            true_peak_dbtp: -1.2,
+            sample_peak_dbfs: -1.5,
+            max_momentary_lufs: -8.0,
+            max_short_term_lufs: -10.0,
+            true_peak_per_channel_dbtp: vec![-1.2, -1.3],
+        };
+        assert!(Target::preset("spotify").unwrap().check(&r).is_empty());
+        assert_eq!(Target::preset("apple-music").unwrap().check(&r).len(), 1);
+        let atmos = Target::preset("atmos-music").unwrap();
+        assert_eq!(atmos.check(&r).len(), 1);
+        r.integrated_lufs = -18.5;
+        assert!(atmos.check(&r).is_empty());
+        r.true_peak_dbtp = -0.5;
+        let m = atmos.check(&r);
+        assert!(m.len() == 1 && m[0].contains("true peak -0.5"), "{m:?}");
+        r.integrated_lufs = f64::NEG_INFINITY;
+        let m = Target::preset("ebu-r128").unwrap().check(&r);
+        assert!(m[0].contains("-inf"), "{m:?}");
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("\"integrated_lufs\":null"), "{json}");
+    }
+}
