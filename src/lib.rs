@@ -7,11 +7,14 @@
 
 pub mod automation;
 pub mod binaural;
-pub mod dsp;
+pub mod demo;
 pub mod downmix;
+pub mod dsp;
+pub mod engine;
 pub mod geometry;
 pub mod io;
 pub mod layout;
-pub mod session;
-pub mod panner;
 pub mod loudness;
+pub mod panner;
+pub mod render;
+pub mod session;

@@ -1,0 +1,77 @@
+//! Engine throughput: N moving point objects rendered to 7.1.4, one second of audio per
+//! iteration (48 kHz, 1024-frame blocks). Real-time factor = 1 s / time per iteration.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use halo::automation::{Automation, Interpolation, Keyframe};
+use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
+use halo::geometry::Position;
+use halo::layout::Layout;
+use std::hint::black_box;
+
+const RATE: u32 = 48000;
+const BLOCK: usize = 1024;
+
+/// Object `i` circles at its own speed and height, so every object moves all the time.
+fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
+    (0..n)
+        .map(|i| {
+            let period = 1.5 + (i % 7) as f64 * 0.5;
+            let el = -10.0 + (i % 5) as f64 * 12.0;
+            let steps = (seconds / period * 8.0).ceil() as usize + 1;
+            let keys = (0..=steps)
+                .map(|k| Keyframe {
+                    frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
+                    value: Position::Polar {
+                        azimuth_deg: (k as f64 * 45.0 + i as f64 * 17.0) % 360.0,
+                        elevation_deg: el,
+                        distance: 1.0,
+                    },
+                    interpolation: Interpolation::Linear,
+                })
+                .collect();
+            ObjectConfig {
+                name: format!("obj{i}"),
+                gain_db: Automation::constant(-12.0),
+                position: Automation::new(keys).expect("ordered keyframes"),
+                size: Automation::constant(0.0),
+                mute: false,
+            }
+        })
+        .collect()
+}
+
+fn bench_engine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine_moving_objects_to_7.1.4");
+    group.sample_size(10);
+    for n in [16usize, 64, 128] {
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: RATE,
+            max_block_frames: BLOCK,
+            objects: moving_objects(n, 60.0),
+            beds: vec![],
+            outputs: vec![OutputConfig::Speakers {
+                layout: Layout::builtin("7.1.4").expect("built-in"),
+            }],
+        })
+        .expect("engine");
+        for i in 0..n {
+            for (k, x) in engine.object_input(i).iter_mut().enumerate() {
+                *x = ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5;
+            }
+        }
+        group.throughput(Throughput::Elements(RATE as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                engine.seek(0);
+                for _ in 0..(RATE as usize).div_ceil(BLOCK) {
+                    engine.process(BLOCK);
+                }
+                black_box(engine.output(0)[0][0])
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_engine);
+criterion_main!(benches);
