@@ -35,6 +35,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 position: Automation::new(keys).expect("ordered keyframes"),
                 size: Automation::constant(0.0),
                 mute: false,
+                binaural_bypass: false,
             }
         })
         .collect()
@@ -49,9 +50,9 @@ fn bench_engine(c: &mut Criterion) {
             max_block_frames: BLOCK,
             objects: moving_objects(n, 60.0),
             beds: vec![],
-            outputs: vec![OutputConfig::Speakers {
-                layout: Layout::builtin("7.1.4").expect("built-in"),
-            }],
+            outputs: vec![OutputConfig::speakers(
+                Layout::builtin("7.1.4").expect("built-in"),
+            )],
         })
         .expect("engine");
         for i in 0..n {

@@ -1025,7 +1025,7 @@ impl BinauralRenderer {
     /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
     /// samples are silence; extra inputs are ignored); `left`/`right` are overwritten with
     /// the binaural mix. Any block length; never allocates.
-    pub fn process(&mut self, inputs: &[&[f32]], left: &mut [f32], right: &mut [f32]) {
+    pub fn process<S: AsRef<[f32]>>(&mut self, inputs: &[S], left: &mut [f32], right: &mut [f32]) {
         let frames = left.len().min(right.len());
         let b = self.block;
         let mut pos = 0;
@@ -1033,7 +1033,7 @@ impl BinauralRenderer {
             let chunk = (b - self.fill).min(frames - pos);
             for (i, s) in self.sources.iter_mut().enumerate() {
                 let dst = &mut s.time[b + self.fill..b + self.fill + chunk];
-                match inputs.get(i) {
+                match inputs.get(i).map(|x| x.as_ref()) {
                     Some(x) if x.len() >= pos + chunk => dst.copy_from_slice(&x[pos..pos + chunk]),
                     Some(x) => {
                         for (k, d) in dst.iter_mut().enumerate() {

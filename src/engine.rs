@@ -1,7 +1,8 @@
 //! The block renderer: objects and beds → speaker buses (full-sphere VBAP, as in
-//! ITU-R BS.2127's split between gain calculation and gain application), each output
-//! through its own master chain; buffers preallocated in `new`, nothing allocated in
-//! `process`.
+//! ITU-R BS.2127's split between gain calculation and gain application), a binaural bus
+//! (HRTF convolution) and stereo fold-downs (ITU-R BS.775 Lo/Ro, Pro Logic II Lt/Rt),
+//! each output through its own master chain and delayed so that all outputs stay
+//! sample-aligned; buffers preallocated in `new`, nothing allocated in `process`.
 //!
 //! # Timing
 //!
@@ -12,10 +13,17 @@
 //! caller cuts the audio into blocks, the output is identical for every block size.
 
 use crate::automation::Automation;
-use crate::geometry::Position;
+use crate::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
+use crate::downmix::{DownmixError, FoldDown, FoldDownConfig};
+use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
+use crate::geometry::{Direction, Position, RoomMap};
 use crate::layout::Layout;
 use crate::panner::{Panner, PannerError};
+use std::sync::Arc;
 use thiserror::Error;
+
+/// Most channels an output may have (stack arrays of channel slices in `process`).
+pub const MAX_OUTPUT_CHANNELS: usize = 64;
 
 /// Gains are recomputed at least this often (frames) and ramped in between.
 pub const GAIN_INTERVAL_FRAMES: u64 = 64;
@@ -40,6 +48,20 @@ pub enum EngineError {
         #[source]
         source: PannerError,
     },
+    #[error("output {output}: master chain: {source}")]
+    Chain {
+        output: String,
+        #[source]
+        source: DspError,
+    },
+    #[error("output {output}: fold-down: {source}")]
+    FoldDown {
+        output: String,
+        #[source]
+        source: DownmixError,
+    },
+    #[error("binaural output: {0}")]
+    Binaural(#[from] BinauralError),
     #[error("invalid engine configuration: {parameter} = {value} ({allowed})")]
     Config {
         parameter: &'static str,
@@ -56,6 +78,8 @@ pub struct ObjectConfig {
     pub position: Automation<Position>,
     pub size: Automation<f64>,
     pub mute: bool,
+    /// Binaural render mode Off: bypass the HRTF, pan to the ears as plain stereo.
+    pub binaural_bypass: bool,
 }
 
 /// A channel bed: its layout and static gain.
@@ -68,13 +92,38 @@ pub struct BedConfig {
 }
 
 /// An output of the engine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum OutputConfig {
-    /// A speaker render to a layout.
-    Speakers { layout: Layout },
+    /// A speaker render to a layout, through its master chain.
+    Speakers {
+        layout: Layout,
+        chain: Vec<ProcessorConfig>,
+    },
+    /// Headphones: objects and bed channels convolved with HRTFs; LFE mixed into both
+    /// ears at `lfe_db` (None: left out).
+    Binaural {
+        hrtf: Arc<HrtfSet>,
+        lfe_db: Option<f64>,
+        chain: Vec<ProcessorConfig>,
+    },
+    /// The render to `from`, folded down to 2.0, through its own master chain.
+    Stereo {
+        from: Layout,
+        fold: FoldDownConfig,
+        chain: Vec<ProcessorConfig>,
+    },
 }
 
-#[derive(Debug, Clone)]
+impl OutputConfig {
+    pub fn speakers(layout: Layout) -> OutputConfig {
+        OutputConfig::Speakers {
+            layout,
+            chain: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
 pub struct EngineConfig {
     pub sample_rate: u32,
     /// The most frames one `process` call renders.
@@ -126,12 +175,12 @@ pub struct Engine {
     objects: Vec<ObjectConfig>,
     /// Whether each object's gain, position and size never change.
     object_static: Vec<bool>,
-    beds: Vec<BedConfig>,
     object_inputs: Vec<Vec<f32>>,
     bed_inputs: Vec<Vec<Vec<f32>>>,
     buses: Vec<Bus>,
-    /// Output index → bus index.
-    outputs: Vec<usize>,
+    binaural: Option<BinauralPath>,
+    outputs: Vec<Output>,
+    latency: usize,
     /// All keyframe frames of all objects, sorted, deduplicated.
     keyframes: Vec<u64>,
     /// Absolute frame of the next sample to render.
@@ -142,36 +191,195 @@ pub struct Engine {
     segment_valid: bool,
 }
 
+/// Where an output's signal comes from.
+enum Source {
+    Bus(usize),
+    Fold(usize, Box<FoldDown>),
+    Binaural,
+}
+
+/// One output: its source, its own buffers, its master chain (with the alignment delay
+/// at the end) and, for user layouts with distances, per-speaker delay and gain.
+struct Output {
+    source: Source,
+    layout: Layout,
+    buffers: Vec<Vec<f32>>,
+    chain: Chain,
+    /// Per-channel (delay line, gain) aligning a user layout's speakers at the listener.
+    alignment: Vec<(Delay, f32)>,
+}
+
+/// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
+struct BinauralPath {
+    renderer: BinauralRenderer,
+    /// Room positions → directions (the 7.1.4 room: the Atmos reference layout).
+    room: RoomMap,
+    /// Plain stereo panning for objects in binaural mode Off.
+    stereo: Panner,
+    /// Renderer inputs for the current run (objects, then bed channels), ≤ 64 frames.
+    scratch: Vec<Vec<f32>>,
+    /// Per object: level at the segment start and its per-frame slope.
+    level_start: Vec<f32>,
+    level_slope: Vec<f32>,
+    /// Per object: level at the current segment's end.
+    level_end: Vec<f32>,
+    /// (bed, channel, renderer source, gain) for the non-LFE bed channels.
+    bed_sources: Vec<(usize, usize, usize, f32)>,
+    /// (bed, LFE channel, gain) mixed into both ears, delayed by the renderer's latency.
+    lfe_taps: Vec<(usize, usize, f32)>,
+    lfe: Vec<f32>,
+    lfe_delay: Delay,
+    gains2: Vec<f64>,
+}
+
+/// A fixed array of empty channel slices, filled with the real ones without allocating.
+fn slices<'a>(bufs: &'a [Vec<f32>], frames: usize) -> [&'a [f32]; MAX_OUTPUT_CHANNELS] {
+    let mut out: [&[f32]; MAX_OUTPUT_CHANNELS] = [&[]; MAX_OUTPUT_CHANNELS];
+    for (slot, b) in out.iter_mut().zip(bufs) {
+        *slot = &b[..frames];
+    }
+    out
+}
+
+fn slices_mut<'a>(bufs: &'a mut [Vec<f32>], frames: usize) -> [&'a mut [f32]; MAX_OUTPUT_CHANNELS] {
+    let mut out: [&mut [f32]; MAX_OUTPUT_CHANNELS] = std::array::from_fn(|_| &mut [][..]);
+    for (slot, b) in out.iter_mut().zip(bufs.iter_mut()) {
+        *slot = &mut b[..frames];
+    }
+    out
+}
+
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
-        if config.max_block_frames == 0 || config.max_block_frames > 1 << 20 {
+        if config.max_block_frames == 0 || config.max_block_frames > 1 << 16 {
             return Err(EngineError::Config {
                 parameter: "max_block_frames",
                 value: config.max_block_frames.to_string(),
-                allowed: "1 to 1048576",
+                allowed: "1 to 65536",
             });
         }
-        if config.sample_rate == 0 {
+        if !(8000..=384_000).contains(&config.sample_rate) {
             return Err(EngineError::Config {
                 parameter: "sample_rate",
-                value: "0".into(),
-                allowed: "a positive rate in Hz",
+                value: config.sample_rate.to_string(),
+                allowed: "8000 to 384000 Hz",
             });
         }
-        let n_obj = config.objects.len();
+        let rate = config.sample_rate;
         let block = config.max_block_frames;
+        let stereo_layout = Layout::builtin("2.0").map_err(|_| EngineError::Config {
+            parameter: "layout",
+            value: "2.0".into(),
+            allowed: "the built-in 2.0 layout",
+        })?;
         let mut buses: Vec<Bus> = Vec::new();
-        let mut outputs = Vec::new();
-        for out in &config.outputs {
-            let OutputConfig::Speakers { layout } = out;
-            let index = match buses.iter().position(|b| b.layout.same_channels(layout)) {
-                Some(i) => i,
+        let bus_for = |layout: &Layout, buses: &mut Vec<Bus>| -> Result<usize, EngineError> {
+            match buses.iter().position(|b| b.layout == *layout) {
+                Some(i) => Ok(i),
                 None => {
                     buses.push(Bus::new(layout, &config.objects, &config.beds, block)?);
-                    buses.len() - 1
+                    Ok(buses.len() - 1)
+                }
+            }
+        };
+        let mut binaural = None;
+        let mut outputs = Vec::new();
+        for out in &config.outputs {
+            let (source, layout, chain_cfg) = match out {
+                OutputConfig::Speakers { layout, chain } => (
+                    Source::Bus(bus_for(layout, &mut buses)?),
+                    layout.clone(),
+                    chain,
+                ),
+                OutputConfig::Stereo { from, fold, chain } => {
+                    let bus = bus_for(from, &mut buses)?;
+                    let fold = FoldDown::new(from, &stereo_layout, fold, rate, block).map_err(
+                        |source| EngineError::FoldDown {
+                            output: format!("stereo from {}", from.name),
+                            source,
+                        },
+                    )?;
+                    (
+                        Source::Fold(bus, Box::new(fold)),
+                        stereo_layout.clone(),
+                        chain,
+                    )
+                }
+                OutputConfig::Binaural {
+                    hrtf,
+                    lfe_db,
+                    chain,
+                } => {
+                    if binaural.is_none() {
+                        binaural = Some(BinauralPath::new(
+                            hrtf.clone(),
+                            *lfe_db,
+                            &config,
+                            &stereo_layout,
+                        )?);
+                    }
+                    (Source::Binaural, stereo_layout.clone(), chain)
                 }
             };
-            outputs.push(index);
+            let name = match &source {
+                Source::Binaural => "binaural".to_string(),
+                Source::Fold(..) => "stereo".to_string(),
+                Source::Bus(_) => layout.name.clone(),
+            };
+            let chain =
+                Chain::new(chain_cfg, rate, layout.num_channels(), block).map_err(|source| {
+                    EngineError::Chain {
+                        output: name,
+                        source,
+                    }
+                })?;
+            let alignment = if matches!(source, Source::Bus(_)) {
+                layout
+                    .alignment(rate)
+                    .iter()
+                    .filter(|_| layout.channels.iter().any(|c| c.distance_m.is_some()))
+                    .map(|a| Ok((Delay::new(a.delay_frames, 1)?, a.gain as f32)))
+                    .collect::<Result<Vec<_>, DspError>>()
+                    .map_err(|source| EngineError::Chain {
+                        output: layout.name.clone(),
+                        source,
+                    })?
+            } else {
+                Vec::new()
+            };
+            outputs.push(Output {
+                source,
+                buffers: vec![vec![0.0; block]; layout.num_channels()],
+                layout,
+                chain,
+                alignment,
+            });
+        }
+        // Latency compensation: every output is delayed to the slowest one.
+        let path_latency = |o: &Output, bin: &Option<BinauralPath>| {
+            o.chain.latency()
+                + match o.source {
+                    Source::Binaural => bin.as_ref().map_or(0, |b| b.renderer.latency()),
+                    Source::Fold(_, ref f) => f.latency(),
+                    Source::Bus(_) => 0,
+                }
+        };
+        let latency = outputs
+            .iter()
+            .map(|o| path_latency(o, &binaural))
+            .max()
+            .unwrap_or(0);
+        for o in &mut outputs {
+            let extra = latency - path_latency(o, &binaural);
+            if extra > 0 {
+                let delay = Delay::new(extra, o.layout.num_channels()).map_err(|source| {
+                    EngineError::Chain {
+                        output: o.layout.name.clone(),
+                        source,
+                    }
+                })?;
+                o.chain.push(Box::new(delay));
+            }
         }
         let mut keyframes: Vec<u64> = config
             .objects
@@ -193,19 +401,20 @@ impl Engine {
             .map(|o| o.position.is_constant() && o.gain_db.is_constant() && o.size.is_constant())
             .collect();
         Ok(Engine {
-            sample_rate: config.sample_rate,
+            sample_rate: rate,
             max_block_frames: block,
             object_static,
-            object_inputs: vec![vec![0.0; block]; n_obj],
+            object_inputs: vec![vec![0.0; block]; config.objects.len()],
             bed_inputs: config
                 .beds
                 .iter()
                 .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
                 .collect(),
             objects: config.objects,
-            beds: config.beds,
             buses,
+            binaural,
             outputs,
+            latency,
             keyframes,
             position: 0,
             segment_start: 0,
@@ -240,14 +449,15 @@ impl Engine {
         &mut self.bed_inputs[b][ch]
     }
 
-    /// Output `o`'s planar channels (layout order); the first `frames` of the last
-    /// `process` call are valid.
+    /// Output `o`'s planar channels (layout order; binaural and stereo are L, R); the
+    /// first `frames` of the last `process` call are valid.
     pub fn output(&self, o: usize) -> &[Vec<f32>] {
-        &self.buses[self.outputs[o]].buffers
+        &self.outputs[o].buffers
     }
 
+    /// The layout of output `o` (2.0 for binaural and stereo outputs).
     pub fn output_layout(&self, o: usize) -> &Layout {
-        &self.buses[self.outputs[o]].layout
+        &self.outputs[o].layout
     }
 
     /// Absolute frame of the next sample to render.
@@ -255,10 +465,24 @@ impl Engine {
         self.position
     }
 
-    /// Moves the timeline to `frame` (automation is re-evaluated there).
+    /// Moves the timeline to `frame` (automation is re-evaluated there; filter, delay and
+    /// dynamics state is cleared).
     pub fn seek(&mut self, frame: u64) {
         self.position = frame;
         self.segment_valid = false;
+        for o in &mut self.outputs {
+            o.chain.reset();
+            if let Source::Fold(_, f) = &mut o.source {
+                f.reset();
+            }
+            for (d, _) in &mut o.alignment {
+                crate::dsp::Processor::reset(d);
+            }
+        }
+        if let Some(b) = &mut self.binaural {
+            b.renderer.reset();
+            crate::dsp::Processor::reset(&mut b.lfe_delay);
+        }
     }
 
     /// Back to frame 0 with all state cleared.
@@ -266,9 +490,9 @@ impl Engine {
         self.seek(0);
     }
 
-    /// Frames of delay between the inputs and the outputs.
+    /// Frames of delay between the inputs and every output (all outputs are aligned).
     pub fn latency(&self) -> usize {
-        0
+        self.latency
     }
 
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
@@ -290,10 +514,58 @@ impl Engine {
             for bus in &mut self.buses {
                 bus.mix_objects(&self.object_inputs, done, run, offset);
             }
+            if let Some(bin) = &mut self.binaural {
+                let out = self
+                    .outputs
+                    .iter_mut()
+                    .find(|o| matches!(o.source, Source::Binaural));
+                if let Some(out) = out {
+                    let (l, r) = out.buffers.split_at_mut(1);
+                    bin.run(
+                        &self.objects,
+                        &self.object_inputs,
+                        &self.bed_inputs,
+                        done,
+                        run,
+                        offset,
+                        &mut l[0][done..done + run],
+                        &mut r[0][done..done + run],
+                    );
+                }
+            }
             done += run;
         }
         for bus in &mut self.buses {
             bus.mix_beds(&self.bed_inputs, frames);
+        }
+        for o in &mut self.outputs {
+            match &mut o.source {
+                Source::Bus(b) => {
+                    for (dst, src) in o.buffers.iter_mut().zip(&self.buses[*b].buffers) {
+                        dst[..frames].copy_from_slice(&src[..frames]);
+                    }
+                }
+                Source::Fold(b, fold) => {
+                    let input = slices(&self.buses[*b].buffers, frames);
+                    let n_in = self.buses[*b].buffers.len();
+                    let mut output = slices_mut(&mut o.buffers, frames);
+                    fold.process(&input[..n_in], &mut output[..2]);
+                }
+                Source::Binaural => {
+                    if let Some(bin) = &mut self.binaural {
+                        bin.mix_lfe(&self.bed_inputs, frames, &mut o.buffers);
+                    }
+                }
+            }
+            let n = o.buffers.len();
+            let mut chans = slices_mut(&mut o.buffers, frames);
+            o.chain.process(&mut chans[..n]);
+            for ((delay, gain), ch) in o.alignment.iter_mut().zip(chans.iter_mut()) {
+                crate::dsp::Processor::process(delay, std::slice::from_mut(ch));
+                for x in ch.iter_mut() {
+                    *x *= *gain;
+                }
+            }
         }
         self.position += frames as u64;
     }
@@ -333,9 +605,183 @@ impl Engine {
                 bus.compute_ramp(i, obj, g_start, end, start);
             }
         }
+        if let Some(bin) = &mut self.binaural {
+            bin.start_segment(&self.objects, &self.object_static, continuing, start, end);
+        }
         self.segment_start = start;
         self.segment_end = end;
         self.segment_valid = true;
+    }
+}
+
+impl BinauralPath {
+    fn new(
+        hrtf: Arc<HrtfSet>,
+        lfe_db: Option<f64>,
+        config: &EngineConfig,
+        stereo_layout: &Layout,
+    ) -> Result<BinauralPath, EngineError> {
+        let mut bed_sources = Vec::new();
+        let mut lfe_taps = Vec::new();
+        let n_obj = config.objects.len();
+        for (b, bed) in config.beds.iter().enumerate() {
+            let level = if bed.mute {
+                0.0
+            } else {
+                10f64.powf(bed.gain_db / 20.0) as f32
+            };
+            for (c, ch) in bed.layout.channels.iter().enumerate() {
+                if ch.lfe {
+                    if let Some(db) = lfe_db {
+                        lfe_taps.push((b, c, level * 10f64.powf(db / 20.0) as f32));
+                    }
+                } else {
+                    bed_sources.push((b, c, n_obj + bed_sources.len(), level));
+                }
+            }
+        }
+        let n_sources = (n_obj + bed_sources.len()).max(1);
+        let mut renderer =
+            BinauralRenderer::new(hrtf, BinauralConfig::new(config.sample_rate, n_sources))?;
+        for &(b, c, src, _) in &bed_sources {
+            renderer.set_direction(src, config.beds[b].layout.channels[c].direction());
+        }
+        let latency = renderer.latency();
+        let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
+            layout: stereo_layout.name.clone(),
+            source,
+        })?;
+        let room = Layout::builtin("7.1.4")
+            .map(|l| l.room_map())
+            .unwrap_or_default();
+        Ok(BinauralPath {
+            renderer,
+            room,
+            stereo,
+            scratch: vec![vec![0.0; GAIN_INTERVAL_FRAMES as usize]; n_sources],
+            level_start: vec![0.0; n_obj],
+            level_slope: vec![0.0; n_obj],
+            level_end: vec![0.0; n_obj],
+            bed_sources,
+            lfe_taps,
+            lfe: vec![0.0; config.max_block_frames],
+            lfe_delay: Delay::new(latency, 1).map_err(|source| EngineError::Chain {
+                output: "binaural".into(),
+                source,
+            })?,
+            gains2: vec![0.0; 2],
+        })
+    }
+
+    fn direction(&self, pos: Position) -> Direction {
+        match pos {
+            Position::Cartesian { x, y, z } => self.room.cartesian_to_direction(x, y, z).direction,
+            Position::Polar {
+                azimuth_deg,
+                elevation_deg,
+                ..
+            } => Direction::new(azimuth_deg, elevation_deg),
+        }
+    }
+
+    fn level_at(obj: &ObjectConfig, frame: u64) -> f32 {
+        if obj.mute {
+            0.0
+        } else {
+            10f64.powf(obj.gain_db.value_at(frame as f64) / 20.0) as f32
+        }
+    }
+
+    /// Sets directions (at the segment start) and level ramps for the segment.
+    fn start_segment(
+        &mut self,
+        objects: &[ObjectConfig],
+        object_static: &[bool],
+        continuing: bool,
+        start: u64,
+        end: u64,
+    ) {
+        let len = (end - start) as f32;
+        for (i, obj) in objects.iter().enumerate() {
+            if continuing && object_static[i] {
+                continue;
+            }
+            let l0 = if continuing {
+                self.level_end[i]
+            } else {
+                Self::level_at(obj, start)
+            };
+            let l1 = Self::level_at(obj, end);
+            self.level_start[i] = l0;
+            self.level_end[i] = l1;
+            self.level_slope[i] = (l1 - l0) / len;
+            self.renderer.set_active(i, !obj.mute);
+            let pos = obj.position.value_at(start as f64);
+            if obj.binaural_bypass {
+                self.stereo.position_gains(
+                    pos,
+                    obj.size.value_at(start as f64).clamp(0.0, 1.0),
+                    &mut self.gains2,
+                );
+                self.renderer
+                    .set_bypass(i, Some([self.gains2[0] as f32, self.gains2[1] as f32]));
+            } else {
+                let dir = self.direction(pos);
+                self.renderer.set_direction(i, dir);
+            }
+        }
+    }
+
+    /// Renders `run` frames (within one segment) starting at buffer offset `at`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        objects: &[ObjectConfig],
+        object_inputs: &[Vec<f32>],
+        bed_inputs: &[Vec<Vec<f32>>],
+        at: usize,
+        run: usize,
+        offset: usize,
+        left: &mut [f32],
+        right: &mut [f32],
+    ) {
+        let steps = &RAMP_STEPS[offset..offset + run];
+        for (i, input) in object_inputs.iter().enumerate().take(objects.len()) {
+            let dst = &mut self.scratch[i][..run];
+            let (l0, slope) = (self.level_start[i], self.level_slope[i]);
+            for ((d, &x), &k) in dst.iter_mut().zip(&input[at..at + run]).zip(steps) {
+                *d = x * (l0 + slope * k);
+            }
+        }
+        for &(b, c, src, level) in &self.bed_sources {
+            let dst = &mut self.scratch[src][..run];
+            for (d, &x) in dst.iter_mut().zip(&bed_inputs[b][c][at..at + run]) {
+                *d = x * level;
+            }
+        }
+        let n = self.scratch.len();
+        let inputs = slices(&self.scratch, run);
+        self.renderer.process(&inputs[..n], left, right);
+    }
+
+    /// Adds the bed LFE (at the session's level, delayed like the HRTF path) to both ears.
+    fn mix_lfe(&mut self, bed_inputs: &[Vec<Vec<f32>>], frames: usize, ears: &mut [Vec<f32>]) {
+        if self.lfe_taps.is_empty() {
+            return;
+        }
+        let lfe = &mut self.lfe[..frames];
+        lfe.fill(0.0);
+        for &(b, c, g) in &self.lfe_taps {
+            for (d, &x) in lfe.iter_mut().zip(&bed_inputs[b][c][..frames]) {
+                *d += x * g;
+            }
+        }
+        crate::dsp::Processor::process(&mut self.lfe_delay, std::slice::from_mut(&mut &mut *lfe));
+        for ear in ears.iter_mut() {
+            for (o, &x) in ear[..frames].iter_mut().zip(lfe.iter()) {
+                *o += x;
+            }
+        }
     }
 }
 

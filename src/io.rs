@@ -1060,6 +1060,22 @@ impl Drop for PendingFile {
 }
 
 /// Reads a UTF-8 text file.
+/// Reads a whole (small) file, e.g. a SOFA HRTF set.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IoError> {
+    std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            IoError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            IoError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
 pub fn read_text(path: &Path) -> Result<String, IoError> {
     fs::read_to_string(path).map_err(|e| open_error(path, e))
 }

@@ -18,3 +18,4 @@ pub mod loudness;
 pub mod panner;
 pub mod render;
 pub mod session;
+pub mod translation;

@@ -75,6 +75,9 @@ pub struct LoudnessReport {
 }
 
 /// A BS.1770 / R128 meter for one layout (all modes: M, S, I, LRA, sample and true peak).
+/// Short-term loudness spans 30 blocks of 100 ms.
+const SUB_BLOCKS_SHORT_TERM: usize = 30;
+
 pub struct Meter {
     inner: EbuR128,
     channels: usize,
@@ -82,6 +85,9 @@ pub struct Meter {
     frames_100ms: usize,
     /// Frames fed since the last 100 ms poll.
     since_poll_frames: usize,
+    /// Weighted mean-square power of the last 30 blocks of 100 ms (a ring).
+    sub_blocks: [f64; SUB_BLOCKS_SHORT_TERM],
+    sub_block_next: usize,
     max_momentary_lufs: f64,
     max_short_term_lufs: f64,
 }
@@ -149,6 +155,8 @@ impl Meter {
             channels,
             frames_100ms: (sample_rate as usize).div_ceil(10),
             since_poll_frames: 0,
+            sub_blocks: [0.0; SUB_BLOCKS_SHORT_TERM],
+            sub_block_next: 0,
             max_momentary_lufs: f64::NEG_INFINITY,
             max_short_term_lufs: f64::NEG_INFINITY,
         })
@@ -178,9 +186,40 @@ impl Meter {
         self.channels
     }
 
+    /// At each 100 ms boundary: the last 100 ms's weighted power goes into a ring of 30,
+    /// from which momentary (4 blocks = 400 ms) and short-term (30 blocks = 3 s) follow.
+    /// Asking the crate for short-term loudness every 100 ms would sum 3 s of audio each
+    /// time (30 passes over the signal); this is one pass, with the same result.
     fn poll(&mut self) {
-        self.max_momentary_lufs = self.max_momentary_lufs.max(self.momentary_lufs());
-        self.max_short_term_lufs = self.max_short_term_lufs.max(self.short_term_lufs());
+        let block = self.inner.loudness_window(100).map_or(0.0, |l| {
+            if l.is_finite() {
+                10f64.powf((l + 0.691) / 10.0)
+            } else {
+                0.0
+            }
+        });
+        self.sub_blocks[self.sub_block_next] = block;
+        self.sub_block_next = (self.sub_block_next + 1) % SUB_BLOCKS_SHORT_TERM;
+        let mean = |n: usize| {
+            (1..=n)
+                .map(|k| {
+                    self.sub_blocks
+                        [(self.sub_block_next + SUB_BLOCKS_SHORT_TERM - k) % SUB_BLOCKS_SHORT_TERM]
+                })
+                .sum::<f64>()
+                / n as f64
+        };
+        let lufs = |p: f64| {
+            if p > 0.0 {
+                -0.691 + 10.0 * p.log10()
+            } else {
+                f64::NEG_INFINITY
+            }
+        };
+        self.max_momentary_lufs = self.max_momentary_lufs.max(lufs(mean(4)));
+        self.max_short_term_lufs = self
+            .max_short_term_lufs
+            .max(lufs(mean(SUB_BLOCKS_SHORT_TERM)));
     }
 
     /// Feeds planar audio (one slice per layout channel, equal lengths).
@@ -278,6 +317,8 @@ impl Meter {
     pub fn reset(&mut self) {
         self.inner.reset();
         self.since_poll_frames = 0;
+        self.sub_blocks = [0.0; SUB_BLOCKS_SHORT_TERM];
+        self.sub_block_next = 0;
         self.max_momentary_lufs = f64::NEG_INFINITY;
         self.max_short_term_lufs = f64::NEG_INFINITY;
     }

@@ -5,13 +5,14 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
+use halo::demo;
 use halo::geometry::{Direction, Position};
 use halo::io::{self, WavSpec, WavWriter, WriteFormat};
 use halo::layout::{Layout, LayoutError};
+use halo::loudness;
 use halo::panner::Panner;
 use halo::render::{self, RenderError, RenderOptions};
 use halo::session::{self, SessionError};
-use halo::{demo, engine};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,9 +50,31 @@ enum Command {
         /// Sample format of the WAV files.
         #[arg(long, value_enum, default_value = "pcm24")]
         format: Format,
+        /// Also render DIR/binaural.wav (headphones) when the session has no binaural output.
+        #[arg(long)]
+        binaural: bool,
+        /// An AES69 SOFA SimpleFreeFieldHRIR file to use instead of the built-in MIT KEMAR set.
+        #[arg(long, value_name = "FILE.sofa")]
+        hrtf: Option<PathBuf>,
+        /// Exit with code 3 when an output misses its loudness target or a translation
+        /// check fails (delivery QC).
+        #[arg(long)]
+        strict: bool,
+        /// Flag objects whose level in the fold-down or on headphones changes by more than this (dB).
+        #[arg(long, default_value_t = 3.0)]
+        threshold: f64,
         /// Frames per engine block (the output does not depend on it).
         #[arg(long, default_value_t = render::RENDER_BLOCK_FRAMES, hide = true)]
         block: usize,
+    },
+    /// Measure a WAV file's loudness (ITU-R BS.1770-4 / EBU R128).
+    Loudness {
+        file: PathBuf,
+        /// The file's layout (default: from its channel mask, else its channel count).
+        #[arg(long)]
+        layout: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Print the panning gains for positions as JSON.
     Gains {
@@ -122,8 +145,25 @@ fn main() -> ExitCode {
             layouts,
             out,
             format,
+            binaural,
+            hrtf,
+            strict,
+            threshold,
             block,
-        } => cmd_render(&session, &layouts, &out, format, block),
+        } => cmd_render(
+            &session,
+            &layouts,
+            &out,
+            RenderFlags {
+                format,
+                binaural,
+                hrtf,
+                strict,
+                threshold,
+                block,
+            },
+        ),
+        Command::Loudness { file, layout, json } => cmd_loudness(&file, layout.as_deref(), json),
         Command::Gains {
             layout,
             size,
@@ -160,13 +200,28 @@ fn load_session(path: &Path) -> Result<session::Scene> {
     Ok(session::parse(&text, path, &mut read_layout)?)
 }
 
+struct RenderFlags {
+    format: Format,
+    binaural: bool,
+    hrtf: Option<PathBuf>,
+    strict: bool,
+    threshold: f64,
+    block: usize,
+}
+
 fn cmd_render(
     session: &Path,
     layouts: &[String],
     out: &Path,
-    format: Format,
-    block: usize,
+    flags: RenderFlags,
 ) -> Result<(), Failure> {
+    let block = flags.block;
+    if !(flags.threshold.is_finite() && flags.threshold > 0.0) {
+        return Err(bad_input(anyhow!(
+            "--threshold {}: allowed a positive number of dB",
+            flags.threshold
+        )));
+    }
     let scene = load_session(session).map_err(classify)?;
     let layouts = if layouts.is_empty() {
         None
@@ -187,8 +242,20 @@ fn cmd_render(
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))
         .map_err(bad_input)?;
-    let report = render_scene(&scene, layouts, out, format, block)?;
+    let report = render_scene(&scene, layouts, out, &flags)?;
     print_summary(&report);
+    if flags.strict {
+        let failures = report.strict_failures();
+        if !failures.is_empty() {
+            for f in &failures {
+                eprintln!("halo: strict: {f}");
+            }
+            return Err(Failure {
+                code: 3,
+                error: anyhow!("{} delivery check(s) failed (--strict)", failures.len()),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -196,8 +263,7 @@ fn render_scene(
     scene: &session::Scene,
     layouts: Option<Vec<Layout>>,
     out: &Path,
-    format: Format,
-    block: usize,
+    flags: &RenderFlags,
 ) -> Result<render::RenderReport, Failure> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(1000);
@@ -214,8 +280,11 @@ fn render_scene(
     };
     let mut options = RenderOptions::new(out);
     options.layouts = layouts;
-    options.block_frames = block;
-    options.format = match format {
+    options.block_frames = flags.block;
+    options.binaural = flags.binaural;
+    options.hrtf = flags.hrtf.clone();
+    options.threshold_db = flags.threshold;
+    options.format = match flags.format {
         Format::Pcm24 => WriteFormat::Pcm24,
         Format::F32 => WriteFormat::F32,
     };
@@ -230,6 +299,22 @@ fn render_scene(
     Ok(report)
 }
 
+fn fmt_db(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:+.1}"),
+        Some(_) => "-inf".into(),
+        None => "—".into(),
+    }
+}
+
+fn fmt_level(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.1}")
+    } else {
+        "-inf".into()
+    }
+}
+
 fn print_summary(report: &render::RenderReport) {
     for w in &report.warnings {
         eprintln!("halo: warning: {w}");
@@ -238,22 +323,161 @@ fn print_summary(report: &render::RenderReport) {
         "rendered {:.1} s in {:.2} s ({:.0}× real time)",
         report.duration_s, report.render_s, report.realtime_factor
     );
+    println!(
+        "  {:<30} {:>3}  {:>8} {:>6} {:>8} {:>7}  target",
+        "output", "ch", "LUFS", "LRA", "dBTP", "peak"
+    );
     for o in &report.outputs {
         let peak = o
             .peak_dbfs
             .iter()
             .flatten()
             .fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let target = match &o.target {
+            None => String::new(),
+            Some(t) if t.pass => format!("{} ok", t.target.name),
+            Some(t) => format!("{} MISSED: {}", t.target.name, t.misses.join("; ")),
+        };
         println!(
-            "  {:<28} {:>2} ch  peak {:>6.1} dBFS",
-            o.file.display(),
+            "  {:<30} {:>3}  {:>8} {:>6.1} {:>8} {:>7}  {target}",
+            o.file.display().to_string(),
             o.channels.len(),
-            peak
+            fmt_level(o.loudness.integrated_lufs),
+            o.loudness.range_lu,
+            fmt_level(o.loudness.true_peak_dbtp),
+            fmt_level(peak),
         );
+        if let Some(img) = &o.image {
+            println!(
+                "      correlation min {}, {:.0}% of the time below 0; mono loss {} dB",
+                img.min_correlation
+                    .map_or("—".into(), |c| format!("{c:+.2}")),
+                img.share_negative * 100.0,
+                fmt_db(img.mono_loss_db)
+            );
+        }
         for w in &o.warnings {
-            println!("    warning: {w}");
+            println!("      note: {w}");
         }
     }
+    if let Some(t) = &report.translation {
+        println!("translation against {}:", t.reference);
+        println!(
+            "  loudness: stereo {} LU, binaural {} LU; heights {:.0}% of the mix ({} dB in stereo), rears {:.0}% ({} dB in stereo)",
+            fmt_db(t.stereo_loudness_delta_lu),
+            fmt_db(t.binaural_loudness_delta_lu),
+            t.height_share * 100.0,
+            fmt_db(t.height_in_stereo_db),
+            t.rear_share * 100.0,
+            fmt_db(t.rear_in_stereo_db),
+        );
+        println!(
+            "  {:<20} {:>9} {:>9} {:>9}  flags",
+            "object", "immersive", "stereo", "binaural"
+        );
+        for o in &t.objects {
+            println!(
+                "  {:<20} {:>9} {:>9} {:>9}  {}",
+                o.name,
+                fmt_db(o.immersive_db),
+                fmt_db(o.stereo_delta_db),
+                fmt_db(o.binaural_delta_db),
+                o.flags.join("; ")
+            );
+        }
+        for b in &t.beds {
+            println!(
+                "  bed {:<16} {:>9} {:>9} {:>9}  {}",
+                b.name,
+                fmt_db(b.immersive_db),
+                fmt_db(b.stereo_delta_db),
+                "",
+                b.flags.join("; ")
+            );
+        }
+        if t.failures.is_empty() {
+            println!("  no translation problems above ±{:.1} dB", t.threshold_db);
+        }
+    }
+}
+
+fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Failure> {
+    let mut reader = io::WavReader::open(file).map_err(|e| bad_input(e.into()))?;
+    let info = reader.info().clone();
+    let layout = match layout {
+        Some(l) => resolve_layout(l).map_err(bad_input)?,
+        None => info
+            .channel_mask
+            .and_then(|m| Layout::from_wav_mask(m, info.channels))
+            .or_else(|| {
+                Layout::builtins()
+                    .into_iter()
+                    .find(|l| l.num_channels() == info.channels)
+            })
+            .ok_or_else(|| {
+                bad_input(anyhow!(
+                    "{}: cannot tell the layout of {} channels; give --layout",
+                    file.display(),
+                    info.channels
+                ))
+            })?,
+    };
+    if layout.num_channels() != info.channels {
+        return Err(bad_input(anyhow!(
+            "{}: {} channels, but layout {} has {}",
+            file.display(),
+            info.channels,
+            layout.name,
+            layout.num_channels()
+        )));
+    }
+    let mut meter =
+        loudness::Meter::new(&layout, info.sample_rate).map_err(|e| bad_input(e.into()))?;
+    // The file is in WAV (mask) order when its mask matches the layout's.
+    let order = match (info.channel_mask, layout.wav_channel_mask()) {
+        (Some(m), Some(l)) if m == l => layout.wav_order(),
+        _ => (0..info.channels).collect(),
+    };
+    let n = info.channels;
+    let mut buf = vec![0.0f32; 4800 * n];
+    let mut planar = vec![vec![0.0f32; 4800]; n];
+    loop {
+        let frames = reader.read(&mut buf).map_err(|e| bad_input(e.into()))?;
+        if frames == 0 {
+            break;
+        }
+        for (k, &c) in order.iter().enumerate() {
+            for f in 0..frames {
+                planar[c][f] = buf[f * n + k];
+            }
+        }
+        let chans: Vec<&[f32]> = planar.iter().map(|c| &c[..frames]).collect();
+        meter
+            .process_planar(&chans)
+            .map_err(|e| classify(e.into()))?;
+    }
+    let r = meter.report();
+    if json {
+        let v = serde_json::json!({"file": file, "layout": layout.name, "loudness": r});
+        println!("{v}");
+    } else {
+        println!(
+            "{} ({}, {} Hz)",
+            file.display(),
+            layout.name,
+            info.sample_rate
+        );
+        println!("  integrated      {} LUFS", fmt_level(r.integrated_lufs));
+        println!("  loudness range  {:.1} LU", r.range_lu);
+        println!("  true peak       {} dBTP", fmt_level(r.true_peak_dbtp));
+        println!("  sample peak     {} dBFS", fmt_level(r.sample_peak_dbfs));
+        println!("  max momentary   {} LUFS", fmt_level(r.max_momentary_lufs));
+        println!(
+            "  max short-term  {} LUFS",
+            fmt_level(r.max_short_term_lufs)
+        );
+    }
+    Ok(())
 }
 
 fn parse_position(text: &str, cart: bool) -> Result<Position> {
@@ -434,13 +658,15 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         names.join(", ")
     );
     let scene = load_session(&session_path).map_err(classify)?;
-    let report = render_scene(
-        &scene,
-        None,
-        out,
-        Format::Pcm24,
-        render::RENDER_BLOCK_FRAMES,
-    )?;
+    let flags = RenderFlags {
+        format: Format::Pcm24,
+        binaural: false,
+        hrtf: None,
+        strict: false,
+        threshold: 3.0,
+        block: render::RENDER_BLOCK_FRAMES,
+    };
+    let report = render_scene(&scene, None, out, &flags)?;
     print_summary(&report);
     println!(
         "session: {}  (edit it and run `halo render {} --out {}`)",
@@ -448,6 +674,5 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         session_path.display(),
         out.display()
     );
-    let _ = engine::GAIN_INTERVAL_FRAMES;
     Ok(())
 }

@@ -5,14 +5,27 @@
 //! This module sits between `session` (what to render), `io` (files) and `engine` (how to
 //! render), so that the engine never sees a file and the session never sees audio.
 
+use crate::binaural::{BinauralError, HrtfSet};
+use crate::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
+use crate::dsp::{EqBand, ProcessorConfig};
 use crate::engine::{
     self, BedConfig, Engine, EngineConfig, EngineError, ObjectConfig, OutputConfig,
 };
+use crate::geometry::{Direction, Position};
 use crate::io::{self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat};
 use crate::layout::Layout;
-use crate::session::{OutputSpec, Scene};
+use crate::loudness::{LoudnessError, LoudnessReport, Meter, Target};
+use crate::panner::Panner;
+use crate::session::{
+    BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
+};
+use crate::translation::{
+    self, BedTracker, BedTranslation, ObjectTracker, ObjectTranslation, ObjectWindow, StereoImage,
+    StereoMeter,
+};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -69,6 +82,26 @@ pub enum RenderError {
     },
     #[error("{0}")]
     Engine(#[from] EngineError),
+    #[error("HRTF set {origin}: {source}")]
+    Hrtf {
+        origin: String,
+        #[source]
+        source: BinauralError,
+    },
+    #[error("HRTF set: {0}")]
+    HrtfFile(#[source] IoError),
+    #[error("output {output}: target: {source}")]
+    Target {
+        output: String,
+        #[source]
+        source: LoudnessError,
+    },
+    #[error("output {output}: {source}")]
+    Meter {
+        output: String,
+        #[source]
+        source: LoudnessError,
+    },
     #[error("nothing to render: {0}")]
     Nothing(String),
 }
@@ -78,6 +111,7 @@ impl RenderError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             RenderError::Engine(EngineError::Config { .. }) => false,
+            RenderError::Meter { .. } => false,
             RenderError::Output { source, .. } => !matches!(source, IoError::Write { .. }),
             _ => true,
         }
@@ -89,6 +123,12 @@ pub struct RenderOptions<'a> {
     pub out_dir: PathBuf,
     /// Speaker layouts to render instead of the session's speaker outputs.
     pub layouts: Option<Vec<Layout>>,
+    /// Also render a binaural output (if the session has none), with this HRTF file
+    /// (None: the session's or the built-in set).
+    pub binaural: bool,
+    pub hrtf: Option<PathBuf>,
+    /// Threshold for flagging objects in the translation report, dB.
+    pub threshold_db: f64,
     pub format: WriteFormat,
     pub block_frames: usize,
     /// Called after each block with (frames done, frames total).
@@ -100,6 +140,9 @@ impl RenderOptions<'_> {
         RenderOptions {
             out_dir: out_dir.into(),
             layouts: None,
+            binaural: false,
+            hrtf: None,
+            threshold_db: translation::DEFAULT_THRESHOLD_DB,
             format: WriteFormat::Pcm24,
             block_frames: RENDER_BLOCK_FRAMES,
             progress: None,
@@ -127,6 +170,46 @@ pub struct OutputReport {
     pub peak_dbfs: Vec<Option<f64>>,
     pub warnings: Vec<String>,
     pub realtime_factor: f64,
+    /// Frames of latency of the whole render (compensated: files start at time 0).
+    pub latency_frames: usize,
+    pub loudness: LoudnessReport,
+    pub target: Option<TargetReport>,
+    /// Stereo and binaural outputs: correlation over time and mono loss.
+    pub image: Option<StereoImage>,
+    /// Stereo outputs: each fold-down step's coefficients.
+    pub fold_steps: Vec<FoldStep>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub target: Target,
+    pub pass: bool,
+    pub misses: Vec<String>,
+}
+
+/// How the fold-down and the headphone version differ from the immersive render.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranslationReport {
+    /// The immersive output everything is compared with.
+    pub reference: String,
+    pub threshold_db: f64,
+    /// Integrated loudness of stereo / binaural minus the immersive output, LU.
+    pub stereo_loudness_delta_lu: Option<f64>,
+    pub binaural_loudness_delta_lu: Option<f64>,
+    /// True peak of the stereo output (after its chain) and whether it is over −1 dBTP
+    /// or its target's ceiling.
+    pub stereo_true_peak_dbtp: Option<f64>,
+    pub stereo_over: bool,
+    /// Share of the immersive render's energy in its heights and rears (0 … 1).
+    pub height_share: f64,
+    pub rear_share: f64,
+    /// How much of the heights' and rears' energy the stereo fold-down keeps, dB.
+    pub height_in_stereo_db: Option<f64>,
+    pub rear_in_stereo_db: Option<f64>,
+    pub objects: Vec<ObjectTranslation>,
+    pub beds: Vec<BedTranslation>,
+    /// Everything `--strict` fails on.
+    pub failures: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +222,30 @@ pub struct RenderReport {
     pub realtime_factor: f64,
     pub sources: Vec<SourceReport>,
     pub outputs: Vec<OutputReport>,
+    pub translation: Option<TranslationReport>,
     pub warnings: Vec<String>,
+}
+
+impl RenderReport {
+    /// Every target miss and translation failure, for `--strict`.
+    pub fn strict_failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for o in &self.outputs {
+            if let Some(t) = &o.target {
+                for m in &t.misses {
+                    out.push(format!(
+                        "{}: {} target: {m}",
+                        o.file.display(),
+                        t.target.name
+                    ));
+                }
+            }
+        }
+        if let Some(t) = &self.translation {
+            out.extend(t.failures.iter().cloned());
+        }
+        out
+    }
 }
 
 /// One opened source: a stream and which of its channels feed which engine inputs.
@@ -167,26 +273,17 @@ impl Source {
     }
 }
 
-/// The speaker layouts a render writes: the override, else the session's speaker outputs.
-pub fn output_layouts(scene: &Scene, override_layouts: Option<&[Layout]>) -> Vec<Layout> {
-    let mut layouts: Vec<Layout> = match override_layouts {
-        Some(l) => l.to_vec(),
-        None => scene
-            .outputs
-            .iter()
-            .filter_map(|o| match o {
-                OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
-                _ => None,
-            })
-            .collect(),
-    };
-    let mut seen: Vec<String> = Vec::new();
-    layouts.retain(|l| {
-        let fresh = !seen.contains(&l.name);
-        seen.push(l.name.clone());
-        fresh
-    });
-    layouts
+/// One output a render writes.
+struct Planned {
+    kind: &'static str,
+    file_name: String,
+    layout: Layout,
+    config: OutputConfig,
+    target: Option<Target>,
+    fold_steps: Vec<FoldStep>,
+    /// Stereo outputs: the fold-down's in-phase and quadrature matrices and its source.
+    fold: Option<(Layout, Vec<Vec<f64>>, Option<Vec<Vec<f64>>>)>,
+    notes: Vec<String>,
 }
 
 /// A file name for a layout's render: its name with anything but `[A-Za-z0-9.+_-]` as `_`.
@@ -205,14 +302,391 @@ pub fn output_file_name(layout: &Layout) -> String {
     format!("{clean}.wav")
 }
 
+fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
+    match spec {
+        ProcessorSpec::Gain { gain_db } => ProcessorConfig::Gain { gain_db: *gain_db },
+        ProcessorSpec::Eq { bands } => ProcessorConfig::Eq {
+            bands: bands
+                .iter()
+                .map(|b| EqBand {
+                    kind: match b.kind {
+                        crate::session::EqKind::Peak => crate::dsp::EqKind::Peak,
+                        crate::session::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
+                        crate::session::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
+                        crate::session::EqKind::HighPass => crate::dsp::EqKind::HighPass,
+                        crate::session::EqKind::LowPass => crate::dsp::EqKind::LowPass,
+                    },
+                    freq_hz: b.freq_hz,
+                    gain_db: b.gain_db,
+                    q: b.q,
+                })
+                .collect(),
+        },
+        ProcessorSpec::Compressor {
+            threshold_db,
+            ratio,
+            knee_db,
+            attack_ms,
+            release_ms,
+            makeup_db,
+        } => ProcessorConfig::Compressor {
+            threshold_db: *threshold_db,
+            ratio: *ratio,
+            knee_db: *knee_db,
+            attack_ms: *attack_ms,
+            release_ms: *release_ms,
+            makeup_db: *makeup_db,
+        },
+        ProcessorSpec::Limiter {
+            ceiling_dbtp,
+            lookahead_ms,
+            release_ms,
+        } => ProcessorConfig::Limiter {
+            ceiling_dbtp: *ceiling_dbtp,
+            lookahead_ms: *lookahead_ms,
+            release_ms: *release_ms,
+        },
+        ProcessorSpec::Width { width } => ProcessorConfig::Width { width: *width },
+        ProcessorSpec::Dither { bits } => ProcessorConfig::Dither { bits: *bits },
+    }
+}
+
+/// The master chain of an output; dither only where the file is integer PCM.
+fn chain(specs: &[ProcessorSpec], format: WriteFormat) -> Vec<ProcessorConfig> {
+    specs
+        .iter()
+        .filter(|s| !(matches!(s, ProcessorSpec::Dither { .. }) && format == WriteFormat::F32))
+        .map(processor_config)
+        .collect()
+}
+
+pub fn fold_config(spec: &FoldSpec) -> FoldDownConfig {
+    FoldDownConfig {
+        kind: match spec.matrix {
+            FoldMatrix::LoRo => FoldKind::LoRo,
+            FoldMatrix::LtRt => FoldKind::LtRt,
+        },
+        center_db: spec.center_db,
+        surround_db: spec.surround_db,
+        rear_db: spec.rear_db,
+        height_db: spec.height_db,
+        lfe_db: spec.lfe_db,
+    }
+}
+
+fn target(spec: &Option<TargetSpec>, output: &str) -> Result<Option<Target>, RenderError> {
+    match spec {
+        None => Ok(None),
+        Some(TargetSpec::Preset(name)) => {
+            Target::preset(name)
+                .map(Some)
+                .map_err(|source| RenderError::Target {
+                    output: output.to_string(),
+                    source,
+                })
+        }
+        Some(TargetSpec::Custom {
+            integrated_lufs,
+            tolerance_lu,
+            max_integrated_lufs,
+            true_peak_dbtp,
+        }) => Ok(Some(Target {
+            name: "custom".into(),
+            integrated_lufs: *integrated_lufs,
+            tolerance_lu: *tolerance_lu,
+            max_integrated_lufs: *max_integrated_lufs,
+            max_true_peak_dbtp: *true_peak_dbtp,
+        })),
+    }
+}
+
+/// Loads an HRTF set: a SOFA file, or the built-in MIT KEMAR set.
+pub fn load_hrtf(path: Option<&Path>, sample_rate: u32) -> Result<Arc<HrtfSet>, RenderError> {
+    let set = match path {
+        Some(p) => {
+            let bytes = io::read_bytes(p).map_err(RenderError::HrtfFile)?;
+            HrtfSet::from_sofa_bytes(&bytes, &p.display().to_string(), sample_rate).map_err(
+                |source| RenderError::Hrtf {
+                    origin: p.display().to_string(),
+                    source,
+                },
+            )?
+        }
+        None => HrtfSet::default_set(sample_rate).map_err(|source| RenderError::Hrtf {
+            origin: "built-in MIT KEMAR".into(),
+            source,
+        })?,
+    };
+    Ok(Arc::new(set))
+}
+
+fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, RenderError> {
+    let rate = scene.sample_rate;
+    let stereo =
+        Layout::builtin("2.0").map_err(|_| RenderError::Nothing("no 2.0 layout".into()))?;
+    let mut planned = Vec::new();
+    // Speakers: the override list, else the session's (with their chains and targets).
+    let speakers: Vec<(Layout, Vec<ProcessorSpec>, Option<TargetSpec>)> = match &options.layouts {
+        Some(list) => list
+            .iter()
+            .map(|l| {
+                let from_session = scene.outputs.iter().find_map(|o| match o {
+                    OutputSpec::Speakers {
+                        layout,
+                        chain,
+                        target,
+                    } if layout.name == l.name => Some((chain.clone(), target.clone())),
+                    _ => None,
+                });
+                let (chain, target) = from_session.unwrap_or_default();
+                (l.clone(), chain, target)
+            })
+            .collect(),
+        None => scene
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Speakers {
+                    layout,
+                    chain,
+                    target,
+                } => Some((layout.clone(), chain.clone(), target.clone())),
+                _ => None,
+            })
+            .collect(),
+    };
+    for (layout, specs, tspec) in speakers {
+        let file_name = output_file_name(&layout);
+        if planned.iter().any(|p: &Planned| p.file_name == file_name) {
+            continue;
+        }
+        planned.push(Planned {
+            kind: "speakers",
+            target: target(&tspec, &file_name)?,
+            config: OutputConfig::Speakers {
+                layout: layout.clone(),
+                chain: chain(&specs, options.format),
+            },
+            file_name,
+            layout,
+            fold_steps: Vec::new(),
+            fold: None,
+            notes: Vec::new(),
+        });
+    }
+    // Binaural: the session's, or one added by --binaural.
+    let mut binaural: Vec<(
+        Option<PathBuf>,
+        Option<f64>,
+        Vec<ProcessorSpec>,
+        Option<TargetSpec>,
+    )> = scene
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputSpec::Binaural {
+                hrtf,
+                lfe_db,
+                chain,
+                target,
+            } => Some((hrtf.clone(), *lfe_db, chain.clone(), target.clone())),
+            _ => None,
+        })
+        .take(1)
+        .collect();
+    if binaural.is_empty() && options.binaural {
+        binaural.push((None, None, Vec::new(), None));
+    }
+    for (hrtf_path, lfe_db, specs, tspec) in binaural {
+        let path = options.hrtf.clone().or(hrtf_path);
+        let hrtf = load_hrtf(path.as_deref(), rate)?;
+        let mut notes = vec![format!(
+            "HRTF set: {} ({} directions, {} taps at {} Hz)",
+            hrtf.name(),
+            hrtf.num_directions(),
+            hrtf.len_taps(),
+            rate
+        )];
+        notes.push(match lfe_db {
+            None => "LFE left out of the binaural render (set lfe_db on the Binaural output to include it)".into(),
+            Some(db) => format!("LFE mixed into both ears at {db:+.1} dB"),
+        });
+        planned.push(Planned {
+            kind: "binaural",
+            file_name: "binaural.wav".into(),
+            layout: stereo.clone(),
+            target: target(&tspec, "binaural.wav")?,
+            config: OutputConfig::Binaural {
+                hrtf,
+                lfe_db,
+                chain: chain(&specs, options.format),
+            },
+            fold_steps: Vec::new(),
+            fold: None,
+            notes,
+        });
+    }
+    // Stereo fold-downs.
+    let mut n_stereo = 0;
+    for o in &scene.outputs {
+        let OutputSpec::Stereo {
+            from,
+            fold,
+            chain: specs,
+            target: tspec,
+        } = o
+        else {
+            continue;
+        };
+        n_stereo += 1;
+        let file_name = if n_stereo == 1 {
+            "stereo.wav".to_string()
+        } else {
+            format!("stereo-{n_stereo}.wav")
+        };
+        let cfg = fold_config(fold);
+        let fd =
+            FoldDown::new(from, &stereo, &cfg, rate, options.block_frames).map_err(|source| {
+                RenderError::Engine(EngineError::FoldDown {
+                    output: file_name.clone(),
+                    source,
+                })
+            })?;
+        planned.push(Planned {
+            kind: "stereo",
+            target: target(tspec, &file_name)?,
+            layout: stereo.clone(),
+            config: OutputConfig::Stereo {
+                from: from.clone(),
+                fold: cfg.clone(),
+                chain: chain(specs, options.format),
+            },
+            fold_steps: fd.steps().to_vec(),
+            fold: Some((
+                from.clone(),
+                fd.matrix().to_vec(),
+                fd.quadrature_matrix().map(|q| q.to_vec()),
+            )),
+            notes: vec![format!(
+                "{} fold-down of the {} render",
+                match cfg.kind {
+                    FoldKind::LoRo => "Lo/Ro",
+                    FoldKind::LtRt => "Lt/Rt",
+                },
+                from.name
+            )],
+            file_name,
+        });
+    }
+    Ok(planned)
+}
+
+/// Per-object analysis for the translation report: the reference layout's panner, the
+/// fold-down matrices and the HRTF set, evaluated once per window.
+struct Analysis {
+    panner: Panner,
+    fold: Option<(Vec<Vec<f64>>, Option<Vec<Vec<f64>>>)>,
+    hrtf: Option<Arc<HrtfSet>>,
+    stereo_panner: Panner,
+    frontal_energy: f64,
+    window_frames: u64,
+    trackers: Vec<ObjectTracker>,
+    /// Per object: sum of squares in the current window.
+    power: Vec<f64>,
+    filled: u64,
+    windows: usize,
+    gains: Vec<f64>,
+    hl: Vec<f32>,
+    hr: Vec<f32>,
+}
+
+impl Analysis {
+    fn hrtf_energy(&mut self, dir: Direction) -> f64 {
+        let Some(h) = &self.hrtf else { return 1.0 };
+        h.hrir(dir, &mut self.hl, &mut self.hr);
+        self.hl
+            .iter()
+            .chain(&self.hr)
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            / 2.0
+    }
+
+    fn close_window(
+        &mut self,
+        scene: &Scene,
+        end_frame: u64,
+        threshold_db: f64,
+        bin_room: &crate::geometry::RoomMap,
+    ) {
+        let rate = scene.sample_rate as f64;
+        let start = end_frame - self.filled;
+        let mid = (start + end_frame) as f64 / 2.0;
+        for (i, obj) in scene.objects.iter().enumerate() {
+            let power = self.power[i] / self.filled.max(1) as f64;
+            self.power[i] = 0.0;
+            if obj.mute {
+                continue;
+            }
+            let pos = obj.position.value_at(mid);
+            let size = obj.size.value_at(mid).clamp(0.0, 1.0);
+            let level = 10f64.powf(obj.gain_db.value_at(mid) / 10.0);
+            self.panner.position_gains(pos, size, &mut self.gains);
+            let immersive_gain: f64 = self.gains.iter().map(|g| g * g).sum();
+            let (stereo_gain, mono_gain) = match &self.fold {
+                Some((m, q)) => {
+                    let (s, mono) = translation::fold_gains(&self.gains, m, q.as_deref());
+                    (Some(s), Some(mono))
+                }
+                None => (None, None),
+            };
+            let binaural_gain = if self.hrtf.is_some() {
+                if obj.binaural == BinauralMode::Off {
+                    let mut g2 = [0.0; 2];
+                    self.stereo_panner.position_gains(pos, size, &mut g2);
+                    Some(g2[0] * g2[0] + g2[1] * g2[1])
+                } else {
+                    let dir = match pos {
+                        Position::Cartesian { x, y, z } => {
+                            bin_room.cartesian_to_direction(x, y, z).direction
+                        }
+                        Position::Polar {
+                            azimuth_deg,
+                            elevation_deg,
+                            ..
+                        } => Direction::new(azimuth_deg, elevation_deg),
+                    };
+                    Some(self.hrtf_energy(dir) / self.frontal_energy)
+                }
+            } else {
+                None
+            };
+            self.trackers[i].add(
+                &ObjectWindow {
+                    start_s: start as f64 / rate,
+                    end_s: end_frame as f64 / rate,
+                    power: power * level,
+                    immersive_gain,
+                    stereo_gain,
+                    mono_gain,
+                    binaural_gain,
+                },
+                threshold_db,
+            );
+        }
+        self.windows += 1;
+        self.filled = 0;
+    }
+}
+
 /// Renders a scene to `options.out_dir`.
 pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport, RenderError> {
     let started = Instant::now();
     let rate = scene.sample_rate;
-    let layouts = output_layouts(scene, options.layouts.as_deref());
-    if layouts.is_empty() {
+    let planned = plan_outputs(scene, options)?;
+    if planned.is_empty() {
         return Err(RenderError::Nothing(
-            "the session has no speaker outputs and no --layout was given".into(),
+            "the session has no outputs and no --layout or --binaural was given".into(),
         ));
     }
 
@@ -314,7 +788,13 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         ));
     }
 
-    let mut engine = Engine::new(engine_config(scene, &layouts, options.block_frames))?;
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate: rate,
+        max_block_frames: options.block_frames,
+        objects: object_configs(scene),
+        beds: scene.beds.iter().map(bed_config).collect(),
+        outputs: planned.iter().map(|p| p.config.clone()).collect(),
+    })?;
     let mut warnings: Vec<String> = Vec::new();
     for s in &source_reports {
         if s.resampled {
@@ -328,48 +808,163 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         }
     }
 
+    // Meters and translation analysis.
+    let mut meters = Vec::with_capacity(planned.len());
+    for p in &planned {
+        meters.push(
+            Meter::new(&p.layout, rate).map_err(|source| RenderError::Meter {
+                output: p.file_name.clone(),
+                source,
+            })?,
+        );
+    }
+    let mut images: Vec<Option<StereoMeter>> = planned
+        .iter()
+        .map(|p| (p.kind != "speakers").then(|| StereoMeter::new(rate)))
+        .collect();
+    let reference = planned
+        .iter()
+        .find_map(|p| p.fold.as_ref().map(|f| f.0.clone()))
+        .or_else(|| {
+            planned
+                .iter()
+                .find(|p| p.kind == "speakers")
+                .map(|p| p.layout.clone())
+        })
+        .unwrap_or_else(|| Layout::builtin("7.1.4").expect("built-in 7.1.4"));
+    let has_stereo = planned.iter().any(|p| p.kind == "stereo");
+    let bin_hrtf = planned.iter().find_map(|p| match &p.config {
+        OutputConfig::Binaural { hrtf, .. } => Some(hrtf.clone()),
+        _ => None,
+    });
+    let translate = has_stereo || bin_hrtf.is_some();
+    let bin_room = Layout::builtin("7.1.4")
+        .map(|l| l.room_map())
+        .unwrap_or_default();
+    let mut analysis = if translate {
+        let panner = Panner::new(&reference).map_err(|source| {
+            RenderError::Engine(EngineError::Panner {
+                layout: reference.name.clone(),
+                source,
+            })
+        })?;
+        let stereo_panner =
+            Panner::new(&Layout::builtin("2.0").expect("built-in 2.0")).map_err(|source| {
+                RenderError::Engine(EngineError::Panner {
+                    layout: "2.0".into(),
+                    source,
+                })
+            })?;
+        let taps = bin_hrtf.as_ref().map_or(0, |h| h.len_taps());
+        let mut a = Analysis {
+            gains: vec![0.0; panner.num_channels()],
+            panner,
+            fold: planned
+                .iter()
+                .find_map(|p| p.fold.as_ref().map(|f| (f.1.clone(), f.2.clone()))),
+            hrtf: bin_hrtf.clone(),
+            stereo_panner,
+            frontal_energy: 1.0,
+            window_frames: ((translation::WINDOW_S * rate as f64) as u64).max(1),
+            trackers: scene
+                .objects
+                .iter()
+                .map(|o| ObjectTracker::new(&o.name, has_stereo, bin_hrtf.is_some()))
+                .collect(),
+            power: vec![0.0; scene.objects.len()],
+            filled: 0,
+            windows: 0,
+            hl: vec![0.0; taps],
+            hr: vec![0.0; taps],
+        };
+        a.frontal_energy = a.hrtf_energy(Direction::new(0.0, 0.0)).max(1e-30);
+        Some(a)
+    } else {
+        None
+    };
+    let stereo_fold_cfg = planned.iter().find_map(|p| match &p.config {
+        OutputConfig::Stereo { fold, .. } => Some(fold.clone()),
+        _ => None,
+    });
+    let mut bed_trackers = Vec::new();
+    if let Some(cfg) = &stereo_fold_cfg {
+        let two = Layout::builtin("2.0").expect("built-in 2.0");
+        for bed in &scene.beds {
+            let matrix = if bed.layout.same_channels(&two) {
+                vec![vec![1.0, 0.0], vec![0.0, 1.0]]
+            } else {
+                match FoldDown::new(&bed.layout, &two, cfg, rate, options.block_frames) {
+                    Ok(f) => f.matrix().to_vec(),
+                    Err(e) => {
+                        warnings.push(format!("bed '{}': no fold-down analysis: {e}", bed.name));
+                        continue;
+                    }
+                }
+            };
+            let counted = bed.layout.channels.iter().map(|c| !c.lfe).collect();
+            bed_trackers.push((
+                bed_trackers.len(),
+                BedTracker::new(&bed.name, matrix, counted),
+            ));
+        }
+    }
+
     // Outputs: temp files until everything succeeded.
-    let mut writers = Vec::with_capacity(layouts.len());
-    let mut out_warnings = Vec::with_capacity(layouts.len());
-    for layout in &layouts {
-        let path = options.out_dir.join(output_file_name(layout));
+    let mut writers = Vec::with_capacity(planned.len());
+    let mut out_warnings = Vec::with_capacity(planned.len());
+    for p in &planned {
+        let path = options.out_dir.join(&p.file_name);
         let spec = WavSpec {
-            channels: layout.num_channels(),
+            channels: p.layout.num_channels(),
             sample_rate: rate,
             format: options.format,
-            channel_mask: layout.wav_channel_mask(),
+            channel_mask: p.layout.wav_channel_mask(),
         };
         let writer = WavWriter::create(&path, spec).map_err(|source| RenderError::Output {
             path: path.clone(),
             source,
         })?;
         writers.push((path, writer));
-        let mut w: Vec<String> = scene
-            .beds
-            .iter()
-            .flat_map(|b| engine::bed_warnings(&bed_config(b), layout))
-            .collect();
-        if layout.wav_channel_mask().is_none() {
+        let mut w: Vec<String> = if p.kind == "speakers" {
+            scene
+                .beds
+                .iter()
+                .flat_map(|b| engine::bed_warnings(&bed_config(b), &p.layout))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if p.layout.wav_channel_mask().is_none() {
             w.push(format!(
                 "layout {} has channels without a WAVE_FORMAT_EXTENSIBLE position: channel mask 0, channels in layout order",
-                layout.name
+                p.layout.name
             ));
         }
+        w.extend(p.notes.iter().cloned());
         out_warnings.push(w);
     }
 
     let latency = engine.latency() as u64;
     let block = options.block_frames;
-    let mut peaks: Vec<Vec<f32>> = layouts
+    let mut energy: Vec<Vec<f64>> = planned
         .iter()
-        .map(|l| vec![0.0; l.num_channels()])
+        .map(|p| vec![0.0; p.layout.num_channels()])
         .collect();
-    let mut interleaved: Vec<Vec<f32>> = layouts
+    let mut peaks: Vec<Vec<f32>> = planned
         .iter()
-        .map(|l| vec![0.0; block * l.num_channels()])
+        .map(|p| vec![0.0; p.layout.num_channels()])
         .collect();
-    let orders: Vec<Vec<usize>> = layouts.iter().map(|l| l.wav_order()).collect();
-    let mut rendered: u64 = 0; // frames pushed through the engine
+    let mut interleaved: Vec<Vec<f32>> = planned
+        .iter()
+        .map(|p| vec![0.0; block * p.layout.num_channels()])
+        .collect();
+    let orders: Vec<Vec<usize>> = planned.iter().map(|p| p.layout.wav_order()).collect();
+    let mut bed_planar: Vec<Vec<Vec<f32>>> = scene
+        .beds
+        .iter()
+        .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
+        .collect();
+    let mut fed: u64 = 0; // input frames pushed through the engine
     let mut written: u64 = 0;
     while written < total_frames {
         let frames = block;
@@ -397,17 +992,60 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
                 for (f, x) in input[..frames].iter_mut().enumerate() {
                     *x = src.scratch[f * n + file_ch];
                 }
+                if !bed_trackers.is_empty() {
+                    bed_planar[b][layout_ch][..frames].copy_from_slice(&input[..frames]);
+                }
             }
+        }
+        // Translation analysis on the inputs (only up to the session's end).
+        let live = (total_frames.saturating_sub(fed)).min(frames as u64) as usize;
+        if let Some(a) = analysis.as_mut() {
+            let mut f = 0;
+            while f < live {
+                let take = ((a.window_frames - a.filled) as usize).min(live - f);
+                for i in 0..scene.objects.len() {
+                    let x = &engine.object_input(i)[f..f + take];
+                    a.power[i] += x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+                }
+                a.filled += take as u64;
+                f += take;
+                if a.filled == a.window_frames {
+                    a.close_window(scene, fed + f as u64, options.threshold_db, &bin_room);
+                }
+            }
+        }
+        for (b, tracker) in bed_trackers.iter_mut() {
+            let chans: Vec<&[f32]> = bed_planar[*b].iter().map(|c| &c[..live]).collect();
+            let bed = &scene.beds[*b];
+            let gain = if bed.mute {
+                0.0
+            } else {
+                10f64.powf(bed.gain_db / 20.0)
+            };
+            tracker.add(&chans, gain);
         }
         engine.process(frames);
         // Skip the first `latency` frames so outputs line up with the inputs.
-        let skip = latency.saturating_sub(rendered).min(frames as u64) as usize;
-        rendered += frames as u64;
+        let skip = latency.saturating_sub(fed).min(frames as u64) as usize;
+        fed += frames as u64;
         let keep = ((frames - skip) as u64).min(total_frames - written) as usize;
         if keep > 0 {
             for (o, (path, writer)) in writers.iter_mut().enumerate() {
                 let out = engine.output(o);
                 let nch = out.len();
+                let planar: Vec<&[f32]> = out.iter().map(|c| &c[skip..skip + keep]).collect();
+                meters[o]
+                    .process_planar(&planar)
+                    .map_err(|source| RenderError::Meter {
+                        output: planned[o].file_name.clone(),
+                        source,
+                    })?;
+                if let Some(img) = images[o].as_mut() {
+                    img.add(planar[0], planar[1]);
+                }
+                for (e, ch) in energy[o].iter_mut().zip(&planar) {
+                    *e += ch.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+                }
                 let buf = &mut interleaved[o];
                 for (k, &c) in orders[o].iter().enumerate() {
                     let peak = &mut peaks[o][c];
@@ -428,6 +1066,11 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         if let Some(progress) = options.progress.as_mut() {
             progress(written, total_frames);
         }
+    }
+    if let Some(a) = analysis.as_mut()
+        && a.filled > 0
+    {
+        a.close_window(scene, total_frames, options.threshold_db, &bin_room);
     }
 
     // Everything rendered: finish all files, then move them into place together.
@@ -450,16 +1093,29 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     let render_s = started.elapsed().as_secs_f64();
     let duration_s = total_frames as f64 / rate as f64;
     let realtime_factor = duration_s / render_s.max(1e-9);
-    let outputs = layouts
+    let mut outputs = Vec::with_capacity(planned.len());
+    for (((((p, file), peak), warnings), meter), image) in planned
         .iter()
         .zip(files)
         .zip(peaks)
         .zip(out_warnings)
-        .map(|(((layout, file), peak), warnings)| OutputReport {
-            kind: "speakers".into(),
+        .zip(&meters)
+        .zip(images)
+    {
+        let loudness = meter.report();
+        let target = p.target.as_ref().map(|t| {
+            let misses = t.check(&loudness);
+            TargetReport {
+                target: t.clone(),
+                pass: misses.is_empty(),
+                misses,
+            }
+        });
+        outputs.push(OutputReport {
+            kind: p.kind.into(),
             file,
-            layout: layout.name.clone(),
-            channels: layout.labels().iter().map(|s| s.to_string()).collect(),
+            layout: p.layout.name.clone(),
+            channels: p.layout.labels().iter().map(|s| s.to_string()).collect(),
             frames: total_frames,
             format: match options.format {
                 WriteFormat::Pcm24 => "pcm24".into(),
@@ -472,8 +1128,28 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
                 .collect(),
             warnings,
             realtime_factor,
-        })
-        .collect();
+            latency_frames: latency as usize,
+            loudness,
+            target,
+            image: image.map(|m| m.finish()),
+            fold_steps: p.fold_steps.clone(),
+        });
+    }
+    let translation = analysis.map(|a| {
+        let windows = a.windows;
+        translation_report(
+            &reference,
+            &outputs,
+            &energy,
+            &planned,
+            a.trackers.into_iter().map(|t| t.finish(windows)).collect(),
+            bed_trackers
+                .into_iter()
+                .map(|(_, t)| t.finish(total_frames, options.threshold_db))
+                .collect(),
+            options.threshold_db,
+        )
+    });
     Ok(RenderReport {
         session: scene.origin.clone(),
         sample_rate: rate,
@@ -483,8 +1159,118 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         realtime_factor,
         sources: source_reports,
         outputs,
+        translation,
         warnings,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn translation_report(
+    reference: &Layout,
+    outputs: &[OutputReport],
+    energy: &[Vec<f64>],
+    planned: &[Planned],
+    objects: Vec<ObjectTranslation>,
+    beds: Vec<BedTranslation>,
+    threshold_db: f64,
+) -> TranslationReport {
+    let find = |kind: &str| outputs.iter().position(|o| o.kind == kind);
+    let immersive = outputs
+        .iter()
+        .position(|o| o.kind == "speakers" && o.layout == reference.name);
+    let stereo = find("stereo");
+    let binaural = find("binaural");
+    let integrated = |i: Option<usize>| {
+        i.map(|i| outputs[i].loudness.integrated_lufs)
+            .filter(|v| v.is_finite())
+    };
+    let delta = |i: Option<usize>| match (integrated(i), integrated(immersive)) {
+        (Some(a), Some(b)) => Some(a - b),
+        _ => None,
+    };
+    let stereo_tp = stereo.map(|i| outputs[i].loudness.true_peak_dbtp);
+    let ceiling = stereo
+        .and_then(|i| outputs[i].target.as_ref())
+        .and_then(|t| t.target.max_true_peak_dbtp)
+        .unwrap_or(-1.0);
+    let stereo_over = stereo_tp.is_some_and(|tp| tp > ceiling);
+    let matrix = planned
+        .iter()
+        .find_map(|p| p.fold.as_ref().map(|f| f.1.clone()));
+    // Heights (elevation > 10°) and rears (ear level, |azimuth| ≥ 100°) of the immersive
+    // render: their share of its energy, and how much of it the fold-down keeps (its
+    // coefficients squared, channels counted as uncorrelated).
+    let (mut height_share, mut rear_share) = (0.0, 0.0);
+    let (mut height_in_stereo_db, mut rear_in_stereo_db) = (None, None);
+    if let Some(i) = immersive {
+        let e = &energy[i];
+        let total: f64 = reference
+            .channels
+            .iter()
+            .zip(e)
+            .filter(|(c, _)| !c.lfe)
+            .map(|(_, e)| e)
+            .sum();
+        let mut groups = [(0.0f64, 0.0f64); 2];
+        for (c, (ch, &en)) in reference.channels.iter().zip(e).enumerate() {
+            if ch.lfe {
+                continue;
+            }
+            let g = if ch.elevation_deg > 10.0 {
+                0
+            } else if ch.azimuth_deg.abs() >= 100.0 {
+                1
+            } else {
+                continue;
+            };
+            let kept = matrix
+                .as_ref()
+                .map_or(0.0, |m| m[0][c] * m[0][c] + m[1][c] * m[1][c]);
+            groups[g].0 += en;
+            groups[g].1 += en * kept;
+        }
+        if total > 0.0 {
+            height_share = groups[0].0 / total;
+            rear_share = groups[1].0 / total;
+        }
+        let kept_db = |(e, k): (f64, f64)| {
+            (e > 0.0 && matrix.is_some()).then(|| 10.0 * (k / e).max(1e-20).log10())
+        };
+        height_in_stereo_db = kept_db(groups[0]);
+        rear_in_stereo_db = kept_db(groups[1]);
+    }
+    let mut failures = Vec::new();
+    if stereo_over {
+        failures.push(format!(
+            "stereo fold-down true peak {:.1} dBTP is over {ceiling:.1} dBTP",
+            stereo_tp.unwrap_or(0.0)
+        ));
+    }
+    for o in &objects {
+        for f in &o.flags {
+            failures.push(format!("object '{}': {f}", o.name));
+        }
+    }
+    for b in &beds {
+        for f in &b.flags {
+            failures.push(format!("bed '{}': {f}", b.name));
+        }
+    }
+    TranslationReport {
+        reference: reference.name.clone(),
+        threshold_db,
+        stereo_loudness_delta_lu: delta(stereo),
+        binaural_loudness_delta_lu: delta(binaural),
+        stereo_true_peak_dbtp: stereo_tp,
+        stereo_over,
+        height_share,
+        rear_share,
+        height_in_stereo_db,
+        rear_in_stereo_db,
+        objects,
+        beds,
+        failures,
+    }
 }
 
 fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
@@ -496,28 +1282,19 @@ fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
     }
 }
 
-/// The engine configuration for a scene and a set of speaker layouts.
-pub fn engine_config(scene: &Scene, layouts: &[Layout], block_frames: usize) -> EngineConfig {
-    EngineConfig {
-        sample_rate: scene.sample_rate,
-        max_block_frames: block_frames,
-        objects: scene
-            .objects
-            .iter()
-            .map(|o| ObjectConfig {
-                name: o.name.clone(),
-                gain_db: o.gain_db.clone(),
-                position: o.position.clone(),
-                size: o.size.clone(),
-                mute: o.mute,
-            })
-            .collect(),
-        beds: scene.beds.iter().map(bed_config).collect(),
-        outputs: layouts
-            .iter()
-            .map(|l| OutputConfig::Speakers { layout: l.clone() })
-            .collect(),
-    }
+fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
+    scene
+        .objects
+        .iter()
+        .map(|o| ObjectConfig {
+            name: o.name.clone(),
+            gain_db: o.gain_db.clone(),
+            position: o.position.clone(),
+            size: o.size.clone(),
+            mute: o.mute,
+            binaural_bypass: o.binaural == BinauralMode::Off,
+        })
+        .collect()
 }
 
 /// Writes the report as pretty JSON beside the outputs (atomically).

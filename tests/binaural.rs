@@ -656,6 +656,6 @@ fn odd_inputs_never_panic() {
     // Fewer inputs than sources, a short input, extra inputs.
     r.process(&[&short], &mut l, &mut rr);
     r.process(&[&short, &short, &short], &mut l, &mut rr);
-    r.process(&[], &mut l[..0], &mut rr[..0]);
+    r.process::<&[f32]>(&[], &mut l[..0], &mut rr[..0]);
     assert!(l.iter().chain(&rr).all(|v| v.is_finite()));
 }

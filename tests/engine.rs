@@ -27,6 +27,7 @@ fn object(name: &str, position: Automation<Position>) -> ObjectConfig {
         position,
         size: Automation::constant(0.0),
         mute: false,
+        binaural_bypass: false,
     }
 }
 
@@ -61,9 +62,7 @@ fn render(
 ) -> Vec<Vec<Vec<f32>>> {
     let outputs: Vec<OutputConfig> = layouts
         .iter()
-        .map(|l| OutputConfig::Speakers {
-            layout: Layout::builtin(l).unwrap(),
-        })
+        .map(|l| OutputConfig::speakers(Layout::builtin(l).unwrap()))
         .collect();
     let mut engine = Engine::new(EngineConfig {
         sample_rate: RATE,
