@@ -149,8 +149,6 @@ struct Ramp {
     /// Channels whose gain is non-zero somewhere in the segment.
     active: Vec<usize>,
     n_active: usize,
-    /// Whether start == end for every channel (no ramp needed).
-    flat: bool,
 }
 
 /// One speaker bus: a layout, its panner and the buffers it renders into.
@@ -233,7 +231,7 @@ struct BinauralPath {
 }
 
 /// A fixed array of empty channel slices, filled with the real ones without allocating.
-fn slices<'a>(bufs: &'a [Vec<f32>], frames: usize) -> [&'a [f32]; MAX_OUTPUT_CHANNELS] {
+fn slices(bufs: &[Vec<f32>], frames: usize) -> [&[f32]; MAX_OUTPUT_CHANNELS] {
     let mut out: [&[f32]; MAX_OUTPUT_CHANNELS] = [&[]; MAX_OUTPUT_CHANNELS];
     for (slot, b) in out.iter_mut().zip(bufs) {
         *slot = &b[..frames];
@@ -241,7 +239,7 @@ fn slices<'a>(bufs: &'a [Vec<f32>], frames: usize) -> [&'a [f32]; MAX_OUTPUT_CHA
     out
 }
 
-fn slices_mut<'a>(bufs: &'a mut [Vec<f32>], frames: usize) -> [&'a mut [f32]; MAX_OUTPUT_CHANNELS] {
+fn slices_mut(bufs: &mut [Vec<f32>], frames: usize) -> [&mut [f32]; MAX_OUTPUT_CHANNELS] {
     let mut out: [&mut [f32]; MAX_OUTPUT_CHANNELS] = std::array::from_fn(|_| &mut [][..]);
     for (slot, b) in out.iter_mut().zip(bufs.iter_mut()) {
         *slot = &mut b[..frames];
@@ -803,7 +801,6 @@ impl Bus {
             slope: vec![0.0; nch],
             active: vec![0; nch],
             n_active: 0,
-            flat: true,
         };
         let routes = beds
             .iter()
@@ -873,14 +870,13 @@ impl Bus {
         let ramp = &mut self.ramps[i];
         let g_end = &self.end_gains[i * nch..(i + 1) * nch];
         ramp.n_active = 0;
-        ramp.flat = true;
-        for c in 0..nch {
-            let slope = (g_end[c] - ramp.start[c]) / len;
-            ramp.slope[c] = slope;
-            if slope != 0.0 {
-                ramp.flat = false;
-            }
-            if ramp.start[c] != 0.0 || g_end[c] != 0.0 {
+        for (c, (&end, (&start, slope))) in g_end
+            .iter()
+            .zip(ramp.start.iter().zip(ramp.slope.iter_mut()))
+            .enumerate()
+        {
+            *slope = (end - start) / len;
+            if start != 0.0 || end != 0.0 {
                 ramp.active[ramp.n_active] = c;
                 ramp.n_active += 1;
             }

@@ -273,6 +273,17 @@ impl Source {
     }
 }
 
+/// A fold-down's in-phase matrix and, for Lt/Rt, its quadrature (90°) matrix.
+type FoldMatrices = (Vec<Vec<f64>>, Option<Vec<Vec<f64>>>);
+
+/// A binaural output as the session gives it: HRTF file, LFE level, chain, target.
+type BinauralPlan = (
+    Option<PathBuf>,
+    Option<f64>,
+    Vec<ProcessorSpec>,
+    Option<TargetSpec>,
+);
+
 /// One output a render writes.
 struct Planned {
     kind: &'static str,
@@ -282,7 +293,7 @@ struct Planned {
     target: Option<Target>,
     fold_steps: Vec<FoldStep>,
     /// Stereo outputs: the fold-down's in-phase and quadrature matrices and its source.
-    fold: Option<(Layout, Vec<Vec<f64>>, Option<Vec<Vec<f64>>>)>,
+    fold: Option<(Layout, FoldMatrices)>,
     notes: Vec<String>,
 }
 
@@ -475,12 +486,7 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
         });
     }
     // Binaural: the session's, or one added by --binaural.
-    let mut binaural: Vec<(
-        Option<PathBuf>,
-        Option<f64>,
-        Vec<ProcessorSpec>,
-        Option<TargetSpec>,
-    )> = scene
+    let mut binaural: Vec<BinauralPlan> = scene
         .outputs
         .iter()
         .filter_map(|o| match o {
@@ -564,8 +570,10 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
             fold_steps: fd.steps().to_vec(),
             fold: Some((
                 from.clone(),
-                fd.matrix().to_vec(),
-                fd.quadrature_matrix().map(|q| q.to_vec()),
+                (
+                    fd.matrix().to_vec(),
+                    fd.quadrature_matrix().map(|q| q.to_vec()),
+                ),
             )),
             notes: vec![format!(
                 "{} fold-down of the {} render",
@@ -585,7 +593,7 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
 /// fold-down matrices and the HRTF set, evaluated once per window.
 struct Analysis {
     panner: Panner,
-    fold: Option<(Vec<Vec<f64>>, Option<Vec<Vec<f64>>>)>,
+    fold: Option<FoldMatrices>,
     hrtf: Option<Arc<HrtfSet>>,
     stereo_panner: Panner,
     frontal_energy: f64,
@@ -861,7 +869,7 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             panner,
             fold: planned
                 .iter()
-                .find_map(|p| p.fold.as_ref().map(|f| (f.1.clone(), f.2.clone()))),
+                .find_map(|p| p.fold.as_ref().map(|f| f.1.clone())),
             hrtf: bin_hrtf.clone(),
             stereo_panner,
             frontal_energy: 1.0,
@@ -1196,7 +1204,7 @@ fn translation_report(
     let stereo_over = stereo_tp.is_some_and(|tp| tp > ceiling);
     let matrix = planned
         .iter()
-        .find_map(|p| p.fold.as_ref().map(|f| f.1.clone()));
+        .find_map(|p| p.fold.as_ref().map(|f| f.1.0.clone()));
     // Heights (elevation > 10°) and rears (ear level, |azimuth| ≥ 100°) of the immersive
     // render: their share of its energy, and how much of it the fold-down keeps (its
     // coefficients squared, channels counted as uncorrelated).

@@ -105,7 +105,7 @@ fn static_object_is_input_times_gains() {
     obj.gain_db = Automation::constant(-6.0);
     let out = render(
         vec![obj],
-        &[input.clone()],
+        std::slice::from_ref(&input),
         vec![],
         &[],
         &["7.1.4"],
@@ -292,7 +292,7 @@ fn moving_object_does_not_click() {
     // The measure reads far below the threshold on a static sine…
     let still = render(
         vec![object("s", Automation::constant(polar(10.0, 0.0)))],
-        &[input.clone()],
+        std::slice::from_ref(&input),
         vec![],
         &[],
         &["7.1.4"],
@@ -308,7 +308,7 @@ fn moving_object_does_not_click() {
     // …the engine's moving render (once around in 2 s) stays 80 dB down…
     let moving = render(
         vec![object("m", circle(2.0, 0.0))],
-        &[input.clone()],
+        std::slice::from_ref(&input),
         vec![],
         &[],
         &["7.1.4"],
@@ -362,7 +362,7 @@ fn matching_bed_passes_bit_exactly() {
         vec![],
         &[],
         vec![bed],
-        &[signals.clone()],
+        std::slice::from_ref(&signals),
         &["7.1.4"],
         frames,
         333,
@@ -388,7 +388,7 @@ fn bed_51_lands_by_label_in_714() {
             vec![],
             &[],
             vec![bed],
-            &[signals.clone()],
+            std::slice::from_ref(&signals),
             &["7.1.4"],
             frames,
             512,
