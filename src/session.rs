@@ -715,15 +715,22 @@ struct Ctx<'a, 'r> {
     /// The built-in layouts, parsed on first use (`Layout::builtin` parses them all on
     /// every call).
     builtins: Option<Vec<Layout>>,
+    /// Byte offset of the start of every line, so positions are a binary search, not a
+    /// scan of the text (sessions with thousands of keyframes stay linear to parse).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Ctx<'a, '_> {
     /// Line and column (1-based, in characters) of the start of `s`, a slice of the text.
     fn position(&self, s: &str) -> (usize, usize) {
         let offset = (s.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = 1 + before.matches('\n').count();
-        let column = 1 + before.chars().rev().take_while(|&c| c != '\n').count();
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line.max(1) - 1];
+        let column = 1 + self
+            .text
+            .get(line_start..offset)
+            .map_or(0, |s| s.chars().count());
         (line, column)
     }
 
@@ -1009,7 +1016,11 @@ pub fn parse(
     if skip_trivia(text).is_empty() {
         return Err(SessionError::EmptyFile { file });
     }
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
     let mut ctx = Ctx {
+        line_starts,
         text,
         file,
         dir: origin.parent().map(Path::to_path_buf).unwrap_or_default(),
