@@ -6,6 +6,9 @@
 //! cargo run --release --example bench_session -- --objects 128 --seconds 60 --out /tmp/halo-bench
 //! cargo run --release -- render /tmp/halo-bench/session.ron --out /tmp/halo-bench/out
 //! ```
+//!
+//! `--keyframe-every S` spaces the keyframes (default 1 s), so that sessions of different
+//! lengths can carry the same amount of automation data (the memory check).
 
 use halo::io::{WavSpec, WavWriter, WriteFormat};
 use std::fmt::Write as _;
@@ -15,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut objects = 128usize;
     let mut seconds = 60u64;
     let mut out = PathBuf::from("halo-bench");
+    let mut every = 1u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -22,9 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--objects" => objects = value()?.parse()?,
             "--seconds" => seconds = value()?.parse()?,
             "--out" => out = PathBuf::from(value()?),
+            "--keyframe-every" => every = value()?.parse::<u64>()?.max(1),
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --objects N --seconds S --out DIR"
+                    "unknown argument {other}; use --objects N --seconds S --out DIR [--keyframe-every S]"
                 )
                 .into());
             }
@@ -75,8 +80,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             text,
             "        (name: \"obj{i}\", source: \"source.wav\", gain: -18.0, position: ["
         )?;
-        for t in 0..=seconds {
-            let az = (i as f64 * 17.0 + t as f64 / period * 360.0) % 360.0;
+        for t in (0..=seconds).step_by(every as usize) {
+            // Keyframes farther apart than half a revolution would turn the short way
+            // round; the object then moves more slowly but still all the time.
+            let turns = if every as f64 >= period / 2.0 {
+                0.37
+            } else {
+                1.0
+            };
+            let az = (i as f64 * 17.0 + turns * t as f64 / period * 360.0) % 360.0;
             let az = if az > 180.0 { az - 360.0 } else { az };
             writeln!(
                 text,

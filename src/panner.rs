@@ -177,6 +177,10 @@ struct Core {
     /// Feeds of vertex `v`: `mix[mix_start[v]..mix_start[v + 1]]`.
     mix_start: Vec<usize>,
     mix: Vec<(usize, f64)>,
+    /// The triangle the last lookup found: a moving source usually stays in it, so it is
+    /// tried first (a cache only; it never changes which gains a direction gets beyond
+    /// rounding on a shared edge).
+    last: std::cell::Cell<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -748,17 +752,26 @@ impl Core {
             tris,
             mix_start,
             mix,
+            last: std::cell::Cell::new(0),
         })
     }
 
     /// The triangle containing `u` and its barycentric (VBAP) weights.
     fn locate(&self, u: [f64; 3]) -> (usize, [f64; 3]) {
+        let hint = self.last.get();
+        if let Some(tri) = self.tris.get(hint) {
+            let w = [dot(tri.inv[0], u), dot(tri.inv[1], u), dot(tri.inv[2], u)];
+            if w[0].min(w[1]).min(w[2]) >= 1e-9 {
+                return (hint, w);
+            }
+        }
         let mut best = (0, [0.0; 3]);
         let mut best_min = f64::NEG_INFINITY;
         for (t, tri) in self.tris.iter().enumerate() {
             let w = [dot(tri.inv[0], u), dot(tri.inv[1], u), dot(tri.inv[2], u)];
             let m = w[0].min(w[1]).min(w[2]);
             if m >= -1e-12 {
+                self.last.set(t);
                 return (t, w);
             }
             if m > best_min {
