@@ -74,5 +74,92 @@ fn bench_engine(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_engine);
+/// The whole render of issue 4: 128 moving objects → 7.1.4 (limiter) + binaural (limiter)
+/// and stereo fold-down (EQ, compressor, limiter), every output metered (BS.1770-4, all
+/// modes). One second of audio per iteration.
+fn bench_whole_render(c: &mut Criterion) {
+    use halo::binaural::HrtfSet;
+    use halo::downmix::FoldDownConfig;
+    use halo::dsp::{EqBand, EqKind, ProcessorConfig};
+    use halo::loudness::Meter;
+    let limiter = ProcessorConfig::Limiter {
+        ceiling_dbtp: -1.0,
+        lookahead_ms: 1.5,
+        release_ms: 50.0,
+    };
+    let layout = Layout::builtin("7.1.4").expect("built-in");
+    let stereo = Layout::builtin("2.0").expect("built-in");
+    let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).expect("KEMAR"));
+    let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");
+    group.sample_size(10);
+    let n = 128;
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate: RATE,
+        max_block_frames: BLOCK,
+        objects: moving_objects(n, 60.0),
+        beds: vec![],
+        outputs: vec![
+            OutputConfig::Speakers {
+                layout: layout.clone(),
+                chain: vec![limiter.clone()],
+            },
+            OutputConfig::Binaural {
+                hrtf,
+                lfe_db: None,
+                chain: vec![limiter.clone()],
+            },
+            OutputConfig::Stereo {
+                from: layout.clone(),
+                fold: FoldDownConfig::default(),
+                chain: vec![
+                    ProcessorConfig::Eq {
+                        bands: vec![EqBand {
+                            kind: EqKind::HighPass,
+                            freq_hz: 30.0,
+                            gain_db: 0.0,
+                            q: 0.707,
+                        }],
+                    },
+                    ProcessorConfig::Compressor {
+                        threshold_db: -20.0,
+                        ratio: 2.0,
+                        knee_db: 6.0,
+                        attack_ms: 10.0,
+                        release_ms: 100.0,
+                        makeup_db: 0.0,
+                    },
+                    limiter,
+                ],
+            },
+        ],
+    })
+    .expect("engine");
+    for i in 0..n {
+        for (k, x) in engine.object_input(i).iter_mut().enumerate() {
+            *x = ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5;
+        }
+    }
+    let mut meters = [
+        Meter::new(&layout, RATE).expect("meter"),
+        Meter::new(&stereo, RATE).expect("meter"),
+        Meter::new(&stereo, RATE).expect("meter"),
+    ];
+    group.throughput(Throughput::Elements(RATE as u64));
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| {
+            engine.seek(0);
+            for _ in 0..(RATE as usize).div_ceil(BLOCK) {
+                engine.process(BLOCK);
+                for (o, meter) in meters.iter_mut().enumerate() {
+                    let chans: Vec<&[f32]> = engine.output(o).iter().map(|c| &c[..BLOCK]).collect();
+                    meter.process_planar(&chans).expect("metering");
+                }
+            }
+            black_box(engine.output(0)[0][0])
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_engine, bench_whole_render);
 criterion_main!(benches);

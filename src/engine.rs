@@ -757,9 +757,8 @@ impl BinauralPath {
                 *d = x * level;
             }
         }
-        let n = self.scratch.len();
-        let inputs = slices(&self.scratch, run);
-        self.renderer.process(&inputs[..n], left, right);
+        // Every scratch buffer holds at least `run` frames; the renderer reads `run`.
+        self.renderer.process(&self.scratch, left, right);
     }
 
     /// Adds the bed LFE (at the session's level, delayed like the HRTF path) to both ears.

@@ -568,3 +568,18 @@ fn outputs_are_sample_aligned() {
         "binaural onset at {ear}, speakers at {speakers}"
     );
 }
+
+#[test]
+fn many_binaural_sources() {
+    // More sources than any fixed per-output channel array: 100 objects on headphones.
+    let frames = 4096;
+    let objects: Vec<ObjectConfig> = (0..100)
+        .map(|i| object("o", Automation::constant(polar(i as f64 * 3.6, 0.0))))
+        .collect();
+    let signals: Vec<Vec<f32>> = (0..100)
+        .map(|i| sine(100.0 + i as f64 * 10.0, frames, 0.01))
+        .collect();
+    let (_, out) = render_all(1024, frames, objects, &signals);
+    let energy: f64 = out[1][0].iter().map(|&x| (x as f64) * (x as f64)).sum();
+    assert!(energy > 0.0 && energy.is_finite());
+}
