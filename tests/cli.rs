@@ -103,6 +103,24 @@ fn bad_input_catalogue() {
     std::fs::write(dir.join("truncated.wav"), &full[..full.len() / 2]).unwrap();
     std::fs::write(dir.join("not.sofa"), b"this is not an HDF5 file at all").unwrap();
     std::fs::write(dir.join("a_file"), b"x").unwrap();
+    // The real KEMAR set relabelled as another SOFA convention (same length).
+    let mut sofa = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/hrtf/MIT_KEMAR_normal_pinna.sofa"
+    ))
+    .unwrap();
+    let needle = b"SimpleFreeFieldHRIR";
+    let mut patched = 0;
+    let mut i = 0;
+    while i + needle.len() <= sofa.len() {
+        if &sofa[i..i + needle.len()] == needle {
+            sofa[i + needle.len() - 1] = b'F';
+            patched += 1;
+        }
+        i += 1;
+    }
+    assert!(patched > 0);
+    std::fs::write(dir.join("other.sofa"), &sofa).unwrap();
     let speakers = r#"Speakers(layout: "5.1")"#;
     let s = |o: &str, b: &str, out: &str| session(o, b, out);
     let cases = vec![
