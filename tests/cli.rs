@@ -532,3 +532,41 @@ fn gains_and_layouts_commands() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 8);
 }
+
+#[test]
+fn loudness_command_reads_tech_3341_case_1() {
+    // EBU Tech 3341 case 1 (shortened to 5 s): a 1 kHz sine at −23 dBFS in both channels
+    // of a stereo file reads −23.0 LUFS; the layout comes from the file's channel mask.
+    let dir = scratch("loudness");
+    let frames = 5 * RATE as usize;
+    let amp = 10f64.powf(-23.0 / 20.0);
+    let mut data = vec![0.0f32; frames * 2];
+    for f in 0..frames {
+        let x = (amp * (TAU * 1000.0 * f as f64 / RATE as f64).sin()) as f32;
+        data[2 * f] = x;
+        data[2 * f + 1] = x;
+    }
+    let path = dir.join("case1.wav");
+    let mut w = WavWriter::create(
+        &path,
+        WavSpec {
+            channels: 2,
+            sample_rate: RATE,
+            format: WriteFormat::F32,
+            channel_mask: Some(0x3),
+        },
+    )
+    .unwrap();
+    w.write(&data).unwrap();
+    w.finish().unwrap().commit().unwrap();
+    let (code, stdout, err) = halo(&["loudness", path.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["layout"], "2.0");
+    let i = v["loudness"]["integrated_lufs"].as_f64().unwrap();
+    assert!((i + 23.0).abs() <= 0.1, "integrated {i}");
+    // A file that is not a WAV is bad input.
+    std::fs::write(dir.join("x.wav"), b"nope").unwrap();
+    let (code, _, err) = halo(&["loudness", dir.join("x.wav").to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+}
