@@ -29,17 +29,22 @@ fn write_wav(path: &Path, channels: usize, seconds: f64, amp: f64) {
                 (amp * (TAU * 200.0 * (c + 1) as f64 * f as f64 / RATE as f64).sin()) as f32;
         }
     }
+    write_samples(path, channels, None, &data);
+}
+
+/// Writes interleaved float samples as a WAV file.
+fn write_samples(path: &Path, channels: usize, channel_mask: Option<u32>, data: &[f32]) {
     let mut w = WavWriter::create(
         path,
         WavSpec {
             channels,
             sample_rate: RATE,
             format: WriteFormat::F32,
-            channel_mask: None,
+            channel_mask,
         },
     )
     .unwrap();
-    w.write(&data).unwrap();
+    w.write(data).unwrap();
     w.finish().unwrap().commit().unwrap();
 }
 
@@ -422,18 +427,7 @@ fn translation_report_flags_rear_heights_and_cancelling_beds() {
         bed[2 * f] = x;
         bed[2 * f + 1] = -x;
     }
-    let mut w = WavWriter::create(
-        &dir.join("phasey.wav"),
-        WavSpec {
-            channels: 2,
-            sample_rate: RATE,
-            format: WriteFormat::F32,
-            channel_mask: Some(0x3),
-        },
-    )
-    .unwrap();
-    w.write(&bed).unwrap();
-    w.finish().unwrap().commit().unwrap();
+    write_samples(&dir.join("phasey.wav"), 2, Some(0x3), &bed);
     std::fs::write(
         dir.join("session.ron"),
         session(
@@ -547,18 +541,7 @@ fn loudness_command_reads_tech_3341_case_1() {
         data[2 * f + 1] = x;
     }
     let path = dir.join("case1.wav");
-    let mut w = WavWriter::create(
-        &path,
-        WavSpec {
-            channels: 2,
-            sample_rate: RATE,
-            format: WriteFormat::F32,
-            channel_mask: Some(0x3),
-        },
-    )
-    .unwrap();
-    w.write(&data).unwrap();
-    w.finish().unwrap().commit().unwrap();
+    write_samples(&path, 2, Some(0x3), &data);
     let (code, stdout, err) = halo(&["loudness", path.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
