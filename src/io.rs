@@ -337,7 +337,22 @@ pub struct WavReader {
     raw: Vec<u8>,
     raw_pos: usize,
     raw_len: usize,
+    chunks: Vec<ChunkInfo>,
+    file_len: u64,
 }
+
+/// Where a chunk's body lies in a RIFF/RF64 file (sizes resolved through `ds64`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkInfo {
+    pub id: [u8; 4],
+    /// Byte offset of the body (after the 8-byte chunk header).
+    pub offset: u64,
+    /// Declared body size in bytes (without the pad byte).
+    pub size: u64,
+}
+
+/// Most chunks a WAV file may have before it is taken as corrupt.
+const MAX_CHUNKS: usize = 4096;
 
 impl std::fmt::Debug for WavReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -408,10 +423,13 @@ impl WavReader {
         let mut ds64_table: Vec<([u8; 4], u64)> = Vec::new();
         let mut fmt: Option<Fmt> = None;
         let mut data: Option<(u64, u64)> = None; // (start, size)
+        let mut chunks: Vec<ChunkInfo> = Vec::new();
         let mut offset: u64 = 12;
         loop {
-            if fmt.is_some() && data.is_some() {
-                break;
+            if chunks.len() >= MAX_CHUNKS {
+                return Err(corrupt(format!(
+                    "more than {MAX_CHUNKS} chunks; a WAV file has a handful"
+                )));
             }
             if offset.saturating_add(8) > file_len {
                 break;
@@ -447,6 +465,11 @@ impl WavReader {
             } else {
                 u64::from(size32)
             };
+            chunks.push(ChunkInfo {
+                id,
+                offset: body,
+                size,
+            });
             match &id {
                 b"ds64" if large => {
                     if !(28..=MAX_DS64_BYTES).contains(&size) {
@@ -514,11 +537,66 @@ impl WavReader {
             raw: vec![0u8; raw_cap],
             raw_pos: 0,
             raw_len: 0,
+            chunks,
+            file_len,
         })
     }
 
     pub fn info(&self) -> &WavInfo {
         &self.info
+    }
+
+    /// Every chunk of the file, in file order (`fmt `, `data`, `chna`, `axml`, …).
+    pub fn chunks(&self) -> &[ChunkInfo] {
+        &self.chunks
+    }
+
+    /// The body of the first chunk with this id (e.g. `*b"axml"`), or `None` if the file
+    /// has none. A chunk larger than `max_bytes`, or one the file ends inside, is an error
+    /// naming the chunk. The read position for audio is kept.
+    pub fn read_chunk(&mut self, id: [u8; 4], max_bytes: u64) -> Result<Option<Vec<u8>>, IoError> {
+        let Some(chunk) = self.chunks.iter().find(|c| c.id == id).cloned() else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| IoError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
+        if chunk.size > max_bytes {
+            return Err(corrupt(format!(
+                "\"{}\" chunk is {} bytes, at most {max_bytes} accepted",
+                fourcc(id),
+                chunk.size
+            )));
+        }
+        if chunk.offset.saturating_add(chunk.size) > self.file_len {
+            return Err(corrupt(format!(
+                "\"{}\" chunk declares {} bytes but the file ends after {}",
+                fourcc(id),
+                chunk.size,
+                self.file_len.saturating_sub(chunk.offset)
+            )));
+        }
+        let unreadable = |e: io::Error| IoError::Unreadable {
+            path: self.path.clone(),
+            source: e,
+        };
+        self.file
+            .seek(SeekFrom::Start(chunk.offset))
+            .map_err(unreadable)?;
+        let mut body = vec![0u8; chunk.size as usize];
+        let got = read_full(&mut self.file, &mut body).map_err(unreadable)?;
+        // Put the file back where buffered reading expects it.
+        let resume = self.data_start
+            + (self.pos + ((self.raw_len - self.raw_pos) / self.block_align) as u64)
+                * self.block_align as u64;
+        self.file
+            .seek(SeekFrom::Start(resume))
+            .map_err(unreadable)?;
+        if got < body.len() {
+            return Err(corrupt(format!("\"{}\" chunk is cut short", fourcc(id))));
+        }
+        Ok(Some(body))
     }
 
     pub fn path(&self) -> &Path {

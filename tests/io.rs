@@ -923,6 +923,48 @@ fn extra_chunks_are_written_before_data_and_skipped_by_the_reader() {
 }
 
 #[test]
+fn chunks_before_and_after_data_are_listed_and_read_without_moving_the_audio() {
+    let dir = test_dir("chunk_read");
+    // 3 frames of mono 16-bit, a `chna` before the data and an odd-sized `axml` after it.
+    let samples: Vec<u8> = [1000i16, -2000, 3000]
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let bytes = riff(&[
+        chunk(b"fmt ", &fmt_plain(1, 1, 48_000, 16)),
+        chunk(b"chna", &[7, 0, 9]),
+        chunk(b"data", &samples),
+        chunk(b"axml", b"<adm/>x"),
+    ]);
+    let p = write_file(&dir, "after.wav", &bytes);
+    let mut r = WavReader::open(&p).unwrap();
+    let ids: Vec<[u8; 4]> = r.chunks().iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![*b"fmt ", *b"chna", *b"data", *b"axml"]);
+    let mut first = [0.0f32; 1];
+    assert_eq!(r.read(&mut first).unwrap(), 1);
+    assert_eq!(r.read_chunk(*b"axml", 1024).unwrap().unwrap(), b"<adm/>x");
+    assert_eq!(r.read_chunk(*b"chna", 1024).unwrap().unwrap(), vec![7, 0, 9]);
+    assert_eq!(r.read_chunk(*b"bext", 1024).unwrap(), None);
+    // Reading a chunk did not move the audio: the next two frames follow the first.
+    let mut rest = [0.0f32; 2];
+    assert_eq!(r.read(&mut rest).unwrap(), 2);
+    assert_eq!(first[0], 1000.0 / 32768.0);
+    assert_eq!(rest, [-2000.0 / 32768.0, 3000.0 / 32768.0]);
+    // Larger than allowed: an error naming the chunk and both sizes.
+    let e = r.read_chunk(*b"axml", 4).unwrap_err().to_string();
+    assert!(e.contains("\"axml\" chunk is 7 bytes, at most 4"), "{e}");
+
+    // The file ends inside the `axml` chunk: it is listed, but reading it is an error.
+    let cut = &bytes[..bytes.len() - 5];
+    let p = write_file(&dir, "cut.wav", cut);
+    let mut r = WavReader::open(&p).unwrap();
+    let e = r.read_chunk(*b"axml", 1024).unwrap_err().to_string();
+    assert!(e.contains("\"axml\" chunk declares 7 bytes but the file ends after 3"), "{e}");
+    assert!(e.contains("cut.wav"), "{e}");
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn text_files_round_trip_atomically() {
     let dir = test_dir("text");
     let p = dir.join("report.json");
