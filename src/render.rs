@@ -248,15 +248,36 @@ impl RenderReport {
     }
 }
 
-/// One opened source: a stream and which of its channels feed which engine inputs.
+/// Who first named a source file: read errors are reported against it.
+enum Owner {
+    Object(String),
+    Bed(String),
+}
+
+/// One opened source file. A file several objects or beds read from (the tracks of an
+/// ADM master, a multichannel stem) is opened, read and resampled once per block.
 struct Source {
     stream: SourceStream,
     channels: usize,
     scratch: Vec<f32>,
     finished: bool,
+    owner: Owner,
 }
 
 impl Source {
+    fn error(&self, source: IoError) -> RenderError {
+        match &self.owner {
+            Owner::Object(object) => RenderError::ObjectSource {
+                object: object.clone(),
+                source,
+            },
+            Owner::Bed(bed) => RenderError::BedSource {
+                bed: bed.clone(),
+                source,
+            },
+        }
+    }
+
     /// Reads up to `frames` frames into the scratch buffer, zero-padding past the end.
     fn fill(&mut self, frames: usize) -> Result<(), IoError> {
         let want = frames * self.channels;
@@ -698,30 +719,62 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         ));
     }
 
-    // Open every source first: bad input fails before any output file exists.
+    // Open every source first: bad input fails before any output file exists. Each
+    // distinct file is opened once, however many objects and beds read from it.
     let mut source_reports = Vec::new();
-    let mut object_sources = Vec::with_capacity(scene.objects.len());
-    let mut object_channel = Vec::with_capacity(scene.objects.len());
-    for obj in &scene.objects {
-        let stream = SourceStream::open(&obj.source.path, rate).map_err(|source| {
-            RenderError::ObjectSource {
-                object: obj.name.clone(),
+    let mut files: Vec<Source> = Vec::new();
+    let mut open = |path: &Path, owner: Owner| -> Result<usize, RenderError> {
+        if let Some(i) = files.iter().position(|f| f.stream.path() == path) {
+            return Ok(i);
+        }
+        let stream = SourceStream::open(path, rate).map_err(|source| match &owner {
+            Owner::Object(object) => RenderError::ObjectSource {
+                object: object.clone(),
                 source,
-            }
+            },
+            Owner::Bed(bed) => RenderError::BedSource {
+                bed: bed.clone(),
+                source,
+            },
         })?;
         let channels = stream.info().channels;
-        let channel = match obj.source.channel {
+        files.push(Source {
+            channels,
+            scratch: vec![0.0; options.block_frames * channels],
+            stream,
+            finished: false,
+            owner,
+        });
+        Ok(files.len() - 1)
+    };
+    // (file, channel) of every object.
+    let mut object_src: Vec<(usize, usize)> = Vec::with_capacity(scene.objects.len());
+    for obj in &scene.objects {
+        let file = open(&obj.source.path, Owner::Object(obj.name.clone()))?;
+        object_src.push((file, 0));
+    }
+    // (file, [(file channel, layout channel)]) of every bed.
+    let mut bed_src: Vec<(usize, Vec<(usize, usize)>)> = Vec::with_capacity(scene.beds.len());
+    for bed in &scene.beds {
+        let file = open(&bed.source, Owner::Bed(bed.name.clone()))?;
+        bed_src.push((file, Vec::new()));
+    }
+    for (obj, (file, channel)) in scene.objects.iter().zip(object_src.iter_mut()) {
+        let src = &files[*file];
+        let channels = src.channels;
+        let name = &obj.name;
+        *channel = match obj.source.channel {
             None if channels == 1 => 0,
             None => {
                 return Err(RenderError::NotMono {
-                    object: obj.name.clone(),
+                    object: name.clone(),
                     path: obj.source.path.clone(),
                     channels,
                 });
             }
             Some(c) if c >= channels => {
                 return Err(RenderError::NoSuchChannel {
-                    object: obj.name.clone(),
+                    object: name.clone(),
                     path: obj.source.path.clone(),
                     channels,
                     channel: c + 1,
@@ -730,31 +783,19 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             Some(c) => c,
         };
         source_reports.push(SourceReport {
-            name: obj.name.clone(),
+            name: name.clone(),
             file: obj.source.path.clone(),
-            sample_rate: stream.info().sample_rate,
-            resampled: stream.resampled(),
-        });
-        object_channel.push(channel);
-        object_sources.push(Source {
-            channels,
-            scratch: vec![0.0; options.block_frames * channels],
-            stream,
-            finished: false,
+            sample_rate: src.stream.info().sample_rate,
+            resampled: src.stream.resampled(),
         });
     }
-    let mut bed_sources = Vec::with_capacity(scene.beds.len());
-    let mut bed_orders = Vec::with_capacity(scene.beds.len());
-    for bed in &scene.beds {
-        let stream =
-            SourceStream::open(&bed.source, rate).map_err(|source| RenderError::BedSource {
-                bed: bed.name.clone(),
-                source,
-            })?;
-        let channels = stream.info().channels;
+    for (bed, (file, map)) in scene.beds.iter().zip(bed_src.iter_mut()) {
+        let name = &bed.name;
+        let src = &files[*file];
+        let channels = src.channels;
         if channels != bed.layout.num_channels() {
             return Err(RenderError::BedChannels {
-                bed: bed.name.clone(),
+                bed: name.clone(),
                 path: bed.source.clone(),
                 channels,
                 layout: bed.layout.name.clone(),
@@ -764,32 +805,24 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         }
         // A file whose mask matches the layout is in mask (WAV) order; otherwise the
         // file is taken to be in the layout's own order.
-        let order = match (stream.info().channel_mask, bed.layout.wav_channel_mask()) {
+        let order = match (
+            src.stream.info().channel_mask,
+            bed.layout.wav_channel_mask(),
+        ) {
             (Some(m), Some(l)) if m == l => bed.layout.wav_order(),
             _ => (0..channels).collect(),
         };
+        *map = order.into_iter().enumerate().collect();
         source_reports.push(SourceReport {
-            name: bed.name.clone(),
+            name: name.clone(),
             file: bed.source.clone(),
-            sample_rate: stream.info().sample_rate,
-            resampled: stream.resampled(),
-        });
-        bed_orders.push(order);
-        bed_sources.push(Source {
-            channels,
-            scratch: vec![0.0; options.block_frames * channels],
-            stream,
-            finished: false,
+            sample_rate: src.stream.info().sample_rate,
+            resampled: src.stream.resampled(),
         });
     }
-    let total_frames = scene.duration_frames.unwrap_or_else(|| {
-        object_sources
-            .iter()
-            .chain(&bed_sources)
-            .map(|s| s.stream.frames())
-            .max()
-            .unwrap_or(0)
-    });
+    let total_frames = scene
+        .duration_frames
+        .unwrap_or_else(|| files.iter().map(|s| s.stream.frames()).max().unwrap_or(0));
     if total_frames == 0 {
         return Err(RenderError::Nothing(
             "the session is empty: no source has any audio and no duration is given".into(),
@@ -976,26 +1009,23 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     let mut written: u64 = 0;
     while written < total_frames {
         let frames = block;
-        for (i, src) in object_sources.iter_mut().enumerate() {
-            src.fill(frames)
-                .map_err(|source| RenderError::ObjectSource {
-                    object: scene.objects[i].name.clone(),
-                    source,
-                })?;
-            let ch = object_channel[i];
+        for src in files.iter_mut() {
+            if let Err(e) = src.fill(frames) {
+                return Err(src.error(e));
+            }
+        }
+        for (i, &(file, ch)) in object_src.iter().enumerate() {
+            let src = &files[file];
             let n = src.channels;
             let input = engine.object_input(i);
             for (f, x) in input[..frames].iter_mut().enumerate() {
                 *x = src.scratch[f * n + ch];
             }
         }
-        for (b, src) in bed_sources.iter_mut().enumerate() {
-            src.fill(frames).map_err(|source| RenderError::BedSource {
-                bed: scene.beds[b].name.clone(),
-                source,
-            })?;
+        for (b, (file, map)) in bed_src.iter().enumerate() {
+            let src = &files[*file];
             let n = src.channels;
-            for (file_ch, &layout_ch) in bed_orders[b].iter().enumerate() {
+            for &(file_ch, layout_ch) in map {
                 let input = engine.bed_input(b, layout_ch);
                 for (f, x) in input[..frames].iter_mut().enumerate() {
                     *x = src.scratch[f * n + file_ch];

@@ -553,3 +553,53 @@ fn loudness_command_reads_tech_3341_case_1() {
     let (code, _, err) = halo(&["loudness", dir.join("x.wav").to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// Reads a float WAV written by `halo render --format f32` (data after a 4-byte-aligned header).
+fn read_f32(path: &Path) -> Vec<f32> {
+    let mut r = halo::io::WavReader::open(path).unwrap();
+    let mut v = vec![0.0f32; r.info().frames as usize * r.info().channels];
+    let n = r.read(&mut v).unwrap();
+    v.truncate(n * r.info().channels);
+    v
+}
+
+#[test]
+fn objects_sharing_one_file_render_as_if_each_had_its_own() {
+    // Two objects on channels 1 and 2 of one stereo file (as in an ADM master, where every
+    // object is a track of the same file) against the same two channels as mono files.
+    let dir = material("shared_file");
+    let stereo = read_f32(&dir.join("stereo.wav"));
+    let left: Vec<f32> = stereo.iter().step_by(2).copied().collect();
+    let right: Vec<f32> = stereo.iter().skip(1).step_by(2).copied().collect();
+    write_samples(&dir.join("left.wav"), 1, None, &left);
+    write_samples(&dir.join("right.wav"), 1, None, &right);
+    let outputs = r#"Speakers(layout: "5.1")"#;
+    let shared = session(
+        r#"(name: "a", source: (file: "stereo.wav", channel: 1), position: Polar(az: 20, el: 0, dist: 1)),
+        (name: "b", source: (file: "stereo.wav", channel: 2), position: [(time: 0.0, value: Cart(x: 0.3, y: -0.5, z: 0)), (time: 1.0, value: Cart(x: -0.3, y: 0.5, z: 0))])"#,
+        "",
+        outputs,
+    );
+    let separate = shared
+        .replace(r#"(file: "stereo.wav", channel: 1)"#, r#""left.wav""#)
+        .replace(r#"(file: "stereo.wav", channel: 2)"#, r#""right.wav""#);
+    assert_ne!(shared, separate);
+    let mut renders = Vec::new();
+    for (name, text) in [("shared", &shared), ("separate", &separate)] {
+        std::fs::write(dir.join(format!("{name}.ron")), text).unwrap();
+        let out = dir.join(name);
+        let (code, _, err) = halo(&[
+            "render",
+            dir.join(format!("{name}.ron")).to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--format",
+            "f32",
+        ]);
+        assert_eq!(code, 0, "{name}: {err}");
+        renders.push(read_f32(&out.join("5.1.wav")));
+    }
+    assert_eq!(renders[0].len(), 48000 * 6);
+    assert!(renders[0].iter().any(|&x| x.abs() > 0.05));
+    assert_eq!(renders[0], renders[1], "bit-identical");
+}

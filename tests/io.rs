@@ -943,7 +943,10 @@ fn chunks_before_and_after_data_are_listed_and_read_without_moving_the_audio() {
     let mut first = [0.0f32; 1];
     assert_eq!(r.read(&mut first).unwrap(), 1);
     assert_eq!(r.read_chunk(*b"axml", 1024).unwrap().unwrap(), b"<adm/>x");
-    assert_eq!(r.read_chunk(*b"chna", 1024).unwrap().unwrap(), vec![7, 0, 9]);
+    assert_eq!(
+        r.read_chunk(*b"chna", 1024).unwrap().unwrap(),
+        vec![7, 0, 9]
+    );
     assert_eq!(r.read_chunk(*b"bext", 1024).unwrap(), None);
     // Reading a chunk did not move the audio: the next two frames follow the first.
     let mut rest = [0.0f32; 2];
@@ -959,7 +962,10 @@ fn chunks_before_and_after_data_are_listed_and_read_without_moving_the_audio() {
     let p = write_file(&dir, "cut.wav", cut);
     let mut r = WavReader::open(&p).unwrap();
     let e = r.read_chunk(*b"axml", 1024).unwrap_err().to_string();
-    assert!(e.contains("\"axml\" chunk declares 7 bytes but the file ends after 3"), "{e}");
+    assert!(
+        e.contains("\"axml\" chunk declares 7 bytes but the file ends after 3"),
+        "{e}"
+    );
     assert!(e.contains("cut.wav"), "{e}");
     fs::remove_dir_all(&dir).unwrap();
 }
