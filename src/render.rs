@@ -133,6 +133,9 @@ pub struct RenderOptions<'a> {
     pub block_frames: usize,
     /// Called after each block with (frames done, frames total).
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// False: render, meter and analyse, but write no file (the report names the files
+    /// a render would have written). `halo export` measures loudness this way.
+    pub write_files: bool,
 }
 
 impl RenderOptions<'_> {
@@ -146,6 +149,7 @@ impl RenderOptions<'_> {
             format: WriteFormat::Pcm24,
             block_frames: RENDER_BLOCK_FRAMES,
             progress: None,
+            write_files: true,
         }
     }
 }
@@ -961,10 +965,16 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             format: options.format,
             channel_mask: p.layout.wav_channel_mask(),
         };
-        let writer = WavWriter::create(&path, spec).map_err(|source| RenderError::Output {
-            path: path.clone(),
-            source,
-        })?;
+        let writer = if options.write_files {
+            Some(
+                WavWriter::create(&path, spec).map_err(|source| RenderError::Output {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
         writers.push((path, writer));
         let mut w: Vec<String> = if p.kind == "speakers" {
             scene
@@ -1092,12 +1102,14 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
                         *peak = peak.max(x.abs());
                     }
                 }
-                writer
-                    .write(&buf[..keep * nch])
-                    .map_err(|source| RenderError::Output {
-                        path: path.clone(),
-                        source,
-                    })?;
+                if let Some(writer) = writer {
+                    writer
+                        .write(&buf[..keep * nch])
+                        .map_err(|source| RenderError::Output {
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
             }
             written += keep as u64;
         }
@@ -1112,20 +1124,25 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     }
 
     // Everything rendered: finish all files, then move them into place together.
-    let mut pending: Vec<PendingFile> = Vec::with_capacity(writers.len());
+    let mut pending: Vec<(PathBuf, Option<PendingFile>)> = Vec::with_capacity(writers.len());
     for (path, writer) in writers {
-        pending.push(writer.finish().map_err(|source| RenderError::Output {
-            path: path.clone(),
-            source,
-        })?);
+        let file = match writer {
+            Some(w) => Some(w.finish().map_err(|source| RenderError::Output {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        pending.push((path, file));
     }
     let mut files = Vec::with_capacity(pending.len());
-    for p in pending {
-        let path = p.path().to_path_buf();
-        files.push(
-            p.commit()
+    for (path, p) in pending {
+        files.push(match p {
+            Some(p) => p
+                .commit()
                 .map_err(|source| RenderError::Output { path, source })?,
-        );
+            None => path,
+        });
     }
 
     let render_s = started.elapsed().as_secs_f64();
