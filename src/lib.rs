@@ -5,6 +5,7 @@
 //! stereo fold-down with its own master chain, and meters every output (ITU-R BS.1770-4)
 //! so that translation problems show up before delivery. See `DESIGN.md` for the map.
 
+pub mod adm;
 pub mod automation;
 pub mod binaural;
 pub mod demo;

@@ -170,6 +170,11 @@ pub struct BedSpec {
     pub layout: Layout,
     pub gain_db: f64,
     pub mute: bool,
+    /// The file's channels (0-based) that feed the layout's channels, one per layout
+    /// channel in layout order (`channels: [1, 2, …]` in the session file, counted from 1).
+    /// `None`: the file has exactly the layout's channels, in order (as before). Beds of
+    /// ADM files are a few channels of one big file.
+    pub channels: Option<Vec<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -504,6 +509,8 @@ struct BedFile {
     gain_db: f64,
     #[serde(default)]
     mute: bool,
+    #[serde(default)]
+    channels: Option<Vec<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -939,6 +946,39 @@ impl<'a> Ctx<'a, '_> {
     }
 }
 
+/// A bed's channel map: one file channel (from 1) per layout channel, each used once.
+fn bed_channels(list: &[i64], layout: &Layout) -> Result<Vec<usize>, Problem> {
+    let allowed = format!(
+        "one file channel (counted from 1, up to 65535) per channel of layout {:?} ({}), each \
+         used once; leave `channels` out when the file has exactly the layout's channels in order",
+        layout.name,
+        layout.labels().join(" ")
+    );
+    if list.len() != layout.num_channels() {
+        return Err((
+            format!(
+                "{} channels are listed for the {} channels of layout {:?}",
+                list.len(),
+                layout.num_channels(),
+                layout.name
+            ),
+            allowed,
+        ));
+    }
+    let mut out: Vec<usize> = Vec::with_capacity(list.len());
+    for &c in list {
+        if !(1..=65535).contains(&c) {
+            return Err((format!("channel {c} is not a channel number"), allowed));
+        }
+        let c = c as usize - 1;
+        if out.contains(&c) {
+            return Err((format!("channel {} is listed twice", c + 1), allowed));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
 fn convert_gain(v: f64) -> Result<f64, Problem> {
     check(
         v,
@@ -1162,12 +1202,20 @@ pub fn parse(
         }
         let gain_db = convert_gain(b.gain_db).map_err(|p| ctx.invalid(line, &place, p))?;
         let layout = ctx.layout(&b.layout, line, &format!("{place}: layout"))?;
+        let channels = match b.channels {
+            None => None,
+            Some(list) => Some(
+                bed_channels(&list, &layout)
+                    .map_err(|p| ctx.invalid(line, &format!("{place}: channels"), p))?,
+            ),
+        };
         beds.push(BedSpec {
             name: b.name,
             source: ctx.resolve(&b.source),
             layout,
             gain_db,
             mute: b.mute,
+            channels,
         });
     }
 
