@@ -2496,7 +2496,7 @@ pub fn from_scene(
             object_refs: Vec::new(),
             track_uid_refs: uids,
             gain: 10f64.powf(bed.gain_db / 20.0),
-            gain_db: Some(bed.gain_db),
+            gain_db: (bed.gain_db != 0.0).then_some(bed.gain_db),
             mute: bed.mute,
             halo_binaural: None,
         });

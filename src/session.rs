@@ -78,6 +78,7 @@ use crate::layout::{Layout, LayoutError, ron_options};
 use ron::value::RawValue;
 use serde::Deserialize;
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -1634,4 +1635,280 @@ fn parse_target<'a>(
         return Err(err(("the target sets nothing".into(), TARGET_HINT.into())));
     }
     Ok(Some(spec))
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing.
+
+/// Writes a scene as session text that [`parse`] (with the same `origin`) reads back to an
+/// equal [`Scene`]. Paths inside the session file's folder are written relative to it.
+/// Layouts are written by name, so every layout must be a built-in one (an error names the
+/// first that is not).
+pub fn write(scene: &Scene) -> Result<String, SessionError> {
+    let dir = scene.origin.parent().map(Path::to_path_buf).unwrap_or_default();
+    let path = |p: &Path| -> String {
+        let rel = if dir.as_os_str().is_empty() {
+            p
+        } else {
+            p.strip_prefix(&dir).unwrap_or(p)
+        };
+        format!("{:?}", rel.to_string_lossy())
+    };
+    let layout = |l: &Layout, place: &str| -> Result<String, SessionError> {
+        match Layout::builtin(&l.name) {
+            Ok(b) if b == *l => Ok(format!("{:?}", l.name)),
+            _ => Err(SessionError::Invalid {
+                file: scene.origin.clone(),
+                line: None,
+                place: place.to_string(),
+                problem: format!("layout {:?} is not a built-in layout", l.name),
+                allowed: format!("built-in layouts ({})", Layout::builtin_names().join(", ")),
+            }),
+        }
+    };
+    let rate = f64::from(scene.sample_rate);
+    let secs = |frame: u64| num(frame as f64 / rate);
+    let mut s = String::new();
+    s.push_str("// halo session (written by halo).\nSession(\n");
+    let _ = writeln!(s, "    sample_rate: {},", scene.sample_rate);
+    if let Some(d) = scene.duration_frames {
+        let _ = writeln!(s, "    duration: {},", secs(d));
+    }
+    s.push_str("    objects: [\n");
+    for o in &scene.objects {
+        let _ = writeln!(s, "        (\n            name: {:?},", o.name);
+        match o.source.channel {
+            None => {
+                let _ = writeln!(s, "            source: {},", path(&o.source.path));
+            }
+            Some(c) => {
+                let _ = writeln!(
+                    s,
+                    "            source: (file: {}, channel: {}),",
+                    path(&o.source.path),
+                    c + 1
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "            gain_db: {},",
+            write_automation(&o.gain_db, &secs, &|v| num(*v))
+        );
+        if o.mute {
+            s.push_str("            mute: true,\n");
+        }
+        let _ = writeln!(
+            s,
+            "            position: {},",
+            write_automation(&o.position, &secs, &write_position)
+        );
+        let _ = writeln!(
+            s,
+            "            size: {},",
+            write_automation(&o.size, &secs, &|v| num(*v))
+        );
+        let _ = writeln!(s, "            binaural: {:?},\n        ),", o.binaural);
+    }
+    s.push_str("    ],\n    beds: [\n");
+    for (i, b) in scene.beds.iter().enumerate() {
+        let _ = write!(
+            s,
+            "        (name: {:?}, source: {}, layout: {}, gain_db: {}, mute: {}",
+            b.name,
+            path(&b.source),
+            layout(&b.layout, &format!("beds[{i}] {:?}: layout", b.name))?,
+            num(b.gain_db),
+            b.mute
+        );
+        if let Some(ch) = &b.channels {
+            let list: Vec<String> = ch.iter().map(|c| (c + 1).to_string()).collect();
+            let _ = write!(s, ", channels: [{}]", list.join(", "));
+        }
+        s.push_str("),\n");
+    }
+    s.push_str("    ],\n    outputs: [\n");
+    for (i, o) in scene.outputs.iter().enumerate() {
+        let place = format!("outputs[{i}]");
+        let common = |chain: &[ProcessorSpec], target: &Option<TargetSpec>| {
+            let mut t = format!("chain: [{}]", chain.iter().map(write_processor).collect::<Vec<_>>().join(", "));
+            if let Some(target) = target {
+                let _ = write!(t, ", target: {}", write_target(target));
+            }
+            t
+        };
+        match o {
+            OutputSpec::Speakers {
+                layout: l,
+                chain,
+                target,
+            } => {
+                let _ = writeln!(
+                    s,
+                    "        Speakers(layout: {}, {}),",
+                    layout(l, &format!("{place}: layout"))?,
+                    common(chain, target)
+                );
+            }
+            OutputSpec::Binaural {
+                hrtf,
+                lfe_db,
+                chain,
+                target,
+            } => {
+                s.push_str("        Binaural(");
+                if let Some(h) = hrtf {
+                    let _ = write!(s, "hrtf: {}, ", path(h));
+                }
+                if let Some(l) = lfe_db {
+                    let _ = write!(s, "lfe_db: {}, ", num(*l));
+                }
+                let _ = writeln!(s, "{}),", common(chain, target));
+            }
+            OutputSpec::Stereo {
+                from,
+                fold,
+                chain,
+                target,
+            } => {
+                let _ = write!(
+                    s,
+                    "        Stereo(from: {}, fold: (matrix: {:?}, center_db: {}, surround_db: {}, \
+                     rear_db: {}, height_db: {}",
+                    layout(from, &format!("{place}: from"))?,
+                    fold.matrix,
+                    num(fold.center_db),
+                    num(fold.surround_db),
+                    num(fold.rear_db),
+                    num(fold.height_db)
+                );
+                if let Some(l) = fold.lfe_db {
+                    let _ = write!(s, ", lfe_db: {}", num(l));
+                }
+                let _ = writeln!(s, "), {}),", common(chain, target));
+            }
+        }
+    }
+    s.push_str("    ],\n)\n");
+    Ok(s)
+}
+
+/// A number as RON reads it back exactly (Rust's shortest round-trip form).
+fn num(v: f64) -> String {
+    let t = format!("{v:?}");
+    // `1e-7` is fine for RON; `inf`/`NaN` never reach here (validated scenes).
+    t
+}
+
+fn write_position(p: &Position) -> String {
+    match *p {
+        Position::Cartesian { x, y, z } => {
+            format!("Cart(x: {}, y: {}, z: {})", num(x), num(y), num(z))
+        }
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            distance,
+        } => format!(
+            "Polar(az: {}, el: {}, dist: {})",
+            num(azimuth_deg),
+            num(elevation_deg),
+            num(distance)
+        ),
+    }
+}
+
+fn write_automation<T: Interpolate>(
+    a: &Automation<T>,
+    secs: &dyn Fn(u64) -> String,
+    value: &dyn Fn(&T) -> String,
+) -> String {
+    let keys = a.keyframes();
+    if keys.len() == 1 && keys[0].frame == 0 && keys[0].interpolation == Interpolation::Step {
+        return value(&keys[0].value);
+    }
+    let items: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            format!(
+                "(time: {}, value: {}, interp: {:?})",
+                secs(k.frame),
+                value(&k.value),
+                k.interpolation
+            )
+        })
+        .collect();
+    format!("[\n                {},\n            ]", items.join(",\n                "))
+}
+
+fn write_processor(p: &ProcessorSpec) -> String {
+    match p {
+        ProcessorSpec::Gain { gain_db } => format!("Gain(gain_db: {})", num(*gain_db)),
+        ProcessorSpec::Eq { bands } => format!(
+            "Eq(bands: [{}])",
+            bands
+                .iter()
+                .map(|b| format!(
+                    "(kind: {:?}, freq_hz: {}, gain_db: {}, q: {})",
+                    b.kind,
+                    num(b.freq_hz),
+                    num(b.gain_db),
+                    num(b.q)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        ProcessorSpec::Compressor {
+            threshold_db,
+            ratio,
+            knee_db,
+            attack_ms,
+            release_ms,
+            makeup_db,
+        } => format!(
+            "Compressor(threshold_db: {}, ratio: {}, knee_db: {}, attack_ms: {}, release_ms: {}, \
+             makeup_db: {})",
+            num(*threshold_db),
+            num(*ratio),
+            num(*knee_db),
+            num(*attack_ms),
+            num(*release_ms),
+            num(*makeup_db)
+        ),
+        ProcessorSpec::Limiter {
+            ceiling_dbtp,
+            lookahead_ms,
+            release_ms,
+        } => format!(
+            "Limiter(ceiling_dbtp: {}, lookahead_ms: {}, release_ms: {})",
+            num(*ceiling_dbtp),
+            num(*lookahead_ms),
+            num(*release_ms)
+        ),
+        ProcessorSpec::Width { width } => format!("Width(width: {})", num(*width)),
+        ProcessorSpec::Dither { bits } => format!("Dither(bits: {bits})"),
+    }
+}
+
+fn write_target(t: &TargetSpec) -> String {
+    match t {
+        TargetSpec::Preset(name) => format!("{name:?}"),
+        TargetSpec::Custom {
+            integrated_lufs,
+            tolerance_lu,
+            max_integrated_lufs,
+            true_peak_dbtp,
+        } => {
+            let fields: Vec<String> = [
+                ("integrated_lufs", integrated_lufs),
+                ("tolerance_lu", tolerance_lu),
+                ("max_integrated_lufs", max_integrated_lufs),
+                ("true_peak_dbtp", true_peak_dbtp),
+            ]
+            .iter()
+            .filter_map(|(n, v)| v.map(|v| format!("{n}: {}", num(v))))
+            .collect();
+            format!("Custom({})", fields.join(", "))
+        }
+    }
 }
