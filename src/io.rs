@@ -546,6 +546,12 @@ impl WavReader {
         &self.info
     }
 
+    /// Frames the file really holds: fewer than `info().frames` when it is cut short.
+    pub fn frames_present(&self) -> u64 {
+        let bytes = self.file_len.saturating_sub(self.data_start);
+        (bytes / self.block_align as u64).min(self.info.frames)
+    }
+
     /// Every chunk of the file, in file order (`fmt `, `data`, `chna`, `axml`, …).
     pub fn chunks(&self) -> &[ChunkInfo] {
         &self.chunks
@@ -1172,6 +1178,40 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
         });
     }
     Ok(())
+}
+
+/// Writes `bytes` under a temp name beside `path` and returns it uncommitted, so that it
+/// can be moved into place together with other files (or vanish with them on error).
+pub fn pending_bytes(path: &Path, bytes: &[u8]) -> Result<PendingFile, IoError> {
+    let (mut file, temp) = create_temp(path)?;
+    let pending = PendingFile {
+        temp,
+        path: path.to_path_buf(),
+        done: false,
+    };
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| IoError::Write {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    Ok(pending)
+}
+
+/// Creates a directory and its parents; returns whether `path` itself was created (false
+/// when it existed), so that a failed operation can take it away again.
+pub fn create_dir_all(path: &Path) -> Result<bool, IoError> {
+    let existed = path.is_dir();
+    fs::create_dir_all(path).map_err(|source| IoError::NotWritable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(!existed)
+}
+
+/// Removes a directory if it is empty (best effort: errors are ignored).
+pub fn remove_empty_dir(path: &Path) {
+    let _ = fs::remove_dir(path);
 }
 
 /// Removes temp files left in `dir` by earlier halo processes that were killed before

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod downmix;
 pub mod dsp;
 pub mod engine;
+pub mod exchange;
 pub mod geometry;
 pub mod io;
 pub mod layout;

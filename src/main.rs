@@ -6,6 +6,7 @@
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use halo::demo;
+use halo::exchange::{self, ExchangeError};
 use halo::geometry::{Direction, Position};
 use halo::io::{self, WavSpec, WavWriter, WriteFormat};
 use halo::layout::{Layout, LayoutError};
@@ -36,9 +37,10 @@ enum Format {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Render a session to speaker layouts: DIR/<layout>.wav and DIR/report.json.
+    /// Render a session or an ADM BWF master: DIR/<layout>.wav and DIR/report.json.
     Render {
-        /// The session file (.ron).
+        /// The session file (.ron), or an ADM BWF master (.wav) as DAWs export it; a master
+        /// renders to 7.1.4, binaural and a stereo fold-down unless --layout is given.
         session: PathBuf,
         /// A layout to render (name like 7.1.4, or a layout file .ron); repeatable.
         /// Default: the session's outputs.
@@ -66,6 +68,32 @@ enum Command {
         /// Frames per engine block (the output does not depend on it).
         #[arg(long, default_value_t = render::RENDER_BLOCK_FRAMES, hide = true)]
         block: usize,
+    },
+    /// Split an ADM BWF master into an editable session and mono stems (SESSION-stems/).
+    Import {
+        /// The ADM BWF master (BW64/RF64/WAV with chna and axml chunks).
+        master: PathBuf,
+        /// The session file to write (.ron); stems go beside it.
+        #[arg(long, value_name = "SESSION.ron")]
+        out: PathBuf,
+        /// Sample format of the stems.
+        #[arg(long, value_enum, default_value = "pcm24")]
+        format: Format,
+    },
+    /// Write a session as an ADM BWF master (BS.2076 axml, BS.2088 chna) for delivery,
+    /// with loudnessMetadata measured on its 7.1.4 render.
+    Export {
+        /// The session file (.ron) or an ADM BWF master.
+        session: PathBuf,
+        /// The master to write (.wav).
+        #[arg(long, value_name = "FILE.wav")]
+        out: PathBuf,
+        /// Sample format of the tracks (delivery: 24-bit PCM).
+        #[arg(long, value_enum, default_value = "pcm24")]
+        format: Format,
+        /// Leave loudnessMetadata out (skips the measuring render).
+        #[arg(long)]
+        no_loudness: bool,
     },
     /// Measure a WAV file's loudness (ITU-R BS.1770-4 / EBU R128).
     Loudness {
@@ -123,6 +151,8 @@ fn classify(error: anyhow::Error) -> Failure {
             || e.downcast_ref::<RenderError>()
                 .is_some_and(|r| r.is_bad_input())
             || e.downcast_ref::<io::IoError>().is_some()
+            || e.downcast_ref::<ExchangeError>()
+                .is_some_and(|x| x.is_bad_input())
     });
     Failure {
         code: if bad { 2 } else { 1 },
@@ -163,6 +193,17 @@ fn main() -> ExitCode {
                 block,
             },
         ),
+        Command::Import {
+            master,
+            out,
+            format,
+        } => cmd_import(&master, &out, format),
+        Command::Export {
+            session,
+            out,
+            format,
+            no_loudness,
+        } => cmd_export(&session, &out, format, !no_loudness),
         Command::Loudness { file, layout, json } => cmd_loudness(&file, layout.as_deref(), json),
         Command::Gains {
             layout,
@@ -177,10 +218,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("halo: error: {:#}", f.error);
+            eprintln!("halo: error: {}", describe(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error and its causes on one line. Library errors already include their source's
+/// text, so a cause whose text the line already holds is not repeated.
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A layout by built-in name or alias, or from a layout file (`.ron`).
@@ -198,6 +256,87 @@ fn load_session(path: &Path) -> Result<session::Scene> {
     let text = io::read_text(path)?;
     let mut read_layout = |p: &Path| io::read_text(p).map_err(|e| e.to_string());
     Ok(session::parse(&text, path, &mut read_layout)?)
+}
+
+/// A session, or an ADM BWF master read as one (with what halo does not render of it).
+fn load_input(path: &Path) -> Result<(session::Scene, Vec<String>)> {
+    if exchange::is_master_path(path) {
+        let master = exchange::read_master(path)?;
+        let notes = master
+            .warnings
+            .into_iter()
+            .map(|w| format!("ADM: {w}"))
+            .collect();
+        Ok((master.scene, notes))
+    } else {
+        Ok((load_session(path)?, Vec::new()))
+    }
+}
+
+fn write_format(format: Format) -> WriteFormat {
+    match format {
+        Format::Pcm24 => WriteFormat::Pcm24,
+        Format::F32 => WriteFormat::F32,
+    }
+}
+
+fn cmd_import(master: &Path, out: &Path, format: Format) -> Result<(), Failure> {
+    if exchange::is_master_path(out) || out.extension().is_none_or(|e| e != "ron") {
+        return Err(bad_input(anyhow!(
+            "--out {}: allowed a session file name ending in .ron",
+            out.display()
+        )));
+    }
+    let report = exchange::import(master, out, write_format(format))
+        .with_context(|| format!("importing {}", master.display()))
+        .map_err(classify)?;
+    for w in &report.warnings {
+        eprintln!("halo: warning: ADM: {w}");
+    }
+    println!(
+        "wrote {} and {} stem(s) beside it",
+        report.session.display(),
+        report.stems.len()
+    );
+    Ok(())
+}
+
+fn cmd_export(input: &Path, out: &Path, format: Format, loudness: bool) -> Result<(), Failure> {
+    if !exchange::is_master_path(out) {
+        return Err(bad_input(anyhow!(
+            "--out {}: allowed a file name ending in .wav (or .bwf, .bw64, .rf64)",
+            out.display()
+        )));
+    }
+    let (scene, notes) = load_input(input).map_err(classify)?;
+    for w in &notes {
+        eprintln!("halo: warning: {w}");
+    }
+    let options = exchange::ExportOptions {
+        format: write_format(format),
+        measure_loudness: loudness,
+    };
+    let report = exchange::export(&scene, out, &options)
+        .with_context(|| format!("exporting {}", input.display()))
+        .map_err(classify)?;
+    for w in &report.warnings {
+        eprintln!("halo: warning: {w}");
+    }
+    println!(
+        "wrote {}: {} tracks, {:.1} s",
+        report.path.display(),
+        report.tracks,
+        report.frames as f64 / scene.sample_rate as f64
+    );
+    if let Some(l) = &report.loudness {
+        println!(
+            "  loudnessMetadata (7.1.4 render): {} LUFS integrated, {} dBTP true peak, {} LU range",
+            fmt_level(l.integrated_lufs),
+            fmt_level(l.true_peak_dbtp),
+            fmt_level(l.range_lu)
+        );
+    }
+    Ok(())
 }
 
 struct RenderFlags {
@@ -222,7 +361,7 @@ fn cmd_render(
             flags.threshold
         )));
     }
-    let scene = load_session(session).map_err(classify)?;
+    let (scene, notes) = load_input(session).map_err(classify)?;
     let layouts = if layouts.is_empty() {
         None
     } else {
@@ -242,7 +381,7 @@ fn cmd_render(
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))
         .map_err(bad_input)?;
-    let report = render_scene(&scene, layouts, out, &flags)?;
+    let report = render_scene(&scene, layouts, out, &flags, notes)?;
     print_summary(&report);
     if flags.strict {
         let failures = report.strict_failures();
@@ -264,6 +403,7 @@ fn render_scene(
     layouts: Option<Vec<Layout>>,
     out: &Path,
     flags: &RenderFlags,
+    notes: Vec<String>,
 ) -> Result<render::RenderReport, Failure> {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(1000);
@@ -284,14 +424,12 @@ fn render_scene(
     options.binaural = flags.binaural;
     options.hrtf = flags.hrtf.clone();
     options.threshold_db = flags.threshold;
-    options.format = match flags.format {
-        Format::Pcm24 => WriteFormat::Pcm24,
-        Format::F32 => WriteFormat::F32,
-    };
+    options.format = write_format(flags.format);
     options.progress = Some(&mut progress);
-    let report = render::render(scene, &mut options)
+    let mut report = render::render(scene, &mut options)
         .with_context(|| format!("rendering {}", scene.origin.display()))
         .map_err(classify)?;
+    report.warnings.splice(0..0, notes);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -666,7 +804,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         threshold: 3.0,
         block: render::RENDER_BLOCK_FRAMES,
     };
-    let report = render_scene(&scene, None, out, &flags)?;
+    let report = render_scene(&scene, None, out, &flags, Vec::new())?;
     print_summary(&report);
     println!(
         "session: {}  (edit it and run `halo render {} --out {}`)",

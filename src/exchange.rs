@@ -1,0 +1,479 @@
+//! ADM BWF masters in and out (ITU-R BS.2076-2 metadata in BS.2088-1 BW64 files): reads a
+//! master as a scene, splits one into an editable session with stems, and writes a session
+//! as a master whose `loudnessMetadata` comes from halo's BS.1770 meter.
+//!
+//! The files go through `io` and the metadata through `adm`; this module only decides what
+//! goes where, and keeps the all-or-nothing rule: every file an operation writes appears
+//! together at the end, or none does.
+
+use crate::adm::{self, AdmAudio, AdmError, AdmLoudness, TrackPlan};
+use crate::io::{self, Chunk, IoError, PendingFile, WavReader, WavSpec, WavWriter, WriteFormat};
+use crate::layout::Layout;
+use crate::loudness::LoudnessReport;
+use crate::render::{self, RenderError, RenderOptions, Sources};
+use crate::session::{self, FoldSpec, OutputSpec, Scene, SessionError, SourceSpec};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Frames read and written per step when splitting or writing a master.
+const BLOCK_FRAMES: usize = 4096;
+
+/// The layout whose render the exported loudness describes: the Atmos music reference.
+pub const LOUDNESS_LAYOUT: &str = "7.1.4";
+
+#[derive(Debug, Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("{}: {source}", .path.display())]
+    Adm {
+        path: PathBuf,
+        #[source]
+        source: AdmError,
+    },
+    #[error(
+        "{}: not an ADM BWF master: it has no `{chunk}` chunk; allowed: a BW64/RF64/WAV file with `chna` and `axml` chunks (as DAWs export for Dolby Atmos), or a halo session (.ron)",
+        .path.display()
+    )]
+    NotAdm { path: PathBuf, chunk: &'static str },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+impl ExchangeError {
+    /// True when the input is at fault (exit code 2), false for a failure of the machine.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ExchangeError::Io(e) => !matches!(e, IoError::Write { .. }),
+            ExchangeError::Render(r) => r.is_bad_input(),
+            _ => true,
+        }
+    }
+}
+
+/// True when `path` names an ADM BWF master rather than a session (by its extension).
+pub fn is_master_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["wav", "bwf", "rf64", "bw64"].contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// What a master held besides its scene.
+#[derive(Debug, Clone)]
+pub struct Master {
+    pub scene: Scene,
+    /// Parts of the ADM halo does not render (HOA, screen-related, divergence, …).
+    pub warnings: Vec<String>,
+    /// The programme's `loudnessMetadata`, if the master carries one.
+    pub loudness: Option<AdmLoudness>,
+}
+
+/// Reads an ADM BWF master: its objects and beds become a scene whose sources are the
+/// master's own tracks. The scene has the default outputs ([`default_outputs`]).
+pub fn read_master(path: &Path) -> Result<Master, ExchangeError> {
+    let mut reader = WavReader::open(path)?;
+    let info = reader.info().clone();
+    let present = reader.frames_present();
+    if present < info.frames {
+        return Err(IoError::Truncated {
+            path: path.to_path_buf(),
+            expected_frames: info.frames,
+            got_frames: present,
+        }
+        .into());
+    }
+    let adm_error = |source: AdmError| ExchangeError::Adm {
+        path: path.to_path_buf(),
+        source,
+    };
+    let axml = reader
+        .read_chunk(*b"axml", adm::MAX_AXML_BYTES as u64)?
+        .ok_or_else(|| ExchangeError::NotAdm {
+            path: path.to_path_buf(),
+            chunk: "axml",
+        })?;
+    let chna = reader
+        .read_chunk(*b"chna", adm::MAX_CHNA_BYTES as u64)?
+        .ok_or_else(|| ExchangeError::NotAdm {
+            path: path.to_path_buf(),
+            chunk: "chna",
+        })?;
+    let doc = adm::parse_axml(&axml).map_err(adm_error)?;
+    let chna = adm::parse_chna(&chna).map_err(adm_error)?;
+    let audio = AdmAudio {
+        path: path.to_path_buf(),
+        channels: info.channels,
+        sample_rate: info.sample_rate,
+        frames: info.frames,
+    };
+    let (mut scene, warnings) = adm::to_scene(&doc, &chna, &audio).map_err(adm_error)?;
+    if scene.outputs.is_empty() {
+        scene.outputs = default_outputs();
+    }
+    let loudness = doc.programmes.iter().find_map(|p| p.loudness);
+    Ok(Master {
+        scene,
+        warnings,
+        loudness,
+    })
+}
+
+/// What a master or an imported session renders to when nothing else is asked for: the
+/// 7.1.4 reference, the headphone version and the Lo/Ro stereo fold-down of the 7.1.4,
+/// so that the translation report compares all three.
+pub fn default_outputs() -> Vec<OutputSpec> {
+    let reference = Layout::builtin(LOUDNESS_LAYOUT).expect("built-in 7.1.4");
+    vec![
+        OutputSpec::Speakers {
+            layout: reference.clone(),
+            chain: Vec::new(),
+            target: None,
+        },
+        OutputSpec::Binaural {
+            hrtf: None,
+            lfe_db: None,
+            chain: Vec::new(),
+            target: None,
+        },
+        OutputSpec::Stereo {
+            from: reference,
+            fold: FoldSpec::default(),
+            chain: Vec::new(),
+            target: None,
+        },
+    ]
+}
+
+/// A file name made of `[A-Za-z0-9._-]` from an object or bed name.
+fn file_part(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    if s.is_empty() { "track".into() } else { s }
+}
+
+/// One stem file of [`import`].
+struct Stem {
+    name: String,
+    channels: usize,
+    channel_mask: Option<u32>,
+    /// For beds: the layout channel of each file channel.
+    order: Vec<usize>,
+}
+
+/// What [`import`] wrote.
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    pub session: PathBuf,
+    pub stems: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// Splits an ADM master into a halo session (`session_path`) and stems beside it in
+/// `<session name>-stems/`: one mono file per object, one file per bed (in WAV channel
+/// order with its channel mask where the layout has one). The session renders the same
+/// audio as the master.
+pub fn import(
+    master: &Path,
+    session_path: &Path,
+    format: WriteFormat,
+) -> Result<ImportReport, ExchangeError> {
+    let Master {
+        scene, warnings, ..
+    } = read_master(master)?;
+    let dir = session_path.parent().unwrap_or(Path::new(""));
+    let stem_name = session_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "session".into());
+    let stems_rel = PathBuf::from(format!("{}-stems", file_part(&stem_name)));
+    let stems_dir = dir.join(&stems_rel);
+
+    // The new scene points at one stem per object and per bed (relative paths, so the
+    // session and its stems can move together). Its text is made before any file is.
+    let mut out = scene.clone();
+    out.origin = session_path.to_path_buf();
+    let mut stems: Vec<Stem> = Vec::new();
+    for (i, obj) in out.objects.iter_mut().enumerate() {
+        let name = format!("{:03}-{}.wav", i + 1, file_part(&obj.name));
+        obj.source = SourceSpec {
+            path: stems_rel.join(&name),
+            channel: None,
+        };
+        stems.push(Stem {
+            name,
+            channels: 1,
+            channel_mask: None,
+            order: Vec::new(),
+        });
+    }
+    for (b, bed) in out.beds.iter_mut().enumerate() {
+        let name = format!("bed-{:02}-{}.wav", b + 1, file_part(&bed.name));
+        let mask = bed.layout.wav_channel_mask();
+        // WAV order for a layout with a channel mask, layout order otherwise (as render reads).
+        let order = if mask.is_some() {
+            bed.layout.wav_order()
+        } else {
+            (0..bed.layout.num_channels()).collect()
+        };
+        bed.source = stems_rel.join(&name);
+        bed.channels = None;
+        stems.push(Stem {
+            name,
+            channels: bed.layout.num_channels(),
+            channel_mask: mask,
+            order,
+        });
+    }
+    let text = session::write(&out)?;
+
+    let created = io::create_dir_all(&stems_dir)?;
+    let result = write_stems(&scene, &stems_dir, stems, format, session_path, &text);
+    if result.is_err() && created {
+        // Every stem was a temp file and is gone: leave no empty folder behind either.
+        io::remove_empty_dir(&stems_dir);
+    }
+    let (session, stems) = result?;
+    Ok(ImportReport {
+        session,
+        stems,
+        warnings,
+    })
+}
+
+/// The stems of [`import`], streamed from the master, then moved into place with the
+/// session text; returns the session's and the stems' paths.
+fn write_stems(
+    scene: &Scene,
+    stems_dir: &Path,
+    stems: Vec<Stem>,
+    format: WriteFormat,
+    session_path: &Path,
+    text: &str,
+) -> Result<(PathBuf, Vec<PathBuf>), ExchangeError> {
+    let rate = scene.sample_rate;
+    let mut sources = Sources::open(scene, rate, BLOCK_FRAMES)?;
+    let frames = match scene.duration_frames {
+        Some(f) if f > 0 => f,
+        _ => sources.frames(),
+    };
+    let mut writers: Vec<(WavWriter, Vec<usize>)> = Vec::with_capacity(stems.len());
+    for stem in stems {
+        let spec = WavSpec {
+            channels: stem.channels,
+            sample_rate: rate,
+            format,
+            channel_mask: stem.channel_mask,
+        };
+        writers.push((
+            WavWriter::create(&stems_dir.join(&stem.name), spec)?,
+            stem.order,
+        ));
+    }
+    let n_objects = scene.objects.len();
+    let mut mono = vec![0.0f32; BLOCK_FRAMES];
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut done = 0u64;
+    while done < frames {
+        let n = (frames - done).min(BLOCK_FRAMES as u64) as usize;
+        sources.read_block(n)?;
+        for (w, (writer, order)) in writers.iter_mut().enumerate() {
+            if w < n_objects {
+                sources.object(w, &mut mono[..n]);
+                writer.write(&mono[..n])?;
+            } else {
+                let b = w - n_objects;
+                let nch = order.len();
+                interleaved.resize(n * nch, 0.0);
+                for (file_ch, &layout_ch) in order.iter().enumerate() {
+                    sources.bed_channel(b, layout_ch, &mut mono[..n]);
+                    for (f, &x) in mono[..n].iter().enumerate() {
+                        interleaved[f * nch + file_ch] = x;
+                    }
+                }
+                writer.write(&interleaved)?;
+            }
+        }
+        done += n as u64;
+    }
+    let mut pending: Vec<PendingFile> = Vec::with_capacity(writers.len() + 1);
+    for (writer, _) in writers {
+        pending.push(writer.finish()?);
+    }
+    pending.push(io::pending_bytes(session_path, text.as_bytes())?);
+    let mut written = Vec::with_capacity(pending.len());
+    for p in pending {
+        written.push(p.commit()?);
+    }
+    let session = written.pop().unwrap_or_default();
+    Ok((session, written))
+}
+
+/// How to write a master.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Sample format of the tracks; delivery asks for 24-bit PCM.
+    pub format: WriteFormat,
+    /// Measure the 7.1.4 render and fill in the programme's `loudnessMetadata`.
+    pub measure_loudness: bool,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            format: WriteFormat::Pcm24,
+            measure_loudness: true,
+        }
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    pub path: PathBuf,
+    pub tracks: usize,
+    pub frames: u64,
+    /// BS.1770 loudness of the 7.1.4 render of the master (what `loudnessMetadata` says).
+    pub loudness: Option<LoudnessReport>,
+    pub warnings: Vec<String>,
+}
+
+/// Writes `scene` as an ADM BWF master: beds (each in its layout's order) then one track
+/// per object, `chna` and `axml` before the audio, BW64 (RF64 header past 4 GiB). Object
+/// and bed gains travel as metadata; the tracks are the sources as they are.
+pub fn export(
+    scene: &Scene,
+    out: &Path,
+    options: &ExportOptions,
+) -> Result<ExportReport, ExchangeError> {
+    let mut warnings = Vec::new();
+    for o in &scene.outputs {
+        if !o.chain().is_empty() {
+            warnings.push(format!(
+                "{}: its master chain is not exported; ADM carries no processing, so a \
+                 renderer plays the mix without it",
+                output_name(o)
+            ));
+        }
+    }
+    let rate = scene.sample_rate;
+    // Loudness of what the master renders to: the 7.1.4 reference, no master chain.
+    let (frames, loudness) = if options.measure_loudness {
+        let mut plain = scene.clone();
+        plain.outputs = vec![OutputSpec::Speakers {
+            layout: Layout::builtin(LOUDNESS_LAYOUT).expect("built-in 7.1.4"),
+            chain: Vec::new(),
+            target: None,
+        }];
+        let mut ropts = RenderOptions::new(out.parent().unwrap_or(Path::new("")));
+        ropts.write_files = false;
+        let report = render::render(&plain, &mut ropts)?;
+        let o = &report.outputs[0];
+        (o.frames, Some(o.loudness.clone()))
+    } else {
+        let sources = Sources::open(scene, rate, BLOCK_FRAMES)?;
+        (
+            scene.duration_frames.unwrap_or_else(|| sources.frames()),
+            None,
+        )
+    };
+    let adm_loudness = loudness.as_ref().map(|l| AdmLoudness {
+        integrated_lufs: finite(l.integrated_lufs),
+        max_true_peak_dbtp: finite(l.true_peak_dbtp),
+        loudness_range_lu: finite(l.range_lu),
+    });
+    let plan = TrackPlan::beds_then_objects(scene, frames);
+    let adm_error = |source: AdmError| ExchangeError::Adm {
+        path: out.to_path_buf(),
+        source,
+    };
+    let doc = adm::from_scene(scene, &plan, adm_loudness).map_err(adm_error)?;
+    let chna = adm::write_chna(&adm::chna_of(&doc, &plan));
+    let axml = adm::write_axml(&doc).into_bytes();
+    let spec = WavSpec {
+        channels: plan.channels,
+        sample_rate: rate,
+        format: options.format,
+        channel_mask: None,
+    };
+    let mut writer = WavWriter::create_with_chunks(
+        out,
+        spec,
+        vec![
+            Chunk {
+                id: *b"chna",
+                data: chna,
+            },
+            Chunk {
+                id: *b"axml",
+                data: axml,
+            },
+        ],
+    )?;
+    // Which (object | bed channel) feeds each track.
+    enum Feed {
+        Object(usize),
+        Bed(usize, usize),
+        Silent,
+    }
+    let mut feeds: Vec<Feed> = (0..plan.channels).map(|_| Feed::Silent).collect();
+    for (i, &t) in plan.objects.iter().enumerate() {
+        feeds[t] = Feed::Object(i);
+    }
+    for (b, chans) in plan.beds.iter().enumerate() {
+        for (layout_ch, &t) in chans.iter().enumerate() {
+            feeds[t] = Feed::Bed(b, layout_ch);
+        }
+    }
+    let mut sources = Sources::open(scene, rate, BLOCK_FRAMES)?;
+    let nch = plan.channels;
+    let mut mono = vec![0.0f32; BLOCK_FRAMES];
+    let mut interleaved = vec![0.0f32; BLOCK_FRAMES * nch];
+    let mut done = 0u64;
+    while done < frames {
+        let n = (frames - done).min(BLOCK_FRAMES as u64) as usize;
+        sources.read_block(n)?;
+        for (t, feed) in feeds.iter().enumerate() {
+            match *feed {
+                Feed::Object(i) => sources.object(i, &mut mono[..n]),
+                Feed::Bed(b, c) => sources.bed_channel(b, c, &mut mono[..n]),
+                Feed::Silent => mono[..n].fill(0.0),
+            }
+            for (f, &x) in mono[..n].iter().enumerate() {
+                interleaved[f * nch + t] = x;
+            }
+        }
+        writer.write(&interleaved[..n * nch])?;
+        done += n as u64;
+    }
+    let path = writer.finish()?.commit()?;
+    Ok(ExportReport {
+        path,
+        tracks: nch,
+        frames,
+        loudness,
+        warnings,
+    })
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn output_name(o: &OutputSpec) -> String {
+    match o {
+        OutputSpec::Speakers { layout, .. } => format!("output {}", layout.name),
+        OutputSpec::Binaural { .. } => "binaural output".into(),
+        OutputSpec::Stereo { .. } => "stereo output".into(),
+    }
+}
