@@ -153,7 +153,7 @@ impl AdmTime {
         let rate = u64::from(rate.max(1));
         let seconds = frames / rate;
         let rem = frames % rate;
-        if (rem * 100_000) % rate == 0 {
+        if (rem * 100_000).is_multiple_of(rate) {
             AdmTime {
                 seconds,
                 num: rem * 100_000 / rate,
@@ -174,7 +174,8 @@ impl AdmTime {
         let s = s.trim();
         let mut parts = s.splitn(3, ':');
         let (h, m, rest) = (parts.next()?, parts.next()?, parts.next()?);
-        let digits = |t: &str| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 18 && t.bytes().all(|b| b.is_ascii_digit());
         if !digits(h) || !digits(m) || m.len() != 2 {
             return None;
         }
@@ -243,7 +244,10 @@ impl AdmTime {
         let sum = a + b;
         let carry = (sum / u128::from(den)) as u64;
         AdmTime {
-            seconds: self.seconds.saturating_add(other.seconds).saturating_add(carry),
+            seconds: self
+                .seconds
+                .saturating_add(other.seconds)
+                .saturating_add(carry),
             num: (sum % u128::from(den)) as u64,
             den,
         }
@@ -277,7 +281,11 @@ impl PartialEq for AdmTime {
 
 impl fmt::Display for AdmTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (h, m, s) = (self.seconds / 3600, self.seconds / 60 % 60, self.seconds % 60);
+        let (h, m, s) = (
+            self.seconds / 3600,
+            self.seconds / 60 % 60,
+            self.seconds % 60,
+        );
         let mut p = 1u64;
         let mut digits = 0usize;
         while p < self.den && digits < 19 {
@@ -569,13 +577,15 @@ fn start_el(e: &BytesStart, offset: u64) -> Result<El, AdmError> {
             message: err.to_string(),
         })?;
         let key: String = a.key.as_ref().to_string();
-        let value = a.normalized_value(quick_xml::XmlVersion::default()).map_err(|err| AdmError::Forbidden {
-            offset,
-            what: format!("attribute {key}: {err}"),
-            allowed: "only the predefined entities (&amp; &lt; &gt; &quot; &apos;) and \
+        let value = a
+            .normalized_value(quick_xml::XmlVersion::default())
+            .map_err(|err| AdmError::Forbidden {
+                offset,
+                what: format!("attribute {key}: {err}"),
+                allowed: "only the predefined entities (&amp; &lt; &gt; &quot; &apos;) and \
                       character references"
-                .into(),
-        })?;
+                    .into(),
+            })?;
         // Attributes are referred to by their local name, except halo's own.
         let key = if key.starts_with("halo:") || key.starts_with("xmlns") {
             key
@@ -715,8 +725,9 @@ pub fn parse_axml(xml: &[u8]) -> Result<AdmDocument, AdmError> {
         ));
     }
     for name in ignored {
-        doc.warnings
-            .push(format!("{name} elements are not supported and were ignored"));
+        doc.warnings.push(format!(
+            "{name} elements are not supported and were ignored"
+        ));
     }
     check_references(&doc)?;
     Ok(doc)
@@ -771,7 +782,10 @@ fn add_top_level(el: El, doc: &mut AdmDocument, ignored: &mut Vec<String>) -> Re
         "audioProgramme" => {
             let id = required_id(&el, "audioProgrammeID")?;
             let p = Programme {
-                name: el.attr("audioProgrammeName").unwrap_or_default().to_string(),
+                name: el
+                    .attr("audioProgrammeName")
+                    .unwrap_or_default()
+                    .to_string(),
                 start: opt_time(&el, "start", &id)?,
                 end: opt_time(&el, "end", &id)?,
                 content_refs: el.texts("audioContentIDRef"),
@@ -840,7 +854,10 @@ fn add_top_level(el: El, doc: &mut AdmDocument, ignored: &mut Vec<String>) -> Re
             let id = required_id(&el, "audioPackFormatID")?;
             let type_def = type_of(&el, &id)?;
             doc.pack_formats.push(PackFormat {
-                name: el.attr("audioPackFormatName").unwrap_or_default().to_string(),
+                name: el
+                    .attr("audioPackFormatName")
+                    .unwrap_or_default()
+                    .to_string(),
                 type_def,
                 channel_refs: el.texts("audioChannelFormatIDRef"),
                 pack_refs: el.texts("audioPackFormatIDRef"),
@@ -921,7 +938,11 @@ fn opt_time(el: &El, attr: &str, element: &str) -> Result<Option<AdmTime>, AdmEr
 fn parse_number(s: &str, element: &str, what: &str, lo: f64, hi: f64) -> Result<f64, AdmError> {
     let allowed = format!("a number from {lo} to {hi}");
     let v: f64 = s.trim().parse().map_err(|_| {
-        invalid(element, format!("{what} {:?} is not a number", s.trim()), &allowed)
+        invalid(
+            element,
+            format!("{what} {:?} is not a number", s.trim()),
+            &allowed,
+        )
     })?;
     if !v.is_finite() {
         return Err(invalid(
@@ -931,7 +952,11 @@ fn parse_number(s: &str, element: &str, what: &str, lo: f64, hi: f64) -> Result<
         ));
     }
     if !(lo..=hi).contains(&v) {
-        return Err(invalid(element, format!("{what} {v} is out of range"), &allowed));
+        return Err(invalid(
+            element,
+            format!("{what} {v} is out of range"),
+            &allowed,
+        ));
     }
     Ok(v)
 }
@@ -951,10 +976,7 @@ fn parse_flag(s: &str, element: &str) -> Result<bool, AdmError> {
 /// A `gain` element: (linear gain, the dB value when written in dB).
 fn parse_gain(g: &El, element: &str) -> Result<(f64, Option<f64>), AdmError> {
     match g.attr("gainUnit").unwrap_or("linear") {
-        "linear" => Ok((
-            parse_number(&g.text, element, "gain", 0.0, 15.85)?,
-            None,
-        )),
+        "linear" => Ok((parse_number(&g.text, element, "gain", 0.0, 15.85)?, None)),
         "dB" => {
             let db = parse_number(&g.text, element, "gain (dB)", -1e9, 24.0)?;
             Ok((10f64.powf(db / 20.0), Some(db)))
@@ -973,7 +995,15 @@ fn loudness(el: &El, element: &str) -> Result<Option<AdmLoudness>, AdmError> {
     };
     let field = |name: &str, lo: f64, hi: f64| -> Result<Option<f64>, AdmError> {
         l.child(name)
-            .map(|c| parse_number(&c.text, &format!("{element}: loudnessMetadata"), name, lo, hi))
+            .map(|c| {
+                parse_number(
+                    &c.text,
+                    &format!("{element}: loudnessMetadata"),
+                    name,
+                    lo,
+                    hi,
+                )
+            })
             .transpose()
     };
     Ok(Some(AdmLoudness {
@@ -1055,7 +1085,9 @@ fn channel_format(el: &El, warnings: &mut Vec<String>) -> Result<ChannelFormat, 
                         "rtime {rt} is before the previous block's rtime {prt} (blocks out of order)"
                     )
                 } else {
-                    format!("rtime {rt} is before the previous block's end {prev_end} (blocks overlap)")
+                    format!(
+                        "rtime {rt} is before the previous block's end {prev_end} (blocks overlap)"
+                    )
                 };
                 return Err(invalid(
                     bel,
@@ -1090,11 +1122,17 @@ fn channel_format(el: &El, warnings: &mut Vec<String>) -> Result<ChannelFormat, 
 }
 
 const UNSUPPORTED_BLOCK_PARTS: [(&str, &str); 8] = [
-    ("screenRef", "screenRef (screen-related scaling) is not supported"),
+    (
+        "screenRef",
+        "screenRef (screen-related scaling) is not supported",
+    ),
     ("zoneExclusion", "zoneExclusion is not supported"),
     ("objectDivergence", "objectDivergence is not supported"),
     ("channelLock", "channelLock is not supported"),
-    ("diffuse", "diffuse is not supported (rendered as direct sound)"),
+    (
+        "diffuse",
+        "diffuse is not supported (rendered as direct sound)",
+    ),
     ("screenEdgeLock", "screenEdgeLock is not supported"),
     ("importance", "importance is ignored"),
     ("headLocked", "headLocked is not supported"),
@@ -1269,11 +1307,31 @@ fn check_references(doc: &AdmDocument) -> Result<(), AdmError> {
         .map(|p| (p.id.as_str(), "audioProgramme"))
         .chain(doc.contents.iter().map(|c| (c.id.as_str(), "audioContent")))
         .chain(doc.objects.iter().map(|o| (o.id.as_str(), "audioObject")))
-        .chain(doc.pack_formats.iter().map(|p| (p.id.as_str(), "audioPackFormat")))
-        .chain(doc.channel_formats.iter().map(|c| (c.id.as_str(), "audioChannelFormat")))
-        .chain(doc.stream_formats.iter().map(|s| (s.id.as_str(), "audioStreamFormat")))
-        .chain(doc.track_formats.iter().map(|t| (t.id.as_str(), "audioTrackFormat")))
-        .chain(doc.track_uids.iter().map(|u| (u.id.as_str(), "audioTrackUID")));
+        .chain(
+            doc.pack_formats
+                .iter()
+                .map(|p| (p.id.as_str(), "audioPackFormat")),
+        )
+        .chain(
+            doc.channel_formats
+                .iter()
+                .map(|c| (c.id.as_str(), "audioChannelFormat")),
+        )
+        .chain(
+            doc.stream_formats
+                .iter()
+                .map(|s| (s.id.as_str(), "audioStreamFormat")),
+        )
+        .chain(
+            doc.track_formats
+                .iter()
+                .map(|t| (t.id.as_str(), "audioTrackFormat")),
+        )
+        .chain(
+            doc.track_uids
+                .iter()
+                .map(|u| (u.id.as_str(), "audioTrackUID")),
+        );
     for (id, kind) in all {
         if let Some(other) = ids.insert(id, kind) {
             return Err(invalid(
@@ -1306,7 +1364,12 @@ fn check_references(doc: &AdmDocument) -> Result<(), AdmError> {
         }
     }
     for o in &doc.objects {
-        for r in o.pack_refs.iter().chain(&o.object_refs).chain(&o.track_uid_refs) {
+        for r in o
+            .pack_refs
+            .iter()
+            .chain(&o.object_refs)
+            .chain(&o.track_uid_refs)
+        {
             check(format!("audioObject {}", o.id), r)?;
         }
     }
@@ -1397,7 +1460,10 @@ pub fn parse_chna(bytes: &[u8]) -> Result<Chna, AdmError> {
     }
     if bytes.len() < 4 {
         return Err(AdmError::Chna {
-            problem: format!("the chunk has {} bytes, less than its 4-byte header", bytes.len()),
+            problem: format!(
+                "the chunk has {} bytes, less than its 4-byte header",
+                bytes.len()
+            ),
             allowed: ALLOWED.into(),
         });
     }
@@ -1416,10 +1482,11 @@ pub fn parse_chna(bytes: &[u8]) -> Result<Chna, AdmError> {
     let text = |b: &[u8], what: &str, index: usize| -> Result<String, AdmError> {
         let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
         let s = std::str::from_utf8(&b[..end]).ok().filter(|s| s.is_ascii());
-        s.map(|s| s.trim().to_string()).ok_or_else(|| AdmError::Chna {
-            problem: format!("entry {index}: the {what} is not ASCII text ({b:02x?})"),
-            allowed: ALLOWED.into(),
-        })
+        s.map(|s| s.trim().to_string())
+            .ok_or_else(|| AdmError::Chna {
+                problem: format!("entry {index}: the {what} is not ASCII text ({b:02x?})"),
+                allowed: ALLOWED.into(),
+            })
     };
     let mut entries = Vec::with_capacity(num_uids);
     let mut tracks: Vec<u16> = Vec::new();
@@ -1576,7 +1643,11 @@ pub fn to_scene(
     let mut warnings = doc.warnings.clone();
     let f = Finder { doc };
     if audio.sample_rate == 0 {
-        return Err(invalid("audio", "the sample rate is 0 Hz", "a sample rate above 0"));
+        return Err(invalid(
+            "audio",
+            "the sample rate is 0 Hz",
+            "a sample rate above 0",
+        ));
     }
     for e in &chna.entries {
         if usize::from(e.track_index) > audio.channels {
@@ -1610,7 +1681,10 @@ pub fn to_scene(
             ));
         }
         if let (Some(s), Some(e)) = (p.start, p.end) {
-            let (s, e) = (s.to_frames(audio.sample_rate), e.to_frames(audio.sample_rate));
+            let (s, e) = (
+                s.to_frames(audio.sample_rate),
+                e.to_frames(audio.sample_rate),
+            );
             if e > s {
                 duration_frames = Some(e - s);
             }
@@ -1708,8 +1782,16 @@ pub fn to_scene(
         name
     };
 
-    let mut groups: Vec<(String, String, Vec<Track>, f64, bool, Option<&AudioObject>)> =
-        Vec::new();
+    /// (object ID, name, tracks, gain dB, mute, the object).
+    type Group<'d> = (
+        String,
+        String,
+        Vec<Track<'d>>,
+        f64,
+        bool,
+        Option<&'d AudioObject>,
+    );
+    let mut groups: Vec<Group> = Vec::new();
     if leaves.is_empty() && doc.objects.is_empty() {
         // No objects: the chna alone says which pack and channel each track carries.
         for e in &chna.entries {
@@ -1790,25 +1872,22 @@ pub fn to_scene(
                 continue;
             }
             let base = if tracks.len() > 1 {
-                format!("{name} {}", if cf.name.is_empty() { &cf.id } else { &cf.name })
+                format!(
+                    "{name} {}",
+                    if cf.name.is_empty() { &cf.id } else { &cf.name }
+                )
             } else {
                 name.clone()
             };
-            let obj = object_from_channel(
-                cf,
-                start,
-                gain_db,
-                audio,
-                t.file_channel,
-                &mut warnings,
-            )?;
-            let binaural = object
-                .and_then(|o| o.halo_binaural)
-                .unwrap_or(if cf.blocks.iter().any(|b| b.headphone_bypass) {
+            let obj =
+                object_from_channel(cf, start, gain_db, audio, t.file_channel, &mut warnings)?;
+            let binaural = object.and_then(|o| o.halo_binaural).unwrap_or(
+                if cf.blocks.iter().any(|b| b.headphone_bypass) {
                     BinauralMode::Off
                 } else {
                     BinauralMode::Mid
-                });
+                },
+            );
             objects.push(ObjectSpec {
                 name: unique(&base, &id),
                 binaural,
@@ -1972,7 +2051,10 @@ fn object_from_channel(
                 "the same kind of coordinates in every block of a channel",
             ));
         }
-        for t in [b.rtime, b.duration, b.interpolation_length].into_iter().flatten() {
+        for t in [b.rtime, b.duration, b.interpolation_length]
+            .into_iter()
+            .flatten()
+        {
             if !t.is_on_sample(rate) {
                 warnings.push(format!(
                     "audioBlockFormat {}: time {t} is not on a sample at {rate} Hz (rounded to \
@@ -1996,7 +2078,9 @@ fn object_from_channel(
     let mut gap_warned = false;
     for b in &cf.blocks {
         let s = start + b.rtime.map_or(0, |t| t.to_frames(rate));
-        let e = b.duration.map(|d| start + b.rtime.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate));
+        let e = b
+            .duration
+            .map(|d| start + b.rtime.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate));
         let len = if b.jump_position {
             b.interpolation_length.map_or(0, |l| l.to_frames(rate))
         } else {
@@ -2014,7 +2098,11 @@ fn object_from_channel(
                 b.id
             ));
         }
-        spans.push((s, contiguous && len > 0, s + if contiguous { len } else { 0 }));
+        spans.push((
+            s,
+            contiguous && len > 0,
+            s + if contiguous { len } else { 0 },
+        ));
         prev_end = e;
     }
 
@@ -2066,8 +2154,8 @@ fn standard_keys<T: Copy + PartialEq>(
     get: impl Fn(&Values) -> T,
 ) -> Vec<Keyframe<T>> {
     let mut keys: Vec<Keyframe<T>> = Vec::new();
-    let push = |keys: &mut Vec<Keyframe<T>>, frame: u64, value: T, interpolation| {
-        match keys.last_mut() {
+    let push =
+        |keys: &mut Vec<Keyframe<T>>, frame: u64, value: T, interpolation| match keys.last_mut() {
             Some(k) if k.frame == frame => {
                 k.value = value;
                 k.interpolation = interpolation;
@@ -2078,8 +2166,7 @@ fn standard_keys<T: Copy + PartialEq>(
                 value,
                 interpolation,
             }),
-        }
-    };
+        };
     for (i, (v, &(s, interpolates, target))) in values.iter().zip(spans).enumerate() {
         let to = get(v);
         if interpolates && i > 0 {
@@ -2183,7 +2270,10 @@ fn speaker_label(t: &Track, element: &str) -> Result<String, AdmError> {
     let Some(raw) = raw else {
         return Err(invalid(
             element,
-            format!("DirectSpeakers channel {} has no speakerLabel", t.channel_id),
+            format!(
+                "DirectSpeakers channel {} has no speakerLabel",
+                t.channel_id
+            ),
             "a <speakerLabel> in the first block (M+030, urn:itu:bs:2051:0:speaker:M+030, L …)",
         ));
     };
@@ -2220,9 +2310,10 @@ fn match_layout(labels: &[String]) -> Option<(Layout, Vec<usize>)> {
         let mut ok = true;
         for (i, l) in labels.iter().enumerate() {
             let alias = short_name_alias(l);
-            let hit = layout.channels.iter().position(|c| {
-                c.name == *l || c.label == *l || alias.is_some_and(|a| c.name == a)
-            });
+            let hit = layout
+                .channels
+                .iter()
+                .position(|c| c.name == *l || c.label == *l || alias.is_some_and(|a| c.name == a));
             match hit {
                 Some(c) if order[c] == usize::MAX => order[c] = i,
                 _ => {
@@ -2254,7 +2345,10 @@ fn speaker_position(t: &Track, label: &str) -> Position {
         Some('B') => -30.0,
         _ => 0.0,
     };
-    let az = label.get(1..).and_then(|a| a.parse::<f64>().ok()).unwrap_or(0.0);
+    let az = label
+        .get(1..)
+        .and_then(|a| a.parse::<f64>().ok())
+        .unwrap_or(0.0);
     Position::Polar {
         azimuth_deg: az,
         elevation_deg: el,
@@ -2303,7 +2397,13 @@ impl TrackPlan {
 }
 
 fn check_plan(scene: &Scene, plan: &TrackPlan) -> Result<(), AdmError> {
-    let bad = |problem: String| invalid("track plan", problem, "one file channel per object and per bed channel, each below the channel count and used once");
+    let bad = |problem: String| {
+        invalid(
+            "track plan",
+            problem,
+            "one file channel per object and per bed channel, each below the channel count and used once",
+        )
+    };
     if plan.objects.len() != scene.objects.len() || plan.beds.len() != scene.beds.len() {
         return Err(bad(format!(
             "{} object and {} bed entries for {} objects and {} beds",
@@ -2540,7 +2640,10 @@ fn value_at<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) ->
     }
 }
 
-fn keyed<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) -> Option<Interpolation> {
+fn keyed<T: crate::automation::Interpolate>(
+    a: &Automation<T>,
+    frame: u64,
+) -> Option<Interpolation> {
     a.keyframes()
         .iter()
         .find(|k| k.frame == frame)
@@ -2574,7 +2677,13 @@ fn object_blocks(
     grid.dedup();
     let end = total_end.max(grid.last().copied().unwrap_or(0) + 1);
     let cartesian = matches!(obj.position.first_value(), Position::Cartesian { .. });
-    let vals = |f: u64| (value_at(&obj.position, f), value_at(&obj.gain_db, f), value_at(&obj.size, f));
+    let vals = |f: u64| {
+        (
+            value_at(&obj.position, f),
+            value_at(&obj.gain_db, f),
+            value_at(&obj.size, f),
+        )
+    };
     let mut blocks: Vec<BlockFormat> = Vec::new();
     let mut prev_targets: Option<(Position, f64, f64)> = None;
     let mut n = 0u32;
@@ -2684,7 +2793,9 @@ pub fn write_axml(doc: &AdmDocument) -> String {
          xmlns=\"urn:ebu:metadata-schema:ebuCore_2016\" xmlns:halo=\"{HALO_NAMESPACE}\" \
          schema=\"EBU_CORE_20161222.xsd\" version=\"1.7\">"
     );
-    x.push_str("  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-2\">\n");
+    x.push_str(
+        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-2\">\n",
+    );
     let ind = "        ";
     for p in &doc.programmes {
         let _ = write!(
@@ -2701,7 +2812,11 @@ pub fn write_axml(doc: &AdmDocument) -> String {
         }
         x.push_str(">\n");
         for c in &p.content_refs {
-            let _ = writeln!(x, "{ind}  <audioContentIDRef>{}</audioContentIDRef>", esc(c));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioContentIDRef>{}</audioContentIDRef>",
+                esc(c)
+            );
         }
         write_loudness(&mut x, p.loudness.as_ref(), ind);
         let _ = writeln!(x, "{ind}</audioProgramme>");
@@ -2743,7 +2858,11 @@ pub fn write_axml(doc: &AdmDocument) -> String {
         }
         x.push_str(">\n");
         for r in &o.pack_refs {
-            let _ = writeln!(x, "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>", esc(r));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(r)
+            );
         }
         for r in &o.object_refs {
             let _ = writeln!(x, "{ind}  <audioObjectIDRef>{}</audioObjectIDRef>", esc(r));
@@ -2784,7 +2903,11 @@ pub fn write_axml(doc: &AdmDocument) -> String {
             );
         }
         for c in &p.pack_refs {
-            let _ = writeln!(x, "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>", esc(c));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(c)
+            );
         }
         let _ = writeln!(x, "{ind}</audioPackFormat>");
     }
@@ -2799,7 +2922,10 @@ pub fn write_axml(doc: &AdmDocument) -> String {
             c.type_def.name()
         );
         if let Some(hz) = c.low_pass_hz {
-            let _ = writeln!(x, "{ind}  <frequency typeDefinition=\"lowPass\">{hz:?}</frequency>");
+            let _ = writeln!(
+                x,
+                "{ind}  <frequency typeDefinition=\"lowPass\">{hz:?}</frequency>"
+            );
         }
         for b in &c.blocks {
             write_block(&mut x, b, c.type_def, ind);
@@ -2822,10 +2948,18 @@ pub fn write_axml(doc: &AdmDocument) -> String {
             );
         }
         if let Some(p) = &s.pack_ref {
-            let _ = writeln!(x, "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>", esc(p));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(p)
+            );
         }
         for t in &s.track_refs {
-            let _ = writeln!(x, "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>", esc(t));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>",
+                esc(t)
+            );
         }
         let _ = writeln!(x, "{ind}</audioStreamFormat>");
     }
@@ -2838,14 +2972,22 @@ pub fn write_axml(doc: &AdmDocument) -> String {
             esc(&t.id)
         );
         if let Some(s) = &t.stream_ref {
-            let _ = writeln!(x, "{ind}  <audioStreamFormatIDRef>{}</audioStreamFormatIDRef>", esc(s));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioStreamFormatIDRef>{}</audioStreamFormatIDRef>",
+                esc(s)
+            );
         }
         let _ = writeln!(x, "{ind}</audioTrackFormat>");
     }
     for u in &doc.track_uids {
         let _ = writeln!(x, "{ind}<audioTrackUID UID=\"{}\">", esc(&u.id));
         if let Some(t) = &u.track_format_ref {
-            let _ = writeln!(x, "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>", esc(t));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>",
+                esc(t)
+            );
         }
         if let Some(c) = &u.channel_format_ref {
             let _ = writeln!(
@@ -2855,7 +2997,11 @@ pub fn write_axml(doc: &AdmDocument) -> String {
             );
         }
         if let Some(p) = &u.pack_ref {
-            let _ = writeln!(x, "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>", esc(p));
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(p)
+            );
         }
         let _ = writeln!(x, "{ind}</audioTrackUID>");
     }
@@ -2865,7 +3011,10 @@ pub fn write_axml(doc: &AdmDocument) -> String {
 
 fn write_loudness(x: &mut String, l: Option<&AdmLoudness>, ind: &str) {
     let Some(l) = l else { return };
-    let _ = writeln!(x, "{ind}  <loudnessMetadata loudnessMethod=\"ITU-R BS.1770\">");
+    let _ = writeln!(
+        x,
+        "{ind}  <loudnessMetadata loudnessMethod=\"ITU-R BS.1770\">"
+    );
     if let Some(v) = l.integrated_lufs {
         let _ = writeln!(x, "{ind}    <integratedLoudness>{v:?}</integratedLoudness>");
     }
@@ -2879,7 +3028,11 @@ fn write_loudness(x: &mut String, l: Option<&AdmLoudness>, ind: &str) {
 }
 
 fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, ind: &str) {
-    let _ = write!(x, "{ind}  <audioBlockFormat audioBlockFormatID=\"{}\"", esc(&b.id));
+    let _ = write!(
+        x,
+        "{ind}  <audioBlockFormat audioBlockFormatID=\"{}\"",
+        esc(&b.id)
+    );
     if let Some(r) = b.rtime {
         let _ = write!(x, " rtime=\"{r}\"");
     }
@@ -2900,9 +3053,18 @@ fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, ind: &str) {
             elevation,
             distance,
         }) => {
-            let _ = writeln!(x, "{i2}<position coordinate=\"azimuth\">{azimuth:?}</position>");
-            let _ = writeln!(x, "{i2}<position coordinate=\"elevation\">{elevation:?}</position>");
-            let _ = writeln!(x, "{i2}<position coordinate=\"distance\">{distance:?}</position>");
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"azimuth\">{azimuth:?}</position>"
+            );
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"elevation\">{elevation:?}</position>"
+            );
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"distance\">{distance:?}</position>"
+            );
         }
         Some(BlockPosition::Cartesian { x: px, y, z }) => {
             let _ = writeln!(x, "{i2}<cartesian>1</cartesian>");

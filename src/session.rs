@@ -1645,7 +1645,11 @@ fn parse_target<'a>(
 /// Layouts are written by name, so every layout must be a built-in one (an error names the
 /// first that is not).
 pub fn write(scene: &Scene) -> Result<String, SessionError> {
-    let dir = scene.origin.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = scene
+        .origin
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let path = |p: &Path| -> String {
         let rel = if dir.as_os_str().is_empty() {
             p
@@ -1731,7 +1735,14 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
     for (i, o) in scene.outputs.iter().enumerate() {
         let place = format!("outputs[{i}]");
         let common = |chain: &[ProcessorSpec], target: &Option<TargetSpec>| {
-            let mut t = format!("chain: [{}]", chain.iter().map(write_processor).collect::<Vec<_>>().join(", "));
+            let mut t = format!(
+                "chain: [{}]",
+                chain
+                    .iter()
+                    .map(write_processor)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             if let Some(target) = target {
                 let _ = write!(t, ", target: {}", write_target(target));
             }
@@ -1838,7 +1849,10 @@ fn write_automation<T: Interpolate>(
             )
         })
         .collect();
-    format!("[\n                {},\n            ]", items.join(",\n                "))
+    format!(
+        "[\n                {},\n            ]",
+        items.join(",\n                ")
+    )
 }
 
 fn write_processor(p: &ProcessorSpec) -> String {

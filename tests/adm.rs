@@ -12,7 +12,9 @@ use halo::session::{self, Scene};
 use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/adm").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/adm")
+        .join(name)
 }
 
 fn audio(channels: usize) -> AdmAudio {
@@ -81,10 +83,15 @@ fn programme_with_two_contents_gives_the_bed_and_both_objects() {
     assert_eq!(scene.objects[0].source.channel, Some(0));
     assert_eq!(scene.objects[1].source.channel, Some(1));
     let l = doc.programmes[0].loudness.unwrap();
-    assert_eq!((l.integrated_lufs, l.max_true_peak_dbtp), (Some(-18.5), Some(-1.2)));
+    assert_eq!(
+        (l.integrated_lufs, l.max_true_peak_dbtp),
+        (Some(-18.5), Some(-1.2))
+    );
     // Unsupported parts are named.
     assert!(
-        warnings.iter().any(|w| w.contains("zoneExclusion") && w.contains("AC_00031002")),
+        warnings
+            .iter()
+            .any(|w| w.contains("zoneExclusion") && w.contains("AC_00031002")),
         "{warnings:?}"
     );
 }
@@ -160,9 +167,22 @@ fn admtime_forms_convert_exactly() {
     assert_eq!(s.to_frames(48000), 3600 * 48000 + 1234);
     assert!(s.is_on_sample(48000) && !s.is_on_sample(44100));
     // Writing gives the decimal form when exact, the sample form otherwise.
-    assert_eq!(AdmTime::from_frames(72_000, 48000).to_string(), "00:00:01.50000");
-    assert_eq!(AdmTime::from_frames(48_001, 48000).to_string(), "00:00:01.00001S48000");
-    for bad in ["1.5", "00:00:1.5", "00:60:00.0", "00:00:00.5S4", "00:00:00.00000S0", "aa:00:00.0"] {
+    assert_eq!(
+        AdmTime::from_frames(72_000, 48000).to_string(),
+        "00:00:01.50000"
+    );
+    assert_eq!(
+        AdmTime::from_frames(48_001, 48000).to_string(),
+        "00:00:01.00001S48000"
+    );
+    for bad in [
+        "1.5",
+        "00:00:1.5",
+        "00:60:00.0",
+        "00:00:00.5S4",
+        "00:00:00.00000S0",
+        "aa:00:00.0",
+    ] {
         assert!(AdmTime::parse(bad).is_none(), "{bad}");
     }
 }
@@ -191,14 +211,20 @@ fn showcase() -> Scene {
     ))
     .unwrap();
     session::parse(&text, Path::new("proj/showcase.ron"), &mut |_| {
-        Ok(std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/layouts/7.1.4.ron")).unwrap())
+        Ok(
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/layouts/7.1.4.ron"))
+                .unwrap(),
+        )
     })
     .unwrap()
 }
 
 fn demo() -> Scene {
     let text = halo::demo::session_text(48000, &["7.1.4"]);
-    session::parse(&text, Path::new("demo/session.ron"), &mut |_| Err("none".into())).unwrap()
+    session::parse(&text, Path::new("demo/session.ron"), &mut |_| {
+        Err("none".into())
+    })
+    .unwrap()
 }
 
 fn same_automation<T: Interpolate + std::fmt::Debug>(
@@ -211,22 +237,43 @@ fn same_automation<T: Interpolate + std::fmt::Debug>(
     assert_eq!(ka.len(), kb.len(), "{what}: {ka:?} vs {kb:?}");
     for (i, (x, y)) in ka.iter().zip(kb).enumerate() {
         assert_eq!(x.frame, y.frame, "{what} key {i}: frames");
-        assert!(close(&x.value, &y.value), "{what} key {i}: {:?} vs {:?}", x.value, y.value);
+        assert!(
+            close(&x.value, &y.value),
+            "{what} key {i}: {:?} vs {:?}",
+            x.value,
+            y.value
+        );
         // The last key's interpolation has no effect.
         if i + 1 < ka.len() {
-            assert_eq!(x.interpolation, y.interpolation, "{what} key {i}: interpolation");
+            assert_eq!(
+                x.interpolation, y.interpolation,
+                "{what} key {i}: interpolation"
+            );
         }
     }
 }
 
 fn close_pos(a: &Position, b: &Position) -> bool {
     match (*a, *b) {
-        (Position::Cartesian { x, y, z }, Position::Cartesian { x: x2, y: y2, z: z2 }) => {
-            (x - x2).abs() <= 1e-6 && (y - y2).abs() <= 1e-6 && (z - z2).abs() <= 1e-6
-        }
         (
-            Position::Polar { azimuth_deg: a1, elevation_deg: e1, distance: d1 },
-            Position::Polar { azimuth_deg: a2, elevation_deg: e2, distance: d2 },
+            Position::Cartesian { x, y, z },
+            Position::Cartesian {
+                x: x2,
+                y: y2,
+                z: z2,
+            },
+        ) => (x - x2).abs() <= 1e-6 && (y - y2).abs() <= 1e-6 && (z - z2).abs() <= 1e-6,
+        (
+            Position::Polar {
+                azimuth_deg: a1,
+                elevation_deg: e1,
+                distance: d1,
+            },
+            Position::Polar {
+                azimuth_deg: a2,
+                elevation_deg: e2,
+                distance: d2,
+            },
         ) => {
             let da = (a1 - a2).rem_euclid(360.0);
             da.min(360.0 - da) <= 1e-6 && (e1 - e2).abs() <= 1e-6 && (d1 - d2).abs() <= 1e-6
@@ -265,7 +312,6 @@ fn round_trip(scene: &Scene, label: &str) {
     let (s2, warnings) = to_scene(&back, &chna, &audio).unwrap_or_else(|e| panic!("{label}: {e}"));
     assert!(warnings.is_empty(), "{label}: {warnings:?}");
     assert_eq!(s2.sample_rate, scene.sample_rate);
-    assert_eq!(s2.programme_loudness_check(), ());
     assert_eq!(back.programmes[0].loudness, Some(loud));
     assert_eq!(s2.objects.len(), scene.objects.len(), "{label}");
     for ((a, b), &ch) in scene.objects.iter().zip(&s2.objects).zip(&plan.objects) {
@@ -273,21 +319,39 @@ fn round_trip(scene: &Scene, label: &str) {
         assert_eq!(a.name, b.name);
         assert_eq!(b.source.channel, Some(ch), "{what}");
         assert_eq!((a.mute, a.binaural), (b.mute, b.binaural), "{what}");
-        same_automation(&a.position, &b.position, close_pos, &format!("{what} position"));
-        same_automation(&a.gain_db, &b.gain_db, |x, y| (x - y).abs() <= 1e-9, &format!("{what} gain"));
-        same_automation(&a.size, &b.size, |x, y| (x - y).abs() <= 1e-9, &format!("{what} size"));
+        same_automation(
+            &a.position,
+            &b.position,
+            close_pos,
+            &format!("{what} position"),
+        );
+        same_automation(
+            &a.gain_db,
+            &b.gain_db,
+            |x, y| (x - y).abs() <= 1e-9,
+            &format!("{what} gain"),
+        );
+        same_automation(
+            &a.size,
+            &b.size,
+            |x, y| (x - y).abs() <= 1e-9,
+            &format!("{what} size"),
+        );
     }
     assert_eq!(s2.beds.len(), scene.beds.len(), "{label}");
     for ((a, b), chans) in scene.beds.iter().zip(&s2.beds).zip(&plan.beds) {
-        assert_eq!((&a.name, &a.layout, a.gain_db, a.mute), (&b.name, &b.layout, b.gain_db, b.mute));
-        assert_eq!(b.channels.as_ref(), Some(chans), "{label}: bed {:?}", a.name);
+        assert_eq!(
+            (&a.name, &a.layout, a.gain_db, a.mute),
+            (&b.name, &b.layout, b.gain_db, b.mute)
+        );
+        assert_eq!(
+            b.channels.as_ref(),
+            Some(chans),
+            "{label}: bed {:?}",
+            a.name
+        );
     }
 }
-
-trait NoOp {
-    fn programme_loudness_check(&self) {}
-}
-impl NoOp for Scene {}
 
 #[test]
 fn example_sessions_round_trip_through_adm() {
@@ -309,21 +373,46 @@ fn halo_written_blocks_read_by_the_standard_rules_follow_the_same_curves() {
         }
     }
     let chna = chna_of(&doc, &plan);
-    let audio = AdmAudio { path: "m.wav".into(), channels: plan.channels, sample_rate: 48000, frames: 48000 * 20 };
-    let (s2, _) = to_scene(&parse_axml(write_axml(&doc).as_bytes()).unwrap(), &chna, &audio).unwrap();
-    let orbit = scene.objects.iter().position(|o| o.name == "orbit").unwrap();
+    let audio = AdmAudio {
+        path: "m.wav".into(),
+        channels: plan.channels,
+        sample_rate: 48000,
+        frames: 48000 * 20,
+    };
+    let (s2, _) = to_scene(
+        &parse_axml(write_axml(&doc).as_bytes()).unwrap(),
+        &chna,
+        &audio,
+    )
+    .unwrap();
+    let orbit = scene
+        .objects
+        .iter()
+        .position(|o| o.name == "orbit")
+        .unwrap();
     let (a, b) = (&scene.objects[orbit], &s2.objects[orbit]);
     for f in (0..48000 * 5).step_by(997) {
         let (pa, pb) = (a.position.value_at(f as f64), b.position.value_at(f as f64));
         // The ramp starts one sample late: allow one sample's worth of movement.
         let tol = 2.0 * 20.0 / (3.0 * 48000.0);
         if let (
-            Position::Polar { azimuth_deg: x, elevation_deg: e, .. },
-            Position::Polar { azimuth_deg: y, elevation_deg: e2, .. },
+            Position::Polar {
+                azimuth_deg: x,
+                elevation_deg: e,
+                ..
+            },
+            Position::Polar {
+                azimuth_deg: y,
+                elevation_deg: e2,
+                ..
+            },
         ) = (pa, pb)
         {
             let d = (x - y).rem_euclid(360.0);
-            assert!(d.min(360.0 - d) <= tol && (e - e2).abs() <= tol, "frame {f}: {pa:?} vs {pb:?}");
+            assert!(
+                d.min(360.0 - d) <= tol && (e - e2).abs() <= tol,
+                "frame {f}: {pa:?} vs {pb:?}"
+            );
         } else {
             panic!("kinds differ");
         }
@@ -331,7 +420,13 @@ fn halo_written_blocks_read_by_the_standard_rules_follow_the_same_curves() {
     // The smooth segment of "fly" becomes straight in a plain reading: same ends.
     let fly = scene.objects.iter().position(|o| o.name == "fly").unwrap();
     for f in [0u64, 4 * 48000, 6 * 48000, 8 * 48000, 10 * 48000] {
-        assert!(close_pos(&scene.objects[fly].position.value_at(f as f64), &s2.objects[fly].position.value_at(f as f64)), "fly at {f}");
+        assert!(
+            close_pos(
+                &scene.objects[fly].position.value_at(f as f64),
+                &s2.objects[fly].position.value_at(f as f64)
+            ),
+            "fly at {f}"
+        );
     }
 }
 
@@ -347,34 +442,116 @@ enum Kind {
 
 const MALFORMED: &[(&str, Kind, &[&str])] = &[
     ("unclosed.xml", Kind::Axml, &["ends inside <audioObject>"]),
-    ("mismatched_tags.xml", Kind::Axml, &["malformed XML", "gain"]),
-    ("doctype_entity.xml", Kind::Axml, &["DOCTYPE", "not allowed"]),
-    ("entity_reference.xml", Kind::Axml, &["entity reference &xxe;"]),
+    (
+        "mismatched_tags.xml",
+        Kind::Axml,
+        &["malformed XML", "gain"],
+    ),
+    (
+        "doctype_entity.xml",
+        Kind::Axml,
+        &["DOCTYPE", "not allowed"],
+    ),
+    (
+        "entity_reference.xml",
+        Kind::Axml,
+        &["entity reference &xxe;"],
+    ),
     (
         "blocks_out_of_order.xml",
         Kind::Axml,
-        &["audioBlockFormat AB_00031001_00000002: rtime 00:00:01.00000 is before the previous block's rtime 00:00:02.00000"],
+        &[
+            "audioBlockFormat AB_00031001_00000002: rtime 00:00:01.00000 is before the previous block's rtime 00:00:02.00000",
+        ],
     ),
     (
         "blocks_overlap.xml",
         Kind::Axml,
-        &["audioBlockFormat AB_00031001_00000002: rtime 00:00:01.00000 is before the previous block's end 00:00:02.00000"],
+        &[
+            "audioBlockFormat AB_00031001_00000002: rtime 00:00:01.00000 is before the previous block's end 00:00:02.00000",
+        ],
     ),
-    ("unknown_reference.xml", Kind::Axml, &["audioObject AO_1001: refers to AP_00039999"]),
-    ("bad_time.xml", Kind::Axml, &["AB_00031001_00000001", "rtime \"1.5\" is not a time", "hh:mm:ss"]),
-    ("bad_sample_time.xml", Kind::Axml, &["rtime \"00:00:00.00000S0\" is not a time"]),
-    ("nan_azimuth.xml", Kind::Axml, &["AB_00031001_00000001", "position azimuth NaN is not a finite number"]),
-    ("inf_x.xml", Kind::Axml, &["position X inf is not a finite number"]),
-    ("azimuth_out_of_range.xml", Kind::Axml, &["position azimuth 200 is out of range", "from -180 to 180"]),
-    ("interpolation_too_long.xml", Kind::Axml, &["interpolationLength", "longer than the block's duration 00:00:01.00000"]),
-    ("bad_gain_unit.xml", Kind::Axml, &["gainUnit \"bel\"", "linear or dB"]),
-    ("no_audio_format_extended.xml", Kind::Axml, &["no audioFormatExtended"]),
-    ("duplicate_id.xml", Kind::Axml, &["ACO_1001 is already used"]),
-    ("too_deep.xml", Kind::Axml, &["nesting depth", "limit of 32"]),
+    (
+        "unknown_reference.xml",
+        Kind::Axml,
+        &["audioObject AO_1001: refers to AP_00039999"],
+    ),
+    (
+        "bad_time.xml",
+        Kind::Axml,
+        &[
+            "AB_00031001_00000001",
+            "rtime \"1.5\" is not a time",
+            "hh:mm:ss",
+        ],
+    ),
+    (
+        "bad_sample_time.xml",
+        Kind::Axml,
+        &["rtime \"00:00:00.00000S0\" is not a time"],
+    ),
+    (
+        "nan_azimuth.xml",
+        Kind::Axml,
+        &[
+            "AB_00031001_00000001",
+            "position azimuth NaN is not a finite number",
+        ],
+    ),
+    (
+        "inf_x.xml",
+        Kind::Axml,
+        &["position X inf is not a finite number"],
+    ),
+    (
+        "azimuth_out_of_range.xml",
+        Kind::Axml,
+        &["position azimuth 200 is out of range", "from -180 to 180"],
+    ),
+    (
+        "interpolation_too_long.xml",
+        Kind::Axml,
+        &[
+            "interpolationLength",
+            "longer than the block's duration 00:00:01.00000",
+        ],
+    ),
+    (
+        "bad_gain_unit.xml",
+        Kind::Axml,
+        &["gainUnit \"bel\"", "linear or dB"],
+    ),
+    (
+        "no_audio_format_extended.xml",
+        Kind::Axml,
+        &["no audioFormatExtended"],
+    ),
+    (
+        "duplicate_id.xml",
+        Kind::Axml,
+        &["ACO_1001 is already used"],
+    ),
+    (
+        "too_deep.xml",
+        Kind::Axml,
+        &["nesting depth", "limit of 32"],
+    ),
     ("not_utf8.xml", Kind::Axml, &["not UTF-8"]),
-    ("chna_cut_short.bin", Kind::Chna, &["numUIDs = 2 needs 84 bytes, but the chunk has 44"]),
-    ("chna_bad_uid.bin", Kind::Chna, &["UID \"XYZ_00000001\" is not an audioTrackUID"]),
-    ("chna_track_beyond_channels.bin", Kind::Scene, &["ATU_00000007 is on track 9, but the file has 8 channels"]),
+    (
+        "chna_cut_short.bin",
+        Kind::Chna,
+        &["numUIDs = 2 needs 84 bytes, but the chunk has 44"],
+    ),
+    (
+        "chna_bad_uid.bin",
+        Kind::Chna,
+        &["UID \"XYZ_00000001\" is not an audioTrackUID"],
+    ),
+    (
+        "chna_track_beyond_channels.bin",
+        Kind::Scene,
+        &["ATU_00000007 is on track 9, but the file has 8 channels"],
+    ),
 ];
 
 #[test]
@@ -396,7 +573,9 @@ fn malformed_corpus_gives_clear_errors() {
             Kind::Chna => parse_chna(&bytes).err(),
             Kind::Scene => to_scene(&good_doc, &parse_chna(&bytes).unwrap(), &audio(8)).err(),
         };
-        let msg = err.unwrap_or_else(|| panic!("{file}: accepted")).to_string();
+        let msg = err
+            .unwrap_or_else(|| panic!("{file}: accepted"))
+            .to_string();
         for e in *expect {
             assert!(msg.contains(e), "{file}: {msg:?} lacks {e:?}");
         }
@@ -407,8 +586,13 @@ fn malformed_corpus_gives_clear_errors() {
 fn oversized_input_is_refused_before_parsing() {
     let big = vec![b' '; MAX_AXML_BYTES + 1];
     let e = parse_axml(&big).unwrap_err().to_string();
-    assert!(e.contains("more than the limit") && e.contains(&MAX_AXML_BYTES.to_string()), "{e}");
-    let e = parse_chna(&vec![0u8; MAX_CHNA_BYTES + 1]).unwrap_err().to_string();
+    assert!(
+        e.contains("more than the limit") && e.contains(&MAX_AXML_BYTES.to_string()),
+        "{e}"
+    );
+    let e = parse_chna(&vec![0u8; MAX_CHNA_BYTES + 1])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("chna chunk's size"), "{e}");
 }
 
@@ -418,7 +602,10 @@ fn an_object_whose_track_is_not_in_the_chna_is_an_error() {
     let mut chna = two_contents_chna();
     chna.entries.retain(|e| e.uid != "ATU_00000008");
     let e = to_scene(&doc, &chna, &audio(8)).unwrap_err().to_string();
-    assert!(e.contains("audioObject AO_1003") && e.contains("ATU_00000008") && e.contains("chna"), "{e}");
+    assert!(
+        e.contains("audioObject AO_1003") && e.contains("ATU_00000008") && e.contains("chna"),
+        "{e}"
+    );
 }
 
 #[test]

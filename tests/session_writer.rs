@@ -70,7 +70,12 @@ fn bed_channel_map_errors() {
             r#"Session(beds: [(name: "b", source: "f.wav", layout: "5.1", channels: {channels})])"#
         )
     };
-    let ok = parse(&bed("[6, 5, 4, 3, 2, 1]"), Path::new("s.ron"), &mut no_files).unwrap();
+    let ok = parse(
+        &bed("[6, 5, 4, 3, 2, 1]"),
+        Path::new("s.ron"),
+        &mut no_files,
+    )
+    .unwrap();
     assert_eq!(ok.beds[0].channels, Some(vec![5, 4, 3, 2, 1, 0]));
     let without = parse(
         r#"Session(beds: [(name: "b", source: "f.wav", layout: "5.1")])"#,
@@ -80,15 +85,24 @@ fn bed_channel_map_errors() {
     .unwrap();
     assert_eq!(without.beds[0].channels, None);
     for (channels, expect) in [
-        ("[1, 2, 3]", "3 channels are listed for the 6 channels of layout \"5.1\""),
+        (
+            "[1, 2, 3]",
+            "3 channels are listed for the 6 channels of layout \"5.1\"",
+        ),
         ("[1, 2, 3, 4, 5, 0]", "channel 0 is not a channel number"),
         ("[1, 2, 3, 4, 5, 5]", "channel 5 is listed twice"),
-        ("[1, 2, 3, 4, 5, 70000]", "channel 70000 is not a channel number"),
+        (
+            "[1, 2, 3, 4, 5, 70000]",
+            "channel 70000 is not a channel number",
+        ),
     ] {
         let e = parse(&bed(channels), Path::new("s.ron"), &mut no_files)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("beds[0] \"b\": channels") && e.contains(expect), "{channels}: {e}");
+        assert!(
+            e.contains("beds[0] \"b\": channels") && e.contains(expect),
+            "{channels}: {e}"
+        );
         assert!(e.contains("L R C LFE Ls Rs"), "{e}");
     }
 }
