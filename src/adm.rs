@@ -2634,9 +2634,10 @@ fn segment_kind<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64
 
 /// A parameter's exact value at a frame: the keyframe's own value on a keyframe.
 fn value_at<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) -> T {
-    match a.keyframes().iter().find(|k| k.frame == frame) {
-        Some(k) => k.value,
-        None => a.value_at(frame as f64),
+    let keys = a.keyframes();
+    match keys.binary_search_by_key(&frame, |k| k.frame) {
+        Ok(i) => keys[i].value,
+        Err(_) => a.value_at(frame as f64),
     }
 }
 
@@ -2644,10 +2645,10 @@ fn keyed<T: crate::automation::Interpolate>(
     a: &Automation<T>,
     frame: u64,
 ) -> Option<Interpolation> {
-    a.keyframes()
-        .iter()
-        .find(|k| k.frame == frame)
-        .map(|k| k.interpolation)
+    let keys = a.keyframes();
+    keys.binary_search_by_key(&frame, |k| k.frame)
+        .ok()
+        .map(|i| keys[i].interpolation)
 }
 
 fn interp_name(i: Interpolation) -> &'static str {
