@@ -153,7 +153,7 @@ impl AdmTime {
         let rate = u64::from(rate.max(1));
         let seconds = frames / rate;
         let rem = frames % rate;
-        if (rem * 100_000) % rate == 0 {
+        if (rem * 100_000).is_multiple_of(rate) {
             AdmTime {
                 seconds,
                 num: rem * 100_000 / rate,
@@ -1782,7 +1782,16 @@ pub fn to_scene(
         name
     };
 
-    let mut groups: Vec<(String, String, Vec<Track>, f64, bool, Option<&AudioObject>)> = Vec::new();
+    /// (object ID, name, tracks, gain dB, mute, the object).
+    type Group<'d> = (
+        String,
+        String,
+        Vec<Track<'d>>,
+        f64,
+        bool,
+        Option<&'d AudioObject>,
+    );
+    let mut groups: Vec<Group> = Vec::new();
     if leaves.is_empty() && doc.objects.is_empty() {
         // No objects: the chna alone says which pack and channel each track carries.
         for e in &chna.entries {
@@ -2625,9 +2634,10 @@ fn segment_kind<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64
 
 /// A parameter's exact value at a frame: the keyframe's own value on a keyframe.
 fn value_at<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) -> T {
-    match a.keyframes().iter().find(|k| k.frame == frame) {
-        Some(k) => k.value,
-        None => a.value_at(frame as f64),
+    let keys = a.keyframes();
+    match keys.binary_search_by_key(&frame, |k| k.frame) {
+        Ok(i) => keys[i].value,
+        Err(_) => a.value_at(frame as f64),
     }
 }
 
@@ -2635,10 +2645,10 @@ fn keyed<T: crate::automation::Interpolate>(
     a: &Automation<T>,
     frame: u64,
 ) -> Option<Interpolation> {
-    a.keyframes()
-        .iter()
-        .find(|k| k.frame == frame)
-        .map(|k| k.interpolation)
+    let keys = a.keyframes();
+    keys.binary_search_by_key(&frame, |k| k.frame)
+        .ok()
+        .map(|i| keys[i].interpolation)
 }
 
 fn interp_name(i: Interpolation) -> &'static str {
