@@ -897,8 +897,8 @@ pub struct PlaySetup {
 }
 
 /// Builds the playback engine configuration. The speaker monitor is `layout`, else the
-/// session's first speaker output, else the layout its stereo output folds from, else
-/// 7.1.4. Binaural and stereo come from the session's first such outputs (defaults:
+/// layout the session's stereo output folds from (its immersive reference), else its
+/// speaker output with the most channels, else 7.1.4. Binaural and stereo come from the session's first such outputs (defaults:
 /// the built-in HRTF set without LFE; a Lo/Ro fold-down of the speaker layout).
 pub fn play_setup(
     scene: &Scene,
@@ -907,15 +907,25 @@ pub fn play_setup(
     block_frames: usize,
 ) -> Result<PlaySetup, PlaybackError> {
     let f32fmt = WriteFormat::F32;
-    let first_speakers = scene.outputs.iter().find_map(|o| match o {
-        OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
-        _ => None,
-    });
+    let biggest_speakers = scene
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
+            _ => None,
+        })
+        .reduce(|a, b| {
+            if b.num_channels() > a.num_channels() {
+                b
+            } else {
+                a
+            }
+        });
     let fold_from = scene.outputs.iter().find_map(|o| match o {
         OutputSpec::Stereo { from, .. } => Some(from.clone()),
         _ => None,
     });
-    let layout = match layout.or(first_speakers).or(fold_from) {
+    let layout = match layout.or(fold_from).or(biggest_speakers) {
         Some(l) => l,
         None => Layout::builtin("7.1.4").map_err(|e| PlaybackError::Config {
             parameter: "layout",
@@ -1670,4 +1680,364 @@ impl Drop for Controller {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The sound device (cpal) and the terminal, behind the `playback` feature.
+
+/// Output through cpal (the only module that touches it). 32-bit float streams only: every
+/// desktop backend (ALSA `plug`/`default`, PulseAudio, PipeWire, CoreAudio, WASAPI)
+/// offers f32, and converting in the callback would be one more thing to get wrong.
+#[cfg(feature = "playback")]
+pub mod device {
+    use super::{PlaybackError, Player};
+    use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+    use std::sync::mpsc;
+
+    /// A callback that sees every delivered buffer (tests record with it).
+    pub type Tap = Box<dyn FnMut(&[f32]) + Send>;
+
+    /// The output device named `name` — a cpal device id (`alsa:null`, `alsa:hw:0,0`) or
+    /// a device's displayed name — or the default output device.
+    pub fn open(name: Option<&str>) -> Result<(cpal::Device, String), PlaybackError> {
+        let host = cpal::default_host();
+        let device = match name {
+            None => host.default_output_device().ok_or_else(|| {
+                PlaybackError::Device(
+                    "no default output device (is a sound card or sound server present? give --device alsa:null to test without one)".into(),
+                )
+            })?,
+            Some(name) => {
+                let by_id = name
+                    .parse::<cpal::DeviceId>()
+                    .ok()
+                    .and_then(|id| host.device_by_id(&id));
+                match by_id {
+                    Some(d) => d,
+                    None => {
+                        let devices: Vec<cpal::Device> = host
+                            .output_devices()
+                            .map_err(|e| PlaybackError::Device(format!("cannot list devices: {e}")))?
+                            .collect();
+                        let names: Vec<String> = devices.iter().map(|d| d.to_string()).collect();
+                        devices
+                            .into_iter()
+                            .find(|d| d.to_string() == name)
+                            .ok_or_else(|| PlaybackError::Config {
+                                parameter: "--device",
+                                value: name.to_string(),
+                                allowed: format!(
+                                    "a device id such as alsa:null or alsa:default, or one of: {}",
+                                    names.join(", ")
+                                ),
+                            })?
+                    }
+                }
+            }
+        };
+        let label = device.to_string();
+        Ok((device, label))
+    }
+
+    /// The most channels the device takes as f32 at `rate`.
+    pub fn max_channels(
+        device: &cpal::Device,
+        label: &str,
+        rate: u32,
+    ) -> Result<usize, PlaybackError> {
+        let configs: Vec<_> = device
+            .supported_output_configs()
+            .map_err(|e| PlaybackError::Device(format!("{label}: cannot query formats: {e}")))?
+            .collect();
+        let usable = configs
+            .iter()
+            .filter(|c| c.sample_format() == cpal::SampleFormat::F32 && c.contains_rate(rate))
+            .map(|c| c.channels() as usize)
+            .max();
+        usable.ok_or_else(|| {
+            let rates: Vec<String> = configs
+                .iter()
+                .filter(|c| c.sample_format() == cpal::SampleFormat::F32)
+                .map(|c| format!("{}–{} Hz", c.min_sample_rate(), c.max_sample_rate()))
+                .collect();
+            PlaybackError::Config {
+                parameter: "sample rate",
+                value: format!("{rate} Hz (the session's) on {label}"),
+                allowed: if rates.is_empty() {
+                    "the device offers no 32-bit float output; try --device alsa:plug or the default device".into()
+                } else {
+                    format!("{} (use a device that resamples, such as alsa:default)", rates.join(", "))
+                },
+            }
+        })
+    }
+
+    /// A running output stream; errors reported by the device arrive on `errors`.
+    pub struct Output {
+        _stream: cpal::Stream,
+        pub errors: mpsc::Receiver<String>,
+    }
+
+    /// Builds and starts a stream that runs `player` in its callback.
+    pub fn start(
+        device: &cpal::Device,
+        label: &str,
+        mut player: Player,
+        buffer_frames: Option<u32>,
+        mut tap: Option<Tap>,
+    ) -> Result<Output, PlaybackError> {
+        let config = cpal::StreamConfig {
+            channels: player.device_channels() as u16,
+            sample_rate: player.sample_rate(),
+            buffer_size: match buffer_frames {
+                Some(n) => cpal::BufferSize::Fixed(n),
+                None => cpal::BufferSize::Default,
+            },
+        };
+        let (tx, rx) = mpsc::channel();
+        let stream = device
+            .build_output_stream(
+                config,
+                move |data: &mut [f32], _: &cpal::OutputCallbackInfo| {
+                    player.process(data);
+                    if let Some(t) = tap.as_mut() {
+                        t(data);
+                    }
+                },
+                move |e: cpal::Error| {
+                    let _ = tx.send(e.to_string());
+                },
+                None,
+            )
+            .map_err(|e| {
+                PlaybackError::Device(format!(
+                    "{label}: cannot open {} channels at {} Hz{}: {e}",
+                    config.channels,
+                    config.sample_rate,
+                    buffer_frames.map_or(String::new(), |n| format!(", {n}-frame buffer"))
+                ))
+            })?;
+        stream
+            .play()
+            .map_err(|e| PlaybackError::Device(format!("{label}: cannot start: {e}")))?;
+        Ok(Output {
+            _stream: stream,
+            errors: rx,
+        })
+    }
+}
+
+/// `halo play`: opens the device, starts playback and runs the terminal UI until `q`
+/// (or, without a terminal, until the end). Returns an error for device trouble.
+#[cfg(feature = "playback")]
+pub fn play_in_terminal(
+    scene: &Scene,
+    mut options: PlayOptions,
+    device_name: Option<&str>,
+    buffer_frames: Option<u32>,
+) -> Result<(), PlaybackError> {
+    use crossterm::{cursor, event, queue, style, terminal};
+    use std::io::{IsTerminal, Write};
+
+    if let Some(n) = buffer_frames
+        && !(16..=16384).contains(&n)
+    {
+        return Err(PlaybackError::Config {
+            parameter: "--buffer",
+            value: n.to_string(),
+            allowed: "16…16384 frames".into(),
+        });
+    }
+    let (dev, label) = device::open(device_name)?;
+    let max_ch = device::max_channels(&dev, &label, scene.sample_rate)?;
+    let setup_layout =
+        play_setup(scene, options.layout.clone(), options.hrtf.as_deref(), 1)?.layout;
+    let needed = setup_layout.num_channels();
+    if options.monitor == Monitor::Speakers && max_ch < needed {
+        return Err(PlaybackError::TooFewChannels {
+            layout: setup_layout.name.clone(),
+            needed,
+            device: label,
+            available: max_ch,
+        });
+    }
+    if max_ch < 2 {
+        return Err(PlaybackError::TooFewChannels {
+            layout: "binaural/stereo".into(),
+            needed: 2,
+            device: label,
+            available: max_ch,
+        });
+    }
+    options.device_channels = if max_ch >= needed { needed.max(2) } else { 2 };
+    let Prepared {
+        player,
+        mut controller,
+    } = prepare(scene, &options)?;
+    // Let the reader get ahead before the device starts pulling.
+    let t = std::time::Instant::now();
+    let want = (scene.sample_rate as f64 * options.read_ahead_s / 2.0) as usize;
+    while player.buffered_frames() < want && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let output = device::start(&dev, &label, player, buffer_frames, None)?;
+
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    struct RawGuard(bool);
+    impl Drop for RawGuard {
+        fn drop(&mut self) {
+            if self.0 {
+                let _ = terminal::disable_raw_mode();
+                let mut out = std::io::stdout();
+                let _ = queue!(out, cursor::Show, style::Print("\r\n"));
+                let _ = out.flush();
+            }
+        }
+    }
+    let raw = interactive && terminal::enable_raw_mode().is_ok();
+    let _guard = RawGuard(raw);
+    let mut out = std::io::stdout();
+    let rate = scene.sample_rate as f64;
+    let total_s = controller.total_frames() as f64 / rate;
+    println!(
+        "halo play: {} on {label} ({} ch, {} Hz); speaker monitor {} ({}){}",
+        scene.origin.display(),
+        options.device_channels,
+        scene.sample_rate,
+        controller.layout().name,
+        if controller.speakers_available() {
+            "available"
+        } else {
+            "unavailable: too few device channels"
+        },
+        if raw {
+            "\r\nkeys: space play/pause  b binaural  s stereo  l speakers  m loudness match  ←/→ seek 5 s  q quit\r"
+        } else {
+            ""
+        }
+    );
+    let mut note: Option<(String, std::time::Instant)> = None;
+    let fmt = |x: f64| {
+        if x.is_finite() {
+            format!("{x:6.1}")
+        } else {
+            "  -inf".into()
+        }
+    };
+    let result = loop {
+        let (status, errors) = controller.poll();
+        if let Some(e) = errors.into_iter().next() {
+            break Err(PlaybackError::Device(format!("source reading: {e}")));
+        }
+        if let Ok(e) = output.errors.try_recv() {
+            break Err(PlaybackError::Device(format!(
+                "{label}: {e} (device lost or stream failed); playback stopped"
+            )));
+        }
+        if !raw && status.ended {
+            break Ok(());
+        }
+        let r = controller.readings();
+        let pos = status.position_frames as f64 / rate;
+        let monitor = match status.monitor {
+            Monitor::Binaural => "binaural".to_string(),
+            Monitor::Stereo => "stereo".to_string(),
+            Monitor::Speakers => controller.layout().name.clone(),
+        };
+        let matching = match (status.matching, controller.estimate()) {
+            (false, _) => "off".to_string(),
+            (true, Some(e)) if e.done => "on".to_string(),
+            (true, Some(e)) => format!(
+                "on (estimate, {:.0} s measured)",
+                e.measured_frames as f64 / rate
+            ),
+            (true, None) => "on (measuring…)".to_string(),
+        };
+        let state = if status.ended {
+            "ended"
+        } else if status.playing {
+            "playing"
+        } else {
+            "paused"
+        };
+        let mut line = format!(
+            "{:>7.1}/{:.1} s {state:<7} {monitor:<9} M {} S {} LUFS  TP {} dBTP  match {matching}  underruns {}",
+            pos,
+            total_s,
+            fmt(r.momentary_lufs),
+            fmt(r.short_term_lufs),
+            fmt(r.true_peak_dbtp),
+            status.underruns
+        );
+        if let Some((text, at)) = &note {
+            if at.elapsed() < Duration::from_secs(4) {
+                line.push_str("  | ");
+                line.push_str(text);
+            } else {
+                note = None;
+            }
+        }
+        if raw {
+            let _ = queue!(
+                out,
+                cursor::MoveToColumn(0),
+                terminal::Clear(terminal::ClearType::CurrentLine),
+                style::Print(&line)
+            );
+            let _ = out.flush();
+        }
+        let has_event = raw && event::poll(Duration::from_millis(100)).unwrap_or(false);
+        if !raw {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        if !has_event {
+            continue;
+        }
+        let Ok(event::Event::Key(key)) = event::read() else {
+            continue;
+        };
+        if key.kind == event::KeyEventKind::Release {
+            continue;
+        }
+        use event::KeyCode;
+        let seek = |delta_s: f64| {
+            let frame = (pos + delta_s).max(0.0) * rate;
+            Control::Seek(frame as u64)
+        };
+        let control = match key.code {
+            KeyCode::Char('q') | KeyCode::Esc => break Ok(()),
+            KeyCode::Char('c') if key.modifiers.contains(event::KeyModifiers::CONTROL) => {
+                break Ok(());
+            }
+            KeyCode::Char(' ') => Some(Control::TogglePlay),
+            KeyCode::Char('b') => Some(Control::Monitor(Monitor::Binaural)),
+            KeyCode::Char('s') => Some(Control::Monitor(Monitor::Stereo)),
+            KeyCode::Char('l') if controller.speakers_available() => {
+                Some(Control::Monitor(Monitor::Speakers))
+            }
+            KeyCode::Char('l') => {
+                note = Some((
+                    format!(
+                        "the {} monitor needs {} channels; this device has {}: use b or s",
+                        controller.layout().name,
+                        controller.layout().num_channels(),
+                        max_ch
+                    ),
+                    std::time::Instant::now(),
+                ));
+                None
+            }
+            KeyCode::Char('m') => Some(Control::Match(!status.matching)),
+            KeyCode::Left => Some(seek(-5.0)),
+            KeyCode::Right => Some(seek(5.0)),
+            _ => None,
+        };
+        if let Some(c) = control {
+            controller.send(c);
+        }
+    };
+    drop(output);
+    controller.shutdown();
+    result
 }
