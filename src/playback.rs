@@ -422,7 +422,7 @@ impl Player {
             channels[m] = engine.output_layout(o).num_channels();
         }
         let dc = config.device_channels;
-        if dc < 2 || dc > crate::engine::MAX_OUTPUT_CHANNELS {
+        if !(2..=crate::engine::MAX_OUTPUT_CHANNELS).contains(&dc) {
             return Err(PlaybackError::Config {
                 parameter: "device channels",
                 value: dc.to_string(),
@@ -628,9 +628,9 @@ impl Player {
                 }
             }
             Control::MatchGains(db) => {
-                for m in 0..3 {
-                    let d = if db[m].is_finite() {
-                        db[m].clamp(-MAX_MATCH_DB as f32, MAX_MATCH_DB as f32)
+                for (m, &db) in db.iter().enumerate() {
+                    let d = if db.is_finite() {
+                        db.clamp(-MAX_MATCH_DB as f32, MAX_MATCH_DB as f32)
                     } else {
                         0.0
                     };
