@@ -32,9 +32,9 @@
 //!
 //! # Monitor switching
 //!
-//! The new monitor's output is enabled and *warmed up* for its latency plus 1024 frames
-//! (filling convolution history, limiter look-ahead and the alignment delays) while the old
-//! one is still heard; then the two are crossfaded over [`CROSSFADE_MS`] with an
+//! The new monitor's output is enabled and *warmed up* for the engine latency plus
+//! [`WARMUP_S`] (filling convolution history, limiter look-ahead and the alignment
+//! delays) while the old one is still heard; then the two are crossfaded over [`CROSSFADE_MS`] with an
 //! equal-power (sine/cosine) law, and the old output is disabled. Equal power because the
 //! monitors are different renders of the same mix (HRTF-filtered against amplitude-panned
 //! against matrixed): their phases differ across most of the spectrum, so they add in power
@@ -61,8 +61,9 @@ pub const CROSSFADE_MS: f64 = 20.0;
 pub const CHUNK_FRAMES: usize = 256;
 /// Default source read-ahead, seconds.
 pub const DEFAULT_READ_AHEAD_S: f64 = 0.5;
-/// Frames of warm-up of a newly enabled monitor beyond the engine latency.
-const WARMUP_EXTRA_FRAMES: usize = 1024;
+/// Warm-up of a newly enabled monitor beyond the engine latency, seconds: covers the
+/// HRIR length and most of a limiter's release memory.
+pub const WARMUP_S: f64 = 0.04;
 /// Loudness-matching gains are limited to ±this, dB.
 const MAX_MATCH_DB: f64 = 20.0;
 
@@ -335,6 +336,11 @@ impl Ramp {
     }
 }
 
+/// Frames a newly enabled monitor is rendered unheard before the crossfade starts.
+pub fn warmup_frames(latency: usize, sample_rate: u32) -> usize {
+    latency + (WARMUP_S * sample_rate as f64).round() as usize
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Switch {
     Idle,
@@ -459,8 +465,9 @@ impl Player {
         let start = config.start_frame.min(config.total_frames);
         engine.seek(start);
         let latency = engine.latency();
+        let rate = engine.sample_rate();
         let player = Player {
-            warmup_frames: latency + WARMUP_EXTRA_FRAMES,
+            warmup_frames: warmup_frames(latency, rate),
             crossfade_frames: xf,
             fade_table,
             outputs: config.outputs,
@@ -1141,11 +1148,21 @@ impl Sources {
     }
 
     pub fn seek(&mut self, frame: u64) -> Result<(), PlaybackError> {
-        for (i, s) in self.objects.iter_mut().chain(&mut self.beds).enumerate() {
+        let n_obj = self.objects.len();
+        for (i, s) in self.objects.iter_mut().enumerate() {
             s.stream
                 .seek(frame)
                 .map_err(|source| PlaybackError::ObjectSource {
                     object: self.names[i].clone(),
+                    source,
+                })?;
+            s.finished = false;
+        }
+        for (b, s) in self.beds.iter_mut().enumerate() {
+            s.stream
+                .seek(frame)
+                .map_err(|source| PlaybackError::BedSource {
+                    bed: self.names[n_obj + b].clone(),
                     source,
                 })?;
             s.finished = false;
@@ -1917,6 +1934,8 @@ pub fn play_in_terminal(
         }
     );
     let mut note: Option<(String, std::time::Instant)> = None;
+    let mut last_delivered = u64::MAX;
+    let mut last_progress = std::time::Instant::now();
     let fmt = |x: f64| {
         if x.is_finite() {
             format!("{x:6.1}")
@@ -1936,6 +1955,16 @@ pub fn play_in_terminal(
         }
         if !raw && status.ended {
             break Ok(());
+        }
+        // A device that stops asking for audio without reporting an error (unplugged on
+        // some backends) must not leave `halo play` hanging.
+        if status.delivered_frames != last_delivered {
+            last_delivered = status.delivered_frames;
+            last_progress = std::time::Instant::now();
+        } else if last_progress.elapsed() > Duration::from_secs(3) {
+            break Err(PlaybackError::Device(format!(
+                "{label} stopped requesting audio for 3 s (device lost?); playback stopped"
+            )));
         }
         let r = controller.readings();
         let pos = status.position_frames as f64 / rate;
@@ -1976,6 +2005,11 @@ pub fn play_in_terminal(
             } else {
                 note = None;
             }
+        }
+        // Never wider than the terminal: a wrapped line could not be redrawn in place.
+        let width = terminal::size().map_or(100, |(w, _)| w as usize).max(20);
+        if line.chars().count() >= width {
+            line = line.chars().take(width - 1).collect();
         }
         if raw {
             let _ = queue!(

@@ -237,3 +237,189 @@ fn seek_lands_on_the_asked_frame_and_plays_on() {
         "after the seek the output differs: {snr_db:.1} dB"
     );
 }
+
+#[test]
+fn only_the_monitored_output_is_rendered_and_re_enabling_converges() {
+    use halo::engine::Engine;
+    let dir = temp_dir("play-enable");
+    let scene = moving_session(&dir, 1.0, 3);
+    let setup = playback::play_setup(&scene, None, None, 256).unwrap();
+    let frames = RATE as usize;
+    let n_obj = scene.objects.len();
+    let signal = |i: usize, f: usize| ((f * 31 + i * 977) % 401) as f32 / 401.0 - 0.5;
+    // Renders the binaural output; `enabled(block)` says whether it is on in that block.
+    let render = |only: bool, enabled: &dyn Fn(usize) -> bool| -> Vec<f32> {
+        let mut e = Engine::new(setup.engine.clone()).unwrap();
+        if only {
+            e.set_output_enabled(0, false);
+            e.set_output_enabled(2, false);
+        }
+        let mut out = Vec::new();
+        for (k, start) in (0..frames).step_by(256).enumerate() {
+            e.set_output_enabled(1, enabled(k));
+            for i in 0..n_obj {
+                for (f, x) in e.object_input(i)[..256].iter_mut().enumerate() {
+                    *x = signal(i, start + f);
+                }
+            }
+            e.process(256);
+            out.extend_from_slice(&e.output(1)[0][..256]);
+        }
+        out
+    };
+    let all = render(false, &|_| true);
+    let only = render(true, &|_| true);
+    assert!(
+        all.iter()
+            .zip(&only)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "rendering only the binaural output changed it"
+    );
+    // Off for blocks 40…79, back on at block 80 (frame 20480).
+    let gap = render(true, &|k| !(40..80).contains(&k));
+    let back = 80 * 256;
+    let warm = back + setup_warmup(&setup);
+    let diff = |range: std::ops::Range<usize>| {
+        range
+            .map(|f| (all[f] - gap[f]).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let before = diff(0..40 * 256);
+    let during_warmup = diff(back..back + 256);
+    let after = diff(warm..frames);
+    let later = diff(back + (0.25 * RATE as f64) as usize..frames);
+    eprintln!(
+        "re-enabled binaural output against one never disabled: {during_warmup:.3} in its first block, {after:.4} after the warm-up, {later:e} from 250 ms on"
+    );
+    assert_eq!(before, 0.0);
+    assert!(
+        during_warmup > 0.1,
+        "the measure sees the restart ({during_warmup:e})"
+    );
+    // What remains after the warm-up is the limiter's release memory (50 ms)…
+    assert!(
+        after < 0.02,
+        "after the warm-up the output differs by {after:e}"
+    );
+    // …and once it has converged the output is bit-identical again.
+    assert_eq!(later, 0.0);
+}
+
+/// The warm-up the Player gives a newly enabled monitor.
+fn setup_warmup(setup: &playback::PlaySetup) -> usize {
+    let latency = halo::engine::Engine::new(setup.engine.clone())
+        .unwrap()
+        .latency();
+    playback::warmup_frames(latency, RATE)
+}
+
+#[test]
+fn loudness_analysis_agrees_with_the_offline_render_and_matching_applies_its_gains() {
+    use halo::io::WriteFormat;
+    use std::sync::atomic::AtomicBool;
+    let dir = temp_dir("play-match");
+    let seconds = 2.5;
+    let scene = moving_session(&dir, seconds, 3);
+    let out = dir.join("render");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut ro = halo::render::RenderOptions::new(&out);
+    ro.format = WriteFormat::F32;
+    let report = halo::render::render(&scene, &mut ro).unwrap();
+    let setup = playback::play_setup(&scene, None, None, playback::CHUNK_FRAMES).unwrap();
+    let mut interim = Vec::new();
+    let est = playback::LoudnessAnalysis::run(&scene, &setup, &AtomicBool::new(false), &mut |e| {
+        interim.push(e)
+    })
+    .unwrap();
+    assert!(est.done);
+    assert!(
+        interim.len() >= 2,
+        "a running estimate before the final one"
+    );
+    assert!(!interim[0].done);
+    let offline_lufs = |kind: &str| {
+        report
+            .outputs
+            .iter()
+            .find(|o| o.kind == kind)
+            .unwrap()
+            .loudness
+            .integrated_lufs
+    };
+    let want = [
+        offline_lufs("binaural"),
+        offline_lufs("stereo"),
+        offline_lufs("speakers"),
+    ];
+    eprintln!(
+        "integrated: analysis {:?}, offline {want:?}",
+        est.integrated_lufs
+    );
+    for (a, b) in est.integrated_lufs.iter().zip(&want) {
+        assert!(
+            (a - b).abs() < 1e-9,
+            "analysis {a} LUFS, offline render {b} LUFS"
+        );
+    }
+    let gains = est.match_gains_db();
+    assert_eq!(gains[2], 0.0);
+    assert!((gains[0] as f64 - (want[2] - want[0])).abs() < 1e-4);
+
+    // With matching on, the binaural monitor is the offline render times its gain.
+    let offline = offline(&scene, &dir);
+    let p = playback::prepare(&scene, &options(Monitor::Binaural, seconds, 2)).unwrap();
+    let mut player = p.player;
+    player.apply(Control::MatchGains(gains));
+    player.apply(Control::Match(true));
+    wait_buffered(&player, (seconds * RATE as f64) as usize);
+    let heard = run(&mut player, 256, 10 * RATE as usize, |_, _| {});
+    let g = 10f32.powf(gains[0] / 20.0);
+    let reference = &offline[offline_index(Monitor::Binaural)];
+    let mut worst = 0.0f32;
+    for f in 2000..reference[0].len() {
+        for c in 0..2 {
+            worst = worst.max((heard[f * 2 + c] - reference[c][f] * g).abs());
+        }
+    }
+    eprintln!(
+        "matched binaural: gain {:+.2} dB, worst deviation {worst:e}",
+        gains[0]
+    );
+    assert!(worst < 1e-6, "matched output deviates by {worst:e}");
+}
+
+#[test]
+fn speaker_monitor_on_too_few_device_channels_is_refused() {
+    let dir = temp_dir("play-channels");
+    let scene = moving_session(&dir, 0.5, 1);
+    let err = playback::prepare(&scene, &options(Monitor::Speakers, 0.5, 2))
+        .err()
+        .expect("a 2-channel device cannot monitor 7.1.4");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("7.1.4") && msg.contains("12") && msg.contains("binaural"),
+        "{msg}"
+    );
+    assert!(err.is_bad_input());
+    // On two channels the player ignores a request for the speaker monitor.
+    let p = playback::prepare(&scene, &options(Monitor::Stereo, 0.5, 2)).unwrap();
+    let mut player = p.player;
+    player.apply(Control::Monitor(Monitor::Speakers));
+    assert_eq!(player.status().monitor, Monitor::Stereo);
+    assert_eq!(player.status().switching_to, None);
+}
+
+#[cfg(not(feature = "playback"))]
+#[test]
+fn without_the_feature_play_says_how_to_get_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
+        .args(["play", "whatever.ron"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--features playback") && err.contains("libasound2-dev"),
+        "{err}"
+    );
+}
