@@ -121,6 +121,9 @@ pub enum PlaybackError {
     Nothing(String),
     #[error("audio device: {0}")]
     Device(String),
+    /// The device failed during playback (exit code 1, not bad input).
+    #[error("audio device: {0}")]
+    DeviceLost(String),
 }
 
 impl PlaybackError {
@@ -128,7 +131,9 @@ impl PlaybackError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             PlaybackError::Render(r) => r.is_bad_input(),
-            PlaybackError::Engine(_) | PlaybackError::Meter { .. } => false,
+            PlaybackError::Engine(_)
+            | PlaybackError::Meter { .. }
+            | PlaybackError::DeviceLost(_) => false,
             _ => true,
         }
     }
@@ -1789,10 +1794,19 @@ pub mod device {
         })
     }
 
-    /// A running output stream; errors reported by the device arrive on `errors`.
+    /// What the device reported: fatal errors end playback; xruns (the device ran dry)
+    /// and route or scheduling notes do not.
+    #[derive(Debug, Clone)]
+    pub enum DeviceEvent {
+        Fatal(String),
+        Xrun,
+        Note(String),
+    }
+
+    /// A running output stream; what the device reports arrives on `events`.
     pub struct Output {
         _stream: cpal::Stream,
-        pub errors: mpsc::Receiver<String>,
+        pub events: mpsc::Receiver<DeviceEvent>,
     }
 
     /// Builds and starts a stream that runs `player` in its callback.
@@ -1822,7 +1836,14 @@ pub mod device {
                     }
                 },
                 move |e: cpal::Error| {
-                    let _ = tx.send(e.to_string());
+                    let event = match e.kind() {
+                        cpal::ErrorKind::Xrun => DeviceEvent::Xrun,
+                        cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {
+                            DeviceEvent::Note(e.to_string())
+                        }
+                        _ => DeviceEvent::Fatal(e.to_string()),
+                    };
+                    let _ = tx.send(event);
                 },
                 None,
             )
@@ -1839,7 +1860,7 @@ pub mod device {
             .map_err(|e| PlaybackError::Device(format!("{label}: cannot start: {e}")))?;
         Ok(Output {
             _stream: stream,
-            errors: rx,
+            events: rx,
         })
     }
 }
@@ -1935,6 +1956,7 @@ pub fn play_in_terminal(
     );
     let mut note: Option<(String, std::time::Instant)> = None;
     let mut last_delivered = u64::MAX;
+    let mut xruns = 0u64;
     let mut last_progress = std::time::Instant::now();
     let fmt = |x: f64| {
         if x.is_finite() {
@@ -1948,8 +1970,16 @@ pub fn play_in_terminal(
         if let Some(e) = errors.into_iter().next() {
             break Err(PlaybackError::Device(format!("source reading: {e}")));
         }
-        if let Ok(e) = output.errors.try_recv() {
-            break Err(PlaybackError::Device(format!(
+        let mut fatal = None;
+        while let Ok(e) = output.events.try_recv() {
+            match e {
+                device::DeviceEvent::Xrun => xruns += 1,
+                device::DeviceEvent::Note(n) => note = Some((n, std::time::Instant::now())),
+                device::DeviceEvent::Fatal(f) => fatal = Some(f),
+            }
+        }
+        if let Some(e) = fatal {
+            break Err(PlaybackError::DeviceLost(format!(
                 "{label}: {e} (device lost or stream failed); playback stopped"
             )));
         }
@@ -1962,7 +1992,7 @@ pub fn play_in_terminal(
             last_delivered = status.delivered_frames;
             last_progress = std::time::Instant::now();
         } else if last_progress.elapsed() > Duration::from_secs(3) {
-            break Err(PlaybackError::Device(format!(
+            break Err(PlaybackError::DeviceLost(format!(
                 "{label} stopped requesting audio for 3 s (device lost?); playback stopped"
             )));
         }
@@ -1990,7 +2020,7 @@ pub fn play_in_terminal(
             "paused"
         };
         let mut line = format!(
-            "{:>7.1}/{:.1} s {state:<7} {monitor:<9} M {} S {} LUFS  TP {} dBTP  match {matching}  underruns {}",
+            "{:>7.1}/{:.1} s {state:<7} {monitor:<9} M {} S {} LUFS  TP {} dBTP  match {matching}  underruns {} xruns {xruns}",
             pos,
             total_s,
             fmt(r.momentary_lufs),
@@ -2073,5 +2103,14 @@ pub fn play_in_terminal(
     };
     drop(output);
     controller.shutdown();
+    if !raw && result.is_ok() {
+        let (status, _) = controller.poll();
+        println!(
+            "played to {:.1} s on the {:?} monitor; {} underruns, {xruns} device xruns",
+            status.position_frames as f64 / rate,
+            status.monitor,
+            status.underruns
+        );
+    }
     result
 }

@@ -59,3 +59,57 @@ fn null_device_receives_the_offline_render_bit_for_bit() {
         drop(controller);
     }
 }
+
+fn halo(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn halo_play_on_the_null_device_plays_to_the_end_and_exits_cleanly() {
+    let dir = temp_dir("play-cli");
+    moving_session(&dir, 1.0, 2);
+    let session = dir.join("session.ron");
+    let s = session.to_str().unwrap();
+    // Without a terminal there are no keys: it plays to the end and exits 0.
+    for monitor in ["binaural", "stereo", "7.1.4", "5.1"] {
+        let t = Instant::now();
+        let (code, stdout, stderr) = halo(&[
+            "play",
+            s,
+            "--device",
+            "alsa:null",
+            "--monitor",
+            monitor,
+            "--buffer",
+            "256",
+        ]);
+        assert_eq!(code, Some(0), "--monitor {monitor}: {stdout} {stderr}");
+        assert!(stdout.contains("halo play:"), "{stdout}");
+        assert!(t.elapsed() < Duration::from_secs(60));
+    }
+    let (code, _, stderr) = halo(&["play", s, "--device", "alsa:no-such-device"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--device") && stderr.contains("alsa:null"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = halo(&["play", s, "--device", "alsa:null", "--monitor", "8.3.9"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--monitor 8.3.9"), "{stderr}");
+    let (code, _, stderr) = halo(&["play", s, "--device", "alsa:null", "--start", "-1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, _, stderr) = halo(&["play", s, "--device", "alsa:null", "--buffer", "3"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--buffer"), "{stderr}");
+    let (code, _, stderr) = halo(&["play", "/nonexistent/session.ron", "--device", "alsa:null"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
