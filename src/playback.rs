@@ -590,7 +590,7 @@ impl Player {
                 self.fade.go(1.0, xf);
             }
             Control::Pause => {
-                if self.playing && !self.fade.is_silent() && !self.ended {
+                if self.playing && !self.fade.is_silent() && !self.ended && !self.starting {
                     if self.pending.is_none() {
                         self.pending = Some(Pending::Pause);
                     }

@@ -423,3 +423,68 @@ fn without_the_feature_play_says_how_to_get_it() {
         "{err}"
     );
 }
+
+#[test]
+fn pause_and_resume_fade_and_hold_the_position() {
+    let dir = temp_dir("play-pause");
+    let scene = tone_session(&dir);
+    let (worst, tone_step) = pause_steps(&scene, 20.0);
+    assert!(
+        worst < tone_step * 1.1,
+        "a step of {worst} at pause or resume"
+    );
+    // The measure fails for a pause without a fade (one-frame fades).
+    let (abrupt, _) = pause_steps(&scene, 0.0);
+    eprintln!("pause without fade: largest step {abrupt:.4}");
+    assert!(
+        abrupt > tone_step * 3.0,
+        "an abrupt pause reads only {abrupt}"
+    );
+}
+
+/// Plays the tone with a pause at callback 100 and a resume at 150; returns the largest
+/// sample-to-sample step and the tone's own largest step.
+fn pause_steps(scene: &halo::session::Scene, fade_ms: f64) -> (f32, f32) {
+    let mut opts = options(Monitor::Stereo, 2.0, 2);
+    opts.crossfade_ms = fade_ms;
+    let p = playback::prepare(scene, &opts).unwrap();
+    let mut player = p.player;
+    wait_buffered(&player, 2 * RATE as usize);
+    let mut held = Vec::new();
+    let out = run(&mut player, 256, 4 * RATE as usize, |pl, f| {
+        if f == 256 * 100 {
+            pl.apply(Control::Pause);
+        }
+        if (256 * 110..256 * 150).contains(&f) {
+            held.push(pl.status().position_frames);
+        }
+        if f == 256 * 150 {
+            pl.apply(Control::TogglePlay);
+        }
+    });
+    let left: Vec<f32> = out.chunks(2).map(|f| f[0]).collect();
+    // Paused: silence, position held.
+    assert!(
+        held.windows(2).all(|w| w[0] == w[1]),
+        "position moved while paused"
+    );
+    assert!(left[256 * 110..256 * 150].iter().all(|&x| x == 0.0));
+    // No step anywhere: the largest sample-to-sample change stays that of the tone.
+    let peak = left.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let tone_step = peak * (TAU * 500.0 / RATE as f64) as f32;
+    let worst = left
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "pause/resume ({fade_ms} ms fades): largest step {worst:.4}, the tone's own {tone_step:.4} (peak {peak:.3})"
+    );
+    // The session plays to its end: 2 s of audio heard, 40 callbacks of pause besides.
+    assert!(player.status().ended);
+    let sounding = left.iter().filter(|&&x| x != 0.0).count();
+    assert!(
+        sounding > 2 * RATE as usize - 2000,
+        "{sounding} frames sounded"
+    );
+    (worst, tone_step)
+}
