@@ -888,7 +888,7 @@ impl Player {
         }
     }
 
-    /// Back to the start point's state is not kept; `reset` seeks to frame 0, paused.
+    /// Back to frame 0, paused (processing state cleared, sources re-read from the start).
     pub fn reset(&mut self) {
         self.do_seek(0);
         self.playing = false;
