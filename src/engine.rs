@@ -164,6 +164,10 @@ struct Bus {
     end_gains: Vec<f32>,
     /// Linear level of each object whose gain is not automated.
     levels: Vec<Option<f64>>,
+    /// Whether an enabled output reads this bus (see [`Engine::set_output_enabled`]).
+    needed: bool,
+    /// Skipped while not needed: the next segment recomputes every ramp from scratch.
+    stale: bool,
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -205,6 +209,8 @@ struct Output {
     chain: Chain,
     /// Per-channel (delay line, gain) aligning a user layout's speakers at the listener.
     alignment: Vec<(Delay, f32)>,
+    /// Disabled outputs are not rendered (see [`Engine::set_output_enabled`]).
+    enabled: bool,
 }
 
 /// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
@@ -228,6 +234,10 @@ struct BinauralPath {
     lfe: Vec<f32>,
     lfe_delay: Delay,
     gains2: Vec<f64>,
+    /// Whether the binaural output is enabled; skipped otherwise.
+    needed: bool,
+    /// Skipped while not needed: the next segment recomputes every level and direction.
+    stale: bool,
 }
 
 /// A fixed array of empty channel slices, filled with the real ones without allocating.
@@ -351,6 +361,7 @@ impl Engine {
                 layout,
                 chain,
                 alignment,
+                enabled: true,
             });
         }
         // Latency compensation: every output is delayed to the slowest one.
@@ -458,6 +469,67 @@ impl Engine {
         &self.outputs[o].layout
     }
 
+    /// Turns the rendering of output `o` on or off (all are on after `new`). A disabled
+    /// output costs nothing: its master chain, fold-down or HRTF convolution, and any
+    /// speaker bus only it reads, are skipped, and its buffers keep stale samples. When
+    /// turned back on, its processing state is cleared (as by [`Engine::seek`]) and its
+    /// gains are recomputed at the next gain point, so it needs a short warm-up (its
+    /// latency plus the HRIR length) before it matches a render that never stopped.
+    /// Live monitoring uses this to render only the monitor being listened to.
+    pub fn set_output_enabled(&mut self, o: usize, enabled: bool) {
+        let Some(out) = self.outputs.get_mut(o) else {
+            return;
+        };
+        if out.enabled == enabled {
+            return;
+        }
+        out.enabled = enabled;
+        if enabled {
+            out.chain.reset();
+            if let Source::Fold(_, f) = &mut out.source {
+                f.reset();
+            }
+            for (d, _) in &mut out.alignment {
+                crate::dsp::Processor::reset(d);
+            }
+            if matches!(out.source, Source::Binaural)
+                && let Some(b) = &mut self.binaural
+            {
+                b.renderer.reset();
+                crate::dsp::Processor::reset(&mut b.lfe_delay);
+            }
+        }
+        self.update_needed();
+    }
+
+    /// Whether output `o` is rendered.
+    pub fn output_enabled(&self, o: usize) -> bool {
+        self.outputs.get(o).is_some_and(|out| out.enabled)
+    }
+
+    /// Recomputes which buses and whether the binaural path are read by an enabled output.
+    fn update_needed(&mut self) {
+        for (i, bus) in self.buses.iter_mut().enumerate() {
+            let needed = self.outputs.iter().any(|o| {
+                o.enabled && matches!(o.source, Source::Bus(b) | Source::Fold(b, _) if b == i)
+            });
+            if needed && !bus.needed {
+                bus.stale = true;
+            }
+            bus.needed = needed;
+        }
+        if let Some(bin) = &mut self.binaural {
+            let needed = self
+                .outputs
+                .iter()
+                .any(|o| o.enabled && matches!(o.source, Source::Binaural));
+            if needed && !bin.needed {
+                bin.stale = true;
+            }
+            bin.needed = needed;
+        }
+    }
+
     /// Absolute frame of the next sample to render.
     pub fn position_frames(&self) -> u64 {
         self.position
@@ -496,7 +568,7 @@ impl Engine {
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
-        for bus in &mut self.buses {
+        for bus in self.buses.iter_mut().filter(|b| b.needed) {
             for ch in &mut bus.buffers {
                 ch[..frames].fill(0.0);
             }
@@ -509,10 +581,10 @@ impl Engine {
             }
             let run = ((self.segment_end - now) as usize).min(frames - done);
             let offset = (now - self.segment_start) as usize;
-            for bus in &mut self.buses {
+            for bus in self.buses.iter_mut().filter(|b| b.needed) {
                 bus.mix_objects(&self.object_inputs, done, run, offset);
             }
-            if let Some(bin) = &mut self.binaural {
+            if let Some(bin) = self.binaural.as_mut().filter(|b| b.needed) {
                 let out = self
                     .outputs
                     .iter_mut()
@@ -533,10 +605,10 @@ impl Engine {
             }
             done += run;
         }
-        for bus in &mut self.buses {
+        for bus in self.buses.iter_mut().filter(|b| b.needed) {
             bus.mix_beds(&self.bed_inputs, frames);
         }
-        for o in &mut self.outputs {
+        for o in self.outputs.iter_mut().filter(|o| o.enabled) {
             match &mut o.source {
                 Source::Bus(b) => {
                     for (dst, src) in o.buffers.iter_mut().zip(&self.buses[*b].buffers) {
@@ -584,8 +656,10 @@ impl Engine {
         let key_after = self.keyframes.get(k).copied();
         let start = key_before.map_or(grid_start, |f| f.max(grid_start));
         let end = key_after.map_or(grid_end, |f| f.min(grid_end));
-        let continuing = self.segment_valid && start == self.segment_end;
-        for bus in &mut self.buses {
+        let continuing_all = self.segment_valid && start == self.segment_end;
+        for bus in self.buses.iter_mut().filter(|b| b.needed) {
+            let continuing = continuing_all && !bus.stale;
+            bus.stale = false;
             for (i, obj) in self.objects.iter().enumerate() {
                 if obj.mute {
                     bus.ramps[i].n_active = 0;
@@ -603,7 +677,9 @@ impl Engine {
                 bus.compute_ramp(i, obj, g_start, end, start);
             }
         }
-        if let Some(bin) = &mut self.binaural {
+        if let Some(bin) = self.binaural.as_mut().filter(|b| b.needed) {
+            let continuing = continuing_all && !bin.stale;
+            bin.stale = false;
             bin.start_segment(&self.objects, &self.object_static, continuing, start, end);
         }
         self.segment_start = start;
@@ -668,6 +744,8 @@ impl BinauralPath {
                 source,
             })?,
             gains2: vec![0.0; 2],
+            needed: true,
+            stale: false,
         })
     }
 
@@ -821,6 +899,8 @@ impl Bus {
                 })
                 .collect(),
             panner,
+            needed: true,
+            stale: false,
         })
     }
 

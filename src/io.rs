@@ -1378,6 +1378,41 @@ impl SourceStream {
         self.frames
     }
 
+    /// Moves the stream to `frame` at the target rate (clamped to [`SourceStream::frames`]:
+    /// past the end, reads return 0). Passthrough streams land exactly. Resampled
+    /// streams restart the resampler (delay compensated) at the latest source frame
+    /// whose time is a whole number of target frames (a multiple of
+    /// `source_rate / gcd(rates)` source frames) and drop the output frames up to
+    /// `frame`, so the first frame read is the one at `frame`; only the resampler's
+    /// start-up differs from a stream read from the beginning (its filter sees silence
+    /// before the restart point instead of the source).
+    pub fn seek(&mut self, frame: u64) -> Result<(), IoError> {
+        let frame = frame.min(self.frames);
+        let info = self.reader.info();
+        let file_frames = info.frames;
+        let from = u64::from(info.sample_rate);
+        let to = u64::from(self.target_rate);
+        match self.rs.as_mut() {
+            None => {
+                self.reader.seek(frame.min(file_frames))?;
+            }
+            Some(rs) => {
+                let step_in = from / gcd(from, to);
+                let step_out = to / gcd(from, to);
+                let steps = frame / step_out;
+                let source_frame = (steps * step_in).min(file_frames);
+                let out_frame = source_frame / step_in * step_out;
+                self.reader.seek(source_frame)?;
+                rs.resampler.reset();
+                rs.out_pos = 0;
+                rs.out_len = 0;
+                rs.skip = rs.resampler.output_delay() + (frame - out_frame) as usize;
+            }
+        }
+        self.emitted = frame;
+        Ok(())
+    }
+
     /// Reads up to `interleaved.len() / channels` frames at the target rate; exactly
     /// [`SourceStream::frames`] frames in total, then 0.
     pub fn read(&mut self, interleaved: &mut [f32]) -> Result<usize, IoError> {

@@ -1,4 +1,4 @@
-//! The `halo` command: render, gains, layouts, demo.
+//! The `halo` command: render, play, loudness, gains, layouts, demo.
 //!
 //! Exit codes: 0 ok, 2 bad input (the message names the file, the place, the value and
 //! what is allowed), 1 internal error.
@@ -127,6 +127,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Play a session live and flip between monitors (needs the `playback` feature).
+    /// Keys: space play/pause, b binaural, s stereo, l speakers, m loudness match,
+    /// ←/→ seek 5 s, q quit.
+    Play {
+        session: PathBuf,
+        /// What to hear first: binaural, stereo, or a speaker layout (name or .ron file).
+        #[arg(long, default_value = "binaural")]
+        monitor: String,
+        /// Output device: a cpal id such as alsa:default, alsa:hw:0,0, alsa:null, or a
+        /// device name. Default: the system's default output.
+        #[arg(long, value_name = "NAME")]
+        device: Option<String>,
+        /// Start this many seconds into the session.
+        #[arg(long, default_value_t = 0.0)]
+        start: f64,
+        /// Device buffer size in frames (default: the device's).
+        #[arg(long, value_name = "FRAMES")]
+        buffer: Option<u32>,
+    },
     /// Synthesise a 20-second demo session into DIR and render it to every built-in layout.
     Demo {
         #[arg(long, default_value = "halo-demo")]
@@ -214,6 +233,13 @@ fn main() -> ExitCode {
         } => cmd_gains(&layout, size, cart, stdin, &positions),
         Command::Layouts { json } => cmd_layouts(json).map_err(classify),
         Command::Demo { out } => cmd_demo(&out),
+        Command::Play {
+            session,
+            monitor,
+            device,
+            start,
+            buffer,
+        } => cmd_play(&session, &monitor, device.as_deref(), start, buffer),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -813,4 +839,56 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         out.display()
     );
     Ok(())
+}
+
+#[cfg(feature = "playback")]
+fn cmd_play(
+    session: &Path,
+    monitor: &str,
+    device: Option<&str>,
+    start: f64,
+    buffer: Option<u32>,
+) -> Result<(), Failure> {
+    use halo::playback::{self, Monitor, PlayOptions};
+    let (monitor, layout) = match monitor {
+        "binaural" => (Monitor::Binaural, None),
+        "stereo" => (Monitor::Stereo, None),
+        other => (
+            Monitor::Speakers,
+            Some(
+                resolve_layout(other)
+                    .with_context(|| {
+                        format!("--monitor {other}: allowed binaural, stereo or a layout")
+                    })
+                    .map_err(bad_input)?,
+            ),
+        ),
+    };
+    let scene = load_session(session).map_err(classify)?;
+    let options = PlayOptions {
+        monitor,
+        layout,
+        start_s: start,
+        ..PlayOptions::default()
+    };
+    playback::play_in_terminal(&scene, options, device, buffer).map_err(|e| {
+        let code = if e.is_bad_input() { 2 } else { 1 };
+        Failure {
+            code,
+            error: e.into(),
+        }
+    })
+}
+
+#[cfg(not(feature = "playback"))]
+fn cmd_play(
+    _session: &Path,
+    _monitor: &str,
+    _device: Option<&str>,
+    _start: f64,
+    _buffer: Option<u32>,
+) -> Result<(), Failure> {
+    Err(bad_input(anyhow!(
+        "halo was built without the `playback` feature; rebuild with `cargo run --release --features playback -- play …` (on Linux first install libasound2-dev and pkg-config)"
+    )))
 }

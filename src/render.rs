@@ -580,7 +580,7 @@ fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
 }
 
 /// The master chain of an output; dither only where the file is integer PCM.
-fn chain(specs: &[ProcessorSpec], format: WriteFormat) -> Vec<ProcessorConfig> {
+pub(crate) fn chain(specs: &[ProcessorSpec], format: WriteFormat) -> Vec<ProcessorConfig> {
     specs
         .iter()
         .filter(|s| !(matches!(s, ProcessorSpec::Dither { .. }) && format == WriteFormat::F32))
@@ -1407,7 +1407,7 @@ fn translation_report(
     }
 }
 
-fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
+pub(crate) fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
     BedConfig {
         name: b.name.clone(),
         layout: b.layout.clone(),
@@ -1416,7 +1416,7 @@ fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
     }
 }
 
-fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
+pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
     scene
         .objects
         .iter()

@@ -1,0 +1,552 @@
+//! Playback core, without a sound device: the frames the audio-thread processor delivers
+//! equal the offline float render bit for bit for every monitor; monitor switches do not
+//! click (with a measure shown to catch a hard switch); seeks land where asked.
+
+mod playback_common;
+
+use halo::playback::{self, Control, Monitor, PlayOptions, Player};
+use playback_common::*;
+use std::f64::consts::TAU;
+
+/// Runs the player in device buffers of `buffer` frames until it reports the end;
+/// `at` is called before each buffer with the frames delivered so far.
+fn run(
+    player: &mut Player,
+    buffer: usize,
+    max_frames: usize,
+    mut at: impl FnMut(&mut Player, usize),
+) -> Vec<f32> {
+    let dc = player.device_channels();
+    let mut out = Vec::new();
+    let mut buf = vec![0.0f32; buffer * dc];
+    let mut frames = 0;
+    while frames < max_frames {
+        at(player, frames);
+        player.process(&mut buf);
+        out.extend_from_slice(&buf);
+        frames += buffer;
+        if player.status().ended {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn delivered_frames_equal_the_offline_render_for_every_monitor() {
+    let dir = temp_dir("play-exact");
+    let seconds = 1.5;
+    let scene = moving_session(&dir, seconds, 4);
+    let offline = offline(&scene, &dir);
+    let total = offline[0][0].len();
+    for (monitor, buffer) in [
+        (Monitor::Binaural, 256),
+        (Monitor::Stereo, 100),
+        (Monitor::Speakers, 512),
+    ] {
+        let p = playback::prepare(&scene, &options(monitor, seconds, 12)).unwrap();
+        let (mut player, controller) = (p.player, p.controller);
+        wait_buffered(&player, total + player.latency());
+        let out = run(&mut player, buffer, 2 * total, |_, _| {});
+        let n = assert_bit_exact(
+            &out,
+            12,
+            &offline[offline_index(monitor)],
+            &format!("{monitor:?}"),
+        );
+        let status = player.status();
+        assert_eq!(status.underruns, 0);
+        assert_eq!(status.position_frames, total as u64);
+        assert!(status.ended);
+        // Past the end: silence.
+        assert!(out[n * 12..].iter().all(|&x| x == 0.0));
+        // The heard signal is not trivially silent.
+        let peak = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(peak > 0.05, "{monitor:?}: peak {peak}");
+        drop(controller);
+    }
+}
+
+/// Energy above 4 kHz relative to the total, dB (8th-order Butterworth high-pass, first
+/// 50 ms skipped) — the measure of tests/engine.rs.
+fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
+    let skip = (0.05 * RATE as f64) as usize;
+    let mut hp = 0.0f64;
+    let mut total = 0.0f64;
+    for ch in channels {
+        let mut sig: Vec<f64> = ch.iter().map(|&x| x as f64).collect();
+        for k in 0..4 {
+            let q = 1.0 / (2.0 * ((2 * k + 1) as f64 * std::f64::consts::PI / 16.0).sin());
+            let w = TAU * 4000.0 / RATE as f64;
+            let alpha = w.sin() / (2.0 * q);
+            let a0 = 1.0 + alpha;
+            let b0 = (1.0 + w.cos()) / 2.0 / a0;
+            let b1 = -(1.0 + w.cos()) / a0;
+            let a1 = -2.0 * w.cos() / a0;
+            let a2 = (1.0 - alpha) / a0;
+            let (mut z1, mut z2) = (0.0, 0.0);
+            for x in sig.iter_mut() {
+                let y = b0 * *x + z1;
+                z1 = b1 * *x - a1 * y + z2;
+                z2 = b0 * *x - a2 * y;
+                *x = y;
+            }
+        }
+        hp += sig[skip..].iter().map(|x| x * x).sum::<f64>();
+        total += ch[skip..]
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>();
+    }
+    10.0 * (hp.max(1e-300) / total).log10()
+}
+
+/// A 2 s session with one static 500 Hz tone in front, outputs as in `moving_session`
+/// but without dynamics (so only the switch can add high frequencies).
+fn tone_session(dir: &std::path::Path) -> halo::session::Scene {
+    let frames = 2 * RATE as usize;
+    let spec = halo::io::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        format: halo::io::WriteFormat::F32,
+        channel_mask: None,
+    };
+    let mut w = halo::io::WavWriter::create(&dir.join("tone.wav"), spec).unwrap();
+    w.write(&sine(500.0, frames, 0.5)).unwrap();
+    w.finish().unwrap().commit().unwrap();
+    let text = format!(
+        r#"Session(sample_rate: {RATE}, duration: 2.0,
+    objects: [(name: "tone", source: "tone.wav", position: Polar(az: 30.0, el: 0.0))],
+    outputs: [Speakers(layout: "7.1.4"), Binaural(), Stereo(from: "7.1.4")])"#
+    );
+    let path = dir.join("tone.ron");
+    let mut read_layout =
+        |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| e.to_string());
+    halo::session::parse(&text, &path, &mut read_layout).unwrap()
+}
+
+/// Plays the tone session on 2 channels from `from`, asking for `to` at 1 s (None: no
+/// switch), with the given crossfade; returns the two channels.
+fn switched(
+    scene: &halo::session::Scene,
+    from: Monitor,
+    to: Option<Monitor>,
+    crossfade_ms: f64,
+) -> Vec<Vec<f32>> {
+    let mut opts: PlayOptions = options(from, 2.0, 2);
+    opts.crossfade_ms = crossfade_ms;
+    let p = playback::prepare(scene, &opts).unwrap();
+    let mut player = p.player;
+    wait_buffered(&player, 2 * RATE as usize + player.latency());
+    let mut asked = false;
+    let out = run(&mut player, 256, 4 * RATE as usize, |pl, f| {
+        if f >= RATE as usize
+            && !asked
+            && let Some(m) = to
+        {
+            pl.apply(Control::Monitor(m));
+            asked = true;
+        }
+    });
+    assert_eq!(player.status().monitor, to.unwrap_or(from));
+    let frames = 2 * RATE as usize;
+    (0..2)
+        .map(|c| (0..frames).map(|f| out[f * 2 + c]).collect())
+        .collect()
+}
+
+#[test]
+fn monitor_switch_does_not_click() {
+    let dir = temp_dir("play-click");
+    let scene = tone_session(&dir);
+    let still = high_band_ratio_db(&switched(&scene, Monitor::Stereo, None, 20.0));
+    let smooth = high_band_ratio_db(&switched(
+        &scene,
+        Monitor::Stereo,
+        Some(Monitor::Binaural),
+        20.0,
+    ));
+    let back = high_band_ratio_db(&switched(
+        &scene,
+        Monitor::Binaural,
+        Some(Monitor::Stereo),
+        20.0,
+    ));
+    let hard = high_band_ratio_db(&switched(
+        &scene,
+        Monitor::Stereo,
+        Some(Monitor::Binaural),
+        0.0,
+    ));
+    eprintln!(
+        "above 4 kHz: no switch {still:.1} dB, stereo→binaural {smooth:.1} dB, binaural→stereo {back:.1} dB, hard switch {hard:.1} dB"
+    );
+    assert!(still < -100.0, "static tone reads {still:.1} dB");
+    assert!(smooth < -80.0, "crossfaded switch reads {smooth:.1} dB");
+    assert!(back < -80.0, "crossfaded switch back reads {back:.1} dB");
+    assert!(
+        hard > -80.0,
+        "a hard switch reads only {hard:.1} dB: the measure cannot fail"
+    );
+}
+
+#[test]
+fn seek_lands_on_the_asked_frame_and_plays_on() {
+    let dir = temp_dir("play-seek");
+    let seconds = 1.5;
+    let scene = moving_session(&dir, seconds, 2);
+    let offline = offline(&scene, &dir);
+    let p = playback::prepare(&scene, &options(Monitor::Stereo, seconds, 2)).unwrap();
+    let mut player = p.player;
+    let target = RATE as u64; // 1 s
+    let mut sought = false;
+    let mut after = Vec::new();
+    let mut buf = vec![0.0f32; 256 * 2];
+    for _ in 0..100_000 {
+        if player.status().position_frames >= 4800 && !sought {
+            player.apply(Control::Seek(target));
+            sought = true;
+        }
+        player.process(&mut buf);
+        if sought && player.status().position_frames > target {
+            after.extend_from_slice(&buf);
+        }
+        if player.status().ended {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    assert!(sought && player.status().ended);
+    assert_eq!(player.status().generation, 1);
+    // After the 20 ms fade-in the output follows the offline render of 1 s onwards
+    // (same music, processing state restarted, so close rather than identical).
+    let reference = &offline[2];
+    let start = target as usize;
+    let heard: Vec<f32> = after.chunks(2).map(|f| f[0]).collect();
+    let energy = |x: &[f32]| x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+    let skip = 2400; // past the fade-in
+    let n = (reference[0].len() - start - skip).min(heard.len().saturating_sub(skip)) - 256;
+    let diff: Vec<f32> = (0..n)
+        .map(|k| heard[skip + k] - reference[0][start + skip + k])
+        .collect();
+    let snr_db =
+        10.0 * (energy(&reference[0][start + skip..start + skip + n]) / energy(&diff)).log10();
+    eprintln!("after the seek: {n} frames, {snr_db:.1} dB signal to difference");
+    assert!(
+        snr_db > 20.0,
+        "after the seek the output differs: {snr_db:.1} dB"
+    );
+}
+
+#[test]
+fn only_the_monitored_output_is_rendered_and_re_enabling_converges() {
+    use halo::engine::Engine;
+    let dir = temp_dir("play-enable");
+    let scene = moving_session(&dir, 1.0, 3);
+    let setup = playback::play_setup(&scene, None, None, 256).unwrap();
+    let frames = RATE as usize;
+    let n_obj = scene.objects.len();
+    let signal = |i: usize, f: usize| ((f * 31 + i * 977) % 401) as f32 / 401.0 - 0.5;
+    // Renders the binaural output; `enabled(block)` says whether it is on in that block.
+    let render = |only: bool, enabled: &dyn Fn(usize) -> bool| -> Vec<f32> {
+        let mut e = Engine::new(setup.engine.clone()).unwrap();
+        if only {
+            e.set_output_enabled(0, false);
+            e.set_output_enabled(2, false);
+        }
+        let mut out = Vec::new();
+        for (k, start) in (0..frames).step_by(256).enumerate() {
+            e.set_output_enabled(1, enabled(k));
+            for i in 0..n_obj {
+                for (f, x) in e.object_input(i)[..256].iter_mut().enumerate() {
+                    *x = signal(i, start + f);
+                }
+            }
+            e.process(256);
+            out.extend_from_slice(&e.output(1)[0][..256]);
+        }
+        out
+    };
+    let all = render(false, &|_| true);
+    let only = render(true, &|_| true);
+    assert!(
+        all.iter()
+            .zip(&only)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "rendering only the binaural output changed it"
+    );
+    // Off for blocks 40…79, back on at block 80 (frame 20480).
+    let gap = render(true, &|k| !(40..80).contains(&k));
+    let back = 80 * 256;
+    let warm = back + setup_warmup(&setup);
+    let diff = |range: std::ops::Range<usize>| {
+        range
+            .map(|f| (all[f] - gap[f]).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let before = diff(0..40 * 256);
+    let during_warmup = diff(back..back + 256);
+    let after = diff(warm..frames);
+    let later = diff(back + (0.25 * RATE as f64) as usize..frames);
+    eprintln!(
+        "re-enabled binaural output against one never disabled: {during_warmup:.3} in its first block, {after:.4} after the warm-up, {later:e} from 250 ms on"
+    );
+    assert_eq!(before, 0.0);
+    assert!(
+        during_warmup > 0.1,
+        "the measure sees the restart ({during_warmup:e})"
+    );
+    // What remains after the warm-up is the limiter's release memory (50 ms)…
+    assert!(
+        after < 0.02,
+        "after the warm-up the output differs by {after:e}"
+    );
+    // …and once it has converged the output is bit-identical again.
+    assert_eq!(later, 0.0);
+}
+
+/// The warm-up the Player gives a newly enabled monitor.
+fn setup_warmup(setup: &playback::PlaySetup) -> usize {
+    let latency = halo::engine::Engine::new(setup.engine.clone())
+        .unwrap()
+        .latency();
+    playback::warmup_frames(latency, RATE)
+}
+
+#[test]
+fn loudness_analysis_agrees_with_the_offline_render_and_matching_applies_its_gains() {
+    use halo::io::WriteFormat;
+    use std::sync::atomic::AtomicBool;
+    let dir = temp_dir("play-match");
+    let seconds = 2.5;
+    let scene = moving_session(&dir, seconds, 3);
+    let out = dir.join("render");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut ro = halo::render::RenderOptions::new(&out);
+    ro.format = WriteFormat::F32;
+    let report = halo::render::render(&scene, &mut ro).unwrap();
+    let setup = playback::play_setup(&scene, None, None, playback::CHUNK_FRAMES).unwrap();
+    let mut interim = Vec::new();
+    let est = playback::LoudnessAnalysis::run(&scene, &setup, &AtomicBool::new(false), &mut |e| {
+        interim.push(e)
+    })
+    .unwrap();
+    assert!(est.done);
+    assert!(
+        interim.len() >= 2,
+        "a running estimate before the final one"
+    );
+    assert!(!interim[0].done);
+    let offline_lufs = |kind: &str| {
+        report
+            .outputs
+            .iter()
+            .find(|o| o.kind == kind)
+            .unwrap()
+            .loudness
+            .integrated_lufs
+    };
+    let want = [
+        offline_lufs("binaural"),
+        offline_lufs("stereo"),
+        offline_lufs("speakers"),
+    ];
+    eprintln!(
+        "integrated: analysis {:?}, offline {want:?}",
+        est.integrated_lufs
+    );
+    for (a, b) in est.integrated_lufs.iter().zip(&want) {
+        assert!(
+            (a - b).abs() < 1e-9,
+            "analysis {a} LUFS, offline render {b} LUFS"
+        );
+    }
+    let gains = est.match_gains_db();
+    assert_eq!(gains[2], 0.0);
+    assert!((gains[0] as f64 - (want[2] - want[0])).abs() < 1e-4);
+
+    // With matching on, the binaural monitor is the offline render times its gain.
+    let offline = offline(&scene, &dir);
+    let p = playback::prepare(&scene, &options(Monitor::Binaural, seconds, 2)).unwrap();
+    let mut player = p.player;
+    player.apply(Control::MatchGains(gains));
+    player.apply(Control::Match(true));
+    wait_buffered(&player, (seconds * RATE as f64) as usize);
+    let heard = run(&mut player, 256, 10 * RATE as usize, |_, _| {});
+    let g = 10f32.powf(gains[0] / 20.0);
+    let reference = &offline[offline_index(Monitor::Binaural)];
+    let mut worst = 0.0f32;
+    for f in 2000..reference[0].len() {
+        for c in 0..2 {
+            worst = worst.max((heard[f * 2 + c] - reference[c][f] * g).abs());
+        }
+    }
+    eprintln!(
+        "matched binaural: gain {:+.2} dB, worst deviation {worst:e}",
+        gains[0]
+    );
+    assert!(worst < 1e-6, "matched output deviates by {worst:e}");
+}
+
+#[test]
+fn speaker_monitor_on_too_few_device_channels_is_refused() {
+    let dir = temp_dir("play-channels");
+    let scene = moving_session(&dir, 0.5, 1);
+    let err = playback::prepare(&scene, &options(Monitor::Speakers, 0.5, 2))
+        .err()
+        .expect("a 2-channel device cannot monitor 7.1.4");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("7.1.4") && msg.contains("12") && msg.contains("binaural"),
+        "{msg}"
+    );
+    assert!(err.is_bad_input());
+    // On two channels the player ignores a request for the speaker monitor.
+    let p = playback::prepare(&scene, &options(Monitor::Stereo, 0.5, 2)).unwrap();
+    let mut player = p.player;
+    player.apply(Control::Monitor(Monitor::Speakers));
+    assert_eq!(player.status().monitor, Monitor::Stereo);
+    assert_eq!(player.status().switching_to, None);
+}
+
+#[cfg(not(feature = "playback"))]
+#[test]
+fn without_the_feature_play_says_how_to_get_it() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
+        .args(["play", "whatever.ron"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--features playback") && err.contains("libasound2-dev"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pause_and_resume_fade_and_hold_the_position() {
+    let dir = temp_dir("play-pause");
+    let scene = tone_session(&dir);
+    let (worst, tone_step) = pause_steps(&scene, 20.0);
+    assert!(
+        worst < tone_step * 1.1,
+        "a step of {worst} at pause or resume"
+    );
+    // The measure fails for a pause without a fade (one-frame fades).
+    let (abrupt, _) = pause_steps(&scene, 0.0);
+    eprintln!("pause without fade: largest step {abrupt:.4}");
+    assert!(
+        abrupt > tone_step * 3.0,
+        "an abrupt pause reads only {abrupt}"
+    );
+}
+
+/// Plays the tone with a pause at callback 100 and a resume at 150; returns the largest
+/// sample-to-sample step and the tone's own largest step.
+fn pause_steps(scene: &halo::session::Scene, fade_ms: f64) -> (f32, f32) {
+    let mut opts = options(Monitor::Stereo, 2.0, 2);
+    opts.crossfade_ms = fade_ms;
+    let p = playback::prepare(scene, &opts).unwrap();
+    let mut player = p.player;
+    wait_buffered(&player, 2 * RATE as usize);
+    let mut held = Vec::new();
+    let out = run(&mut player, 256, 4 * RATE as usize, |pl, f| {
+        if f == 256 * 100 {
+            pl.apply(Control::Pause);
+        }
+        if (256 * 110..256 * 150).contains(&f) {
+            held.push(pl.status().position_frames);
+        }
+        if f == 256 * 150 {
+            pl.apply(Control::TogglePlay);
+        }
+    });
+    let left: Vec<f32> = out.chunks(2).map(|f| f[0]).collect();
+    // Paused: silence, position held.
+    assert!(
+        held.windows(2).all(|w| w[0] == w[1]),
+        "position moved while paused"
+    );
+    assert!(left[256 * 110..256 * 150].iter().all(|&x| x == 0.0));
+    // No step anywhere: the largest sample-to-sample change stays that of the tone.
+    let peak = left.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let tone_step = peak * (TAU * 500.0 / RATE as f64) as f32;
+    let worst = left
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!(
+        "pause/resume ({fade_ms} ms fades): largest step {worst:.4}, the tone's own {tone_step:.4} (peak {peak:.3})"
+    );
+    // The session plays to its end: 2 s of audio heard, 40 callbacks of pause besides.
+    assert!(player.status().ended);
+    let sounding = left.iter().filter(|&&x| x != 0.0).count();
+    assert!(
+        sounding > 2 * RATE as usize - 2000,
+        "{sounding} frames sounded"
+    );
+    (worst, tone_step)
+}
+
+#[test]
+fn source_stream_seek_lands_on_the_frame_also_when_resampling() {
+    use halo::io::{SourceStream, WavSpec, WavWriter, WriteFormat};
+    let dir = temp_dir("play-stream-seek");
+    for file_rate in [48_000u32, 44_100] {
+        let path = dir.join(format!("s{file_rate}.wav"));
+        let spec = WavSpec {
+            channels: 1,
+            sample_rate: file_rate,
+            format: WriteFormat::F32,
+            channel_mask: None,
+        };
+        let n = file_rate as usize;
+        let sig: Vec<f32> = (0..n)
+            .map(|i| (0.5 * (TAU * 440.0 * i as f64 / file_rate as f64).sin()) as f32)
+            .collect();
+        let mut w = WavWriter::create(&path, spec).unwrap();
+        w.write(&sig).unwrap();
+        w.finish().unwrap().commit().unwrap();
+        let read_all = |s: &mut SourceStream| {
+            let mut out = Vec::new();
+            let mut buf = vec![0.0f32; 1000];
+            loop {
+                let k = s.read(&mut buf).unwrap();
+                if k == 0 {
+                    break out;
+                }
+                out.extend_from_slice(&buf[..k]);
+            }
+        };
+        let mut s = SourceStream::open(&path, RATE).unwrap();
+        let whole = read_all(&mut s);
+        for target in [0u64, 12_345, 30_001] {
+            let mut s = SourceStream::open(&path, RATE).unwrap();
+            s.seek(target).unwrap();
+            let tail = read_all(&mut s);
+            assert_eq!(
+                tail.len(),
+                whole.len() - target as usize,
+                "{file_rate} Hz, seek {target}"
+            );
+            // Past the resampler's start-up (its filter sees silence before the restart).
+            let skip = if file_rate == RATE { 0 } else { 2048 };
+            let worst = tail[skip..tail.len() - 2048]
+                .iter()
+                .zip(&whole[target as usize + skip..])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            eprintln!("{file_rate} Hz, seek to {target}: worst difference {worst:e}");
+            if file_rate == RATE {
+                assert_eq!(worst, 0.0);
+            } else {
+                assert!(worst < 1e-5, "{file_rate} Hz, seek {target}: {worst}");
+            }
+        }
+        // Past the end: nothing more to read.
+        let mut s = SourceStream::open(&path, RATE).unwrap();
+        s.seek(u64::MAX).unwrap();
+        assert!(read_all(&mut s).is_empty());
+    }
+}
