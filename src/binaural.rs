@@ -1306,8 +1306,8 @@ struct Job<'a> {
     b_im: &'a mut [Vec<f32>; 2],
 }
 
-/// Whether the CPU has AVX (the kernels' fast build).
-fn has_avx() -> bool {
+/// Whether the CPU has AVX (the kernels' fast build; also used by the engine's mixing).
+pub(crate) fn has_avx() -> bool {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
         std::arch::is_x86_feature_detected!("avx")
