@@ -489,6 +489,14 @@ impl Mesh {
     }
 
     fn weights(&self, dir: Direction) -> Weights {
+        let mut no_hint = usize::MAX;
+        self.weights_hinted(dir, None, &mut no_hint)
+    }
+
+    /// [`Mesh::weights`], trying the triangle `hint` first (and updating it); `unit` is
+    /// `dir.to_unit()` when the caller has it. Same weights: a direction strictly inside
+    /// a triangle (by more than the tolerance) lies in no other.
+    fn weights_hinted(&self, dir: Direction, unit: Option<[f64; 3]>, hint: &mut usize) -> Weights {
         let az = if dir.azimuth_deg.is_finite() {
             dir.azimuth_deg
         } else {
@@ -499,8 +507,18 @@ impl Mesh {
         } else {
             0.0
         };
-        let dir = Direction::new(az, el.clamp(self.el_min_deg, self.el_max_deg));
-        let d = dir.to_unit();
+        let clamped = Direction::new(az, el.clamp(self.el_min_deg, self.el_max_deg));
+        let d = match unit {
+            Some(u) if clamped == dir => u,
+            _ => clamped.to_unit(),
+        };
+        let dir = clamped;
+        if let Some(inv) = self.inverse.get(*hint) {
+            let w = [dot(inv[0], d), dot(inv[1], d), dot(inv[2], d)];
+            if w[0].min(w[1]).min(w[2]) >= INSIDE_EPS {
+                return self.normalised(*hint, w);
+            }
+        }
         let n_az = (360.0 / GRID_DEG) as usize;
         let n_el = (180.0 / GRID_DEG) as usize;
         let ia = (((dir.azimuth_deg + 180.0) / GRID_DEG) as usize).min(n_az - 1);
@@ -511,17 +529,11 @@ impl Mesh {
         let found = self
             .best_face(d, cands.iter().map(|&f| f as usize))
             .or_else(|| self.best_face(d, 0..self.faces.len()));
-        if let Some((f, w)) = found {
-            let w = w.map(|x| x.max(0.0));
-            let sum = w[0] + w[1] + w[2];
-            if sum > 0.0 {
-                let fc = self.faces[f];
-                return [
-                    (fc[0], (w[0] / sum) as f32),
-                    (fc[1], (w[1] / sum) as f32),
-                    (fc[2], (w[2] / sum) as f32),
-                ];
-            }
+        if let Some((f, w)) = found
+            && w.iter().map(|x| x.max(0.0)).sum::<f64>() > 0.0
+        {
+            *hint = f;
+            return self.normalised(f, w);
         }
         // No triangle contains the direction (degenerate set): the nearest measurement.
         let mut best = (0, f64::MIN);
@@ -532,6 +544,18 @@ impl Mesh {
             }
         }
         [(best.0, 1.0), (best.0, 0.0), (best.0, 0.0)]
+    }
+
+    /// Triangle `f`'s raw weights clamped at 0 and normalised to sum 1.
+    fn normalised(&self, f: usize, w: [f64; 3]) -> Weights {
+        let w = w.map(|x| x.max(0.0));
+        let sum = w[0] + w[1] + w[2];
+        let fc = self.faces[f];
+        [
+            (fc[0], (w[0] / sum) as f32),
+            (fc[1], (w[1] / sum) as f32),
+            (fc[2], (w[2] / sum) as f32),
+        ]
     }
 
     /// The candidate triangle containing `d` most centrally, with its raw weights.
@@ -773,6 +797,8 @@ struct Source {
     silent_run: usize,
     /// Interpolation weights of the filter in use.
     weights: Weights,
+    /// The mesh triangle of the last lookup (tried first at the next).
+    face: usize,
     /// The filter in use, stored (ear-major, then partition, then bin) once the source
     /// has stood still for a partition; while it moves, filters are interpolated on the
     /// fly from the measured spectra instead (less memory traffic than storing them).
@@ -910,6 +936,7 @@ impl BinauralRenderer {
                 head: 0,
                 silent_run: parts,
                 weights: [(0, 0.0); 3],
+                face: 0,
                 filt_re: vec![0.0; per_meas],
                 filt_im: vec![0.0; per_meas],
                 stored: false,
@@ -1167,7 +1194,10 @@ impl BinauralRenderer {
             let mut new_w = s.weights;
             if hrtf_now {
                 if stale {
-                    new_w = self.hrtf.weights(now.dir);
+                    new_w = self
+                        .hrtf
+                        .mesh
+                        .weights_hinted(now.dir, Some(target), &mut s.face);
                     s.filter_dir = Some(target);
                     if old_audible && crossfade {
                         // A change: the new filter is interpolated on the fly, the old one
@@ -1646,6 +1676,25 @@ mod tests {
             let fast = render_mixed(true);
             // Element-wise arithmetic in the same order: bit-identical, not merely close.
             assert!(portable == fast, "AVX and portable kernels differ");
+        }
+    }
+
+    #[test]
+    fn hinted_weights_equal_grid_weights() {
+        let set = HrtfSet::default_set(48_000).unwrap();
+        let mesh = &set.mesh;
+        let mut hint = 0;
+        for k in 0..5000 {
+            // A slowly moving direction (hint mostly right), with jumps and odd hints.
+            let d = if k % 50 == 0 {
+                hint = [usize::MAX, 7, 100_000][k % 3];
+                Direction::new(k as f64 * 71.3, -80.0 + (k as f64 * 3.1) % 170.0)
+            } else {
+                Direction::new(k as f64 * 0.7, -50.0 + (k as f64 * 0.03) % 140.0)
+            };
+            let want = mesh.weights(d);
+            assert_eq!(mesh.weights_hinted(d, Some(d.to_unit()), &mut hint), want);
+            assert_eq!(mesh.weights_hinted(d, None, &mut hint), want);
         }
     }
 
