@@ -18,7 +18,7 @@ use crate::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
 use crate::geometry::{Direction, Position, RoomMap};
 use crate::layout::Layout;
-use crate::panner::{Panner, PannerError};
+use crate::panner::{PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -177,7 +177,7 @@ struct Cursors {
     gain: usize,
     position: usize,
     size: usize,
-    triangle: usize,
+    pan: PanHint,
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -741,7 +741,7 @@ impl BinauralPath {
                     obj.size
                         .value_at_cursor(start as f64, &mut cur.size)
                         .clamp(0.0, 1.0),
-                    &mut cur.triangle,
+                    &mut cur.pan,
                     &mut self.gains2,
                 );
                 self.renderer
@@ -860,7 +860,7 @@ impl Bus {
         self.panner.position_gains_with_hint(
             obj.position.value_at_cursor(t, &mut cur.position),
             obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
-            &mut cur.triangle,
+            &mut cur.pan,
             &mut self.scratch,
         );
         let nch = self.scratch.len();
@@ -896,12 +896,11 @@ impl Bus {
         let ramp = &mut self.ramps[i];
         let g_end = &self.end_gains[i * nch..(i + 1) * nch];
         ramp.n_active = 0;
-        for (c, (&end, (&start, slope))) in g_end
-            .iter()
-            .zip(ramp.start.iter().zip(ramp.slope.iter_mut()))
-            .enumerate()
-        {
+        // Slopes first (a loop that vectorises), then the active channels.
+        for ((&end, &start), slope) in g_end.iter().zip(&ramp.start).zip(&mut ramp.slope) {
             *slope = (end - start) / len;
+        }
+        for (c, (&end, &start)) in g_end.iter().zip(&ramp.start).enumerate() {
             if start != 0.0 || end != 0.0 {
                 ramp.active[ramp.n_active] = c;
                 ramp.n_active += 1;

@@ -192,6 +192,27 @@ enum Mode {
     Stereo { l: usize, r: usize },
 }
 
+/// One object's lookup record for [`Panner::position_gains_with_hint`] (a cache only: it
+/// never changes the gains beyond rounding).
+#[derive(Debug, Clone, Copy)]
+pub struct PanHint {
+    triangle: usize,
+    el_deg: f64,
+    sin_el: f64,
+    cos_el: f64,
+}
+
+impl Default for PanHint {
+    fn default() -> Self {
+        PanHint {
+            triangle: 0,
+            el_deg: f64::NAN, // matches no elevation: the first lookup computes it
+            sin_el: 0.0,
+            cos_el: 1.0,
+        }
+    }
+}
+
 /// Full-sphere VBAP panner for one layout. Build once per layout with [`Panner::new`];
 /// the gain functions never allocate.
 #[derive(Debug, Clone)]
@@ -354,12 +375,16 @@ impl Panner {
     }
 
     fn gains_hinted(&self, dir: Direction, size: f64, hint: &Cell<usize>, out: &mut [f64]) {
+        self.gains_unit(unit_of(dir), size, hint, out);
+    }
+
+    /// [`Panner::gains`] of the unit vector `u` of a direction.
+    fn gains_unit(&self, u: [f64; 3], size: f64, hint: &Cell<usize>, out: &mut [f64]) {
         let s = if size.is_finite() {
             size.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        let u = unit_of(dir);
         let mut point = [0.0; MAX_CHANNELS];
         self.point_unit_hinted(u, hint, &mut point);
         if s <= 0.0 {
@@ -422,18 +447,47 @@ impl Panner {
     }
 
     /// [`Panner::position_gains`] for one of many moving objects: `hint` is the object's
-    /// own record of the hull triangle it was last found in (start with 0), tried first
-    /// and updated. The gains are the same as `position_gains`' (the hint only saves the
+    /// own record (start with `PanHint::default()`) of the hull triangle it was last found
+    /// in, tried first, and of its last elevation's sine and cosine. The gains are the same as `position_gains`' (the hint only saves the
     /// triangle search; on a shared edge either triangle gives the same gains within
     /// rounding).
     pub fn position_gains_with_hint(
         &self,
         pos: Position,
         size: f64,
-        hint: &mut usize,
+        hint: &mut PanHint,
         out: &mut [f64],
     ) {
-        self.position_gains_hinted(pos, size, Cell::from_mut(hint), out);
+        let (dir, size) = match pos {
+            Position::Cartesian { x, y, z } => {
+                let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+                let rd = self
+                    .room
+                    .cartesian_to_direction(finite(x), finite(y), finite(z));
+                let near = (1.0 - rd.extent / CENTRE_DIFFUSE_EXTENT).clamp(0.0, 1.0);
+                let s = if size.is_finite() { size } else { 0.0 };
+                (rd.direction, s.max(near))
+            }
+            Position::Polar {
+                azimuth_deg,
+                elevation_deg,
+                ..
+            } => (Direction::new(azimuth_deg, elevation_deg), size),
+        };
+        // `unit_of`, with the elevation's sine and cosine kept while it does not change.
+        let u = if dir.azimuth_deg.is_finite() && dir.elevation_deg.is_finite() {
+            let d = Direction::new(dir.azimuth_deg, dir.elevation_deg);
+            if d.elevation_deg != hint.el_deg {
+                let el = d.elevation_deg.to_radians();
+                (hint.sin_el, hint.cos_el) = (el.sin(), el.cos());
+                hint.el_deg = d.elevation_deg;
+            }
+            let az = d.azimuth_deg.to_radians();
+            [-az.sin() * hint.cos_el, az.cos() * hint.cos_el, hint.sin_el]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        self.gains_unit(u, size, Cell::from_mut(&mut hint.triangle), out);
     }
 
     fn position_gains_hinted(&self, pos: Position, size: f64, hint: &Cell<usize>, out: &mut [f64]) {
