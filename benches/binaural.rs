@@ -144,6 +144,13 @@ fn bench(c: &mut Criterion) {
             b.iter(|| sofar.run(black_box(&ins), &mut l, &mut r))
         });
         let x_halo = times_real_time(|| halo.run(&ins, &mut l, &mut r), 8);
+        // The live-playback budget: one 256-frame partition's cost against its duration.
+        let part_us = 256.0 / SR as f64 / x_halo * 1e6;
+        println!(
+            "{n:4} moving sources, 256-frame partitions: {part_us:6.0} us per partition ({:.1}% of {:.2} ms)",
+            100.0 / x_halo,
+            256.0 / SR as f64 * 1e3
+        );
         for b in [128usize, 512, 1024] {
             let mut cfg = BinauralConfig::new(SR, n);
             cfg.partition_frames = b;

@@ -1,5 +1,6 @@
 //! Gain computation speed of the VBAP panner (called every 64 samples per object by the
-//! engine): point sources on 7.1.4 and 9.1.6, size 0.3, and Cartesian positions.
+//! engine): point sources on 7.1.4 and 9.1.6, size 0.3, Cartesian positions, and the
+//! engine's hinted path for a moving object.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use halo::geometry::{Direction, Position};
@@ -56,6 +57,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % pos.len();
                 panner.position_gains(black_box(pos[i]), black_box(0.0), &mut out);
+                black_box(&out);
+            })
+        });
+        // The engine's path: one object moving slowly at a constant height, keeping its
+        // own PanHint (triangle and elevation cached).
+        let mut hint = halo::panner::PanHint::default();
+        let mut k = 0u64;
+        c.bench_function(&format!("position_gains_with_hint moving {name}"), |b| {
+            b.iter(|| {
+                k += 1;
+                let pos = Position::Polar {
+                    azimuth_deg: (k % 36_000) as f64 * 0.01,
+                    elevation_deg: 10.0,
+                    distance: 1.0,
+                };
+                panner.position_gains_with_hint(black_box(pos), 0.0, &mut hint, &mut out);
                 black_box(&out);
             })
         });

@@ -18,7 +18,7 @@ use crate::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
 use crate::geometry::{Direction, Position, RoomMap};
 use crate::layout::Layout;
-use crate::panner::{Panner, PannerError};
+use crate::panner::{PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -168,6 +168,20 @@ struct Bus {
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
     stale: bool,
+    /// Per object: automation cursors and the panner's triangle hint.
+    cursors: Vec<Cursors>,
+    /// The CPU has AVX: mix with the AVX build of the mixing loops.
+    avx: bool,
+}
+
+/// One object's lookup caches (automation segments, hull triangle); they only speed up
+/// lookups and never change a value.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursors {
+    gain: usize,
+    position: usize,
+    size: usize,
+    pan: PanHint,
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -238,6 +252,8 @@ struct BinauralPath {
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every level and direction.
     stale: bool,
+    /// Per object: automation cursors and the stereo panner's triangle hint.
+    cursors: Vec<Cursors>,
 }
 
 /// A fixed array of empty channel slices, filled with the real ones without allocating.
@@ -746,6 +762,7 @@ impl BinauralPath {
             gains2: vec![0.0; 2],
             needed: true,
             stale: false,
+            cursors: vec![Cursors::default(); n_obj],
         })
     }
 
@@ -760,11 +777,11 @@ impl BinauralPath {
         }
     }
 
-    fn level_at(obj: &ObjectConfig, frame: u64) -> f32 {
+    fn level_at(obj: &ObjectConfig, frame: u64, cursor: &mut usize) -> f32 {
         if obj.mute {
             0.0
         } else {
-            10f64.powf(obj.gain_db.value_at(frame as f64) / 20.0) as f32
+            10f64.powf(obj.gain_db.value_at_cursor(frame as f64, cursor) / 20.0) as f32
         }
     }
 
@@ -782,21 +799,27 @@ impl BinauralPath {
             if continuing && object_static[i] {
                 continue;
             }
+            let cur = &mut self.cursors[i];
             let l0 = if continuing {
                 self.level_end[i]
             } else {
-                Self::level_at(obj, start)
+                Self::level_at(obj, start, &mut cur.gain)
             };
-            let l1 = Self::level_at(obj, end);
+            let l1 = Self::level_at(obj, end, &mut cur.gain);
             self.level_start[i] = l0;
             self.level_end[i] = l1;
             self.level_slope[i] = (l1 - l0) / len;
             self.renderer.set_active(i, !obj.mute);
-            let pos = obj.position.value_at(start as f64);
+            let pos = obj
+                .position
+                .value_at_cursor(start as f64, &mut cur.position);
             if obj.binaural_bypass {
-                self.stereo.position_gains(
+                self.stereo.position_gains_with_hint(
                     pos,
-                    obj.size.value_at(start as f64).clamp(0.0, 1.0),
+                    obj.size
+                        .value_at_cursor(start as f64, &mut cur.size)
+                        .clamp(0.0, 1.0),
+                    &mut cur.pan,
                     &mut self.gains2,
                 );
                 self.renderer
@@ -898,6 +921,8 @@ impl Bus {
                         .then(|| 10f64.powf(o.gain_db.value_at(0.0) / 20.0))
                 })
                 .collect(),
+            cursors: vec![Cursors::default(); n_obj],
+            avx: crate::binaural::has_avx(),
             panner,
             needed: true,
             stale: false,
@@ -907,13 +932,15 @@ impl Bus {
     /// Object `i`'s gains at `frame` (panning × level) into `end_gains`.
     fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64) {
         let t = frame as f64;
+        let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
             Some(level) => level,
-            None => 10f64.powf(obj.gain_db.value_at(t) / 20.0),
+            None => 10f64.powf(obj.gain_db.value_at_cursor(t, &mut cur.gain) / 20.0),
         };
-        self.panner.position_gains(
-            obj.position.value_at(t),
-            obj.size.value_at(t).clamp(0.0, 1.0),
+        self.panner.position_gains_with_hint(
+            obj.position.value_at_cursor(t, &mut cur.position),
+            obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
+            &mut cur.pan,
             &mut self.scratch,
         );
         let nch = self.scratch.len();
@@ -949,12 +976,11 @@ impl Bus {
         let ramp = &mut self.ramps[i];
         let g_end = &self.end_gains[i * nch..(i + 1) * nch];
         ramp.n_active = 0;
-        for (c, (&end, (&start, slope))) in g_end
-            .iter()
-            .zip(ramp.start.iter().zip(ramp.slope.iter_mut()))
-            .enumerate()
-        {
+        // Slopes first (a loop that vectorises), then the active channels.
+        for ((&end, &start), slope) in g_end.iter().zip(&ramp.start).zip(&mut ramp.slope) {
             *slope = (end - start) / len;
+        }
+        for (c, (&end, &start)) in g_end.iter().zip(&ramp.start).enumerate() {
             if start != 0.0 || end != 0.0 {
                 ramp.active[ramp.n_active] = c;
                 ramp.n_active += 1;
@@ -965,6 +991,25 @@ impl Bus {
     /// Adds every object into the bus for `run` frames starting at buffer offset `at`;
     /// `offset` is the first frame's distance from the segment start.
     fn mix_objects(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if self.avx {
+            // SAFETY: `avx` is only true when the CPU reported AVX (in `Bus::new`).
+            unsafe { self.mix_objects_avx(inputs, at, run, offset) };
+            return;
+        }
+        self.mix_objects_portable(inputs, at, run, offset);
+    }
+
+    /// The mixing loops compiled for AVX: element-wise arithmetic in the same order (no
+    /// fused multiply-add), so the result equals the portable build's exactly.
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[target_feature(enable = "avx")]
+    fn mix_objects_avx(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
+        self.mix_objects_portable(inputs, at, run, offset);
+    }
+
+    #[inline(always)]
+    fn mix_objects_portable(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
         let steps = &RAMP_STEPS[offset..offset + run];
         for (ramp, input) in self.ramps.iter().zip(inputs) {
             let x = &input[at..at + run];
@@ -1056,4 +1101,80 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
         }
     }
     warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::automation::{Interpolation, Keyframe};
+
+    fn render(avx: bool) -> Vec<f32> {
+        let objects = (0..6)
+            .map(|i| ObjectConfig {
+                name: format!("o{i}"),
+                gain_db: Automation::constant(-6.0),
+                position: Automation::new(vec![
+                    Keyframe {
+                        frame: 0,
+                        value: Position::Polar {
+                            azimuth_deg: 60.0 * i as f64,
+                            elevation_deg: 0.0,
+                            distance: 1.0,
+                        },
+                        interpolation: Interpolation::Linear,
+                    },
+                    Keyframe {
+                        frame: 5000,
+                        value: Position::Cartesian {
+                            x: 0.5,
+                            y: -0.5,
+                            z: 0.3 * i as f64,
+                        },
+                        interpolation: Interpolation::Linear,
+                    },
+                ])
+                .expect("ordered keys"),
+                size: Automation::constant(0.1 * i as f64),
+                mute: false,
+                binaural_bypass: false,
+            })
+            .collect();
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: 48_000,
+            max_block_frames: 512,
+            objects,
+            beds: vec![],
+            outputs: vec![OutputConfig::speakers(
+                Layout::builtin("7.1.4").expect("built-in"),
+            )],
+        })
+        .expect("engine");
+        for bus in &mut engine.buses {
+            bus.avx = avx;
+        }
+        let mut out = Vec::new();
+        for block in 0..20 {
+            let len = [512, 100, 7, 333][block % 4];
+            for i in 0..6 {
+                for (k, x) in engine.object_input(i)[..len].iter_mut().enumerate() {
+                    *x = ((k * (i + 2) + block * 13) % 97) as f32 / 97.0 - 0.5;
+                }
+            }
+            engine.process(len);
+            for ch in engine.output(0) {
+                out.extend_from_slice(&ch[..len]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn avx_mixing_equals_portable_mixing() {
+        let portable = render(false);
+        assert!(portable.iter().any(|&v| v.abs() > 1e-2));
+        if crate::binaural::has_avx() {
+            // Element-wise arithmetic in the same order: bit-identical.
+            assert!(render(true) == portable, "AVX and portable mixing differ");
+        }
+    }
 }

@@ -80,6 +80,9 @@ impl Direction {
 
 /// Wraps an angle in degrees to (−180, 180].
 pub fn wrap_deg(a: f64) -> f64 {
+    if a > -180.0 && a <= 180.0 {
+        return a; // already wrapped (and finite): skip the costly remainder
+    }
     if !a.is_finite() {
         return 0.0;
     }

@@ -63,6 +63,7 @@
 
 use crate::geometry::{Direction, Position, RoomMap, cross, dot, norm};
 use crate::layout::Layout;
+use std::cell::Cell;
 use thiserror::Error;
 
 /// Largest number of channels (LFE included) a layout may have.
@@ -180,7 +181,7 @@ struct Core {
     /// The triangle the last lookup found: a moving source usually stays in it, so it is
     /// tried first (a cache only; it never changes which gains a direction gets beyond
     /// rounding on a shared edge).
-    last: std::cell::Cell<usize>,
+    last: Cell<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +190,27 @@ enum Mode {
     Direct,
     /// Core channels are an internal L R C Ls Rs, folded into layout channels `l`, `r`.
     Stereo { l: usize, r: usize },
+}
+
+/// One object's lookup record for [`Panner::position_gains_with_hint`] (a cache only: it
+/// never changes the gains beyond rounding).
+#[derive(Debug, Clone, Copy)]
+pub struct PanHint {
+    triangle: usize,
+    el_deg: f64,
+    sin_el: f64,
+    cos_el: f64,
+}
+
+impl Default for PanHint {
+    fn default() -> Self {
+        PanHint {
+            triangle: 0,
+            el_deg: f64::NAN, // matches no elevation: the first lookup computes it
+            sin_el: 0.0,
+            cos_el: 1.0,
+        }
+    }
 }
 
 /// Full-sphere VBAP panner for one layout. Build once per layout with [`Panner::new`];
@@ -349,14 +371,22 @@ impl Panner {
 
     /// Gains of a source of size `size` (0 point … 1 whole room) in direction `dir`.
     pub fn gains(&self, dir: Direction, size: f64, out: &mut [f64]) {
+        self.gains_hinted(dir, size, &self.core.last, out);
+    }
+
+    fn gains_hinted(&self, dir: Direction, size: f64, hint: &Cell<usize>, out: &mut [f64]) {
+        self.gains_unit(unit_of(dir), size, hint, out);
+    }
+
+    /// [`Panner::gains`] of the unit vector `u` of a direction.
+    fn gains_unit(&self, u: [f64; 3], size: f64, hint: &Cell<usize>, out: &mut [f64]) {
         let s = if size.is_finite() {
             size.clamp(0.0, 1.0)
         } else {
             0.0
         };
-        let u = unit_of(dir);
         let mut point = [0.0; MAX_CHANNELS];
-        self.point_unit(u, &mut point);
+        self.point_unit_hinted(u, hint, &mut point);
         if s <= 0.0 {
             self.write_out(&point, out);
             return;
@@ -413,6 +443,54 @@ impl Panner {
     /// Gains of an object at an authored position (Cartesian through the layout's room
     /// mapping, diffuse near the room's centre; polar by direction) with size `size`.
     pub fn position_gains(&self, pos: Position, size: f64, out: &mut [f64]) {
+        self.position_gains_hinted(pos, size, &self.core.last, out);
+    }
+
+    /// [`Panner::position_gains`] for one of many moving objects: `hint` is the object's
+    /// own record (start with `PanHint::default()`) of the hull triangle it was last found
+    /// in, tried first, and of its last elevation's sine and cosine. The gains are the same as `position_gains`' (the hint only saves the
+    /// triangle search; on a shared edge either triangle gives the same gains within
+    /// rounding).
+    pub fn position_gains_with_hint(
+        &self,
+        pos: Position,
+        size: f64,
+        hint: &mut PanHint,
+        out: &mut [f64],
+    ) {
+        let (dir, size) = match pos {
+            Position::Cartesian { x, y, z } => {
+                let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+                let rd = self
+                    .room
+                    .cartesian_to_direction(finite(x), finite(y), finite(z));
+                let near = (1.0 - rd.extent / CENTRE_DIFFUSE_EXTENT).clamp(0.0, 1.0);
+                let s = if size.is_finite() { size } else { 0.0 };
+                (rd.direction, s.max(near))
+            }
+            Position::Polar {
+                azimuth_deg,
+                elevation_deg,
+                ..
+            } => (Direction::new(azimuth_deg, elevation_deg), size),
+        };
+        // `unit_of`, with the elevation's sine and cosine kept while it does not change.
+        let u = if dir.azimuth_deg.is_finite() && dir.elevation_deg.is_finite() {
+            let d = Direction::new(dir.azimuth_deg, dir.elevation_deg);
+            if d.elevation_deg != hint.el_deg {
+                let el = d.elevation_deg.to_radians();
+                (hint.sin_el, hint.cos_el) = (el.sin(), el.cos());
+                hint.el_deg = d.elevation_deg;
+            }
+            let az = d.azimuth_deg.to_radians();
+            [-az.sin() * hint.cos_el, az.cos() * hint.cos_el, hint.sin_el]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        self.gains_unit(u, size, Cell::from_mut(&mut hint.triangle), out);
+    }
+
+    fn position_gains_hinted(&self, pos: Position, size: f64, hint: &Cell<usize>, out: &mut [f64]) {
         match pos {
             Position::Cartesian { x, y, z } => {
                 let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
@@ -421,13 +499,13 @@ impl Panner {
                     .cartesian_to_direction(finite(x), finite(y), finite(z));
                 let near = (1.0 - rd.extent / CENTRE_DIFFUSE_EXTENT).clamp(0.0, 1.0);
                 let s = if size.is_finite() { size } else { 0.0 };
-                self.gains(rd.direction, s.max(near), out);
+                self.gains_hinted(rd.direction, s.max(near), hint, out);
             }
             Position::Polar {
                 azimuth_deg,
                 elevation_deg,
                 ..
-            } => self.gains(Direction::new(azimuth_deg, elevation_deg), size, out),
+            } => self.gains_hinted(Direction::new(azimuth_deg, elevation_deg), size, hint, out),
         }
     }
 
@@ -437,7 +515,7 @@ impl Panner {
         match self.mode {
             Mode::Stereo { .. } => false,
             Mode::Direct => {
-                let (t, _) = self.core.locate(unit_of(dir));
+                let (t, _) = self.core.locate(unit_of(dir), &self.core.last);
                 self.core.tris[t].real
             }
         }
@@ -505,11 +583,16 @@ impl Panner {
 
     /// Point gains for a unit vector into `buf[..n]` (all other entries untouched).
     fn point_unit(&self, u: [f64; 3], buf: &mut [f64; MAX_CHANNELS]) {
+        self.point_unit_hinted(u, &self.core.last, buf);
+    }
+
+    /// [`Panner::point_unit`], trying the triangle `hint` first (and updating it).
+    fn point_unit_hinted(&self, u: [f64; 3], hint: &Cell<usize>, buf: &mut [f64; MAX_CHANNELS]) {
         let n = self.n;
         buf[..n].fill(0.0);
         match self.mode {
             Mode::Direct => {
-                let total = self.core.accumulate(u, buf);
+                let total = self.core.accumulate(u, hint, buf);
                 if total > 0.0 {
                     let k = 1.0 / total.sqrt();
                     for g in &mut buf[..n] {
@@ -521,7 +604,7 @@ impl Panner {
             }
             Mode::Stereo { l, r } => {
                 let mut five = [0.0; MAX_CHANNELS];
-                let total = self.core.accumulate(u, &mut five);
+                let total = self.core.accumulate(u, hint, &mut five);
                 if total <= 0.0 {
                     self.fallback(buf);
                     return;
@@ -752,13 +835,13 @@ impl Core {
             tris,
             mix_start,
             mix,
-            last: std::cell::Cell::new(0),
+            last: Cell::new(0),
         })
     }
 
     /// The triangle containing `u` and its barycentric (VBAP) weights.
-    fn locate(&self, u: [f64; 3]) -> (usize, [f64; 3]) {
-        let hint = self.last.get();
+    fn locate(&self, u: [f64; 3], last: &Cell<usize>) -> (usize, [f64; 3]) {
+        let hint = last.get();
         if let Some(tri) = self.tris.get(hint) {
             let w = [dot(tri.inv[0], u), dot(tri.inv[1], u), dot(tri.inv[2], u)];
             if w[0].min(w[1]).min(w[2]) >= 1e-9 {
@@ -771,7 +854,7 @@ impl Core {
             let w = [dot(tri.inv[0], u), dot(tri.inv[1], u), dot(tri.inv[2], u)];
             let m = w[0].min(w[1]).min(w[2]);
             if m >= -1e-12 {
-                self.last.set(t);
+                last.set(t);
                 return (t, w);
             }
             if m > best_min {
@@ -784,8 +867,8 @@ impl Core {
 
     /// Adds the unnormalised gains of direction `u` into `buf` (core channels) and
     /// returns their power.
-    fn accumulate(&self, u: [f64; 3], buf: &mut [f64; MAX_CHANNELS]) -> f64 {
-        let (t, w) = self.locate(u);
+    fn accumulate(&self, u: [f64; 3], last: &Cell<usize>, buf: &mut [f64; MAX_CHANNELS]) -> f64 {
+        let (t, w) = self.locate(u, last);
         let tri = &self.tris[t];
         for (&wk, &v) in w.iter().zip(&tri.v) {
             let wk = wk.max(0.0);

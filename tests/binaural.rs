@@ -178,6 +178,62 @@ fn static_sources_equal_direct_convolution() {
     assert!(l[..lat].iter().chain(&rr[..lat]).all(|&v| v == 0.0));
 }
 
+/// A source that moves every partition (within a triangle and across triangles, in small
+/// steps and a jump), stands still, then moves again, against a naive reference: each
+/// output partition is the raised-cosine crossfade (module documentation) from the input
+/// convolved with the previous partition's interpolated HRIR to the input convolved with
+/// this partition's. Exercises every filter path of the renderer (interpolated on the fly,
+/// stored, old filter from the same or another triangle).
+#[test]
+fn moving_source_equals_crossfaded_direct_convolution() {
+    let set = kemar();
+    let b = 256;
+    let n_parts = 24;
+    let len = b * n_parts;
+    let x = noise(len, 77);
+    let dir_of = |j: usize| -> Direction {
+        match j {
+            0..=9 => Direction::new(10.0 + 1.3 * j as f64, 5.0),
+            10..=13 => Direction::new(22.0, 5.0), // standing still
+            14 => Direction::new(-140.0, 30.0),   // a jump
+            _ => Direction::new(-140.0 + 4.0 * (j - 14) as f64, 30.0 - 2.5 * (j - 14) as f64),
+        }
+    };
+    let mut r = BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, 1)).unwrap();
+    assert_eq!(r.latency(), b);
+    let (l, rr) = render(&mut r, std::slice::from_ref(&x), len + b, b, |r, pos| {
+        r.set_direction(0, dir_of(pos / b));
+    });
+    let taps = set.len_taps();
+    // Direct convolution of `x` with `h`, frames `from .. from + n`.
+    let conv_at = |h: &[f32], from: usize, n: usize| -> Vec<f64> {
+        (from..from + n)
+            .map(|t| {
+                (0..taps.min(t + 1))
+                    .map(|k| h[k] as f64 * x[t - k] as f64)
+                    .sum()
+            })
+            .collect()
+    };
+    let mut want = [vec![0.0f64; len], vec![0.0f64; len]];
+    for j in 0..n_parts {
+        let new = hrir_pair(&set, dir_of(j));
+        let old = hrir_pair(&set, dir_of(j.saturating_sub(1)));
+        for (ear, (hn, ho)) in [(&new.0, &old.0), (&new.1, &old.1)].into_iter().enumerate() {
+            let yn = conv_at(hn, j * b, b);
+            let yo = conv_at(ho, j * b, b);
+            for n in 0..b {
+                let s = (0.5 * std::f64::consts::PI * (n as f64 + 0.5) / b as f64).sin();
+                let w = s * s;
+                want[ear][j * b + n] = w * yn[n] + (1.0 - w) * yo[n];
+            }
+        }
+    }
+    let el = max_rel_err(&l[b..b + len], &want[0]);
+    let er = max_rel_err(&rr[b..b + len], &want[1]);
+    assert!(el < 1e-5 && er < 1e-5, "relative error L {el:e} R {er:e}");
+}
+
 #[test]
 fn interpolation_is_continuous_and_nearest_neighbour_is_not() {
     let set = kemar();
