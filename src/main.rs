@@ -131,6 +131,7 @@ enum Command {
     /// Keys: space play/pause, b binaural, s stereo, l speakers, m loudness match,
     /// ←/→ seek 5 s, q quit.
     Play {
+        /// The session file (.ron) or an ADM BWF master (.wav).
         session: PathBuf,
         /// What to hear first: binaural, stereo, or a speaker layout (name or .ron file).
         #[arg(long, default_value = "binaural")]
@@ -864,7 +865,10 @@ fn cmd_play(
             ),
         ),
     };
-    let scene = load_session(session).map_err(classify)?;
+    let (scene, notes) = load_input(session).map_err(classify)?;
+    for n in &notes {
+        eprintln!("halo: warning: {n}");
+    }
     let options = PlayOptions {
         monitor,
         layout,

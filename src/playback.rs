@@ -41,7 +41,7 @@
 //! and an equal-gain fade would dip by up to 3 dB in the middle.
 
 use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
-use crate::io::{IoError, SourceStream, WriteFormat};
+use crate::io::WriteFormat;
 use crate::layout::Layout;
 use crate::loudness::{LoudnessError, Meter};
 use crate::render::{self, RenderError};
@@ -78,29 +78,6 @@ pub enum PlaybackError {
         layout: String,
         #[source]
         source: LoudnessError,
-    },
-    #[error("object '{object}': {source}")]
-    ObjectSource {
-        object: String,
-        #[source]
-        source: IoError,
-    },
-    #[error("bed '{bed}': {source}")]
-    BedSource {
-        bed: String,
-        #[source]
-        source: IoError,
-    },
-    #[error(
-        "{what} '{name}': source {path} has {channels} channels; {needed} (allowed: {allowed})"
-    )]
-    SourceChannels {
-        what: &'static str,
-        name: String,
-        path: String,
-        channels: usize,
-        needed: String,
-        allowed: String,
     },
     #[error("invalid playback setting: {parameter} = {value} (allowed: {allowed})")]
     Config {
@@ -1013,131 +990,26 @@ pub fn play_setup(
 // ---------------------------------------------------------------------------------------
 // Source reading.
 
-struct Opened {
-    stream: SourceStream,
-    channels: usize,
-    /// Object: the channel used; bed: file channel → layout channel.
-    map: Vec<usize>,
-    scratch: Vec<f32>,
-    finished: bool,
-}
-
-impl Opened {
-    fn fill(&mut self, frames: usize) -> Result<(), IoError> {
-        let want = frames * self.channels;
-        let mut got = 0;
-        while !self.finished && got < want {
-            let n = self.stream.read(&mut self.scratch[got..want])?;
-            if n == 0 {
-                self.finished = true;
-            }
-            got += n * self.channels;
-        }
-        self.scratch[got..want].fill(0.0);
-        Ok(())
-    }
-}
-
 /// The session's sources, read block by block into the planar engine-input layout
-/// (objects, then each bed's channels in layout order), zero-padded past their ends —
-/// the same reading as `render::render`.
+/// (objects, then each bed's channels in layout order), zero-padded past their ends.
+/// The files are read by [`render::Sources`], exactly as an offline render reads them
+/// (each distinct file once, however many objects use it: an ADM master's tracks).
 pub struct Sources {
-    objects: Vec<Opened>,
-    beds: Vec<Opened>,
+    inner: render::Sources,
+    objects: usize,
     bed_channels: Vec<usize>,
-    names: Vec<String>,
     block: usize,
     total_frames: u64,
 }
 
 impl Sources {
     pub fn open(scene: &Scene, block: usize) -> Result<Sources, PlaybackError> {
-        let rate = scene.sample_rate;
-        let mut objects = Vec::new();
-        let mut names = Vec::new();
-        for obj in &scene.objects {
-            let stream = SourceStream::open(&obj.source.path, rate).map_err(|source| {
-                PlaybackError::ObjectSource {
-                    object: obj.name.clone(),
-                    source,
-                }
-            })?;
-            let channels = stream.info().channels;
-            let channel = match obj.source.channel {
-                None if channels == 1 => 0,
-                Some(c) if c < channels => c,
-                other => {
-                    return Err(PlaybackError::SourceChannels {
-                        what: "object",
-                        name: obj.name.clone(),
-                        path: obj.source.path.display().to_string(),
-                        channels,
-                        needed: match other {
-                            None => {
-                                "an object is mono: give `source: (file: …, channel: N)`".into()
-                            }
-                            Some(c) => format!("channel {} does not exist", c + 1),
-                        },
-                        allowed: format!("channel 1…{channels}"),
-                    });
-                }
-            };
-            names.push(obj.name.clone());
-            objects.push(Opened {
-                scratch: vec![0.0; block * channels],
-                stream,
-                channels,
-                map: vec![channel],
-                finished: false,
-            });
-        }
-        let mut beds = Vec::new();
-        let mut bed_channels = Vec::new();
-        for bed in &scene.beds {
-            let stream = SourceStream::open(&bed.source, rate).map_err(|source| {
-                PlaybackError::BedSource {
-                    bed: bed.name.clone(),
-                    source,
-                }
-            })?;
-            let channels = stream.info().channels;
-            if channels != bed.layout.num_channels() {
-                return Err(PlaybackError::SourceChannels {
-                    what: "bed",
-                    name: bed.name.clone(),
-                    path: bed.source.display().to_string(),
-                    channels,
-                    needed: format!("its layout {} needs", bed.layout.name),
-                    allowed: format!("{} channels", bed.layout.num_channels()),
-                });
-            }
-            let map = match (stream.info().channel_mask, bed.layout.wav_channel_mask()) {
-                (Some(m), Some(l)) if m == l => bed.layout.wav_order(),
-                _ => (0..channels).collect(),
-            };
-            names.push(bed.name.clone());
-            bed_channels.push(channels);
-            beds.push(Opened {
-                scratch: vec![0.0; block * channels],
-                stream,
-                channels,
-                map,
-                finished: false,
-            });
-        }
-        let total_frames = scene.duration_frames.unwrap_or_else(|| {
-            objects
-                .iter()
-                .chain(&beds)
-                .map(|s| s.stream.frames())
-                .max()
-                .unwrap_or(0)
-        });
+        let inner = render::Sources::open(scene, scene.sample_rate, block)?;
+        let total_frames = scene.duration_frames.unwrap_or_else(|| inner.frames());
         Ok(Sources {
-            objects,
-            beds,
-            bed_channels,
-            names,
+            inner,
+            objects: scene.objects.len(),
+            bed_channels: scene.beds.iter().map(|b| b.layout.num_channels()).collect(),
             block,
             total_frames,
         })
@@ -1149,60 +1021,30 @@ impl Sources {
     }
 
     pub fn num_inputs(&self) -> usize {
-        self.objects.len() + self.bed_channels.iter().sum::<usize>()
+        self.objects + self.bed_channels.iter().sum::<usize>()
     }
 
     pub fn seek(&mut self, frame: u64) -> Result<(), PlaybackError> {
-        let n_obj = self.objects.len();
-        for (i, s) in self.objects.iter_mut().enumerate() {
-            s.stream
-                .seek(frame)
-                .map_err(|source| PlaybackError::ObjectSource {
-                    object: self.names[i].clone(),
-                    source,
-                })?;
-            s.finished = false;
-        }
-        for (b, s) in self.beds.iter_mut().enumerate() {
-            s.stream
-                .seek(frame)
-                .map_err(|source| PlaybackError::BedSource {
-                    bed: self.names[n_obj + b].clone(),
-                    source,
-                })?;
-            s.finished = false;
-        }
-        Ok(())
+        Ok(self.inner.seek(frame)?)
     }
 
     /// Reads `frames` (≤ the block) frames into `planar` (`frames × num_inputs`).
     pub fn read(&mut self, planar: &mut [f32], frames: usize) -> Result<(), PlaybackError> {
         let frames = frames.min(self.block);
-        let mut k = 0;
-        for (i, s) in self.objects.iter_mut().enumerate() {
-            s.fill(frames)
-                .map_err(|source| PlaybackError::ObjectSource {
-                    object: self.names[i].clone(),
-                    source,
-                })?;
-            let (n, ch) = (s.channels, s.map[0]);
-            for (f, x) in planar[k * frames..(k + 1) * frames].iter_mut().enumerate() {
-                *x = s.scratch[f * n + ch];
-            }
-            k += 1;
+        self.inner.read_block(frames)?;
+        let n_obj = self.objects;
+        for i in 0..n_obj {
+            self.inner
+                .object(i, &mut planar[i * frames..(i + 1) * frames]);
         }
-        let n_obj = self.objects.len();
-        for (b, s) in self.beds.iter_mut().enumerate() {
-            s.fill(frames).map_err(|source| PlaybackError::BedSource {
-                bed: self.names[n_obj + b].clone(),
-                source,
-            })?;
-            let n = s.channels;
-            for (file_ch, &layout_ch) in s.map.iter().enumerate() {
-                let dst = &mut planar[(k + layout_ch) * frames..(k + layout_ch + 1) * frames];
-                for (f, x) in dst.iter_mut().enumerate() {
-                    *x = s.scratch[f * n + file_ch];
-                }
+        let mut k = n_obj;
+        for (b, &n) in self.bed_channels.iter().enumerate() {
+            for ch in 0..n {
+                self.inner.bed_channel(
+                    b,
+                    ch,
+                    &mut planar[(k + ch) * frames..(k + ch + 1) * frames],
+                );
             }
             k += n;
         }

@@ -456,6 +456,18 @@ impl Sources {
             .unwrap_or(0)
     }
 
+    /// Moves every file to `frame` (at the render rate), for live playback's seeks.
+    pub fn seek(&mut self, frame: u64) -> Result<(), RenderError> {
+        for src in self.files.iter_mut() {
+            let to = frame.min(src.stream.frames());
+            if let Err(e) = src.stream.seek(to) {
+                return Err(src.error(e));
+            }
+            src.finished = false;
+        }
+        Ok(())
+    }
+
     /// Reads the next `frames` frames of every file (silence past a file's end).
     pub fn read_block(&mut self, frames: usize) -> Result<(), RenderError> {
         for src in self.files.iter_mut() {

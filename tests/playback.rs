@@ -550,3 +550,36 @@ fn source_stream_seek_lands_on_the_frame_also_when_resampling() {
         assert!(read_all(&mut s).is_empty());
     }
 }
+
+#[test]
+fn an_adm_master_plays_the_same_frames_as_its_session() {
+    // The session's sources exported as one ADM master (every object a track of one file),
+    // read back and played: the frames equal the offline render of the original session.
+    let dir = temp_dir("play-adm");
+    let seconds = 1.0;
+    let scene = moving_session(&dir, seconds, 6);
+    let expected = offline(&scene, &dir);
+    let master = dir.join("master.wav");
+    let options_export = halo::exchange::ExportOptions {
+        format: halo::io::WriteFormat::F32,
+        measure_loudness: false,
+    };
+    halo::exchange::export(&scene, &master, &options_export).unwrap();
+    let mut adm = halo::exchange::read_master(&master).unwrap().scene;
+    assert!(adm.objects.iter().all(|o| o.source.path == master));
+    adm.outputs = scene.outputs.clone();
+    let total = expected[0][0].len();
+    for monitor in [Monitor::Binaural, Monitor::Speakers] {
+        let p = playback::prepare(&adm, &options(monitor, seconds, 12)).unwrap();
+        let (mut player, controller) = (p.player, p.controller);
+        wait_buffered(&player, total + player.latency());
+        let out = run(&mut player, 256, 2 * total, |_, _| {});
+        assert_bit_exact(
+            &out,
+            12,
+            &expected[offline_index(monitor)],
+            &format!("ADM {monitor:?}"),
+        );
+        drop(controller);
+    }
+}
