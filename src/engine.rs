@@ -581,6 +581,34 @@ impl Engine {
         self.latency
     }
 
+    /// Delays every output further so that the engine's latency becomes `frames`: engines
+    /// that render different outputs of one session (see [`crate::parallel`]) are aligned to
+    /// the slowest of them. Setup work (it allocates); `frames` below the current latency
+    /// is an error.
+    pub fn delay_to_latency(&mut self, frames: usize) -> Result<(), EngineError> {
+        if frames < self.latency {
+            return Err(EngineError::Config {
+                parameter: "latency",
+                value: frames.to_string(),
+                allowed: "at least the engine's own latency",
+            });
+        }
+        let extra = frames - self.latency;
+        if extra > 0 {
+            for o in &mut self.outputs {
+                let delay = Delay::new(extra, o.layout.num_channels()).map_err(|source| {
+                    EngineError::Chain {
+                        output: o.layout.name.clone(),
+                        source,
+                    }
+                })?;
+                o.chain.push(Box::new(delay));
+            }
+        }
+        self.latency = frames;
+        Ok(())
+    }
+
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
