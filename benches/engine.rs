@@ -57,7 +57,7 @@ fn bench_engine(c: &mut Criterion) {
         .expect("engine");
         for i in 0..n {
             for (k, x) in engine.object_input(i).iter_mut().enumerate() {
-                *x = ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5;
+                *x = signal(i, k);
             }
         }
         group.throughput(Throughput::Elements(RATE as u64));
@@ -75,25 +75,19 @@ fn bench_engine(c: &mut Criterion) {
 }
 
 /// The whole render of issue 4: 128 moving objects → 7.1.4 (limiter) + binaural (limiter)
-/// and stereo fold-down (EQ, compressor, limiter), every output metered (BS.1770-4, all
-/// modes). One second of audio per iteration.
-fn bench_whole_render(c: &mut Criterion) {
+/// and stereo fold-down (EQ, compressor, limiter).
+fn whole_render_config(n: usize) -> EngineConfig {
     use halo::binaural::HrtfSet;
     use halo::downmix::FoldDownConfig;
     use halo::dsp::{EqBand, EqKind, ProcessorConfig};
-    use halo::loudness::Meter;
     let limiter = ProcessorConfig::Limiter {
         ceiling_dbtp: -1.0,
         lookahead_ms: 1.5,
         release_ms: 50.0,
     };
     let layout = Layout::builtin("7.1.4").expect("built-in");
-    let stereo = Layout::builtin("2.0").expect("built-in");
     let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).expect("KEMAR"));
-    let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");
-    group.sample_size(10);
-    let n = 128;
-    let mut engine = Engine::new(EngineConfig {
+    EngineConfig {
         sample_rate: RATE,
         max_block_frames: BLOCK,
         objects: moving_objects(n, 60.0),
@@ -132,11 +126,27 @@ fn bench_whole_render(c: &mut Criterion) {
                 ],
             },
         ],
-    })
-    .expect("engine");
+    }
+}
+
+/// Object `i`'s test signal: a sawtooth-like ramp, different per object.
+fn signal(i: usize, k: usize) -> f32 {
+    ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5
+}
+
+/// [`whole_render_config`] on one engine, every output metered (BS.1770-4, all modes) on the
+/// same thread. One second of audio per iteration.
+fn bench_whole_render(c: &mut Criterion) {
+    use halo::loudness::Meter;
+    let layout = Layout::builtin("7.1.4").expect("built-in");
+    let stereo = Layout::builtin("2.0").expect("built-in");
+    let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");
+    group.sample_size(10);
+    let n = 128;
+    let mut engine = Engine::new(whole_render_config(n)).expect("engine");
     for i in 0..n {
         for (k, x) in engine.object_input(i).iter_mut().enumerate() {
-            *x = ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5;
+            *x = signal(i, k);
         }
     }
     let mut meters = [
@@ -145,7 +155,7 @@ fn bench_whole_render(c: &mut Criterion) {
         Meter::new(&stereo, RATE).expect("meter"),
     ];
     group.throughput(Throughput::Elements(RATE as u64));
-    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+    group.bench_function(BenchmarkId::new("one thread", n), |b| {
         b.iter(|| {
             engine.seek(0);
             for _ in 0..(RATE as usize).div_ceil(BLOCK) {
@@ -161,5 +171,61 @@ fn bench_whole_render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_engine, bench_whole_render);
+/// The same render as `halo render` runs it: [`ParallelEngine`] on every core (the binaural
+/// path on one thread, the 7.1.4 bus and its fold-down on another), each output metered on
+/// the thread that rendered it, the caller's thread filling the inputs. One second of audio
+/// per iteration.
+fn bench_whole_render_parallel(c: &mut Criterion) {
+    use halo::loudness::Meter;
+    use halo::parallel::{Inputs, ParallelEngine};
+    let layout = Layout::builtin("7.1.4").expect("built-in");
+    let stereo = Layout::builtin("2.0").expect("built-in");
+    let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");
+    group.sample_size(10);
+    let n = 128;
+    let mut engine = ParallelEngine::new(whole_render_config(n), 0).expect("engine");
+    let block: Vec<Vec<f32>> = (0..n)
+        .map(|i| (0..BLOCK).map(|k| signal(i, k)).collect())
+        .collect();
+    let mut meters = [
+        Meter::new(&layout, RATE).expect("meter"),
+        Meter::new(&stereo, RATE).expect("meter"),
+        Meter::new(&stereo, RATE).expect("meter"),
+    ];
+    let blocks = (RATE as usize).div_ceil(BLOCK);
+    group.throughput(Throughput::Elements(RATE as u64));
+    group.bench_function(BenchmarkId::new("all cores", n), |b| {
+        b.iter(|| {
+            engine.seek(0);
+            let mut left = blocks;
+            engine
+                .run(
+                    &mut meters,
+                    |inputs: &mut Inputs| {
+                        if left == 0 {
+                            return Ok(None);
+                        }
+                        left -= 1;
+                        for (x, y) in inputs.objects.iter_mut().zip(&block) {
+                            x.copy_from_slice(y);
+                        }
+                        Ok(Some(BLOCK))
+                    },
+                    |_, out, meter: &mut Meter, span| {
+                        let chans: Vec<&[f32]> = out.iter().map(|c| &c[..span.frames]).collect();
+                        meter.process_planar(&chans)
+                    },
+                )
+                .expect("metering");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_engine,
+    bench_whole_render,
+    bench_whole_render_parallel
+);
 criterion_main!(benches);

@@ -18,6 +18,7 @@ pub mod io;
 pub mod layout;
 pub mod loudness;
 pub mod panner;
+pub mod parallel;
 pub mod playback;
 pub mod render;
 pub mod session;

@@ -68,6 +68,10 @@ enum Command {
         /// Frames per engine block (the output does not depend on it).
         #[arg(long, default_value_t = render::RENDER_BLOCK_FRAMES, hide = true)]
         block: usize,
+        /// Threads to render on (0: every core). The output does not depend on it: the
+        /// binaural path and each speaker bus render side by side.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        threads: usize,
     },
     /// Split an ADM BWF master into an editable session and mono stems (SESSION-stems/).
     Import {
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
             strict,
             threshold,
             block,
+            threads,
         } => cmd_render(
             &session,
             &layouts,
@@ -211,6 +216,7 @@ fn main() -> ExitCode {
                 strict,
                 threshold,
                 block,
+                threads,
             },
         ),
         Command::Import {
@@ -373,6 +379,7 @@ struct RenderFlags {
     strict: bool,
     threshold: f64,
     block: usize,
+    threads: usize,
 }
 
 fn cmd_render(
@@ -448,6 +455,7 @@ fn render_scene(
     let mut options = RenderOptions::new(out);
     options.layouts = layouts;
     options.block_frames = flags.block;
+    options.threads = flags.threads;
     options.binaural = flags.binaural;
     options.hrtf = flags.hrtf.clone();
     options.threshold_db = flags.threshold;
@@ -830,6 +838,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         strict: false,
         threshold: 3.0,
         block: render::RENDER_BLOCK_FRAMES,
+        threads: 0,
     };
     let report = render_scene(&scene, None, out, &flags, Vec::new())?;
     print_summary(&report);

@@ -8,14 +8,13 @@
 use crate::binaural::{BinauralError, HrtfSet};
 use crate::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
 use crate::dsp::{EqBand, ProcessorConfig};
-use crate::engine::{
-    self, BedConfig, Engine, EngineConfig, EngineError, ObjectConfig, OutputConfig,
-};
+use crate::engine::{self, BedConfig, EngineConfig, EngineError, ObjectConfig, OutputConfig};
 use crate::geometry::{Direction, Position};
 use crate::io::{self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat};
 use crate::layout::Layout;
 use crate::loudness::{LoudnessError, LoudnessReport, Meter, Target};
 use crate::panner::Panner;
+use crate::parallel::{Inputs, ParallelEngine, Span};
 use crate::session::{
     BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
 };
@@ -145,6 +144,9 @@ pub struct RenderOptions<'a> {
     /// False: render, meter and analyse, but write no file (the report names the files
     /// a render would have written). `halo export` measures loudness this way.
     pub write_files: bool,
+    /// Threads to render on (0: every core). The outputs are identical whatever the count
+    /// (see [`crate::parallel`]).
+    pub threads: usize,
 }
 
 impl RenderOptions<'_> {
@@ -159,6 +161,7 @@ impl RenderOptions<'_> {
             block_frames: RENDER_BLOCK_FRAMES,
             progress: None,
             write_files: true,
+            threads: 0,
         }
     }
 }
@@ -917,6 +920,64 @@ impl Analysis {
 }
 
 /// Renders a scene to `options.out_dir`.
+/// One output's destination: its meter, the numbers the report needs, and its file.
+struct Sink {
+    meter: Meter,
+    /// Stereo image over time (binaural and stereo outputs).
+    image: Option<StereoMeter>,
+    /// Per channel (layout order): sum of squares and peak.
+    energy: Vec<f64>,
+    peaks: Vec<f32>,
+    /// One block in file order.
+    interleaved: Vec<f32>,
+    /// File channel → layout channel.
+    order: Vec<usize>,
+    file_name: String,
+    path: PathBuf,
+    writer: Option<WavWriter>,
+}
+
+impl Sink {
+    /// Meters, measures and writes `range` of a rendered block (channels in layout order).
+    fn take(&mut self, out: &[Vec<f32>], range: std::ops::Range<usize>) -> Result<(), RenderError> {
+        let keep = range.len();
+        if keep == 0 {
+            return Ok(());
+        }
+        let nch = out.len();
+        let planar: Vec<&[f32]> = out.iter().map(|c| &c[range.clone()]).collect();
+        self.meter
+            .process_planar(&planar)
+            .map_err(|source| RenderError::Meter {
+                output: self.file_name.clone(),
+                source,
+            })?;
+        if let Some(img) = self.image.as_mut() {
+            img.add(planar[0], planar[1]);
+        }
+        for (e, ch) in self.energy.iter_mut().zip(&planar) {
+            *e += ch.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+        }
+        let buf = &mut self.interleaved;
+        for (k, &c) in self.order.iter().enumerate() {
+            let peak = &mut self.peaks[c];
+            for (f, &x) in planar[c].iter().enumerate() {
+                buf[f * nch + k] = x;
+                *peak = peak.max(x.abs());
+            }
+        }
+        if let Some(writer) = self.writer.as_mut() {
+            writer
+                .write(&buf[..keep * nch])
+                .map_err(|source| RenderError::Output {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
 pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport, RenderError> {
     let started = Instant::now();
     let rate = scene.sample_rate;
@@ -937,13 +998,16 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         ));
     }
 
-    let mut engine = Engine::new(EngineConfig {
-        sample_rate: rate,
-        max_block_frames: options.block_frames,
-        objects: object_configs(scene),
-        beds: scene.beds.iter().map(bed_config).collect(),
-        outputs: planned.iter().map(|p| p.config.clone()).collect(),
-    })?;
+    let mut engine = ParallelEngine::new(
+        EngineConfig {
+            sample_rate: rate,
+            max_block_frames: options.block_frames,
+            objects: object_configs(scene),
+            beds: scene.beds.iter().map(bed_config).collect(),
+            outputs: planned.iter().map(|p| p.config.clone()).collect(),
+        },
+        options.threads,
+    )?;
     let mut warnings: Vec<String> = Vec::new();
     for s in &source_reports {
         if s.resampled {
@@ -957,20 +1021,7 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         }
     }
 
-    // Meters and translation analysis.
-    let mut meters = Vec::with_capacity(planned.len());
-    for p in &planned {
-        meters.push(
-            Meter::new(&p.layout, rate).map_err(|source| RenderError::Meter {
-                output: p.file_name.clone(),
-                source,
-            })?,
-        );
-    }
-    let mut images: Vec<Option<StereoMeter>> = planned
-        .iter()
-        .map(|p| (p.kind != "speakers").then(|| StereoMeter::new(rate)))
-        .collect();
+    // Translation analysis.
     let reference = planned
         .iter()
         .find_map(|p| p.fold.as_ref().map(|f| f.0.clone()))
@@ -1059,7 +1110,8 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     }
 
     // Outputs: temp files until everything succeeded.
-    let mut writers = Vec::with_capacity(planned.len());
+    let block = options.block_frames;
+    let mut sinks = Vec::with_capacity(planned.len());
     let mut out_warnings = Vec::with_capacity(planned.len());
     for p in &planned {
         let path = options.out_dir.join(&p.file_name);
@@ -1079,7 +1131,22 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         } else {
             None
         };
-        writers.push((path, writer));
+        let meter = Meter::new(&p.layout, rate).map_err(|source| RenderError::Meter {
+            output: p.file_name.clone(),
+            source,
+        })?;
+        let nch = p.layout.num_channels();
+        sinks.push(Sink {
+            meter,
+            image: (p.kind != "speakers").then(|| StereoMeter::new(rate)),
+            energy: vec![0.0; nch],
+            peaks: vec![0.0; nch],
+            interleaved: vec![0.0; block * nch],
+            order: p.layout.wav_order(),
+            file_name: p.file_name.clone(),
+            path,
+            writer,
+        });
         let mut w: Vec<String> = if p.kind == "speakers" {
             scene
                 .beds
@@ -1100,40 +1167,24 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     }
 
     let latency = engine.latency() as u64;
-    let block = options.block_frames;
-    let mut energy: Vec<Vec<f64>> = planned
-        .iter()
-        .map(|p| vec![0.0; p.layout.num_channels()])
-        .collect();
-    let mut peaks: Vec<Vec<f32>> = planned
-        .iter()
-        .map(|p| vec![0.0; p.layout.num_channels()])
-        .collect();
-    let mut interleaved: Vec<Vec<f32>> = planned
-        .iter()
-        .map(|p| vec![0.0; block * p.layout.num_channels()])
-        .collect();
-    let orders: Vec<Vec<usize>> = planned.iter().map(|p| p.layout.wav_order()).collect();
-    let mut bed_planar: Vec<Vec<Vec<f32>>> = scene
-        .beds
-        .iter()
-        .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
-        .collect();
-    let mut fed: u64 = 0; // input frames pushed through the engine
-    let mut written: u64 = 0;
-    while written < total_frames {
+    // Input frames to feed: the whole session, then the engine's latency to flush it.
+    let to_feed = total_frames + latency;
+    let mut fed: u64 = 0;
+    let n_objects = scene.objects.len();
+    // The caller's thread reads the sources and analyses them; the engines render, meter and
+    // write on their own threads (see `parallel`).
+    let produce = |inputs: &mut Inputs| -> Result<Option<usize>, RenderError> {
+        if fed >= to_feed {
+            return Ok(None);
+        }
         let frames = block;
         sources.read_block(frames)?;
-        for i in 0..scene.objects.len() {
-            sources.object(i, &mut engine.object_input(i)[..frames]);
+        for (i, x) in inputs.objects.iter_mut().enumerate().take(n_objects) {
+            sources.object(i, &mut x[..frames]);
         }
-        for (b, planar) in bed_planar.iter_mut().enumerate() {
-            for (layout_ch, copy) in planar.iter_mut().enumerate() {
-                let input = engine.bed_input(b, layout_ch);
-                sources.bed_channel(b, layout_ch, &mut input[..frames]);
-                if !bed_trackers.is_empty() {
-                    copy[..frames].copy_from_slice(&input[..frames]);
-                }
+        for (b, bed) in inputs.beds.iter_mut().enumerate() {
+            for (layout_ch, x) in bed.iter_mut().enumerate() {
+                sources.bed_channel(b, layout_ch, &mut x[..frames]);
             }
         }
         // Translation analysis on the inputs (only up to the session's end).
@@ -1142,9 +1193,11 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             let mut f = 0;
             while f < live {
                 let take = ((a.window_frames - a.filled) as usize).min(live - f);
-                for i in 0..scene.objects.len() {
-                    let x = &engine.object_input(i)[f..f + take];
-                    a.power[i] += x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+                for (power, x) in a.power.iter_mut().zip(&inputs.objects) {
+                    *power += x[f..f + take]
+                        .iter()
+                        .map(|&v| (v as f64) * (v as f64))
+                        .sum::<f64>();
                 }
                 a.filled += take as u64;
                 f += take;
@@ -1154,7 +1207,7 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             }
         }
         for (b, tracker) in bed_trackers.iter_mut() {
-            let chans: Vec<&[f32]> = bed_planar[*b].iter().map(|c| &c[..live]).collect();
+            let chans: Vec<&[f32]> = inputs.beds[*b].iter().map(|c| &c[..live]).collect();
             let bed = &scene.beds[*b];
             let gain = if bed.mute {
                 0.0
@@ -1163,51 +1216,20 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             };
             tracker.add(&chans, gain);
         }
-        engine.process(frames);
-        // Skip the first `latency` frames so outputs line up with the inputs.
-        let skip = latency.saturating_sub(fed).min(frames as u64) as usize;
         fed += frames as u64;
-        let keep = ((frames - skip) as u64).min(total_frames - written) as usize;
-        if keep > 0 {
-            for (o, (path, writer)) in writers.iter_mut().enumerate() {
-                let out = engine.output(o);
-                let nch = out.len();
-                let planar: Vec<&[f32]> = out.iter().map(|c| &c[skip..skip + keep]).collect();
-                meters[o]
-                    .process_planar(&planar)
-                    .map_err(|source| RenderError::Meter {
-                        output: planned[o].file_name.clone(),
-                        source,
-                    })?;
-                if let Some(img) = images[o].as_mut() {
-                    img.add(planar[0], planar[1]);
-                }
-                for (e, ch) in energy[o].iter_mut().zip(&planar) {
-                    *e += ch.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
-                }
-                let buf = &mut interleaved[o];
-                for (k, &c) in orders[o].iter().enumerate() {
-                    let peak = &mut peaks[o][c];
-                    for (f, &x) in out[c][skip..skip + keep].iter().enumerate() {
-                        buf[f * nch + k] = x;
-                        *peak = peak.max(x.abs());
-                    }
-                }
-                if let Some(writer) = writer {
-                    writer
-                        .write(&buf[..keep * nch])
-                        .map_err(|source| RenderError::Output {
-                            path: path.clone(),
-                            source,
-                        })?;
-                }
-            }
-            written += keep as u64;
-        }
         if let Some(progress) = options.progress.as_mut() {
-            progress(written, total_frames);
+            progress(fed.saturating_sub(latency).min(total_frames), total_frames);
         }
-    }
+        Ok(Some(frames))
+    };
+    // Skip the first `latency` frames so outputs line up with the inputs; stop at the end.
+    let sink = |_: usize, out: &[Vec<f32>], sink: &mut Sink, span: Span| {
+        let skip = latency.saturating_sub(span.start).min(span.frames as u64);
+        let out_start = (span.start + skip).saturating_sub(latency);
+        let keep = (span.frames as u64 - skip).min(total_frames.saturating_sub(out_start));
+        sink.take(out, skip as usize..(skip + keep) as usize)
+    };
+    engine.run(&mut sinks, produce, sink)?;
     if let Some(a) = analysis.as_mut()
         && a.filled > 0
     {
@@ -1215,9 +1237,18 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     }
 
     // Everything rendered: finish all files, then move them into place together.
-    let mut pending: Vec<(PathBuf, Option<PendingFile>)> = Vec::with_capacity(writers.len());
-    for (path, writer) in writers {
-        let file = match writer {
+    let mut pending: Vec<(PathBuf, Option<PendingFile>)> = Vec::with_capacity(sinks.len());
+    let mut meters = Vec::with_capacity(sinks.len());
+    let mut images = Vec::with_capacity(sinks.len());
+    let mut energy = Vec::with_capacity(sinks.len());
+    let mut peaks = Vec::with_capacity(sinks.len());
+    for sink in sinks {
+        meters.push(sink.meter);
+        images.push(sink.image);
+        energy.push(sink.energy);
+        peaks.push(sink.peaks);
+        let path = sink.path;
+        let file = match sink.writer {
             Some(w) => Some(w.finish().map_err(|source| RenderError::Output {
                 path: path.clone(),
                 source,

@@ -1,0 +1,274 @@
+//! Offline rendering on several threads (`parallel`): every output equals a single
+//! engine's bit for bit, whatever the thread count and block sizes; errors on either side
+//! of the pipeline stop the run and come back, without hanging.
+
+use halo::automation::{Automation, Interpolation, Keyframe};
+use halo::binaural::HrtfSet;
+use halo::downmix::FoldDownConfig;
+use halo::dsp::ProcessorConfig;
+use halo::engine::{BedConfig, Engine, EngineConfig, ObjectConfig, OutputConfig};
+use halo::geometry::Position;
+use halo::layout::Layout;
+use halo::parallel::{Inputs, ParallelEngine, Span};
+use std::f64::consts::TAU;
+use std::sync::Arc;
+
+const RATE: u32 = 48000;
+const MAX_BLOCK: usize = 1024;
+const FRAMES: usize = 30000;
+
+fn limiter() -> ProcessorConfig {
+    ProcessorConfig::Limiter {
+        ceiling_dbtp: -6.0,
+        lookahead_ms: 1.5,
+        release_ms: 50.0,
+    }
+}
+
+/// 7.1.4 with a limiter, binaural with a limiter (longest latency), a stereo fold-down of
+/// the 7.1.4 bus, and 5.1: three groups.
+fn config() -> EngineConfig {
+    let l714 = Layout::builtin("7.1.4").unwrap();
+    let objects = (0..6)
+        .map(|i| {
+            let keys = (0..=6)
+                .map(|k| Keyframe {
+                    frame: k * 5000 + i * 300,
+                    value: Position::Polar {
+                        azimuth_deg: (k as f64 * 70.0 + i as f64 * 40.0) % 360.0 - 180.0,
+                        elevation_deg: (i as f64 * 15.0) - 20.0,
+                        distance: 1.0,
+                    },
+                    interpolation: Interpolation::Linear,
+                })
+                .collect();
+            ObjectConfig {
+                name: format!("o{i}"),
+                gain_db: Automation::constant(-3.0 * i as f64),
+                position: Automation::new(keys).unwrap(),
+                size: Automation::constant(if i == 2 { 0.3 } else { 0.0 }),
+                mute: i == 4,
+                binaural_bypass: i == 5,
+            }
+        })
+        .collect();
+    EngineConfig {
+        sample_rate: RATE,
+        max_block_frames: MAX_BLOCK,
+        objects,
+        beds: vec![BedConfig {
+            name: "bed".into(),
+            layout: Layout::builtin("5.1").unwrap(),
+            gain_db: -6.0,
+            mute: false,
+        }],
+        outputs: vec![
+            OutputConfig::Speakers {
+                layout: l714.clone(),
+                chain: vec![limiter()],
+            },
+            OutputConfig::Binaural {
+                hrtf: Arc::new(HrtfSet::default_set(RATE).unwrap()),
+                lfe_db: Some(-10.0),
+                chain: vec![limiter()],
+            },
+            OutputConfig::Stereo {
+                from: l714,
+                fold: FoldDownConfig::default(),
+                chain: vec![],
+            },
+            OutputConfig::speakers(Layout::builtin("5.1").unwrap()),
+        ],
+    }
+}
+
+/// Object `i`: a sine at 220·(i+1) Hz; bed channel `c`: at 97·(c+1) Hz.
+fn object_signal(i: usize, f: usize) -> f32 {
+    (0.5 * (TAU * 220.0 * (i + 1) as f64 * f as f64 / RATE as f64).sin()) as f32
+}
+
+fn bed_signal(c: usize, f: usize) -> f32 {
+    (0.3 * (TAU * 97.0 * (c + 1) as f64 * f as f64 / RATE as f64).sin()) as f32
+}
+
+/// Irregular block sizes, all ≤ MAX_BLOCK.
+fn block_sizes() -> impl Iterator<Item = usize> {
+    [1024, 37, 500, 1024, 1, 999].into_iter().cycle()
+}
+
+/// The reference: one engine, the same blocks.
+fn single(config: EngineConfig) -> (usize, Vec<Vec<Vec<f32>>>) {
+    let n_out = config.outputs.len();
+    let mut engine = Engine::new(config).unwrap();
+    let mut out: Vec<Vec<Vec<f32>>> = (0..n_out)
+        .map(|o| vec![Vec::new(); engine.output(o).len()])
+        .collect();
+    let (mut pos, mut sizes) = (0, block_sizes());
+    while pos < FRAMES {
+        let n = sizes.next().unwrap().min(FRAMES - pos);
+        for i in 0..engine.num_objects() {
+            for (k, x) in engine.object_input(i)[..n].iter_mut().enumerate() {
+                *x = object_signal(i, pos + k);
+            }
+        }
+        for c in 0..6 {
+            for (k, x) in engine.bed_input(0, c)[..n].iter_mut().enumerate() {
+                *x = bed_signal(c, pos + k);
+            }
+        }
+        engine.process(n);
+        for (o, chans) in out.iter_mut().enumerate() {
+            for (c, ch) in chans.iter_mut().enumerate() {
+                ch.extend_from_slice(&engine.output(o)[c][..n]);
+            }
+        }
+        pos += n;
+    }
+    (engine.latency(), out)
+}
+
+/// The same through a `ParallelEngine` on `threads` threads; also returns the spans seen.
+fn parallel(config: EngineConfig, threads: usize) -> (usize, Vec<Vec<Vec<f32>>>, Vec<Span>) {
+    let n_out = config.outputs.len();
+    let channels: Vec<usize> = config
+        .outputs
+        .iter()
+        .map(|o| match o {
+            OutputConfig::Speakers { layout, .. } => layout.num_channels(),
+            _ => 2,
+        })
+        .collect();
+    let mut engine = ParallelEngine::new(config, threads).unwrap();
+    let mut states: Vec<(Vec<Vec<f32>>, Vec<Span>)> = (0..n_out)
+        .map(|o| (vec![Vec::new(); channels[o]], Vec::new()))
+        .collect();
+    let (mut pos, mut sizes) = (0, block_sizes());
+    let produce = |inputs: &mut Inputs| -> Result<Option<usize>, String> {
+        if pos >= FRAMES {
+            return Ok(None);
+        }
+        let n = sizes.next().unwrap().min(FRAMES - pos);
+        for (i, x) in inputs.objects.iter_mut().enumerate() {
+            for (k, x) in x[..n].iter_mut().enumerate() {
+                *x = object_signal(i, pos + k);
+            }
+        }
+        for (c, x) in inputs.beds[0].iter_mut().enumerate() {
+            for (k, x) in x[..n].iter_mut().enumerate() {
+                *x = bed_signal(c, pos + k);
+            }
+        }
+        pos += n;
+        Ok(Some(n))
+    };
+    engine
+        .run(
+            &mut states,
+            produce,
+            |_, out, (chans, spans): &mut (Vec<Vec<f32>>, Vec<Span>), span| {
+                for (ch, x) in chans.iter_mut().zip(out) {
+                    ch.extend_from_slice(&x[..span.frames]);
+                }
+                spans.push(span);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let spans = states[0].1.clone();
+    for (_, s) in &states {
+        assert_eq!(*s, spans, "every output sees every block in order");
+    }
+    (
+        engine.latency(),
+        states.into_iter().map(|(c, _)| c).collect(),
+        spans,
+    )
+}
+
+#[test]
+fn every_output_equals_a_single_engine_bit_for_bit() {
+    let (latency, reference) = single(config());
+    assert!(latency > 256, "binaural partition plus limiter look-ahead");
+    let loud = reference
+        .iter()
+        .all(|o| o.iter().any(|c| c.iter().any(|x| x.abs() > 0.01)));
+    assert!(loud, "every output carries signal");
+    for threads in [1, 2, 3, 8] {
+        let (lat, out, spans) = parallel(config(), threads);
+        assert_eq!(lat, latency, "{threads} threads: latency");
+        assert_eq!(spans.iter().map(|s| s.frames).sum::<usize>(), FRAMES);
+        assert_eq!(
+            spans[1].start, spans[0].frames as u64,
+            "spans follow each other"
+        );
+        for (o, (a, b)) in reference.iter().zip(&out).enumerate() {
+            assert_eq!(a.len(), b.len());
+            for (c, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_eq!(x.len(), FRAMES);
+                let same = x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits());
+                assert!(same, "{threads} threads: output {o} channel {c} differs");
+            }
+        }
+    }
+}
+
+#[test]
+fn errors_on_either_side_stop_the_run() {
+    for threads in [1, 2, 3] {
+        // The sink of output 1 (binaural) fails at its third block.
+        let mut engine = ParallelEngine::new(config(), threads).unwrap();
+        let mut calls = vec![0usize; 4];
+        let mut produced = 0;
+        let result = engine.run(
+            &mut calls,
+            |_: &mut Inputs| {
+                produced += 1;
+                Ok(Some(256))
+            },
+            |o, _, n: &mut usize, _| {
+                *n += 1;
+                if o == 1 && *n == 3 {
+                    Err(format!("disk full on output {o}"))
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(
+            result,
+            Err("disk full on output 1".to_string()),
+            "{threads}"
+        );
+        assert_eq!(calls[1], 3, "{threads}: output 1 stopped at its error");
+        assert!(
+            produced < 100,
+            "{threads}: the producer stopped ({produced} blocks)"
+        );
+
+        // The producer fails at its fifth block: no more blocks are rendered.
+        let mut engine = ParallelEngine::new(config(), threads).unwrap();
+        let mut calls = vec![0usize; 4];
+        let mut produced = 0;
+        let result = engine.run(
+            &mut calls,
+            |_: &mut Inputs| {
+                produced += 1;
+                if produced == 5 {
+                    Err("source cut short".to_string())
+                } else {
+                    Ok(Some(100))
+                }
+            },
+            |_, _, n: &mut usize, _| {
+                *n += 1;
+                Ok(())
+            },
+        );
+        assert_eq!(result, Err("source cut short".to_string()));
+        assert_eq!(
+            calls,
+            vec![4; 4],
+            "{threads}: the four blocks before the error"
+        );
+    }
+}
