@@ -603,3 +603,40 @@ fn objects_sharing_one_file_render_as_if_each_had_its_own() {
     assert!(renders[0].iter().any(|&x| x.abs() > 0.05));
     assert_eq!(renders[0], renders[1], "bit-identical");
 }
+
+#[test]
+fn threads_do_not_change_a_single_bit() {
+    // `--threads 1` renders everything on one engine; `--threads 3` runs the binaural
+    // path, the 7.1.4 bus (with its fold-down) and the 5.1 bus on threads of their own.
+    let dir = material("threads");
+    let text = session(
+        r#"(name: "a", source: "mono.wav", position: [(time: 0.0, value: Polar(az: -60, el: 10, dist: 1)), (time: 0.9, value: Polar(az: 150, el: 40, dist: 1))]),
+        (name: "b", source: "mono.wav", position: Cart(x: 0.5, y: -0.5, z: 0.5), gain_db: -6)"#,
+        r#"(name: "bed", source: "bed51.wav", layout: "5.1")"#,
+        r#"Speakers(layout: "7.1.4", chain: [Limiter()]), Speakers(layout: "5.1"), Binaural(chain: [Limiter()]), Stereo(chain: [Compressor(threshold_db: -30, ratio: 3)])"#,
+    );
+    std::fs::write(dir.join("s.ron"), text).unwrap();
+    let mut renders = Vec::new();
+    for threads in ["1", "3"] {
+        let out = dir.join(format!("t{threads}"));
+        let (code, _, err) = halo(&[
+            "render",
+            dir.join("s.ron").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(code, 0, "--threads {threads}: {err}");
+        let files: Vec<Vec<u8>> = ["7.1.4.wav", "5.1.wav", "binaural.wav", "stereo.wav"]
+            .iter()
+            .map(|f| std::fs::read(out.join(f)).unwrap())
+            .collect();
+        renders.push(files);
+    }
+    assert!(renders[0].iter().all(|f| f.len() > 48000 * 2 * 3));
+    assert!(
+        renders[0] == renders[1],
+        "files differ between 1 and 3 threads"
+    );
+}
