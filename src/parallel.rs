@@ -288,8 +288,10 @@ impl ParallelEngine {
                     home: pool_tx.clone(),
                 });
                 for tx in &senders {
-                    // A worker only hangs up when it has ended: `abort` is set then.
-                    let _ = tx.send(Arc::clone(&block));
+                    // A worker hangs up only when it has ended (it panicked): stop feeding.
+                    if tx.send(Arc::clone(&block)).is_err() {
+                        abort.store(true, Ordering::Relaxed);
+                    }
                 }
                 span.start += span.frames as u64;
             }
