@@ -117,6 +117,9 @@ pub enum AdmError {
     /// Nothing in the file that halo can render.
     #[error("ADM: {0}")]
     Nothing(String),
+    /// The programme asked for is not in the file.
+    #[error("no audioProgramme with the ID or name '{asked}'; allowed: {available}")]
+    UnknownProgramme { asked: String, available: String },
 }
 
 fn invalid(element: impl fmt::Display, problem: impl Into<String>, allowed: &str) -> AdmError {
@@ -1640,6 +1643,45 @@ pub fn to_scene(
     chna: &Chna,
     audio: &AdmAudio,
 ) -> Result<(Scene, Vec<String>), AdmError> {
+    to_scene_of(doc, chna, audio, None)
+}
+
+/// The programme to render: the one whose `audioProgrammeID` or `audioProgrammeName` is
+/// `wanted`, or the first (`None`; also `None` when the file has no programme at all).
+pub fn select_programme<'a>(
+    doc: &'a AdmDocument,
+    wanted: Option<&str>,
+) -> Result<Option<&'a Programme>, AdmError> {
+    let Some(wanted) = wanted else {
+        return Ok(doc.programmes.first());
+    };
+    doc.programmes
+        .iter()
+        .find(|p| p.id == wanted)
+        .or_else(|| doc.programmes.iter().find(|p| p.name == wanted))
+        .map(Some)
+        .ok_or_else(|| AdmError::UnknownProgramme {
+            asked: wanted.to_string(),
+            available: if doc.programmes.is_empty() {
+                "none: the file has no audioProgramme".into()
+            } else {
+                doc.programmes
+                    .iter()
+                    .map(|p| format!("{} {:?}", p.id, p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// [`to_scene`] of one programme (see [`select_programme`]).
+pub fn to_scene_of(
+    doc: &AdmDocument,
+    chna: &Chna,
+    audio: &AdmAudio,
+    programme: Option<&str>,
+) -> Result<(Scene, Vec<String>), AdmError> {
+    let chosen = select_programme(doc, programme)?;
     let mut warnings = doc.warnings.clone();
     let f = Finder { doc };
     if audio.sample_rate == 0 {
@@ -1662,19 +1704,20 @@ pub fn to_scene(
     }
     let track_of = |uid: &str| chna.entries.iter().find(|e| e.uid == uid);
 
-    // Which objects to render: the first programme's, or all contents', or every
+    // Which objects to render: the chosen programme's, or all contents', or every
     // top-level object.
     let mut roots: Vec<&str> = Vec::new();
     let mut duration_frames = None;
-    if let Some(p) = doc.programmes.first() {
+    if let Some(p) = chosen {
         if doc.programmes.len() > 1 {
             warnings.push(format!(
-                "{} audioProgrammes: rendering the first, {} {:?}; ignored: {}",
+                "{} audioProgrammes: rendering {} {:?}; not rendered: {} (choose one by its ID or name)",
                 doc.programmes.len(),
                 p.id,
                 p.name,
-                doc.programmes[1..]
+                doc.programmes
                     .iter()
+                    .filter(|q| q.id != p.id)
                     .map(|q| format!("{} {:?}", q.id, q.name))
                     .collect::<Vec<_>>()
                     .join(", ")

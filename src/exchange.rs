@@ -66,13 +66,14 @@ pub struct Master {
     pub scene: Scene,
     /// Parts of the ADM halo does not render (HOA, screen-related, divergence, …).
     pub warnings: Vec<String>,
-    /// The programme's `loudnessMetadata`, if the master carries one.
+    /// The rendered programme's `loudnessMetadata`, if the master carries one.
     pub loudness: Option<AdmLoudness>,
 }
 
 /// Reads an ADM BWF master: its objects and beds become a scene whose sources are the
 /// master's own tracks. The scene has the default outputs ([`default_outputs`]).
-pub fn read_master(path: &Path) -> Result<Master, ExchangeError> {
+/// `programme`: the `audioProgrammeID` or name to render (None: the first).
+pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, ExchangeError> {
     let mut reader = WavReader::open(path)?;
     let info = reader.info().clone();
     let present = reader.frames_present();
@@ -108,11 +109,14 @@ pub fn read_master(path: &Path) -> Result<Master, ExchangeError> {
         sample_rate: info.sample_rate,
         frames: info.frames,
     };
-    let (mut scene, warnings) = adm::to_scene(&doc, &chna, &audio).map_err(adm_error)?;
+    let (mut scene, warnings) =
+        adm::to_scene_of(&doc, &chna, &audio, programme).map_err(adm_error)?;
     if scene.outputs.is_empty() {
         scene.outputs = default_outputs();
     }
-    let loudness = doc.programmes.iter().find_map(|p| p.loudness);
+    let loudness = adm::select_programme(&doc, programme)
+        .map_err(adm_error)?
+        .and_then(|p| p.loudness);
     Ok(Master {
         scene,
         warnings,
@@ -185,12 +189,13 @@ pub struct ImportReport {
 /// audio as the master.
 pub fn import(
     master: &Path,
+    programme: Option<&str>,
     session_path: &Path,
     format: WriteFormat,
 ) -> Result<ImportReport, ExchangeError> {
     let Master {
         scene, warnings, ..
-    } = read_master(master)?;
+    } = read_master(master, programme)?;
     let dir = session_path.parent().unwrap_or(Path::new(""));
     let stem_name = session_path
         .file_stem()

@@ -72,6 +72,9 @@ enum Command {
         /// binaural path and each speaker bus render side by side.
         #[arg(long, default_value_t = 0, value_name = "N")]
         threads: usize,
+        /// ADM masters: the audioProgramme to render, by ID (APR_1002) or name. Default: the first.
+        #[arg(long, value_name = "ID")]
+        programme: Option<String>,
     },
     /// Split an ADM BWF master into an editable session and mono stems (SESSION-stems/).
     Import {
@@ -83,6 +86,9 @@ enum Command {
         /// Sample format of the stems.
         #[arg(long, value_enum, default_value = "pcm24")]
         format: Format,
+        /// The audioProgramme to import, by ID (APR_1002) or name. Default: the first.
+        #[arg(long, value_name = "ID")]
+        programme: Option<String>,
     },
     /// Write a session as an ADM BWF master (BS.2076 axml, BS.2088 chna) for delivery,
     /// with loudnessMetadata measured on its 7.1.4 render.
@@ -150,6 +156,9 @@ enum Command {
         /// Device buffer size in frames (default: the device's).
         #[arg(long, value_name = "FRAMES")]
         buffer: Option<u32>,
+        /// ADM masters: the audioProgramme to render, by ID (APR_1002) or name. Default: the first.
+        #[arg(long, value_name = "ID")]
+        programme: Option<String>,
     },
     /// Synthesise a 20-second demo session into DIR and render it to every built-in layout.
     Demo {
@@ -205,8 +214,10 @@ fn main() -> ExitCode {
             threshold,
             block,
             threads,
+            programme,
         } => cmd_render(
             &session,
+            programme.as_deref(),
             &layouts,
             &out,
             RenderFlags {
@@ -223,7 +234,8 @@ fn main() -> ExitCode {
             master,
             out,
             format,
-        } => cmd_import(&master, &out, format),
+            programme,
+        } => cmd_import(&master, programme.as_deref(), &out, format),
         Command::Export {
             session,
             out,
@@ -246,7 +258,15 @@ fn main() -> ExitCode {
             device,
             start,
             buffer,
-        } => cmd_play(&session, &monitor, device.as_deref(), start, buffer),
+            programme,
+        } => cmd_play(
+            &session,
+            programme.as_deref(),
+            &monitor,
+            device.as_deref(),
+            start,
+            buffer,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -291,18 +311,27 @@ fn load_session(path: &Path) -> Result<session::Scene> {
     Ok(session::parse(&text, path, &mut read_layout)?)
 }
 
-/// A session, or an ADM BWF master read as one (with what halo does not render of it).
-fn load_input(path: &Path) -> Result<(session::Scene, Vec<String>)> {
+/// A session, or an ADM BWF master read as one (with what halo does not render of it);
+/// `programme` chooses a master's audioProgramme and is an error for a session.
+fn load_input(
+    path: &Path,
+    programme: Option<&str>,
+) -> Result<(session::Scene, Vec<String>), Failure> {
     if exchange::is_master_path(path) {
-        let master = exchange::read_master(path)?;
+        let master = exchange::read_master(path, programme).map_err(|e| classify(e.into()))?;
         let notes = master
             .warnings
             .into_iter()
             .map(|w| format!("ADM: {w}"))
             .collect();
         Ok((master.scene, notes))
+    } else if let Some(p) = programme {
+        Err(bad_input(anyhow!(
+            "--programme {p}: {} is a session, not an ADM master; allowed: --programme only with a .wav master",
+            path.display()
+        )))
     } else {
-        Ok((load_session(path)?, Vec::new()))
+        Ok((load_session(path).map_err(classify)?, Vec::new()))
     }
 }
 
@@ -313,14 +342,19 @@ fn write_format(format: Format) -> WriteFormat {
     }
 }
 
-fn cmd_import(master: &Path, out: &Path, format: Format) -> Result<(), Failure> {
+fn cmd_import(
+    master: &Path,
+    programme: Option<&str>,
+    out: &Path,
+    format: Format,
+) -> Result<(), Failure> {
     if exchange::is_master_path(out) || out.extension().is_none_or(|e| e != "ron") {
         return Err(bad_input(anyhow!(
             "--out {}: allowed a session file name ending in .ron",
             out.display()
         )));
     }
-    let report = exchange::import(master, out, write_format(format))
+    let report = exchange::import(master, programme, out, write_format(format))
         .with_context(|| format!("importing {}", master.display()))
         .map_err(classify)?;
     for w in &report.warnings {
@@ -341,7 +375,7 @@ fn cmd_export(input: &Path, out: &Path, format: Format, loudness: bool) -> Resul
             out.display()
         )));
     }
-    let (scene, notes) = load_input(input).map_err(classify)?;
+    let (scene, notes) = load_input(input, None)?;
     for w in &notes {
         eprintln!("halo: warning: {w}");
     }
@@ -384,6 +418,7 @@ struct RenderFlags {
 
 fn cmd_render(
     session: &Path,
+    programme: Option<&str>,
     layouts: &[String],
     out: &Path,
     flags: RenderFlags,
@@ -395,7 +430,7 @@ fn cmd_render(
             flags.threshold
         )));
     }
-    let (scene, notes) = load_input(session).map_err(classify)?;
+    let (scene, notes) = load_input(session, programme)?;
     let layouts = if layouts.is_empty() {
         None
     } else {
@@ -854,6 +889,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
 #[cfg(feature = "playback")]
 fn cmd_play(
     session: &Path,
+    programme: Option<&str>,
     monitor: &str,
     device: Option<&str>,
     start: f64,
@@ -874,7 +910,7 @@ fn cmd_play(
             ),
         ),
     };
-    let (scene, notes) = load_input(session).map_err(classify)?;
+    let (scene, notes) = load_input(session, programme)?;
     for n in &notes {
         eprintln!("halo: warning: {n}");
     }
@@ -896,6 +932,7 @@ fn cmd_play(
 #[cfg(not(feature = "playback"))]
 fn cmd_play(
     _session: &Path,
+    _programme: Option<&str>,
     _monitor: &str,
     _device: Option<&str>,
     _start: f64,

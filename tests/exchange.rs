@@ -488,3 +488,100 @@ fn bad_masters_exit_2_naming_the_problem_and_leave_nothing() {
         }
     }
 }
+
+#[test]
+fn programme_is_chosen_by_id_or_name_and_an_unknown_one_is_refused() {
+    let dir = scratch("programmes");
+    let master = dir.join("master.wav");
+    // A second programme with the bed content only, and its own loudness.
+    let xml = String::from_utf8(two_contents_xml()).unwrap().replacen(
+        "   <audioContent ",
+        "   <audioProgramme audioProgrammeID=\"APR_1002\" audioProgrammeName=\"Bed only\">\n    <audioContentIDRef>ACO_1001</audioContentIDRef>\n   </audioProgramme>\n   <audioContent ",
+        1,
+    );
+    assert!(xml.contains("APR_1002"));
+    let (guitar, bed_r) = hand_written_master(&master, xml.as_bytes(), two_contents_chna(8));
+    let render = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec![
+            "render",
+            master.to_str().unwrap(),
+            "--layout",
+            "5.1",
+            "--format",
+            "f32",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = halo(&args);
+        (code, err, out)
+    };
+    let peak = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+
+    // Default: the first programme (guitar in L, a warning names the other).
+    let (code, err, out) = render("first", &[]);
+    assert_eq!(code, 0, "{err}");
+    let r = read_planar(&out.join("5.1.wav"));
+    assert!((peak(&r[0]) - peak(&guitar)).abs() < 1e-6);
+    assert!(
+        err.contains("APR_1002"),
+        "the other programme is named: {err}"
+    );
+
+    // By ID and by name: the bed alone (L silent, R the bed's R at −3 dB).
+    for (name, wanted) in [("by_id", "APR_1002"), ("by_name", "Bed only")] {
+        let (code, err, out) = render(name, &["--programme", wanted]);
+        assert_eq!(code, 0, "{wanted}: {err}");
+        let r = read_planar(&out.join("5.1.wav"));
+        assert!(peak(&r[0]) < 1e-7, "{wanted}: no guitar in L");
+        let g = 10f32.powf(-3.0 / 20.0);
+        assert!(
+            (peak(&r[1]) - g * peak(&bed_r)).abs() < 1e-6,
+            "{wanted}: bed R"
+        );
+    }
+
+    // Unknown programme: exit 2, the choices listed, nothing written.
+    let (code, err, out) = render("unknown", &["--programme", "APR_9999"]);
+    assert_eq!(code, 2, "{err}");
+    for want in [
+        "APR_9999",
+        "APR_1001",
+        "\"Mix\"",
+        "APR_1002",
+        "\"Bed only\"",
+    ] {
+        assert!(err.contains(want), "message names {want}: {err}");
+    }
+    assert!(!out.join("5.1.wav").exists() && !out.join("report.json").exists());
+
+    // A session has no programmes: the flag is refused.
+    let session = dir.join("s.ron");
+    std::fs::write(&session, "Session(objects: [], outputs: [])").unwrap();
+    let (code, _, err) = halo(&[
+        "render",
+        session.to_str().unwrap(),
+        "--programme",
+        "APR_1001",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--programme") && err.contains("not an ADM master"),
+        "{err}"
+    );
+
+    // Import takes the same choice: the bed only.
+    let imported = dir.join("bed.ron");
+    let (code, _, err) = halo(&[
+        "import",
+        master.to_str().unwrap(),
+        "--programme",
+        "APR_1002",
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let scene = load(&imported);
+    assert_eq!((scene.objects.len(), scene.beds.len()), (0, 1));
+}

@@ -565,7 +565,7 @@ fn an_adm_master_plays_the_same_frames_as_its_session() {
         measure_loudness: false,
     };
     halo::exchange::export(&scene, &master, &options_export).unwrap();
-    let mut adm = halo::exchange::read_master(&master).unwrap().scene;
+    let mut adm = halo::exchange::read_master(&master, None).unwrap().scene;
     assert!(adm.objects.iter().all(|o| o.source.path == master));
     adm.outputs = scene.outputs.clone();
     let total = expected[0][0].len();
