@@ -159,6 +159,8 @@ struct Ramp {
     start: Vec<f32>,
     slope: Vec<f32>,
     n_active: usize,
+    /// Every slope is 0 (the gains do not move in this segment).
+    fixed: bool,
 }
 
 /// One speaker bus: a layout, its panner and the buffers it renders into.
@@ -940,6 +942,7 @@ impl Bus {
             start: vec![0.0; nch],
             slope: vec![0.0; nch],
             n_active: 0,
+            fixed: true,
         };
         let routes = beds
             .iter()
@@ -1019,13 +1022,17 @@ impl Bus {
         ramp.end = e;
         let (g0, g1) = (&ramp.gains[s], &ramp.gains[e]);
         let mut n = 0;
+        let mut fixed = true;
         for c in Channels(ramp.nonzero[s] | ramp.nonzero[e]) {
+            let slope = (g1[c] - g0[c]) / len;
             ramp.channel[n] = c;
             ramp.start[n] = g0[c];
-            ramp.slope[n] = (g1[c] - g0[c]) / len;
+            ramp.slope[n] = slope;
+            fixed &= slope == 0.0;
             n += 1;
         }
         ramp.n_active = n;
+        ramp.fixed = fixed;
     }
 
     /// Adds every object into the bus for `run` frames starting at buffer offset `at`;
@@ -1050,6 +1057,21 @@ impl Bus {
 
     #[inline(always)]
     fn mix_objects_portable(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
+        const FULL: usize = GAIN_INTERVAL_FRAMES as usize;
+        if run == FULL {
+            // A whole segment (so `offset` is 0): the loops get a constant trip count.
+            self.mix_run(inputs, at, FULL, 0);
+        } else {
+            self.mix_run(inputs, at, run, offset);
+        }
+    }
+
+    /// The mixing loops. Moving objects are mixed two channels at a time (one pass over
+    /// the input feeds both); every channel gets `x · (g0 + slope · k)` element by element
+    /// as before, so the output does not depend on the pairing. An object whose gains do
+    /// not move gets `x · g0` (what the ramp gives for slope 0 and a gain that is > 0).
+    #[inline(always)]
+    fn mix_run(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
         let steps = &RAMP_STEPS[offset..offset + run];
         for (i, (ramp, input)) in self.ramps.iter().zip(inputs).enumerate() {
             if let Some(ahead) = inputs.get(i + PREFETCH_OBJECTS_AHEAD) {
@@ -1057,20 +1079,36 @@ impl Bus {
             }
             let x = &input[at..at + run];
             let n = ramp.n_active;
-            for ((&c, &g0), &slope) in ramp.channel[..n]
-                .iter()
-                .zip(&ramp.start[..n])
-                .zip(&ramp.slope[..n])
-            {
-                let out = &mut self.buffers[c][at..at + run];
-                if slope == 0.0 {
+            let (channel, start, slope) = (&ramp.channel[..n], &ramp.start[..n], &ramp.slope[..n]);
+            if ramp.fixed {
+                for (&c, &g0) in channel.iter().zip(start) {
+                    let out = &mut self.buffers[c][at..at + run];
                     for (o, &s) in out.iter_mut().zip(x) {
                         *o += s * g0;
                     }
-                } else {
-                    for ((o, &s), &k) in out.iter_mut().zip(x).zip(steps) {
-                        *o += s * (g0 + slope * k);
-                    }
+                }
+                continue;
+            }
+            let mut k = 0;
+            while k + 1 < n {
+                // Channels are listed in increasing order: c0 < c1.
+                let (c0, c1) = (channel[k], channel[k + 1]);
+                let (low, high) = self.buffers.split_at_mut(c1);
+                let out0 = &mut low[c0][at..at + run];
+                let out1 = &mut high[0][at..at + run];
+                let (g0, d0, g1, d1) = (start[k], slope[k], start[k + 1], slope[k + 1]);
+                for (((o0, o1), &s), &t) in out0.iter_mut().zip(out1.iter_mut()).zip(x).zip(steps)
+                {
+                    *o0 += s * (g0 + d0 * t);
+                    *o1 += s * (g1 + d1 * t);
+                }
+                k += 2;
+            }
+            if k < n {
+                let out = &mut self.buffers[channel[k]][at..at + run];
+                let (g0, d0) = (start[k], slope[k]);
+                for ((o, &s), &t) in out.iter_mut().zip(x).zip(steps) {
+                    *o += s * (g0 + d0 * t);
                 }
             }
         }
