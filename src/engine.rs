@@ -174,6 +174,8 @@ struct Bus {
     sparse: SparseGains,
     /// Linear level of each object whose gain is not automated.
     levels: Vec<Option<f64>>,
+    /// Size (clamped to 0…1) of each object whose size is not automated.
+    sizes: Vec<Option<f64>>,
     /// Whether an enabled output reads this bus (see [`Engine::set_output_enabled`]).
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
@@ -962,6 +964,14 @@ impl Bus {
                         .then(|| 10f64.powf(o.gain_db.value_at(0.0) / 20.0))
                 })
                 .collect(),
+            sizes: objects
+                .iter()
+                .map(|o| {
+                    o.size
+                        .is_constant()
+                        .then(|| o.size.value_at(0.0).clamp(0.0, 1.0))
+                })
+                .collect(),
             cursors: vec![Cursors::default(); n_obj],
             avx: crate::binaural::has_avx(),
             panner,
@@ -979,14 +989,18 @@ impl Bus {
             Some(level) => level,
             None => 10f64.powf(obj.gain_db.value_at_cursor(t, &mut cur.gain) / 20.0),
         };
+        let size = match self.sizes[i] {
+            Some(size) => size,
+            None => obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
+        };
         self.panner.position_gains_sparse(
             obj.position.value_at_cursor(t, &mut cur.position),
-            obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
+            size,
             &mut cur.pan,
             &mut self.sparse,
         );
         let ramp = &mut self.ramps[i];
-        let gains = &mut ramp.gains[half];
+        let gains = &mut ramp.gains[half][..];
         for c in Channels(ramp.nonzero[half]) {
             gains[c] = 0.0;
         }
@@ -1020,14 +1034,20 @@ impl Bus {
         let len = (end - start) as f32;
         let ramp = &mut self.ramps[i];
         ramp.end = e;
-        let (g0, g1) = (&ramp.gains[s], &ramp.gains[e]);
+        let active = ramp.nonzero[s] | ramp.nonzero[e];
+        let (g0, g1) = (&ramp.gains[s][..], &ramp.gains[e][..]);
+        let (channel, start, slopes) = (
+            &mut ramp.channel[..],
+            &mut ramp.start[..],
+            &mut ramp.slope[..],
+        );
         let mut n = 0;
         let mut fixed = true;
-        for c in Channels(ramp.nonzero[s] | ramp.nonzero[e]) {
+        for c in Channels(active) {
             let slope = (g1[c] - g0[c]) / len;
-            ramp.channel[n] = c;
-            ramp.start[n] = g0[c];
-            ramp.slope[n] = slope;
+            channel[n] = c;
+            start[n] = g0[c];
+            slopes[n] = slope;
             fixed &= slope == 0.0;
             n += 1;
         }

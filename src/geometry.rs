@@ -83,6 +83,14 @@ pub fn wrap_deg(a: f64) -> f64 {
     if a > -180.0 && a <= 180.0 {
         return a; // already wrapped (and finite): skip the costly remainder
     }
+    // One turn out (interpolated azimuths authored in 0…360): `a % 360` is `a` or, from
+    // 360 on, `a − 360` (exact, as the remainder is), so the result is the same.
+    if a > 180.0 && a < 720.0 {
+        return if a < 360.0 { a - 360.0 } else { wrap_deg(a - 360.0) };
+    }
+    if a <= -180.0 && a > -720.0 {
+        return if a > -360.0 { a + 360.0 } else { wrap_deg(a + 360.0) };
+    }
     if !a.is_finite() {
         return 0.0;
     }
