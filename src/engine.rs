@@ -1117,8 +1117,7 @@ impl Bus {
                 let out0 = &mut low[c0][at..at + run];
                 let out1 = &mut high[0][at..at + run];
                 let (g0, d0, g1, d1) = (start[k], slope[k], start[k + 1], slope[k + 1]);
-                for (((o0, o1), &s), &t) in out0.iter_mut().zip(out1.iter_mut()).zip(x).zip(steps)
-                {
+                for (((o0, o1), &s), &t) in out0.iter_mut().zip(out1.iter_mut()).zip(x).zip(steps) {
                     *o0 += s * (g0 + d0 * t);
                     *o1 += s * (g1 + d1 * t);
                 }
