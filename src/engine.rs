@@ -18,7 +18,7 @@ use crate::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
 use crate::geometry::{Direction, Position, RoomMap};
 use crate::layout::Layout;
-use crate::panner::{PanHint, Panner, PannerError};
+use crate::panner::{Channels, PanHint, Panner, PannerError, SparseGains};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -141,14 +141,26 @@ struct BedRoute {
     taps: Vec<(usize, usize, f32)>,
 }
 
-/// Per-object gain state on one bus: the current ramp segment's start gains and slopes.
+/// Per-object gain state on one bus: the gains at both ends of the current ramp segment,
+/// and the segment's ramp compacted to the channels it feeds.
 #[derive(Debug, Clone)]
 struct Ramp {
+    /// Gains at two gain points (one layout's channels each): `gains[end]` at the current
+    /// segment's end, the other at its start. A segment that continues the previous one
+    /// starts from its end gains, so only its own end is computed (into the other half).
+    gains: [Vec<f32>; 2],
+    /// Channels whose gain is non-zero in `gains[k]` (bit `c`); all others are exactly 0,
+    /// so a point source's gains are written and cleared a few channels at a time.
+    nonzero: [u64; 2],
+    end: usize,
+    /// The ramp, for each channel whose gain is non-zero at either end of the segment:
+    /// `(channel, start gain, per-frame slope)`, the first `n_active` entries.
+    channel: Vec<usize>,
     start: Vec<f32>,
     slope: Vec<f32>,
-    /// Channels whose gain is non-zero somewhere in the segment.
-    active: Vec<usize>,
     n_active: usize,
+    /// Every slope is 0 (the gains do not move in this segment).
+    fixed: bool,
 }
 
 /// One speaker bus: a layout, its panner and the buffers it renders into.
@@ -159,11 +171,11 @@ struct Bus {
     ramps: Vec<Ramp>,
     beds: Vec<BedRoute>,
     /// Scratch for gain computation (one layout's channels).
-    scratch: Vec<f64>,
-    /// Gains at the end of the current segment, per object (flat, objects × channels).
-    end_gains: Vec<f32>,
+    sparse: SparseGains,
     /// Linear level of each object whose gain is not automated.
     levels: Vec<Option<f64>>,
+    /// Size (clamped to 0…1) of each object whose size is not automated.
+    sizes: Vec<Option<f64>>,
     /// Whether an enabled output reads this bus (see [`Engine::set_output_enabled`]).
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
@@ -925,10 +937,14 @@ impl Bus {
         })?;
         let nch = layout.num_channels();
         let ramp = Ramp {
+            gains: [vec![0.0; nch], vec![0.0; nch]],
+            nonzero: [0; 2],
+            end: 0,
+            channel: vec![0; nch],
             start: vec![0.0; nch],
             slope: vec![0.0; nch],
-            active: vec![0; nch],
             n_active: 0,
+            fixed: true,
         };
         let routes = beds
             .iter()
@@ -939,14 +955,21 @@ impl Bus {
             buffers: vec![vec![0.0; block]; nch],
             ramps: vec![ramp; n_obj],
             beds: routes,
-            scratch: vec![0.0; nch],
-            end_gains: vec![0.0; n_obj * nch],
+            sparse: SparseGains::default(),
             levels: objects
                 .iter()
                 .map(|o| {
                     o.gain_db
                         .is_constant()
                         .then(|| 10f64.powf(o.gain_db.value_at(0.0) / 20.0))
+                })
+                .collect(),
+            sizes: objects
+                .iter()
+                .map(|o| {
+                    o.size
+                        .is_constant()
+                        .then(|| o.size.value_at(0.0).clamp(0.0, 1.0))
                 })
                 .collect(),
             cursors: vec![Cursors::default(); n_obj],
@@ -957,27 +980,39 @@ impl Bus {
         })
     }
 
-    /// Object `i`'s gains at `frame` (panning × level) into `end_gains`.
-    fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64) {
+    /// Object `i`'s gains at `frame` (panning × level) into `ramps[i].gains[half]`: only
+    /// the channels that were non-zero there and those the panner feeds are written.
+    fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64, half: usize) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
             Some(level) => level,
             None => 10f64.powf(obj.gain_db.value_at_cursor(t, &mut cur.gain) / 20.0),
         };
-        self.panner.position_gains_with_hint(
+        let size = match self.sizes[i] {
+            Some(size) => size,
+            None => obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
+        };
+        self.panner.position_gains_sparse(
             obj.position.value_at_cursor(t, &mut cur.position),
-            obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
+            size,
             &mut cur.pan,
-            &mut self.scratch,
+            &mut self.sparse,
         );
-        let nch = self.scratch.len();
-        for (dst, g) in self.end_gains[i * nch..(i + 1) * nch]
-            .iter_mut()
-            .zip(&self.scratch)
-        {
-            *dst = (g * level) as f32;
+        let ramp = &mut self.ramps[i];
+        let gains = &mut ramp.gains[half][..];
+        for c in Channels(ramp.nonzero[half]) {
+            gains[c] = 0.0;
         }
+        let mut nonzero = 0u64;
+        for (c, g) in self.sparse.iter() {
+            let g = (g * level) as f32;
+            if g != 0.0 {
+                gains[c] = g;
+                nonzero |= 1 << c;
+            }
+        }
+        ramp.nonzero[half] = nonzero;
     }
 
     /// Sets object `i`'s ramp for the segment [start, end): from the gains at `start`
@@ -990,30 +1025,34 @@ impl Bus {
         end: u64,
         start: u64,
     ) {
-        let nch = self.scratch.len();
-        if let Some(s) = at_start {
-            self.gains_at(i, obj, s);
-            let (ramp, g) = (&mut self.ramps[i], &self.end_gains[i * nch..(i + 1) * nch]);
-            ramp.start.copy_from_slice(g);
-        } else {
-            let (ramp, g) = (&mut self.ramps[i], &self.end_gains[i * nch..(i + 1) * nch]);
-            ramp.start.copy_from_slice(g);
+        let s = self.ramps[i].end;
+        if let Some(f) = at_start {
+            self.gains_at(i, obj, f, s);
         }
-        self.gains_at(i, obj, end);
+        let e = 1 - s;
+        self.gains_at(i, obj, end, e);
         let len = (end - start) as f32;
         let ramp = &mut self.ramps[i];
-        let g_end = &self.end_gains[i * nch..(i + 1) * nch];
-        ramp.n_active = 0;
-        // Slopes first (a loop that vectorises), then the active channels.
-        for ((&end, &start), slope) in g_end.iter().zip(&ramp.start).zip(&mut ramp.slope) {
-            *slope = (end - start) / len;
+        ramp.end = e;
+        let active = ramp.nonzero[s] | ramp.nonzero[e];
+        let (g0, g1) = (&ramp.gains[s][..], &ramp.gains[e][..]);
+        let (channel, start, slopes) = (
+            &mut ramp.channel[..],
+            &mut ramp.start[..],
+            &mut ramp.slope[..],
+        );
+        let mut n = 0;
+        let mut fixed = true;
+        for c in Channels(active) {
+            let slope = (g1[c] - g0[c]) / len;
+            channel[n] = c;
+            start[n] = g0[c];
+            slopes[n] = slope;
+            fixed &= slope == 0.0;
+            n += 1;
         }
-        for (c, (&end, &start)) in g_end.iter().zip(&ramp.start).enumerate() {
-            if start != 0.0 || end != 0.0 {
-                ramp.active[ramp.n_active] = c;
-                ramp.n_active += 1;
-            }
-        }
+        ramp.n_active = n;
+        ramp.fixed = fixed;
     }
 
     /// Adds every object into the bus for `run` frames starting at buffer offset `at`;
@@ -1038,21 +1077,57 @@ impl Bus {
 
     #[inline(always)]
     fn mix_objects_portable(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
+        const FULL: usize = GAIN_INTERVAL_FRAMES as usize;
+        if run == FULL {
+            // A whole segment (so `offset` is 0): the loops get a constant trip count.
+            self.mix_run(inputs, at, FULL, 0);
+        } else {
+            self.mix_run(inputs, at, run, offset);
+        }
+    }
+
+    /// The mixing loops. Moving objects are mixed two channels at a time (one pass over
+    /// the input feeds both); every channel gets `x · (g0 + slope · k)` element by element
+    /// as before, so the output does not depend on the pairing. An object whose gains do
+    /// not move gets `x · g0` (what the ramp gives for slope 0 and a gain that is > 0).
+    #[inline(always)]
+    fn mix_run(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
         let steps = &RAMP_STEPS[offset..offset + run];
-        for (ramp, input) in self.ramps.iter().zip(inputs) {
+        for (i, (ramp, input)) in self.ramps.iter().zip(inputs).enumerate() {
+            if let Some(ahead) = inputs.get(i + PREFETCH_OBJECTS_AHEAD) {
+                prefetch(&ahead[at..at + run]);
+            }
             let x = &input[at..at + run];
-            for &c in &ramp.active[..ramp.n_active] {
-                let out = &mut self.buffers[c][at..at + run];
-                let g0 = ramp.start[c];
-                let slope = ramp.slope[c];
-                if slope == 0.0 {
+            let n = ramp.n_active;
+            let (channel, start, slope) = (&ramp.channel[..n], &ramp.start[..n], &ramp.slope[..n]);
+            if ramp.fixed {
+                for (&c, &g0) in channel.iter().zip(start) {
+                    let out = &mut self.buffers[c][at..at + run];
                     for (o, &s) in out.iter_mut().zip(x) {
                         *o += s * g0;
                     }
-                } else {
-                    for ((o, &s), &k) in out.iter_mut().zip(x).zip(steps) {
-                        *o += s * (g0 + slope * k);
-                    }
+                }
+                continue;
+            }
+            let mut k = 0;
+            while k + 1 < n {
+                // Channels are listed in increasing order: c0 < c1.
+                let (c0, c1) = (channel[k], channel[k + 1]);
+                let (low, high) = self.buffers.split_at_mut(c1);
+                let out0 = &mut low[c0][at..at + run];
+                let out1 = &mut high[0][at..at + run];
+                let (g0, d0, g1, d1) = (start[k], slope[k], start[k + 1], slope[k + 1]);
+                for (((o0, o1), &s), &t) in out0.iter_mut().zip(out1.iter_mut()).zip(x).zip(steps) {
+                    *o0 += s * (g0 + d0 * t);
+                    *o1 += s * (g1 + d1 * t);
+                }
+                k += 2;
+            }
+            if k < n {
+                let out = &mut self.buffers[channel[k]][at..at + run];
+                let (g0, d0) = (start[k], slope[k]);
+                for ((o, &s), &t) in out.iter_mut().zip(x).zip(steps) {
+                    *o += s * (g0 + d0 * t);
                 }
             }
         }
@@ -1068,6 +1143,26 @@ impl Bus {
             }
         }
     }
+}
+
+/// The mixing loop asks for the input of the object this many places ahead, so that it
+/// is in the L1 cache by the time it is mixed (each object's input is a separate buffer;
+/// the hardware prefetchers do not follow the jump from one to the next).
+const PREFETCH_OBJECTS_AHEAD: usize = 2;
+
+/// Hints the CPU to bring `x` into the L1 cache (no effect on any value).
+#[inline(always)]
+fn prefetch(x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        for line in x.chunks(16) {
+            // SAFETY: a prefetch of an address inside a live slice; SSE is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// How a bed reaches a bus: same channels pass through; otherwise by label; a channel the

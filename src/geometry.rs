@@ -83,6 +83,19 @@ pub fn wrap_deg(a: f64) -> f64 {
     if a > -180.0 && a <= 180.0 {
         return a; // already wrapped (and finite): skip the costly remainder
     }
+    // One turn out (interpolated azimuths authored in 0…360): `a % 360` is `a` or, from
+    // 360 on, `a − 360` (exact, as the remainder is), so the result is the same (below
+    // −360 the remainder's zero is −0, so that side is left to it).
+    if a > 180.0 && a < 720.0 {
+        return if a < 360.0 {
+            a - 360.0
+        } else {
+            wrap_deg(a - 360.0)
+        };
+    }
+    if a <= -180.0 && a > -360.0 {
+        return a + 360.0;
+    }
     if !a.is_finite() {
         return 0.0;
     }
@@ -343,6 +356,33 @@ mod tests {
         assert_eq!(wrap_deg(190.0), -170.0);
         assert_eq!(wrap_deg(-180.0), 180.0);
         assert_eq!(wrap_deg(540.0), 180.0);
+    }
+
+    /// The shortcut for angles one turn out gives exactly what the remainder gives.
+    #[test]
+    fn wrap_one_turn_out_equals_the_remainder() {
+        let remainder = |a: f64| {
+            let mut w = a % 360.0;
+            if w > 180.0 {
+                w -= 360.0;
+            } else if w <= -180.0 {
+                w += 360.0;
+            }
+            w
+        };
+        let mut angles = vec![-720.0, -540.0, -360.0, -180.0, 180.0, 360.0, 540.0, 720.0];
+        for k in -800_000..=800_000 {
+            angles.push(k as f64 * 9.000_000_1e-4);
+        }
+        for e in [
+            -720.0f64, -540.0, -360.0, -180.0, 180.0, 360.0, 540.0, 720.0,
+        ] {
+            angles.extend([e.next_down(), e.next_up()]);
+        }
+        for a in angles {
+            let (got, want) = (wrap_deg(a), remainder(a));
+            assert!(got.to_bits() == want.to_bits(), "{a}: {got} != {want}");
+        }
     }
 
     #[test]

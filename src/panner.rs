@@ -171,8 +171,6 @@ struct Vertex {
 /// VBAP over a triangulated hull, feeding `n_out` core channels.
 #[derive(Debug, Clone)]
 struct Core {
-    /// Number of core channels (the layout's, or 5 for the internal 0+5+0).
-    n_out: usize,
     verts: Vec<Vertex>,
     tris: Vec<Tri>,
     /// Feeds of vertex `v`: `mix[mix_start[v]..mix_start[v + 1]]`.
@@ -210,6 +208,68 @@ impl Default for PanHint {
             sin_el: 0.0,
             cos_el: 1.0,
         }
+    }
+}
+
+/// A gain vector (one entry per layout channel) that knows which of its channels may be
+/// non-zero: every channel outside [`SparseGains::mask`] is exactly zero. Filled by
+/// [`Panner::position_gains_sparse`]; a point source has only the few channels of the
+/// speakers around its hull triangle in the mask.
+#[derive(Debug, Clone)]
+pub struct SparseGains {
+    gains: [f64; MAX_CHANNELS],
+    mask: u64,
+}
+
+impl Default for SparseGains {
+    fn default() -> Self {
+        SparseGains {
+            gains: [0.0; MAX_CHANNELS],
+            mask: 0,
+        }
+    }
+}
+
+impl SparseGains {
+    /// The channels that may be non-zero: bit `c` for channel `c`.
+    pub fn mask(&self) -> u64 {
+        self.mask
+    }
+
+    /// Gain of channel `c` (zero outside the mask and past the layout's channels).
+    pub fn get(&self, c: usize) -> f64 {
+        self.gains.get(c).copied().unwrap_or(0.0)
+    }
+
+    /// `(channel, gain)` for every channel in the mask, in channel order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, f64)> + '_ {
+        Channels(self.mask).map(|c| (c, self.gains[c]))
+    }
+
+    /// All zero again, touching only the channels in the mask.
+    fn clear(&mut self) {
+        for c in Channels(self.mask) {
+            self.gains[c] = 0.0;
+        }
+        self.mask = 0;
+    }
+}
+
+/// The set bits of a channel mask, lowest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Channels(pub u64);
+
+impl Iterator for Channels {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let c = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(c)
     }
 }
 
@@ -385,13 +445,19 @@ impl Panner {
         } else {
             0.0
         };
+        let n = self.n;
+        if s <= 0.0 && out.len() == n {
+            // Straight into `out`: only the few channels around the triangle are written.
+            out.fill(0.0);
+            self.point_sparse(u, hint, out);
+            return;
+        }
         let mut point = [0.0; MAX_CHANNELS];
         self.point_unit_hinted(u, hint, &mut point);
         if s <= 0.0 {
             self.write_out(&point, out);
             return;
         }
-        let n = self.n;
         let a = smoothstep(s / SIZE_BLEND);
         let b = smoothstep((s - 0.5) / 0.5);
         let mut spread = [0.0; MAX_CHANNELS];
@@ -458,6 +524,38 @@ impl Panner {
         hint: &mut PanHint,
         out: &mut [f64],
     ) {
+        let (u, size) = self.hinted_unit(pos, size, hint);
+        self.gains_unit(u, size, Cell::from_mut(&mut hint.triangle), out);
+    }
+
+    /// [`Panner::position_gains_with_hint`] into a [`SparseGains`]: the same gains, but
+    /// only the channels a point source feeds (the speakers around its hull triangle) are
+    /// written and listed, so a caller touches a handful of channels instead of all.
+    pub fn position_gains_sparse(
+        &self,
+        pos: Position,
+        size: f64,
+        hint: &mut PanHint,
+        out: &mut SparseGains,
+    ) {
+        let (u, size) = self.hinted_unit(pos, size, hint);
+        out.clear();
+        let n = self.n;
+        let hint = Cell::from_mut(&mut hint.triangle);
+        let point = !size.is_finite() || size <= 0.0;
+        if point {
+            out.mask = self.point_sparse(u, hint, &mut out.gains[..n]);
+        } else {
+            self.gains_unit(u, size, hint, &mut out.gains[..n]);
+            out.mask = u64::MAX >> (64 - n);
+        }
+    }
+
+    /// The unit vector and effective size of an authored position (see
+    /// [`Panner::position_gains`]), keeping the elevation's sine and cosine in `hint`
+    /// while the elevation does not change.
+    #[inline(always)]
+    fn hinted_unit(&self, pos: Position, size: f64, hint: &mut PanHint) -> ([f64; 3], f64) {
         let (dir, size) = match pos {
             Position::Cartesian { x, y, z } => {
                 let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
@@ -487,7 +585,7 @@ impl Panner {
         } else {
             [0.0, 1.0, 0.0]
         };
-        self.gains_unit(u, size, Cell::from_mut(&mut hint.triangle), out);
+        (u, size)
     }
 
     fn position_gains_hinted(&self, pos: Position, size: f64, hint: &Cell<usize>, out: &mut [f64]) {
@@ -590,28 +688,35 @@ impl Panner {
     fn point_unit_hinted(&self, u: [f64; 3], hint: &Cell<usize>, buf: &mut [f64; MAX_CHANNELS]) {
         let n = self.n;
         buf[..n].fill(0.0);
+        self.point_sparse(u, hint, &mut buf[..n]);
+    }
+
+    /// Point gains for a unit vector into `buf` (the layout's `n` channels, all zero on
+    /// entry), trying the triangle `hint` first (and updating it). Returns the channels
+    /// written (bit `c` for channel `c`); every other entry stays zero.
+    #[inline(always)]
+    fn point_sparse(&self, u: [f64; 3], hint: &Cell<usize>, buf: &mut [f64]) -> u64 {
         match self.mode {
             Mode::Direct => {
-                let total = self.core.accumulate(u, hint, buf);
+                let (total, touched) = self.core.accumulate(u, hint, buf);
                 if total > 0.0 {
                     let k = 1.0 / total.sqrt();
-                    for g in &mut buf[..n] {
-                        *g *= k;
+                    for ch in Channels(touched) {
+                        buf[ch] *= k;
                     }
+                    touched
                 } else {
-                    self.fallback(buf);
+                    touched | self.fallback(buf)
                 }
             }
             Mode::Stereo { l, r } => {
-                let mut five = [0.0; MAX_CHANNELS];
-                let total = self.core.accumulate(u, hint, &mut five);
+                let mut five = [0.0; 5];
+                let (total, _) = self.core.accumulate(u, hint, &mut five);
                 if total <= 0.0 {
-                    self.fallback(buf);
-                    return;
+                    return self.fallback(buf);
                 }
                 let k = 1.0 / total.sqrt();
-                let [gl, gr, gc, gls, grs] =
-                    [five[0], five[1], five[2], five[3], five[4]].map(|g| g * k);
+                let [gl, gr, gc, gls, grs] = five.map(|g| g * k);
                 let left = gl + FOLD_CENTRE * gc + FOLD_SURROUND * gls;
                 let right = gr + FOLD_CENTRE * gc + FOLD_SURROUND * grs;
                 let target = 1.0 - 0.5 * (gls * gls + grs * grs);
@@ -620,20 +725,24 @@ impl Panner {
                     let k = (target / power).sqrt();
                     buf[l] = left * k;
                     buf[r] = right * k;
+                    (1 << l) | (1 << r)
                 } else {
-                    self.fallback(buf);
+                    self.fallback(buf)
                 }
             }
         }
     }
 
     /// Equal power on every real speaker (never reached for a valid hull; keeps every
-    /// direction audible whatever happens).
-    fn fallback(&self, buf: &mut [f64; MAX_CHANNELS]) {
+    /// direction audible whatever happens). Returns the channels written.
+    fn fallback(&self, buf: &mut [f64]) -> u64 {
         let g = 1.0 / (self.real_channels.len() as f64).sqrt();
+        let mut mask = 0;
         for &ch in &self.real_channels {
             buf[ch] = g;
+            mask |= 1 << ch;
         }
+        mask
     }
 
     fn write_out(&self, buf: &[f64; MAX_CHANNELS], out: &mut [f64]) {
@@ -829,8 +938,8 @@ impl Core {
             mix.extend(reals.into_iter().map(|ch| (ch, g)));
         }
         mix_start.push(mix.len());
+        debug_assert!(mix.iter().all(|&(ch, _)| ch < n_out));
         Ok(Core {
-            n_out,
             verts,
             tris,
             mix_start,
@@ -840,6 +949,7 @@ impl Core {
     }
 
     /// The triangle containing `u` and its barycentric (VBAP) weights.
+    #[inline(always)]
     fn locate(&self, u: [f64; 3], last: &Cell<usize>) -> (usize, [f64; 3]) {
         let hint = last.get();
         if let Some(tri) = self.tris.get(hint) {
@@ -865,11 +975,15 @@ impl Core {
         best
     }
 
-    /// Adds the unnormalised gains of direction `u` into `buf` (core channels) and
-    /// returns their power.
-    fn accumulate(&self, u: [f64; 3], last: &Cell<usize>, buf: &mut [f64; MAX_CHANNELS]) -> f64 {
+    /// Adds the unnormalised gains of direction `u` into `buf` (core channels; the
+    /// entries it adds to must be zero on entry) and returns their power and the channels
+    /// it added to (bit `c` for channel `c`). The power is summed in channel order, as a
+    /// sum over every channel would be (the others are zero).
+    #[inline(always)]
+    fn accumulate(&self, u: [f64; 3], last: &Cell<usize>, buf: &mut [f64]) -> (f64, u64) {
         let (t, w) = self.locate(u, last);
         let tri = &self.tris[t];
+        let mut touched = 0u64;
         for (&wk, &v) in w.iter().zip(&tri.v) {
             let wk = wk.max(0.0);
             if wk == 0.0 {
@@ -877,10 +991,14 @@ impl Core {
             }
             for &(ch, c) in &self.mix[self.mix_start[v]..self.mix_start[v + 1]] {
                 buf[ch] += wk * c;
+                touched |= 1 << ch;
             }
         }
-        let total: f64 = buf[..self.n_out].iter().map(|g| g * g).sum();
-        total
+        let mut total = 0.0;
+        for ch in Channels(touched) {
+            total += buf[ch] * buf[ch];
+        }
+        (total, touched)
     }
 }
 

@@ -716,3 +716,65 @@ fn hinted_gains_equal_plain_gains() {
         }
     }
 }
+
+/// `position_gains_sparse` gives exactly `position_gains_with_hint`'s gains (same record,
+/// same lookups), every channel outside its mask is zero, and a moving point source on
+/// 7.1.4 feeds only the few speakers around its triangle.
+#[test]
+fn sparse_gains_equal_dense_hinted_gains() {
+    for name in ["7.1.4", "9.1.6", "5.1", "2.0"] {
+        let p = Panner::new(&Layout::builtin(name).expect("built-in")).expect("panner");
+        let n = p.num_channels();
+        let mut dense = vec![0.0; n];
+        let mut sparse = halo::panner::SparseGains::default();
+        let mut hint_dense = halo::panner::PanHint::default();
+        let mut hint_sparse = halo::panner::PanHint::default();
+        let mut widest = 0;
+        for k in 0..4000 {
+            let pos = match k % 4 {
+                0 | 1 => Position::Polar {
+                    azimuth_deg: k as f64 * 0.37 - 300.0,
+                    elevation_deg: -95.0 + (k as f64 * 0.07) % 190.0,
+                    distance: 1.0,
+                },
+                2 => Position::Cartesian {
+                    x: (k as f64 * 0.011).sin(),
+                    y: (k as f64 * 0.007).cos(),
+                    z: (k as f64 * 0.003) % 1.0,
+                },
+                _ => Position::Cartesian {
+                    // Near the centre: diffuse (the dense size path).
+                    x: 0.1 * (k as f64 * 0.013).sin(),
+                    y: 0.1 * (k as f64 * 0.017).cos(),
+                    z: 0.05,
+                },
+            };
+            let size = match k % 7 {
+                0 => 0.3,
+                1 => f64::NAN,
+                _ => 0.0,
+            };
+            p.position_gains_with_hint(pos, size, &mut hint_dense, &mut dense);
+            p.position_gains_sparse(pos, size, &mut hint_sparse, &mut sparse);
+            let mask = sparse.mask();
+            for (c, &want) in dense.iter().enumerate() {
+                assert!(
+                    sparse.get(c).to_bits() == want.to_bits(),
+                    "{name} {pos:?} size {size}: channel {c}: {} != {want}",
+                    sparse.get(c)
+                );
+                if mask & (1 << c) == 0 {
+                    assert_eq!(want, 0.0, "{name} {pos:?}: channel {c} outside the mask");
+                }
+            }
+            assert!(sparse.iter().all(|(c, g)| g == dense[c]));
+            if matches!(pos, Position::Polar { .. }) && size == 0.0 {
+                widest = widest.max(mask.count_ones());
+            }
+        }
+        if name == "7.1.4" {
+            // At most a triangle's speakers, a virtual speaker's feeds among them.
+            assert!(widest <= 8, "a point source fed {widest} channels");
+        }
+    }
+}
