@@ -787,7 +787,8 @@ struct Source {
     /// Pending changes: (first partition index they apply to, parameters).
     queue: [(u64, Params); 2],
     queued: usize,
-    /// Time-domain input: previous partition, then the partition being filled.
+    /// Time-domain input, two partitions: the one being filled (half
+    /// [`BinauralRenderer::half`]) and the previous one (the other half).
     time: Vec<f32>,
     /// Frequency-domain delay line: `parts` slots of `bins` (split real / imaginary).
     fdl_re: Vec<f32>,
@@ -843,6 +844,9 @@ pub struct BinauralRenderer {
     /// Crossfade window (fade-in of the new state), `B` frames.
     fade_in: Vec<f32>,
     fill: usize,
+    /// Which half of every source's `time` buffer is being filled (the halves swap roles
+    /// at each partition instead of the input being copied).
+    half: usize,
     frames_in: u64,
     partition_index: u64,
     /// The CPU has AVX (detected at construction): the convolution kernels run in their
@@ -974,6 +978,7 @@ impl BinauralRenderer {
             out: [vec![0.0; b], vec![0.0; b]],
             fade_in,
             fill: 0,
+            half: 0,
             frames_in: 0,
             partition_index: 0,
             avx: has_avx(),
@@ -1055,6 +1060,7 @@ impl BinauralRenderer {
             self.out[ear].fill(0.0);
         }
         self.fill = 0;
+        self.half = 0;
         self.frames_in = 0;
         self.partition_index = 0;
     }
@@ -1069,7 +1075,8 @@ impl BinauralRenderer {
         while pos < frames {
             let chunk = (b - self.fill).min(frames - pos);
             for (i, s) in self.sources.iter_mut().enumerate() {
-                let dst = &mut s.time[b + self.fill..b + self.fill + chunk];
+                let at = self.half * b + self.fill;
+                let dst = &mut s.time[at..at + chunk];
                 match inputs.get(i).map(|x| x.as_ref()) {
                     Some(x) if x.len() >= pos + chunk => dst.copy_from_slice(&x[pos..pos + chunk]),
                     Some(x) => {
@@ -1122,7 +1129,12 @@ impl BinauralRenderer {
             let hist_silent_before = s.silent_run >= parts;
             s.head = (s.head + 1) % parts;
             let slot = s.head * bins;
-            let (prev_half, cur_half) = s.time.split_at_mut(b);
+            let (first, second) = s.time.split_at_mut(b);
+            let (prev_half, cur_half) = if self.half == 0 {
+                (second, first)
+            } else {
+                (first, second)
+            };
             if !now.active {
                 cur_half.fill(0.0);
             }
@@ -1175,7 +1187,6 @@ impl BinauralRenderer {
                     }
                 }
             }
-            prev_half.copy_from_slice(cur_half);
             let history_silent = s.silent_run >= parts;
             let hrtf_before = prev.bypass.is_none() && crossfade;
             let hrtf_now = now.bypass.is_none();
@@ -1289,6 +1300,7 @@ impl BinauralRenderer {
                 self.b_im[ear].fill(0.0);
             }
         }
+        self.half ^= 1;
         self.partition_index += 1;
     }
 }
@@ -1391,6 +1403,14 @@ fn convolve_portable(job: Job<'_>) {
         b_im,
     } = job;
     let per_meas = 2 * parts * bins;
+    // A measurement with weight 0 (a direction on a triangle's edge, e.g. on the KEMAR
+    // horizontal ring) is read at the address of one with weight > 0: `0 · S` is 0 either
+    // way, and the kernel then reads two measurements' spectra from memory, not three.
+    let alias = |w: Weights| {
+        let lead = w.iter().find(|x| x.1 != 0.0).map_or(w[0].0, |x| x.0);
+        w.map(|(i, g)| (if g == 0.0 { lead } else { i }, g))
+    };
+    let (new_w, old_w) = (alias(new_w), alias(old_w));
     for ear in 0..2 {
         for p in 0..parts {
             let h = (ear * parts + p) * bins;
