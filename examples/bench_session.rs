@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `--keyframe-every S` spaces the keyframes (default 1 s), so that sessions of different
-//! lengths can carry the same amount of automation data (the memory check).
+//! lengths can carry the same amount of automation data (the memory check). `--all-outputs`
+//! renders to 7.1.4, binaural and a stereo fold-down with master chains instead (the whole
+//! render of the speed table).
 
 use halo::io::{WavSpec, WavWriter, WriteFormat};
 use std::fmt::Write as _;
@@ -19,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seconds = 60u64;
     let mut out = PathBuf::from("halo-bench");
     let mut every = 1u64;
+    let mut all_outputs = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -27,9 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--seconds" => seconds = value()?.parse()?,
             "--out" => out = PathBuf::from(value()?),
             "--keyframe-every" => every = value()?.parse::<u64>()?.max(1),
+            "--all-outputs" => all_outputs = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --objects N --seconds S --out DIR [--keyframe-every S]"
+                    "unknown argument {other}; use --objects N --seconds S --out DIR [--keyframe-every S] [--all-outputs]"
                 )
                 .into());
             }
@@ -97,10 +101,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         writeln!(text, "        ]),")?;
     }
-    writeln!(
-        text,
-        "    ],\n    outputs: [Speakers(layout: \"7.1.4\")],\n)"
-    )?;
+    let outputs = if all_outputs {
+        "Speakers(layout: \"7.1.4\", chain: [Limiter()]), Binaural(chain: [Limiter()]), \
+         Stereo(chain: [Eq(bands: [(kind: HighPass, freq_hz: 30)]), \
+         Compressor(threshold_db: -20, ratio: 2), Limiter()])"
+    } else {
+        "Speakers(layout: \"7.1.4\")"
+    };
+    writeln!(text, "    ],\n    outputs: [{outputs}],\n)")?;
     std::fs::write(out.join("session.ron"), text)?;
     println!("wrote {}", out.join("session.ron").display());
     Ok(())
