@@ -482,6 +482,9 @@ fn retimed_scene_lands_keyframes_at_the_new_rate() {
     // 54444.206 → 54444.
     assert_eq!(frames(&scene.objects[0].gain_db)[2], 59259);
     assert_eq!(frames(&r.objects[0].gain_db)[2], 54444);
+    // 7.777777 s = frame 373333 at 48 kHz → 342999.69 → 343000 (rounded, not truncated).
+    assert_eq!(frames(&scene.objects[0].gain_db)[4], 373333);
+    assert_eq!(frames(&r.objects[0].gain_db)[4], 343000);
     assert_eq!(r.duration_frames, Some(588000));
 }
 
