@@ -30,6 +30,16 @@
 //! After a seek, a monitor switch or an underrun, processing state restarts, so the output
 //! is the same music but no longer bit-identical to the file.
 //!
+//! # Device rate
+//!
+//! A device that does not take the session's rate (a 44.1 kHz laptop output, a 48 kHz
+//! session) plays the session *retimed* to the device rate ([`Scene::retimed`]:
+//! automation and duration in frames at the new rate), with [`PlayOptions::sample_rate`]:
+//! sources are resampled on read and the HRTF set is loaded at that rate, as an offline
+//! render of the retimed session does, so the device receives that render bit for bit
+//! and nothing resamples on the audio thread. Positions, seeks, meters and the loudness
+//! analysis all count frames at the device rate. [`plan_device`] chooses the rate.
+//!
 //! # Monitor switching
 //!
 //! The new monitor's output is enabled and *warmed up* for the engine latency plus
@@ -1260,6 +1270,10 @@ pub struct PlayOptions {
     pub crossfade_ms: f64,
     /// Measure every monitor's integrated loudness in the background for matching.
     pub analyse_loudness: bool,
+    /// Play at this rate (the device's): the session retimed to it ([`Scene::retimed`]),
+    /// its sources resampled and the HRTF set loaded at it, exactly as an offline render of
+    /// the retimed session. `None`: the session's own rate.
+    pub sample_rate: Option<u32>,
 }
 
 impl Default for PlayOptions {
@@ -1273,12 +1287,208 @@ impl Default for PlayOptions {
             read_ahead_s: DEFAULT_READ_AHEAD_S,
             crossfade_ms: CROSSFADE_MS,
             analyse_loudness: true,
+            sample_rate: None,
         }
     }
 }
 
+/// Lowest and highest rates `halo play` runs a device at (those a session may have).
+pub const MIN_PLAY_RATE: u32 = 8_000;
+pub const MAX_PLAY_RATE: u32 = 384_000;
+
+/// Whether the session can be played retimed to `rate`: the rate is one a session may
+/// have, and every EQ band of the session's chains lies below its Nyquist frequency (a
+/// band the session rate allows may not fit a lower device rate).
+fn check_play_rate(scene: &Scene, rate: u32) -> Result<(), PlaybackError> {
+    if !(MIN_PLAY_RATE..=MAX_PLAY_RATE).contains(&rate) {
+        return Err(PlaybackError::Config {
+            parameter: "playback sample rate",
+            value: format!("{rate} Hz"),
+            allowed: format!("{MIN_PLAY_RATE}…{MAX_PLAY_RATE} Hz"),
+        });
+    }
+    let nyquist = rate as f64 / 2.0;
+    let high = scene
+        .outputs
+        .iter()
+        .flat_map(|o| o.chain())
+        .filter_map(|p| match p {
+            crate::session::ProcessorSpec::Eq { bands } => Some(bands),
+            _ => None,
+        })
+        .flatten()
+        .map(|b| b.freq_hz)
+        .find(|&f| f >= nyquist);
+    match high {
+        Some(f) => Err(PlaybackError::Config {
+            parameter: "playback sample rate",
+            value: format!(
+                "{rate} Hz (the device's), for a {} Hz session with an EQ band at {f} Hz",
+                scene.sample_rate
+            ),
+            allowed: format!(
+                "a rate above {} Hz: pick a device that runs at {} Hz with --device",
+                2.0 * f,
+                scene.sample_rate
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One output format a device offers: channels, a rate range, and whether the samples
+/// are 32-bit float (the only format `halo play` writes). cpal's supported-config ranges
+/// without cpal, so that the rate choice is testable without the `playback` feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFormat {
+    pub channels: usize,
+    pub min_rate: u32,
+    pub max_rate: u32,
+    pub float32: bool,
+}
+
+impl DeviceFormat {
+    fn takes(&self, rate: u32, channels: usize) -> bool {
+        self.float32 && self.channels >= channels && (self.min_rate..=self.max_rate).contains(&rate)
+    }
+}
+
+/// The rate `halo play` runs a device at, given its float formats and `channels` needed:
+/// the session's rate if the device takes it; else the device's default rate, if it takes
+/// that and it lies in [`MIN_PLAY_RATE`]…[`MAX_PLAY_RATE`]; else the highest rate it takes
+/// in that range. `None`: no float format with that many channels in that range.
+pub fn choose_device_rate(
+    session_rate: u32,
+    formats: &[DeviceFormat],
+    default_rate: Option<u32>,
+    channels: usize,
+) -> Option<u32> {
+    let takes = |rate: u32| formats.iter().any(|f| f.takes(rate, channels));
+    if takes(session_rate) {
+        return Some(session_rate);
+    }
+    if let Some(d) = default_rate
+        && (MIN_PLAY_RATE..=MAX_PLAY_RATE).contains(&d)
+        && takes(d)
+    {
+        return Some(d);
+    }
+    formats
+        .iter()
+        .filter(|f| {
+            f.float32
+                && f.channels >= channels
+                && f.min_rate <= MAX_PLAY_RATE
+                && f.max_rate >= MIN_PLAY_RATE
+                && f.min_rate <= f.max_rate
+        })
+        .map(|f| f.max_rate.min(MAX_PLAY_RATE))
+        .max()
+}
+
+/// The most channels the device takes as 32-bit float at `rate` (0: none).
+pub fn max_channels_at(formats: &[DeviceFormat], rate: u32) -> usize {
+    formats
+        .iter()
+        .filter(|f| f.takes(rate, 0))
+        .map(|f| f.channels)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The error for a device without a usable float format at `what`.
+fn no_rate(formats: &[DeviceFormat], label: &str, what: &str) -> PlaybackError {
+    let rates: Vec<String> = formats
+        .iter()
+        .filter(|f| f.float32)
+        .map(|f| format!("{} ch at {}–{} Hz", f.channels, f.min_rate, f.max_rate))
+        .collect();
+    PlaybackError::Config {
+        parameter: "sample rate",
+        value: format!("{what} on {label}"),
+        allowed: if rates.is_empty() {
+            "the device offers no 32-bit float output; try --device alsa:plug or the default device"
+                .into()
+        } else {
+            format!(
+                "{} (use a device that resamples, such as alsa:default)",
+                rates.join(", ")
+            )
+        },
+    }
+}
+
+/// How `halo play` opens a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DevicePlan {
+    /// The stream's rate (see [`choose_device_rate`]); the session is retimed to it when
+    /// it is not the session's.
+    pub rate: u32,
+    /// The stream's channels: the speaker layout's if the device takes them, else 2.
+    pub channels: usize,
+    /// The most channels the device takes at `rate`.
+    pub max_channels: usize,
+}
+
+/// Plans the stream for a session at `session_rate` whose speaker monitor is `layout`,
+/// starting on `monitor`, on a device (`label`) offering `formats` with `default_rate`.
+/// The rate must take the channels the starting monitor needs (the layout's for the
+/// speaker monitor, else 2). Errors: no float format in 8–384 kHz, or too few channels.
+pub fn plan_device(
+    session_rate: u32,
+    formats: &[DeviceFormat],
+    default_rate: Option<u32>,
+    monitor: Monitor,
+    layout: &Layout,
+    label: &str,
+) -> Result<DevicePlan, PlaybackError> {
+    let needed = layout.num_channels();
+    let need = if monitor == Monitor::Speakers {
+        needed.max(2)
+    } else {
+        2
+    };
+    let Some(rate) = choose_device_rate(session_rate, formats, default_rate, need) else {
+        let most = formats
+            .iter()
+            .filter(|f| f.float32 && f.min_rate <= MAX_PLAY_RATE && f.max_rate >= MIN_PLAY_RATE)
+            .map(|f| f.channels)
+            .max();
+        return Err(match most {
+            None => no_rate(
+                formats,
+                label,
+                &format!(
+                    "{session_rate} Hz (the session's) or any rate of {MIN_PLAY_RATE}…{MAX_PLAY_RATE} Hz"
+                ),
+            ),
+            Some(available) => PlaybackError::TooFewChannels {
+                layout: if monitor == Monitor::Speakers {
+                    layout.name.clone()
+                } else {
+                    "binaural/stereo".into()
+                },
+                needed: need,
+                device: label.to_string(),
+                available,
+            },
+        });
+    };
+    let max_channels = max_channels_at(formats, rate);
+    Ok(DevicePlan {
+        rate,
+        channels: if max_channels >= needed {
+            needed.max(2)
+        } else {
+            2
+        },
+        max_channels,
+    })
+}
+
 /// Opens the session's sources, builds the Player and starts the reader (and, if asked,
-/// the loudness analysis) threads.
+/// the loudness analysis) threads. With [`PlayOptions::sample_rate`] set to another rate,
+/// everything runs on the session retimed to it.
 pub fn prepare(scene: &Scene, options: &PlayOptions) -> Result<Prepared, PlaybackError> {
     if !(options.start_s.is_finite() && options.start_s >= 0.0) {
         return Err(PlaybackError::Config {
@@ -1294,6 +1504,15 @@ pub fn prepare(scene: &Scene, options: &PlayOptions) -> Result<Prepared, Playbac
             allowed: "0…1000 ms".into(),
         });
     }
+    let retimed;
+    let scene = match options.sample_rate {
+        Some(rate) if rate != scene.sample_rate => {
+            check_play_rate(scene, rate)?;
+            retimed = scene.retimed(rate);
+            &retimed
+        }
+        _ => scene,
+    };
     let setup = play_setup(
         scene,
         options.layout.clone(),
@@ -1554,7 +1773,7 @@ impl Drop for Controller {
 /// offers f32, and converting in the callback would be one more thing to get wrong.
 #[cfg(feature = "playback")]
 pub mod device {
-    use super::{PlaybackError, Player};
+    use super::{DeviceFormat, PlaybackError, Player};
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     use std::sync::mpsc;
 
@@ -1603,37 +1822,36 @@ pub mod device {
         Ok((device, label))
     }
 
+    /// The output formats the device offers, and its default rate (if it reports one).
+    pub fn formats(
+        device: &cpal::Device,
+        label: &str,
+    ) -> Result<(Vec<DeviceFormat>, Option<u32>), PlaybackError> {
+        let formats = device
+            .supported_output_configs()
+            .map_err(|e| PlaybackError::Device(format!("{label}: cannot query formats: {e}")))?
+            .map(|c| DeviceFormat {
+                channels: c.channels() as usize,
+                min_rate: c.min_sample_rate(),
+                max_rate: c.max_sample_rate(),
+                float32: c.sample_format() == cpal::SampleFormat::F32,
+            })
+            .collect();
+        let default_rate = device.default_output_config().ok().map(|c| c.sample_rate());
+        Ok((formats, default_rate))
+    }
+
     /// The most channels the device takes as f32 at `rate`.
     pub fn max_channels(
         device: &cpal::Device,
         label: &str,
         rate: u32,
     ) -> Result<usize, PlaybackError> {
-        let configs: Vec<_> = device
-            .supported_output_configs()
-            .map_err(|e| PlaybackError::Device(format!("{label}: cannot query formats: {e}")))?
-            .collect();
-        let usable = configs
-            .iter()
-            .filter(|c| c.sample_format() == cpal::SampleFormat::F32 && c.contains_rate(rate))
-            .map(|c| c.channels() as usize)
-            .max();
-        usable.ok_or_else(|| {
-            let rates: Vec<String> = configs
-                .iter()
-                .filter(|c| c.sample_format() == cpal::SampleFormat::F32)
-                .map(|c| format!("{}–{} Hz", c.min_sample_rate(), c.max_sample_rate()))
-                .collect();
-            PlaybackError::Config {
-                parameter: "sample rate",
-                value: format!("{rate} Hz (the session's) on {label}"),
-                allowed: if rates.is_empty() {
-                    "the device offers no 32-bit float output; try --device alsa:plug or the default device".into()
-                } else {
-                    format!("{} (use a device that resamples, such as alsa:default)", rates.join(", "))
-                },
-            }
-        })
+        let (formats, _) = formats(device, label)?;
+        match super::max_channels_at(&formats, rate) {
+            0 => Err(super::no_rate(&formats, label, &format!("{rate} Hz"))),
+            n => Ok(n),
+        }
     }
 
     /// What the device reported: fatal errors end playback; xruns (the device ran dry)
@@ -1729,34 +1947,34 @@ pub fn play_in_terminal(
         });
     }
     let (dev, label) = device::open(device_name)?;
-    let max_ch = device::max_channels(&dev, &label, scene.sample_rate)?;
     let setup_layout =
         play_setup(scene, options.layout.clone(), options.hrtf.as_deref(), 1)?.layout;
-    let needed = setup_layout.num_channels();
-    if options.monitor == Monitor::Speakers && max_ch < needed {
-        return Err(PlaybackError::TooFewChannels {
-            layout: setup_layout.name.clone(),
-            needed,
-            device: label,
-            available: max_ch,
-        });
+    let (formats, default_rate) = device::formats(&dev, &label)?;
+    let plan = plan_device(
+        scene.sample_rate,
+        &formats,
+        default_rate,
+        options.monitor,
+        &setup_layout,
+        &label,
+    )?;
+    let max_ch = plan.max_channels;
+    options.device_channels = plan.channels;
+    if plan.rate != scene.sample_rate {
+        eprintln!(
+            "halo play: {label} runs at {} Hz; playing the {} Hz session resampled to it (offline renders stay at {} Hz)",
+            plan.rate, scene.sample_rate, scene.sample_rate
+        );
+        options.sample_rate = Some(plan.rate);
     }
-    if max_ch < 2 {
-        return Err(PlaybackError::TooFewChannels {
-            layout: "binaural/stereo".into(),
-            needed: 2,
-            device: label,
-            available: max_ch,
-        });
-    }
-    options.device_channels = if max_ch >= needed { needed.max(2) } else { 2 };
     let Prepared {
         player,
         mut controller,
     } = prepare(scene, &options)?;
+    let rate = controller.sample_rate() as f64;
     // Let the reader get ahead before the device starts pulling.
     let t = std::time::Instant::now();
-    let want = (scene.sample_rate as f64 * options.read_ahead_s / 2.0) as usize;
+    let want = (rate * options.read_ahead_s / 2.0) as usize;
     while player.buffered_frames() < want && t.elapsed() < Duration::from_secs(2) {
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -1777,13 +1995,12 @@ pub fn play_in_terminal(
     let raw = interactive && terminal::enable_raw_mode().is_ok();
     let _guard = RawGuard(raw);
     let mut out = std::io::stdout();
-    let rate = scene.sample_rate as f64;
     let total_s = controller.total_frames() as f64 / rate;
     println!(
         "halo play: {} on {label} ({} ch, {} Hz); speaker monitor {} ({}){}",
         scene.origin.display(),
         options.device_channels,
-        scene.sample_rate,
+        controller.sample_rate(),
         controller.layout().name,
         if controller.speakers_available() {
             "available"

@@ -122,6 +122,78 @@ impl Scene {
             })
             .collect()
     }
+
+    /// The same scene at another sample rate: every time in it — automation keyframes
+    /// and the duration — moved from the session rate to `rate` and rounded to the
+    /// nearest frame (`round(frame × rate / sample_rate)`, halves up, exact integer
+    /// arithmetic), and `sample_rate` set to `rate`. Values (positions, gains, sizes),
+    /// sources, layouts and chains are unchanged: sources are resampled on read and
+    /// chain times are in ms, so an engine built for the new rate plays the same mix.
+    ///
+    /// Keyframes closer together than one frame at the new rate would land on the same
+    /// frame; each such one is moved to the frame after its predecessor, so they stay
+    /// strictly increasing (an automation's invariant). A duration stays at least one
+    /// frame. Retiming to the scene's own rate gives an equal scene.
+    pub fn retimed(&self, rate: u32) -> Scene {
+        let from = self.sample_rate;
+        if rate == from {
+            return self.clone();
+        }
+        let frame = |f: u64| retime_frame(f, from, rate);
+        Scene {
+            sample_rate: rate,
+            duration_frames: self.duration_frames.map(|d| frame(d).max(1)),
+            objects: self
+                .objects
+                .iter()
+                .map(|o| ObjectSpec {
+                    gain_db: retime_automation(&o.gain_db, frame),
+                    position: retime_automation(&o.position, frame),
+                    size: retime_automation(&o.size, frame),
+                    ..o.clone()
+                })
+                .collect(),
+            beds: self.beds.clone(),
+            outputs: self.outputs.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// `round(frame × to / from)` with halves rounded up, in integers (no float error at any
+/// session length).
+fn retime_frame(frame: u64, from: u32, to: u32) -> u64 {
+    let from = u128::from(from.max(1));
+    let scaled = u128::from(frame) * u128::from(to);
+    ((2 * scaled + from) / (2 * from)).min(u128::from(u64::MAX)) as u64
+}
+
+/// An automation with every keyframe frame mapped by `frame`, kept strictly increasing.
+fn retime_automation<T: Interpolate>(
+    a: &Automation<T>,
+    frame: impl Fn(u64) -> u64,
+) -> Automation<T> {
+    let mut previous: Option<u64> = None;
+    let keys: Vec<Keyframe<T>> = a
+        .keyframes()
+        .iter()
+        .map(|k| {
+            let mut f = frame(k.frame);
+            if let Some(p) = previous
+                && f <= p
+            {
+                f = p + 1;
+            }
+            previous = Some(f);
+            Keyframe {
+                frame: f,
+                value: k.value,
+                interpolation: k.interpolation,
+            }
+        })
+        .collect();
+    // Non-empty (as `a` is) and strictly increasing by construction.
+    Automation::new(keys).expect("retimed keyframes are strictly increasing")
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -583,3 +583,272 @@ fn an_adm_master_plays_the_same_frames_as_its_session() {
         drop(controller);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Playing at a device rate other than the session's: the session retimed to it.
+
+#[test]
+fn a_48k_session_played_at_44k1_is_the_offline_render_of_the_retimed_session() {
+    let dir = temp_dir("play-rate");
+    let seconds = 1.5;
+    let device_rate = 44100;
+    let scene = moving_session(&dir, seconds, 3);
+    let retimed = scene.retimed(device_rate);
+    let total = retimed.duration_frames.unwrap() as usize;
+    assert_eq!(total, 66150);
+    let offline = offline(&retimed, &dir);
+    assert_eq!(
+        offline[0][0].len(),
+        total,
+        "the offline render runs at 44.1 kHz"
+    );
+    for (monitor, buffer) in [
+        (Monitor::Binaural, 300),
+        (Monitor::Stereo, 256),
+        (Monitor::Speakers, 441),
+    ] {
+        let mut opts = options(monitor, seconds, 12);
+        opts.sample_rate = Some(device_rate);
+        let p = playback::prepare(&scene, &opts).unwrap();
+        let (mut player, controller) = (p.player, p.controller);
+        assert_eq!(player.sample_rate(), device_rate);
+        assert_eq!(controller.sample_rate(), device_rate);
+        assert_eq!(controller.total_frames(), total as u64);
+        wait_buffered(&player, total + player.latency());
+        let out = run(&mut player, buffer, 2 * total, |_, _| {});
+        let n = assert_bit_exact(
+            &out,
+            12,
+            &offline[offline_index(monitor)],
+            &format!("{monitor:?} at {device_rate} Hz"),
+        );
+        assert_eq!(n, total);
+        let status = player.status();
+        assert_eq!(status.underruns, 0);
+        assert_eq!(status.position_frames, total as u64);
+        assert!(status.ended);
+        assert!(out[n * 12..].iter().all(|&x| x == 0.0));
+        let peak = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(peak > 0.05, "{monitor:?}: peak {peak}");
+    }
+    // The same rate as the session's changes nothing: the 48 kHz render, bit for bit.
+    let native = halo::playback::prepare(&scene, &{
+        let mut o = options(Monitor::Stereo, seconds, 2);
+        o.sample_rate = Some(RATE);
+        o
+    })
+    .unwrap();
+    let mut player = native.player;
+    assert_eq!(player.sample_rate(), RATE);
+    let offline48 = playback_common::offline(&scene, &dir.join("native"));
+    let total48 = offline48[0][0].len();
+    assert_eq!(total48, 72000);
+    wait_buffered(&player, total48 + player.latency());
+    let out = run(&mut player, 256, 2 * total48, |_, _| {});
+    assert_bit_exact(
+        &out,
+        2,
+        &offline48[offline_index(Monitor::Stereo)],
+        "Stereo at 48 kHz",
+    );
+}
+
+#[test]
+fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_retimed_render() {
+    use halo::io::WriteFormat;
+    let dir = temp_dir("play-rate-start");
+    let seconds = 2.5;
+    let scene = moving_session(&dir, seconds, 2);
+    let mut opts = options(Monitor::Binaural, seconds, 2);
+    opts.sample_rate = Some(44100);
+    opts.start_s = 0.5;
+    opts.analyse_loudness = true;
+    let p = playback::prepare(&scene, &opts).unwrap();
+    let (mut player, mut controller) = (p.player, p.controller);
+    assert_eq!(player.status().position_frames, 22050, "0.5 s at 44.1 kHz");
+    player.apply(Control::Seek(1_000_000));
+    assert_eq!(
+        player.status().position_frames,
+        110250,
+        "seeks clamp to the retimed length (2.5 s at 44.1 kHz)"
+    );
+    // The loudness analysis measures the retimed session's render at 44.1 kHz.
+    let out = dir.join("render44");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut ro = halo::render::RenderOptions::new(&out);
+    ro.format = WriteFormat::F32;
+    let report = halo::render::render(&scene.retimed(44100), &mut ro).unwrap();
+    let t = std::time::Instant::now();
+    let est = loop {
+        controller.poll();
+        if let Some(e) = controller.estimate()
+            && e.done
+        {
+            break e;
+        }
+        assert!(t.elapsed().as_secs() < 60, "no final loudness estimate");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert_eq!(est.measured_frames, 110250);
+    let lufs = |kind: &str| {
+        report
+            .outputs
+            .iter()
+            .find(|o| o.kind == kind)
+            .unwrap()
+            .loudness
+            .integrated_lufs
+    };
+    for (a, b) in
+        est.integrated_lufs
+            .iter()
+            .zip([lufs("binaural"), lufs("stereo"), lufs("speakers")])
+    {
+        assert!(
+            (a - b).abs() < 1e-9,
+            "analysis {a} LUFS, 44.1 kHz render {b} LUFS"
+        );
+    }
+}
+
+#[test]
+fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
+    use halo::session::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
+    let dir = temp_dir("play-rate-eq");
+    let mut scene = moving_session(&dir, 0.5, 1);
+    // A high shelf at 23 kHz: fine at 48 kHz, above the Nyquist frequency of 44.1 kHz.
+    for o in &mut scene.outputs {
+        if let OutputSpec::Stereo { chain, .. } = o {
+            chain.insert(
+                0,
+                ProcessorSpec::Eq {
+                    bands: vec![EqBandSpec {
+                        kind: EqKind::HighShelf,
+                        freq_hz: 23000.0,
+                        gain_db: -3.0,
+                        q: 0.707,
+                    }],
+                },
+            );
+        }
+    }
+    let mut opts = options(Monitor::Stereo, 0.5, 2);
+    opts.sample_rate = Some(44100);
+    let err = playback::prepare(&scene, &opts)
+        .err()
+        .expect("23 kHz does not fit 44.1 kHz");
+    let msg = err.to_string();
+    assert!(err.is_bad_input(), "{msg}");
+    assert!(
+        msg.contains("44100 Hz") && msg.contains("23000 Hz") && msg.contains("48000 Hz"),
+        "{msg}"
+    );
+    // Nyquist exactly at the band is refused too; just above it plays.
+    opts.sample_rate = Some(46000);
+    assert!(playback::prepare(&scene, &opts).is_err());
+    opts.sample_rate = Some(46100);
+    let p = playback::prepare(&scene, &opts).unwrap();
+    assert_eq!(p.player.sample_rate(), 46100);
+    opts.sample_rate = Some(1000);
+    let err = playback::prepare(&scene, &opts).err().unwrap();
+    assert!(err.to_string().contains("8000…384000"), "{err}");
+}
+
+fn fmt(channels: usize, min_rate: u32, max_rate: u32, float32: bool) -> playback::DeviceFormat {
+    playback::DeviceFormat {
+        channels,
+        min_rate,
+        max_rate,
+        float32,
+    }
+}
+
+#[test]
+fn device_rate_choice() {
+    use halo::layout::Layout;
+    use playback::{DevicePlan, PlaybackError, choose_device_rate, plan_device};
+    let l714 = Layout::builtin("7.1.4").unwrap();
+    // A typical laptop: 44.1 kHz only.
+    let laptop = [fmt(2, 44100, 44100, true), fmt(2, 44100, 44100, false)];
+    assert_eq!(
+        choose_device_rate(48000, &laptop, Some(44100), 2),
+        Some(44100)
+    );
+    assert_eq!(
+        plan_device(48000, &laptop, Some(44100), Monitor::Binaural, &l714, "dev").unwrap(),
+        DevicePlan {
+            rate: 44100,
+            channels: 2,
+            max_channels: 2
+        }
+    );
+    // The session's rate wins whenever the device takes it.
+    let wide = [fmt(2, 8000, 192000, true)];
+    assert_eq!(
+        choose_device_rate(48000, &wide, Some(44100), 2),
+        Some(48000)
+    );
+    // … with the channels the starting monitor needs: 2 channels at 48 kHz, 12 at 44.1.
+    let split = [fmt(2, 48000, 48000, true), fmt(12, 44100, 44100, true)];
+    let plan = |m| plan_device(48000, &split, None, m, &l714, "dev").unwrap();
+    assert_eq!(plan(Monitor::Stereo).rate, 48000);
+    assert_eq!(plan(Monitor::Stereo).channels, 2);
+    assert_eq!(
+        plan(Monitor::Speakers),
+        DevicePlan {
+            rate: 44100,
+            channels: 12,
+            max_channels: 12
+        }
+    );
+    // Only float formats count.
+    let int_at_48 = [fmt(2, 48000, 48000, false), fmt(2, 96000, 96000, true)];
+    assert_eq!(
+        choose_device_rate(48000, &int_at_48, Some(48000), 2),
+        Some(96000)
+    );
+    // Default rate when it is taken and in 8…384 kHz, else the highest taken rate.
+    let two = [fmt(2, 22050, 44100, true), fmt(2, 96000, 96000, true)];
+    assert_eq!(choose_device_rate(48000, &two, Some(32000), 2), Some(32000));
+    assert_eq!(choose_device_rate(48000, &two, None, 2), Some(96000));
+    assert_eq!(choose_device_rate(48000, &two, Some(16000), 2), Some(96000));
+    assert_eq!(choose_device_rate(48000, &two, Some(48000), 2), Some(96000));
+    let huge = [fmt(2, 100000, 768000, true)];
+    assert_eq!(
+        choose_device_rate(48000, &huge, Some(768000), 2),
+        Some(384000)
+    );
+    let tiny = [fmt(2, 4000, 6000, true)];
+    assert_eq!(choose_device_rate(48000, &tiny, Some(4000), 2), None);
+    // Errors: no float format in range; too few channels anywhere.
+    for formats in [&tiny[..], &[fmt(2, 48000, 48000, false)][..], &[][..]] {
+        let err = plan_device(48000, formats, None, Monitor::Stereo, &l714, "dev").unwrap_err();
+        assert!(matches!(err, PlaybackError::Config { .. }), "{err}");
+        assert!(err.is_bad_input());
+    }
+    let err = plan_device(48000, &wide, None, Monitor::Speakers, &l714, "dev").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PlaybackError::TooFewChannels {
+                needed: 12,
+                available: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mono = [fmt(1, 44100, 48000, true)];
+    let err = plan_device(48000, &mono, None, Monitor::Binaural, &l714, "dev").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PlaybackError::TooFewChannels {
+                needed: 2,
+                available: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -60,6 +60,64 @@ fn null_device_receives_the_offline_render_bit_for_bit() {
     }
 }
 
+#[test]
+fn null_device_at_another_rate_receives_the_retimed_render_bit_for_bit() {
+    let dir = temp_dir("play-device-rate");
+    let seconds = 1.0;
+    let scene = moving_session(&dir, seconds, 2);
+    let rate = 44100;
+    // alsa:null takes any rate, so the session's is chosen there; the rate is forced here.
+    let (dev, label) = device::open(Some("alsa:null")).expect("ALSA null device");
+    let (formats, default_rate) = device::formats(&dev, &label).unwrap();
+    let layout = halo::layout::Layout::builtin("7.1.4").unwrap();
+    let plan = playback::plan_device(
+        RATE,
+        &formats,
+        default_rate,
+        Monitor::Stereo,
+        &layout,
+        &label,
+    )
+    .unwrap();
+    assert_eq!(plan.rate, RATE);
+    let retimed = scene.retimed(rate);
+    let offline = offline(&retimed, &dir);
+    let total = offline[0][0].len();
+    assert_eq!(total, 44100);
+    let mut opts = options(Monitor::Stereo, seconds, 2);
+    opts.sample_rate = Some(rate);
+    let p = playback::prepare(&scene, &opts).unwrap();
+    let (player, controller) = (p.player, p.controller);
+    wait_buffered(&player, total + player.latency() + 256);
+    let want = (total + 4096) * 2;
+    let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(want);
+    let tap: device::Tap = Box::new(move |data: &[f32]| {
+        let n = data.len().min(producer.slots());
+        if let Ok(chunk) = producer.write_chunk_uninit(n) {
+            chunk.fill_from_iter(data[..n].iter().copied());
+        }
+    });
+    let output = device::start(&dev, &label, player, Some(256), Some(tap)).unwrap();
+    let t = Instant::now();
+    while consumer.slots() < want && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(output);
+    let mut rec = Vec::with_capacity(want);
+    while let Ok(x) = consumer.pop() {
+        rec.push(x);
+    }
+    let n = assert_bit_exact(
+        &rec,
+        2,
+        &offline[offline_index(Monitor::Stereo)],
+        "Stereo at 44.1 kHz",
+    );
+    assert_eq!(n, total);
+    assert!(rec[total * 2..].iter().all(|&x| x == 0.0));
+    drop(controller);
+}
+
 fn halo(args: &[&str]) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
         .args(args)

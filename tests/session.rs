@@ -386,3 +386,162 @@ fn a_layout_file_used_twice_is_read_once() {
     assert_eq!(scene.beds[0].layout.name, "studio");
     assert_eq!(scene.speaker_layouts()[0].name, "studio");
 }
+
+/// A session with automation at awkward times (not whole frames at either rate), at
+/// `rate`; the times in seconds are returned with it.
+fn timed_session(rate: u32) -> (Scene, Vec<f64>) {
+    let times = [0.0, 0.25, 1.234_567, 2.000_01, 7.777_777, 12.5];
+    let keys = |f: &dyn Fn(usize) -> String| {
+        times
+            .iter()
+            .enumerate()
+            .map(|(k, t)| format!("(time: {t}, value: {}, interp: Smooth),", f(k)))
+            .collect::<String>()
+    };
+    let gain = keys(&|k| format!("-{}.5", k));
+    let size = keys(&|k| format!("0.{k}"));
+    let pos = keys(&|k| format!("Polar(az: {}, el: 10)", 20 * k));
+    let text = format!(
+        r#"Session(sample_rate: {rate}, duration: 13.333333,
+    objects: [(name: "a", source: "a.wav", gain_db: [{gain}], size: [{size}], position: [{pos}]),
+              (name: "b", source: "b.wav", position: Cart(x: 0.5, y: 1, z: 0))],
+    beds: [(name: "bed", source: "bed.wav", layout: "5.1", gain_db: -2)],
+    outputs: [Speakers(layout: "7.1.4", chain: [Eq(bands: [(kind: HighShelf, freq_hz: 3000, gain_db: 2)]),
+              Limiter(ceiling_dbtp: -1)]), Binaural()])"#
+    );
+    let mut read = |_: &Path| Err("no layout files".to_string());
+    let scene = parse(&text, Path::new("t/timed.ron"), &mut read).unwrap_or_else(|e| panic!("{e}"));
+    (scene, times.to_vec())
+}
+
+#[test]
+fn retimed_scene_lands_keyframes_at_the_new_rate() {
+    let (scene, times) = timed_session(48000);
+    for rate in [44100u32, 8000, 96000, 384000, 22050] {
+        let r = scene.retimed(rate);
+        assert_eq!(r.sample_rate, rate);
+        let a = &r.objects[0];
+        // The session's frames are already rounded (±0.5 frame at 48 kHz); retiming
+        // scales that by the rate ratio and rounds once more: ±1 frame at or below the
+        // session rate, ±(ratio/2 + 1/2) above it.
+        let tol = (0.5 * (rate as f64 / 48000.0).max(1.0) + 0.5).floor();
+        for lane in [frames(&a.gain_db), frames(&a.size), frames(&a.position)] {
+            assert_eq!(lane.len(), times.len());
+            for (&f, &t) in lane.iter().zip(&times) {
+                let want = (t * rate as f64).round();
+                assert!(
+                    (f as f64 - want).abs() <= tol,
+                    "{rate} Hz: keyframe at {t} s on frame {f}, expected {want} ±{tol}"
+                );
+            }
+        }
+        // Durations scale (13.333333 s).
+        let d = r.duration_frames.unwrap() as f64;
+        assert!(
+            (d - (13.333333 * rate as f64).round()).abs() <= tol,
+            "{rate} Hz: duration {d}"
+        );
+        // Values, interpolation, sources, beds and outputs are untouched.
+        for (x, y) in a
+            .gain_db
+            .keyframes()
+            .iter()
+            .zip(scene.objects[0].gain_db.keyframes())
+        {
+            assert_eq!((x.value, x.interpolation), (y.value, y.interpolation));
+        }
+        for (x, y) in a
+            .position
+            .keyframes()
+            .iter()
+            .zip(scene.objects[0].position.keyframes())
+        {
+            assert_eq!((x.value, x.interpolation), (y.value, y.interpolation));
+        }
+        assert_eq!(r.objects[1], scene.objects[1]);
+        assert_eq!(r.beds, scene.beds);
+        assert_eq!(r.outputs, scene.outputs);
+        assert_eq!(r.origin, scene.origin);
+        // The same session written at that rate has its keyframes within a frame.
+        let (native, _) = timed_session(rate);
+        for (x, y) in frames(&a.position)
+            .iter()
+            .zip(frames(&native.objects[0].position))
+        {
+            assert!(
+                x.abs_diff(y) as f64 <= tol,
+                "{rate} Hz: retimed {x}, native {y}"
+            );
+        }
+    }
+    // Exact values where the arithmetic is exact: 0.25 s and 12.5 s at 44.1 kHz.
+    let r = scene.retimed(44100);
+    assert_eq!(frames(&r.objects[0].gain_db)[1], 11025);
+    assert_eq!(frames(&r.objects[0].gain_db)[5], 551250);
+    // 1.234567 s = frame 59259 at 48 kHz (59259.216 rounded) → 59259 × 0.91875 =
+    // 54444.206 → 54444.
+    assert_eq!(frames(&scene.objects[0].gain_db)[2], 59259);
+    assert_eq!(frames(&r.objects[0].gain_db)[2], 54444);
+    // 7.777777 s = frame 373333 at 48 kHz → 342999.69 → 343000 (rounded, not truncated).
+    assert_eq!(frames(&scene.objects[0].gain_db)[4], 373333);
+    assert_eq!(frames(&r.objects[0].gain_db)[4], 343000);
+    assert_eq!(r.duration_frames, Some(588000));
+}
+
+#[test]
+fn retiming_to_the_same_rate_is_the_identity_and_up_then_down_returns() {
+    let (scene, _) = timed_session(48000);
+    assert_eq!(scene.retimed(48000), scene);
+    // Upsampling never merges frames, so going back down restores every frame exactly.
+    let (low, _) = timed_session(44100);
+    assert_eq!(low.retimed(48000).retimed(44100), low);
+    assert_eq!(low.retimed(192000).retimed(44100), low);
+    // A frame exactly half-way rounds up: 1 frame at 48 kHz is 0.5 frames at 24 kHz.
+    let text = r#"Session(sample_rate: 48000, duration: 0.0000625,
+        objects: [(name: "a", source: "a.wav", position: Cart(x: 0, y: 1, z: 0), gain_db: [(time: 0, value: 0), (time: 0.0000625, value: -6)])])"#;
+    let mut read = |_: &Path| Err("no layout files".to_string());
+    let s = parse(text, Path::new("t/h.ron"), &mut read).unwrap();
+    assert_eq!(frames(&s.objects[0].gain_db), vec![0, 3]);
+    assert_eq!(frames(&s.retimed(24000).objects[0].gain_db), vec![0, 2]);
+    assert_eq!(s.retimed(24000).duration_frames, Some(2));
+    // 3 frames at 48 kHz are 1 frame at 16 kHz.
+    assert_eq!(s.retimed(16000).duration_frames, Some(1));
+}
+
+#[test]
+fn retiming_keeps_keyframes_strictly_increasing_and_durations_positive() {
+    // Keyframes one frame apart at 96 kHz all round to frame 0 or 1 at 8 kHz.
+    let keys: String = (0..6)
+        .map(|k| format!("(time: {}, value: -{k}),", k as f64 / 96000.0))
+        .collect();
+    let text = format!(
+        r#"Session(sample_rate: 96000, duration: 0.00001,
+        objects: [(name: "a", source: "a.wav", position: Cart(x: 0, y: 1, z: 0), gain_db: [{keys}])])"#
+    );
+    let mut read = |_: &Path| Err("no layout files".to_string());
+    let s = parse(&text, Path::new("t/d.ron"), &mut read).unwrap();
+    assert_eq!(frames(&s.objects[0].gain_db), vec![0, 1, 2, 3, 4, 5]);
+    let r = s.retimed(8000);
+    // round(k / 12) = 0,0,0,0,0,0 → each pushed one past its predecessor.
+    assert_eq!(frames(&r.objects[0].gain_db), vec![0, 1, 2, 3, 4, 5]);
+    let values: Vec<f64> = r.objects[0]
+        .gain_db
+        .keyframes()
+        .iter()
+        .map(|k| k.value)
+        .collect();
+    assert_eq!(values, vec![0.0, -1.0, -2.0, -3.0, -4.0, -5.0]);
+    // 1 frame at 96 kHz is 1/12 frame at 8 kHz: still one frame.
+    assert_eq!(s.duration_frames, Some(1));
+    assert_eq!(r.duration_frames, Some(1));
+    // A session without a duration keeps none.
+    let text =
+        r#"Session(objects: [(name: "a", source: "a.wav", position: Cart(x: 0, y: 1, z: 0))])"#;
+    let s = parse(text, Path::new("t/n.ron"), &mut read).unwrap();
+    assert_eq!(s.retimed(44100).duration_frames, None);
+    // Long sessions: a week at 384 kHz, exact in integers.
+    let mut long = s.clone();
+    long.sample_rate = 384000;
+    long.duration_frames = Some(7 * 86400 * 384000);
+    assert_eq!(long.retimed(44100).duration_frames, Some(7 * 86400 * 44100));
+}
