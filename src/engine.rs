@@ -408,15 +408,7 @@ impl Engine {
             .unwrap_or(0);
         for o in &mut outputs {
             let extra = latency - path_latency(o, &binaural);
-            if extra > 0 {
-                let delay = Delay::new(extra, o.layout.num_channels()).map_err(|source| {
-                    EngineError::Chain {
-                        output: o.layout.name.clone(),
-                        source,
-                    }
-                })?;
-                o.chain.push(Box::new(delay));
-            }
+            o.delay_by(extra)?;
         }
         let mut keyframes: Vec<u64> = config
             .objects
@@ -605,17 +597,8 @@ impl Engine {
                 allowed: "at least the engine's own latency",
             });
         }
-        let extra = frames - self.latency;
-        if extra > 0 {
-            for o in &mut self.outputs {
-                let delay = Delay::new(extra, o.layout.num_channels()).map_err(|source| {
-                    EngineError::Chain {
-                        output: o.layout.name.clone(),
-                        source,
-                    }
-                })?;
-                o.chain.push(Box::new(delay));
-            }
+        for o in &mut self.outputs {
+            o.delay_by(frames - self.latency)?;
         }
         self.latency = frames;
         Ok(())
@@ -741,6 +724,22 @@ impl Engine {
         self.segment_start = start;
         self.segment_end = end;
         self.segment_valid = true;
+    }
+}
+
+impl Output {
+    /// Appends a delay of `frames` (none for 0) to the master chain: latency alignment.
+    fn delay_by(&mut self, frames: usize) -> Result<(), EngineError> {
+        if frames > 0 {
+            let delay = Delay::new(frames, self.layout.num_channels()).map_err(|source| {
+                EngineError::Chain {
+                    output: self.layout.name.clone(),
+                    source,
+                }
+            })?;
+            self.chain.push(Box::new(delay));
+        }
+        Ok(())
     }
 }
 
