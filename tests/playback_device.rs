@@ -6,7 +6,7 @@
 
 mod playback_common;
 
-use halo::playback::{self, Monitor, device};
+use halo::playback::{self, Monitor, Player, device};
 use playback_common::*;
 use std::time::{Duration, Instant};
 
@@ -27,24 +27,7 @@ fn null_device_receives_the_offline_render_bit_for_bit() {
         // Everything read ahead, so the unpaced device never outruns the reader.
         wait_buffered(&player, total + player.latency() + 256);
         let want = (total + 4096) * dc;
-        // The callback copies into a ring (no lock, no allocation); full means done.
-        let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(want);
-        let tap: device::Tap = Box::new(move |data: &[f32]| {
-            let n = data.len().min(producer.slots());
-            if let Ok(chunk) = producer.write_chunk_uninit(n) {
-                chunk.fill_from_iter(data[..n].iter().copied());
-            }
-        });
-        let output = device::start(&dev, &label, player, Some(256), Some(tap)).unwrap();
-        let t = Instant::now();
-        while consumer.slots() < want && t.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        drop(output);
-        let mut rec = Vec::with_capacity(want);
-        while let Ok(x) = consumer.pop() {
-            rec.push(x);
-        }
+        let rec = record(&dev, &label, player, want);
         let n = assert_bit_exact(
             &rec,
             dc,
@@ -90,23 +73,7 @@ fn null_device_at_another_rate_receives_the_retimed_render_bit_for_bit() {
     let (player, controller) = (p.player, p.controller);
     wait_buffered(&player, total + player.latency() + 256);
     let want = (total + 4096) * 2;
-    let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(want);
-    let tap: device::Tap = Box::new(move |data: &[f32]| {
-        let n = data.len().min(producer.slots());
-        if let Ok(chunk) = producer.write_chunk_uninit(n) {
-            chunk.fill_from_iter(data[..n].iter().copied());
-        }
-    });
-    let output = device::start(&dev, &label, player, Some(256), Some(tap)).unwrap();
-    let t = Instant::now();
-    while consumer.slots() < want && t.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(output);
-    let mut rec = Vec::with_capacity(want);
-    while let Ok(x) = consumer.pop() {
-        rec.push(x);
-    }
+    let rec = record(&dev, &label, player, want);
     let n = assert_bit_exact(
         &rec,
         2,
@@ -116,6 +83,29 @@ fn null_device_at_another_rate_receives_the_retimed_render_bit_for_bit() {
     assert_eq!(n, total);
     assert!(rec[total * 2..].iter().all(|&x| x == 0.0));
     drop(controller);
+}
+
+/// Plays `player` on the device until `want` samples arrived (or 60 s passed) and returns
+/// them: the callback copies into a ring (no lock, no allocation); full means done.
+fn record(dev: &cpal::Device, label: &str, player: Player, want: usize) -> Vec<f32> {
+    let (mut producer, mut consumer) = rtrb::RingBuffer::<f32>::new(want);
+    let tap: device::Tap = Box::new(move |data: &[f32]| {
+        let n = data.len().min(producer.slots());
+        if let Ok(chunk) = producer.write_chunk_uninit(n) {
+            chunk.fill_from_iter(data[..n].iter().copied());
+        }
+    });
+    let output = device::start(dev, label, player, Some(256), Some(tap)).unwrap();
+    let t = Instant::now();
+    while consumer.slots() < want && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(output);
+    let mut rec = Vec::with_capacity(want);
+    while let Ok(x) = consumer.pop() {
+        rec.push(x);
+    }
+    rec
 }
 
 fn halo(args: &[&str]) -> (Option<i32>, String, String) {
