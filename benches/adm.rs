@@ -2,10 +2,12 @@
 //! long Atmos master carries, parsed and converted to a halo scene.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use halo::adm::{AdmAudio, TrackPlan, chna_of, from_scene, parse_axml, to_scene, write_axml};
-use halo::automation::{Automation, Interpolation, Keyframe};
-use halo::geometry::Position;
-use halo::session::{BinauralMode, ObjectSpec, Scene, SourceSpec};
+use halo::formats::adm::{
+    AdmAudio, TrackPlan, chna_of, from_scene, parse_axml, to_scene, write_axml,
+};
+use halo::formats::session::{BinauralMode, ObjectSpec, Scene, SourceSpec};
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
 use std::hint::black_box;
 
 fn scene(objects: usize, keys: u64) -> Scene {

@@ -2,7 +2,7 @@
 //! parsing a session file.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use halo::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use std::hint::black_box;
 use std::path::Path;
 
@@ -35,7 +35,7 @@ fn parse_showcase(c: &mut Criterion) {
     let studio = "(name: \"studio\", channels: [(label: \"L\", azimuth: 30, elevation: 0), (label: \"R\", azimuth: -30, elevation: 0)])";
     c.bench_function("session parse showcase.ron", |b| {
         b.iter(|| {
-            halo::session::parse(black_box(text), Path::new("showcase.ron"), &mut |_| {
+            halo::formats::session::parse(black_box(text), Path::new("showcase.ron"), &mut |_| {
                 Ok(studio.to_string())
             })
             .expect("showcase parses")

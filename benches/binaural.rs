@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use halo::binaural::{BinauralConfig, BinauralRenderer, HrtfSet};
-use halo::geometry::Direction;
+use halo::scene::geometry::Direction;
+use halo::spatial::binaural::{BinauralConfig, BinauralRenderer, HrtfSet};
 use sofar::reader::{Filter, OpenOptions};
 use sofar::render::{FilterTransition, Renderer, RendererPlan};
 

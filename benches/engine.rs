@@ -2,10 +2,10 @@
 //! iteration (48 kHz, 1024-frame blocks). Real-time factor = 1 s / time per iteration.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use halo::automation::{Automation, Interpolation, Keyframe};
 use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
-use halo::geometry::Position;
-use halo::layout::Layout;
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
 use std::hint::black_box;
 
 const RATE: u32 = 48000;
@@ -77,9 +77,9 @@ fn bench_engine(c: &mut Criterion) {
 /// The whole render of issue 4: 128 moving objects → 7.1.4 (limiter) + binaural (limiter)
 /// and stereo fold-down (EQ, compressor, limiter).
 fn whole_render_config(n: usize) -> EngineConfig {
-    use halo::binaural::HrtfSet;
-    use halo::downmix::FoldDownConfig;
     use halo::dsp::{EqBand, EqKind, ProcessorConfig};
+    use halo::spatial::binaural::HrtfSet;
+    use halo::spatial::downmix::FoldDownConfig;
     let limiter = ProcessorConfig::Limiter {
         ceiling_dbtp: -1.0,
         lookahead_ms: 1.5,
@@ -137,7 +137,7 @@ fn signal(i: usize, k: usize) -> f32 {
 /// [`whole_render_config`] on one engine, every output metered (BS.1770-4, all modes) on the
 /// same thread. One second of audio per iteration.
 fn bench_whole_render(c: &mut Criterion) {
-    use halo::loudness::Meter;
+    use halo::measure::loudness::Meter;
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let stereo = Layout::builtin("2.0").expect("built-in");
     let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");
@@ -176,8 +176,8 @@ fn bench_whole_render(c: &mut Criterion) {
 /// the thread that rendered it, the caller's thread filling the inputs. One second of audio
 /// per iteration.
 fn bench_whole_render_parallel(c: &mut Criterion) {
-    use halo::loudness::Meter;
-    use halo::parallel::{Inputs, ParallelEngine};
+    use halo::drivers::parallel::{Inputs, ParallelEngine};
+    use halo::measure::loudness::Meter;
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let stereo = Layout::builtin("2.0").expect("built-in");
     let mut group = c.benchmark_group("whole_render_7.1.4+binaural+stereo");

@@ -2,7 +2,7 @@
 //! for × real time), plus the 44.1 → 48 kHz resampling stream.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use halo::io::{SourceStream, WavReader, WavSpec, WavWriter, WriteFormat};
+use halo::formats::io::{SourceStream, WavReader, WavSpec, WavWriter, WriteFormat};
 use std::hint::black_box;
 use std::path::PathBuf;
 

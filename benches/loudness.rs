@@ -2,8 +2,8 @@
 //! true peak), reported as throughput in frames; × real time = frames/s ÷ 48 000.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use halo::layout::Layout;
-use halo::loudness::Meter;
+use halo::measure::loudness::Meter;
+use halo::scene::layout::Layout;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {

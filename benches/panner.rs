@@ -3,9 +3,9 @@
 //! engine's hinted path for a moving object.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use halo::geometry::{Direction, Position};
-use halo::layout::Layout;
-use halo::panner::Panner;
+use halo::scene::geometry::{Direction, Position};
+use halo::scene::layout::Layout;
+use halo::spatial::panner::Panner;
 use std::hint::black_box;
 
 /// A fixed set of directions spread over the sphere (so every triangle gets visited).
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         });
         // The engine's path: one object moving slowly at a constant height, keeping its
         // own PanHint (triangle and elevation cached).
-        let mut hint = halo::panner::PanHint::default();
+        let mut hint = halo::spatial::panner::PanHint::default();
         let mut k = 0u64;
         c.bench_function(&format!("position_gains_with_hint moving {name}"), |b| {
             b.iter(|| {

@@ -4,11 +4,11 @@
 //! buffer's duration (256 / 48000 s = 5.33 ms) on one core; the share is printed.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use halo::automation::{Automation, Interpolation, Keyframe};
+use halo::drivers::playback::{Monitor, Player, PlayerConfig};
 use halo::engine::{EngineConfig, ObjectConfig, OutputConfig};
-use halo::geometry::Position;
-use halo::layout::Layout;
-use halo::playback::{Monitor, Player, PlayerConfig};
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
 }
 
 fn bench_callback(c: &mut Criterion) {
-    let hrtf = halo::render::load_hrtf(None, RATE).expect("built-in HRTF set");
+    let hrtf = halo::drivers::render::load_hrtf(None, RATE).expect("built-in HRTF set");
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let seconds = 600.0;
     let (mut player, mut channels) = Player::new(PlayerConfig {
@@ -85,7 +85,7 @@ fn bench_callback(c: &mut Criterion) {
         .collect();
     let mut out = vec![0.0f32; FRAMES * 2];
     // Pre-roll the engine latency so every timed callback renders 256 audible frames.
-    let feed = |channels: &mut halo::playback::PlayerChannels| {
+    let feed = |channels: &mut halo::drivers::playback::PlayerChannels| {
         while channels.input.has_room() {
             channels.input.push(0, &input, FRAMES);
         }

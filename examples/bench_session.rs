@@ -12,7 +12,7 @@
 //! renders to 7.1.4, binaural and a stereo fold-down with master chains instead (the whole
 //! render of the speed table).
 
-use halo::io::{WavSpec, WavWriter, WriteFormat};
+use halo::formats::io::{WavSpec, WavWriter, WriteFormat};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 

@@ -3,12 +3,12 @@
 //! round-trip through axml + chna exactly, and a corpus of malformed input gives clear
 //! errors naming the element and value.
 
-use halo::adm::*;
-use halo::automation::{Automation, Interpolate, Interpolation};
-use halo::geometry::Position;
-use halo::layout::Layout;
-use halo::panner::Panner;
-use halo::session::{self, Scene};
+use halo::formats::adm::*;
+use halo::formats::session::{self, Scene};
+use halo::scene::automation::{Automation, Interpolate, Interpolation};
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
+use halo::spatial::panner::Panner;
 use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> PathBuf {
@@ -220,7 +220,7 @@ fn showcase() -> Scene {
 }
 
 fn demo() -> Scene {
-    let text = halo::demo::session_text(48000, &["7.1.4"]);
+    let text = halo::drivers::demo::session_text(48000, &["7.1.4"]);
     session::parse(&text, Path::new("demo/session.ron"), &mut |_| {
         Err("none".into())
     })

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use halo::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
-use halo::geometry::Direction;
+use halo::scene::geometry::Direction;
+use halo::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
 
 const SR: u32 = 48_000;
 

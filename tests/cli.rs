@@ -2,7 +2,7 @@
 //! names the place, no output left behind), channel masks in rendered files, `--strict`
 //! (exit code 3), the translation report's flags, and binaural output.
 
-use halo::io::{WavSpec, WavWriter, WriteFormat};
+use halo::formats::io::{WavSpec, WavWriter, WriteFormat};
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -556,7 +556,7 @@ fn loudness_command_reads_tech_3341_case_1() {
 
 /// Reads a float WAV written by `halo render --format f32` (data after a 4-byte-aligned header).
 fn read_f32(path: &Path) -> Vec<f32> {
-    let mut r = halo::io::WavReader::open(path).unwrap();
+    let mut r = halo::formats::io::WavReader::open(path).unwrap();
     let mut v = vec![0.0f32; r.info().frames as usize * r.info().channels];
     let n = r.read(&mut v).unwrap();
     v.truncate(n * r.info().channels);

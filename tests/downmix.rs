@@ -1,9 +1,9 @@
-//! Acceptance tests for `halo::downmix`: coefficients per channel against the documented
+//! Acceptance tests for `halo::spatial::downmix`: coefficients per channel against the documented
 //! chain, LFE handling, Lt/Rt phase behaviour (measured on the output), block-size
 //! independence and no allocation in `process`.
 
-use halo::downmix::{FoldDown, FoldDownConfig, FoldKind, MINUS_3_DB};
-use halo::layout::Layout;
+use halo::scene::layout::Layout;
+use halo::spatial::downmix::{FoldDown, FoldDownConfig, FoldKind, MINUS_3_DB};
 use std::alloc::{GlobalAlloc, Layout as AllocLayout, System};
 use std::cell::Cell;
 use std::f64::consts::PI;

@@ -1,13 +1,13 @@
 //! Engine acceptance tests: gains applied exactly, block-size independence, no clicks on
 //! moving objects (with a measure shown to catch stepped gains), beds by label.
 
-use halo::automation::{Automation, Interpolation, Keyframe};
 use halo::engine::{
     BedConfig, Engine, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig,
 };
-use halo::geometry::Position;
-use halo::layout::Layout;
-use halo::panner::Panner;
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
+use halo::spatial::panner::Panner;
 use std::f64::consts::TAU;
 
 const RATE: u32 = 48000;
@@ -449,9 +449,9 @@ fn bed_channels_missing_from_the_output_are_panned() {
 }
 
 fn all_outputs() -> Vec<OutputConfig> {
-    use halo::binaural::HrtfSet;
-    use halo::downmix::FoldDownConfig;
     use halo::dsp::ProcessorConfig;
+    use halo::spatial::binaural::HrtfSet;
+    use halo::spatial::downmix::FoldDownConfig;
     let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).unwrap());
     vec![
         OutputConfig::speakers(Layout::builtin("7.1.4").unwrap()),

@@ -3,10 +3,10 @@
 //! exported file carries chna, axml and the measured loudness, and bad masters exit 2
 //! leaving nothing behind.
 
-use halo::adm::{Chna, ChnaEntry, write_chna};
-use halo::geometry::Position;
-use halo::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
-use halo::session::{self, Scene};
+use halo::formats::adm::{Chna, ChnaEntry, write_chna};
+use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
+use halo::formats::session::{self, Scene};
+use halo::scene::geometry::Position;
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -389,7 +389,7 @@ fn exported_master_is_24_bit_bw64_with_chna_and_axml_before_the_audio() {
     assert_eq!(code, 0, "{err}");
     let r = WavReader::open(&master).unwrap();
     assert_eq!(r.info().sample_rate, 48000);
-    assert_eq!(r.info().format, halo::io::SampleFormat::Pcm24);
+    assert_eq!(r.info().format, halo::formats::io::SampleFormat::Pcm24);
     // 6 bed channels, then 3 objects.
     assert_eq!(r.info().channels, 9);
     let ids: Vec<[u8; 4]> = r.chunks().iter().map(|c| c.id).collect();
@@ -398,7 +398,8 @@ fn exported_master_is_24_bit_bw64_with_chna_and_axml_before_the_audio() {
     assert!(at(b"axml") < at(b"data"), "{ids:?}");
     // The chna maps all 9 tracks.
     let mut r = r;
-    let chna = halo::adm::parse_chna(&r.read_chunk(*b"chna", 1 << 20).unwrap().unwrap()).unwrap();
+    let chna =
+        halo::formats::adm::parse_chna(&r.read_chunk(*b"chna", 1 << 20).unwrap().unwrap()).unwrap();
     let mut tracks: Vec<u16> = chna.entries.iter().map(|e| e.track_index).collect();
     tracks.sort();
     assert_eq!(tracks, (1..=9).collect::<Vec<u16>>());

@@ -1,7 +1,7 @@
-//! Integration tests of `halo::io`: WAV round trips, hand-built files of every supported
+//! Integration tests of `halo::formats::io`: WAV round trips, hand-built files of every supported
 //! encoding, RF64, malformed files, atomic writes and the streaming resampler.
 
-use halo::io::{
+use halo::formats::io::{
     Chunk, IoError, SampleFormat, SourceStream, WavReader, WavSpec, WavWriter, WriteFormat,
     header_bytes, read_text, remove_stale_temp, write_atomic,
 };
@@ -98,7 +98,7 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn read_all(path: &Path) -> (halo::io::WavInfo, Vec<f32>) {
+fn read_all(path: &Path) -> (halo::formats::io::WavInfo, Vec<f32>) {
     let mut r = WavReader::open(path).unwrap();
     let info = r.info().clone();
     let mut out = vec![0f32; info.frames as usize * info.channels];

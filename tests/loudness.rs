@@ -1,9 +1,9 @@
-//! Acceptance tests for `halo::loudness`: EBU Tech 3341 / 3342 cases, generated here from
+//! Acceptance tests for `halo::measure::loudness`: EBU Tech 3341 / 3342 cases, generated here from
 //! their parametric definitions (1 kHz sines at 48 kHz, levels in dBFS peak), and a 7.1.4
 //! channel-by-channel weight check derived from BS.1770-4's own formula.
 
-use halo::layout::Layout;
-use halo::loudness::{LoudnessError, LoudnessReport, Meter, Target, measure_interleaved};
+use halo::measure::loudness::{LoudnessError, LoudnessReport, Meter, Target, measure_interleaved};
+use halo::scene::layout::Layout;
 use std::f64::consts::PI;
 
 const FS: u32 = 48_000;

@@ -3,9 +3,9 @@
 //! the 2.0 fold-down law against an independent 0+5+0 fold-down; size; and the
 //! room-centric Cartesian mapping landing on the expected speakers.
 
-use halo::geometry::{Direction, Position};
-use halo::layout::Layout;
-use halo::panner::Panner;
+use halo::scene::geometry::{Direction, Position};
+use halo::scene::layout::Layout;
+use halo::spatial::panner::Panner;
 
 const STEP_DEG: i32 = 2;
 /// Largest change of any gain between grid neighbours 2° apart. Pure VBAP on 7.1.4 and
@@ -672,8 +672,8 @@ fn hinted_gains_equal_plain_gains() {
         let p = Panner::new(&Layout::builtin(name).expect("built-in")).expect("panner");
         let n = p.num_channels();
         let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
-        let mut hint = halo::panner::PanHint::default();
-        let mut other = halo::panner::PanHint::default();
+        let mut hint = halo::spatial::panner::PanHint::default();
+        let mut other = halo::spatial::panner::PanHint::default();
         p.position_gains_with_hint(
             Position::Polar {
                 azimuth_deg: 170.0,
@@ -703,7 +703,7 @@ fn hinted_gains_equal_plain_gains() {
             // Stale records: every 97th lookup uses the other object's record (another
             // triangle, another elevation), every 89th a fresh one.
             if k % 89 == 0 {
-                hint = halo::panner::PanHint::default();
+                hint = halo::spatial::panner::PanHint::default();
             }
             if k % 97 == 0 {
                 std::mem::swap(&mut hint, &mut other);
@@ -726,9 +726,9 @@ fn sparse_gains_equal_dense_hinted_gains() {
         let p = Panner::new(&Layout::builtin(name).expect("built-in")).expect("panner");
         let n = p.num_channels();
         let mut dense = vec![0.0; n];
-        let mut sparse = halo::panner::SparseGains::default();
-        let mut hint_dense = halo::panner::PanHint::default();
-        let mut hint_sparse = halo::panner::PanHint::default();
+        let mut sparse = halo::spatial::panner::SparseGains::default();
+        let mut hint_dense = halo::spatial::panner::PanHint::default();
+        let mut hint_sparse = halo::spatial::panner::PanHint::default();
         let mut widest = 0;
         for k in 0..4000 {
             let pos = match k % 4 {

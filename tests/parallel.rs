@@ -2,14 +2,14 @@
 //! engine's bit for bit, whatever the thread count and block sizes; errors on either side
 //! of the pipeline stop the run and come back, without hanging.
 
-use halo::automation::{Automation, Interpolation, Keyframe};
-use halo::binaural::HrtfSet;
-use halo::downmix::FoldDownConfig;
+use halo::drivers::parallel::{Inputs, ParallelEngine, Span};
 use halo::dsp::ProcessorConfig;
 use halo::engine::{BedConfig, Engine, EngineConfig, ObjectConfig, OutputConfig};
-use halo::geometry::Position;
-use halo::layout::Layout;
-use halo::parallel::{Inputs, ParallelEngine, Span};
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
+use halo::spatial::binaural::HrtfSet;
+use halo::spatial::downmix::FoldDownConfig;
 use std::f64::consts::TAU;
 use std::sync::Arc;
 

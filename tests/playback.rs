@@ -4,7 +4,7 @@
 
 mod playback_common;
 
-use halo::playback::{self, Control, Monitor, PlayOptions, Player};
+use halo::drivers::playback::{self, Control, Monitor, PlayOptions, Player};
 use playback_common::*;
 use std::f64::consts::TAU;
 
@@ -103,15 +103,15 @@ fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
 
 /// A 2 s session with one static 500 Hz tone in front, outputs as in `moving_session`
 /// but without dynamics (so only the switch can add high frequencies).
-fn tone_session(dir: &std::path::Path) -> halo::session::Scene {
+fn tone_session(dir: &std::path::Path) -> halo::formats::session::Scene {
     let frames = 2 * RATE as usize;
-    let spec = halo::io::WavSpec {
+    let spec = halo::formats::io::WavSpec {
         channels: 1,
         sample_rate: RATE,
-        format: halo::io::WriteFormat::F32,
+        format: halo::formats::io::WriteFormat::F32,
         channel_mask: None,
     };
-    let mut w = halo::io::WavWriter::create(&dir.join("tone.wav"), spec).unwrap();
+    let mut w = halo::formats::io::WavWriter::create(&dir.join("tone.wav"), spec).unwrap();
     w.write(&sine(500.0, frames, 0.5)).unwrap();
     w.finish().unwrap().commit().unwrap();
     let text = format!(
@@ -122,13 +122,13 @@ fn tone_session(dir: &std::path::Path) -> halo::session::Scene {
     let path = dir.join("tone.ron");
     let mut read_layout =
         |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| e.to_string());
-    halo::session::parse(&text, &path, &mut read_layout).unwrap()
+    halo::formats::session::parse(&text, &path, &mut read_layout).unwrap()
 }
 
 /// Plays the tone session on 2 channels from `from`, asking for `to` at 1 s (None: no
 /// switch), with the given crossfade; returns the two channels.
 fn switched(
-    scene: &halo::session::Scene,
+    scene: &halo::formats::session::Scene,
     from: Monitor,
     to: Option<Monitor>,
     crossfade_ms: f64,
@@ -315,16 +315,16 @@ fn setup_warmup(setup: &playback::PlaySetup) -> usize {
 
 #[test]
 fn loudness_analysis_agrees_with_the_offline_render_and_matching_applies_its_gains() {
-    use halo::io::WriteFormat;
+    use halo::formats::io::WriteFormat;
     use std::sync::atomic::AtomicBool;
     let dir = temp_dir("play-match");
     let seconds = 2.5;
     let scene = moving_session(&dir, seconds, 3);
     let out = dir.join("render");
     std::fs::create_dir_all(&out).unwrap();
-    let mut ro = halo::render::RenderOptions::new(&out);
+    let mut ro = halo::drivers::render::RenderOptions::new(&out);
     ro.format = WriteFormat::F32;
-    let report = halo::render::render(&scene, &mut ro).unwrap();
+    let report = halo::drivers::render::render(&scene, &mut ro).unwrap();
     let setup = playback::play_setup(&scene, None, None, playback::CHUNK_FRAMES).unwrap();
     let mut interim = Vec::new();
     let est = playback::LoudnessAnalysis::run(&scene, &setup, &AtomicBool::new(false), &mut |e| {
@@ -444,7 +444,7 @@ fn pause_and_resume_fade_and_hold_the_position() {
 
 /// Plays the tone with a pause at callback 100 and a resume at 150; returns the largest
 /// sample-to-sample step and the tone's own largest step.
-fn pause_steps(scene: &halo::session::Scene, fade_ms: f64) -> (f32, f32) {
+fn pause_steps(scene: &halo::formats::session::Scene, fade_ms: f64) -> (f32, f32) {
     let mut opts = options(Monitor::Stereo, 2.0, 2);
     opts.crossfade_ms = fade_ms;
     let p = playback::prepare(scene, &opts).unwrap();
@@ -491,7 +491,7 @@ fn pause_steps(scene: &halo::session::Scene, fade_ms: f64) -> (f32, f32) {
 
 #[test]
 fn source_stream_seek_lands_on_the_frame_also_when_resampling() {
-    use halo::io::{SourceStream, WavSpec, WavWriter, WriteFormat};
+    use halo::formats::io::{SourceStream, WavSpec, WavWriter, WriteFormat};
     let dir = temp_dir("play-stream-seek");
     for file_rate in [48_000u32, 44_100] {
         let path = dir.join(format!("s{file_rate}.wav"));
@@ -560,12 +560,14 @@ fn an_adm_master_plays_the_same_frames_as_its_session() {
     let scene = moving_session(&dir, seconds, 6);
     let expected = offline(&scene, &dir);
     let master = dir.join("master.wav");
-    let options_export = halo::exchange::ExportOptions {
-        format: halo::io::WriteFormat::F32,
+    let options_export = halo::drivers::exchange::ExportOptions {
+        format: halo::formats::io::WriteFormat::F32,
         measure_loudness: false,
     };
-    halo::exchange::export(&scene, &master, &options_export).unwrap();
-    let mut adm = halo::exchange::read_master(&master, None).unwrap().scene;
+    halo::drivers::exchange::export(&scene, &master, &options_export).unwrap();
+    let mut adm = halo::drivers::exchange::read_master(&master, None)
+        .unwrap()
+        .scene;
     assert!(adm.objects.iter().all(|o| o.source.path == master));
     adm.outputs = scene.outputs.clone();
     let total = expected[0][0].len();
@@ -632,7 +634,7 @@ fn a_48k_session_played_at_44k1_is_the_offline_render_of_the_retimed_session() {
         assert!(peak > 0.05, "{monitor:?}: peak {peak}");
     }
     // The same rate as the session's changes nothing: the 48 kHz render, bit for bit.
-    let native = halo::playback::prepare(&scene, &{
+    let native = halo::drivers::playback::prepare(&scene, &{
         let mut o = options(Monitor::Stereo, seconds, 2);
         o.sample_rate = Some(RATE);
         o
@@ -655,7 +657,7 @@ fn a_48k_session_played_at_44k1_is_the_offline_render_of_the_retimed_session() {
 
 #[test]
 fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_retimed_render() {
-    use halo::io::WriteFormat;
+    use halo::formats::io::WriteFormat;
     let dir = temp_dir("play-rate-start");
     let seconds = 2.5;
     let scene = moving_session(&dir, seconds, 2);
@@ -675,9 +677,9 @@ fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_r
     // The loudness analysis measures the retimed session's render at 44.1 kHz.
     let out = dir.join("render44");
     std::fs::create_dir_all(&out).unwrap();
-    let mut ro = halo::render::RenderOptions::new(&out);
+    let mut ro = halo::drivers::render::RenderOptions::new(&out);
     ro.format = WriteFormat::F32;
-    let report = halo::render::render(&scene.retimed(44100), &mut ro).unwrap();
+    let report = halo::drivers::render::render(&scene.retimed(44100), &mut ro).unwrap();
     let t = std::time::Instant::now();
     let est = loop {
         controller.poll();
@@ -713,7 +715,7 @@ fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_r
 
 #[test]
 fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
-    use halo::session::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
+    use halo::formats::session::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
     let dir = temp_dir("play-rate-eq");
     let mut scene = moving_session(&dir, 0.5, 1);
     // A high shelf at 23 kHz: fine at 48 kHz, above the Nyquist frequency of 44.1 kHz.
@@ -765,7 +767,7 @@ fn fmt(channels: usize, min_rate: u32, max_rate: u32, float32: bool) -> playback
 
 #[test]
 fn device_rate_choice() {
-    use halo::layout::Layout;
+    use halo::scene::layout::Layout;
     use playback::{DevicePlan, PlaybackError, choose_device_rate, plan_device};
     let l714 = Layout::builtin("7.1.4").unwrap();
     // A typical laptop: 44.1 kHz only.

@@ -5,7 +5,7 @@
 
 mod playback_common;
 
-use halo::playback::{self, Control, Monitor};
+use halo::drivers::playback::{self, Control, Monitor};
 use playback_common::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -6,7 +6,7 @@
 
 mod playback_common;
 
-use halo::playback::{self, Monitor, Player, device};
+use halo::drivers::playback::{self, Monitor, Player, device};
 use playback_common::*;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ fn null_device_at_another_rate_receives_the_retimed_render_bit_for_bit() {
     // alsa:null takes any rate, so the session's is chosen there; the rate is forced here.
     let (dev, label) = device::open(Some("alsa:null")).expect("ALSA null device");
     let (formats, default_rate) = device::formats(&dev, &label).unwrap();
-    let layout = halo::layout::Layout::builtin("7.1.4").unwrap();
+    let layout = halo::scene::layout::Layout::builtin("7.1.4").unwrap();
     let plan = playback::plan_device(
         RATE,
         &formats,

@@ -1,10 +1,10 @@
 //! The session format: the showcase example parses, and every feature lands in the Scene
 //! with the right values (frames, positions, interpolation, defaults).
 
-use halo::automation::Interpolation;
-use halo::geometry::Position;
-use halo::layout::Layout;
-use halo::session::*;
+use halo::formats::session::*;
+use halo::scene::automation::Interpolation;
+use halo::scene::geometry::Position;
+use halo::scene::layout::Layout;
 use std::path::{Path, PathBuf};
 
 const STUDIO: &str = r#"(name: "studio", channels: [
@@ -45,12 +45,14 @@ fn polar(azimuth_deg: f64, elevation_deg: f64, distance: f64) -> Position {
     }
 }
 
-fn frames<T: halo::automation::Interpolate>(a: &halo::automation::Automation<T>) -> Vec<u64> {
+fn frames<T: halo::scene::automation::Interpolate>(
+    a: &halo::scene::automation::Automation<T>,
+) -> Vec<u64> {
     a.keyframes().iter().map(|k| k.frame).collect()
 }
 
-fn interps<T: halo::automation::Interpolate>(
-    a: &halo::automation::Automation<T>,
+fn interps<T: halo::scene::automation::Interpolate>(
+    a: &halo::scene::automation::Automation<T>,
 ) -> Vec<Interpolation> {
     a.keyframes().iter().map(|k| k.interpolation).collect()
 }

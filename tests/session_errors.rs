@@ -1,7 +1,7 @@
 //! The error catalogue: each bad session gives a message that names the session file, the
 //! line (and column for syntax errors) or the place, the offending value and what is allowed.
 
-use halo::session::{SessionError, parse};
+use halo::formats::session::{SessionError, parse};
 use std::path::Path;
 
 const HEIGHTS: &str = r#"(name: "heights", channels: [

@@ -1,7 +1,7 @@
 //! The session writer (`session::write`) gives text that `session::parse` reads back to an
 //! equal Scene, and the bed channel map (`channels: [...]`) parses with clear errors.
 
-use halo::session::*;
+use halo::formats::session::*;
 use std::path::Path;
 
 fn no_files(_: &Path) -> Result<String, String> {
@@ -38,10 +38,10 @@ fn showcase_round_trips_except_its_layout_file() {
 
 #[test]
 fn demo_session_round_trips() {
-    let text = halo::demo::session_text(48000, &["7.1.4", "5.1", "2.0"]);
+    let text = halo::drivers::demo::session_text(48000, &["7.1.4", "5.1", "2.0"]);
     let scene = parse(&text, Path::new("/tmp/demo/session.ron"), &mut no_files).unwrap();
     round_trip(&scene);
-    let text = halo::demo::session_text(44100, &["9.1.6"]);
+    let text = halo::drivers::demo::session_text(44100, &["9.1.6"]);
     let scene = parse(&text, Path::new("rel/session.ron"), &mut no_files).unwrap();
     round_trip(&scene);
 }

@@ -3,7 +3,7 @@
 //! axml and the chna.
 #![no_main]
 
-use halo::adm::{AdmAudio, parse_axml, parse_chna, to_scene};
+use halo::formats::adm::{AdmAudio, parse_axml, parse_chna, to_scene};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

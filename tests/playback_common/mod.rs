@@ -3,11 +3,11 @@
 //! `Player` to the end.
 #![allow(dead_code)]
 
-use halo::io::{WavReader, WavSpec, WavWriter, WriteFormat};
-use halo::layout::Layout;
-use halo::playback::{Monitor, PlayOptions, Player};
-use halo::render::{self, RenderOptions};
-use halo::session::{self, Scene};
+use halo::drivers::playback::{Monitor, PlayOptions, Player};
+use halo::drivers::render::{self, RenderOptions};
+use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
+use halo::formats::session::{self, Scene};
+use halo::scene::layout::Layout;
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 

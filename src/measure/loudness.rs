@@ -9,7 +9,7 @@
 //! JSON: `-∞` (silence: no gated block, no peak) has no JSON number; `serde_json` writes
 //! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
 
-use crate::layout::Layout;
+use crate::scene::layout::Layout;
 use ebur128::{Channel as MeterChannel, EbuR128, Mode};
 use serde::Serialize;
 use thiserror::Error;
@@ -170,7 +170,7 @@ impl Meter {
             .channels
             .iter()
             .map(|c| {
-                let az = crate::geometry::wrap_deg(c.azimuth_deg).abs();
+                let az = crate::scene::geometry::wrap_deg(c.azimuth_deg).abs();
                 if c.lfe {
                     0.0
                 } else if c.elevation_deg.abs() <= EAR_LEVEL_DEG && (60.0..=120.0).contains(&az) {

@@ -49,10 +49,10 @@
 //! channel carries the mark, [`to_scene`] rebuilds the exact keyframes; other readers
 //! ignore the attribute.
 
-use crate::automation::{Automation, Interpolation, Keyframe};
-use crate::geometry::{Position, wrap_deg};
-use crate::layout::Layout;
-use crate::session::{BedSpec, BinauralMode, ObjectSpec, Scene, SourceSpec};
+use crate::formats::session::{BedSpec, BinauralMode, ObjectSpec, Scene, SourceSpec};
+use crate::scene::automation::{Automation, Interpolation, Keyframe};
+use crate::scene::geometry::{Position, wrap_deg};
+use crate::scene::layout::Layout;
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;
@@ -2159,7 +2159,7 @@ fn object_from_channel(
             standard_keys(&values, &spans, |v| v.size),
         )
     };
-    fn build<T: crate::automation::Interpolate>(
+    fn build<T: crate::scene::automation::Interpolate>(
         keys: Vec<Keyframe<T>>,
         element: &str,
         what: &str,
@@ -2182,7 +2182,7 @@ fn object_from_channel(
 }
 
 /// An automation whose values never change becomes a constant.
-fn simplify<T: crate::automation::Interpolate>(a: Automation<T>) -> Automation<T> {
+fn simplify<T: crate::scene::automation::Interpolate>(a: Automation<T>) -> Automation<T> {
     if a.is_constant() && a.keyframes().len() > 1 {
         Automation::constant(a.first_value())
     } else {
@@ -2665,7 +2665,10 @@ pub fn chna_of(doc: &AdmDocument, plan: &TrackPlan) -> Chna {
 
 /// How a parameter moves over a frame range: the interpolation of its keyframe at or
 /// before `frame` (before the first keyframe it holds).
-fn segment_kind<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) -> Interpolation {
+fn segment_kind<T: crate::scene::automation::Interpolate>(
+    a: &Automation<T>,
+    frame: u64,
+) -> Interpolation {
     let keys = a.keyframes();
     let i = keys.partition_point(|k| k.frame <= frame);
     if i == 0 || i == keys.len() {
@@ -2676,7 +2679,7 @@ fn segment_kind<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64
 }
 
 /// A parameter's exact value at a frame: the keyframe's own value on a keyframe.
-fn value_at<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) -> T {
+fn value_at<T: crate::scene::automation::Interpolate>(a: &Automation<T>, frame: u64) -> T {
     let keys = a.keyframes();
     match keys.binary_search_by_key(&frame, |k| k.frame) {
         Ok(i) => keys[i].value,
@@ -2684,7 +2687,7 @@ fn value_at<T: crate::automation::Interpolate>(a: &Automation<T>, frame: u64) ->
     }
 }
 
-fn keyed<T: crate::automation::Interpolate>(
+fn keyed<T: crate::scene::automation::Interpolate>(
     a: &Automation<T>,
     frame: u64,
 ) -> Option<Interpolation> {

@@ -50,12 +50,12 @@
 //! against matrixed): their phases differ across most of the spectrum, so they add in power
 //! and an equal-gain fade would dip by up to 3 dB in the middle.
 
+use crate::drivers::render::{self, RenderError};
 use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
-use crate::io::WriteFormat;
-use crate::layout::Layout;
-use crate::loudness::{LoudnessError, Meter};
-use crate::render::{self, RenderError};
-use crate::session::{FoldSpec, OutputSpec, Scene};
+use crate::formats::io::WriteFormat;
+use crate::formats::session::{FoldSpec, OutputSpec, Scene};
+use crate::measure::loudness::{LoudnessError, Meter};
+use crate::scene::layout::Layout;
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::path::Path;
 use std::sync::Arc;
@@ -1313,7 +1313,7 @@ fn check_play_rate(scene: &Scene, rate: u32) -> Result<(), PlaybackError> {
         .iter()
         .flat_map(|o| o.chain())
         .filter_map(|p| match p {
-            crate::session::ProcessorSpec::Eq { bands } => Some(bands),
+            crate::formats::session::ProcessorSpec::Eq { bands } => Some(bands),
             _ => None,
         })
         .flatten()

@@ -59,10 +59,10 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use crate::geometry::{Direction, cross, dot, norm};
+use crate::scene::geometry::{Direction, cross, dot, norm};
 
 /// The default HRTF set: MIT KEMAR, normal pinna (Gardner & Martin 1994), see `hrtf/README.md`.
-const DEFAULT_SOFA: &[u8] = include_bytes!("../hrtf/MIT_KEMAR_normal_pinna.sofa");
+const DEFAULT_SOFA: &[u8] = include_bytes!("../../hrtf/MIT_KEMAR_normal_pinna.sofa");
 /// Name of the default set, used as its origin in errors.
 pub const DEFAULT_SET_NAME: &str = "MIT_KEMAR_normal_pinna.sofa";
 

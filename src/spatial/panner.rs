@@ -61,8 +61,8 @@
 //! effective size = `max(size, 1 − extent/0.25)` (clamped to 0…1). Polar positions use
 //! their direction (distance is ignored). Objects never feed the LFE.
 
-use crate::geometry::{Direction, Position, RoomMap, cross, dot, norm};
-use crate::layout::Layout;
+use crate::scene::geometry::{Direction, Position, RoomMap, cross, dot, norm};
+use crate::scene::layout::Layout;
 use std::cell::Cell;
 use thiserror::Error;
 

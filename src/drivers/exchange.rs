@@ -6,12 +6,14 @@
 //! goes where, and keeps the all-or-nothing rule: every file an operation writes appears
 //! together at the end, or none does.
 
-use crate::adm::{self, AdmAudio, AdmError, AdmLoudness, TrackPlan};
-use crate::io::{self, Chunk, IoError, PendingFile, WavReader, WavSpec, WavWriter, WriteFormat};
-use crate::layout::Layout;
-use crate::loudness::LoudnessReport;
-use crate::render::{self, RenderError, RenderOptions, Sources};
-use crate::session::{self, FoldSpec, OutputSpec, Scene, SessionError, SourceSpec};
+use crate::drivers::render::{self, RenderError, RenderOptions, Sources};
+use crate::formats::adm::{self, AdmAudio, AdmError, AdmLoudness, TrackPlan};
+use crate::formats::io::{
+    self, Chunk, IoError, PendingFile, WavReader, WavSpec, WavWriter, WriteFormat,
+};
+use crate::formats::session::{self, FoldSpec, OutputSpec, Scene, SessionError, SourceSpec};
+use crate::measure::loudness::LoudnessReport;
+use crate::scene::layout::Layout;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 

@@ -2,7 +2,7 @@
 //! embedded from `layouts/*.ron`, user layout files with measured angles and distances,
 //! channel order, LFE, and the WAVE_FORMAT_EXTENSIBLE channel mask.
 
-use crate::geometry::{Direction, RoomMap, SideAnchors};
+use crate::scene::geometry::{Direction, RoomMap, SideAnchors};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -11,14 +11,14 @@ pub const SPEED_OF_SOUND_M_S: f64 = 343.0;
 
 /// The built-in layout files, embedded so that `halo` works from any directory.
 const BUILTIN: &[(&str, &str)] = &[
-    ("2.0", include_str!("../layouts/2.0.ron")),
-    ("5.1", include_str!("../layouts/5.1.ron")),
-    ("7.1", include_str!("../layouts/7.1.ron")),
-    ("5.1.2", include_str!("../layouts/5.1.2.ron")),
-    ("5.1.4", include_str!("../layouts/5.1.4.ron")),
-    ("7.1.2", include_str!("../layouts/7.1.2.ron")),
-    ("7.1.4", include_str!("../layouts/7.1.4.ron")),
-    ("9.1.6", include_str!("../layouts/9.1.6.ron")),
+    ("2.0", include_str!("../../layouts/2.0.ron")),
+    ("5.1", include_str!("../../layouts/5.1.ron")),
+    ("7.1", include_str!("../../layouts/7.1.ron")),
+    ("5.1.2", include_str!("../../layouts/5.1.2.ron")),
+    ("5.1.4", include_str!("../../layouts/5.1.4.ron")),
+    ("7.1.2", include_str!("../../layouts/7.1.2.ron")),
+    ("7.1.4", include_str!("../../layouts/7.1.4.ron")),
+    ("9.1.6", include_str!("../../layouts/9.1.6.ron")),
 ];
 
 /// WAVE_FORMAT_EXTENSIBLE speaker positions (`dwChannelMask` bits), in bit order.
@@ -227,7 +227,7 @@ impl Layout {
             channels.push(Channel {
                 name: c.name.unwrap_or_else(|| c.label.clone()),
                 label: c.label,
-                azimuth_deg: crate::geometry::wrap_deg(c.azimuth),
+                azimuth_deg: crate::scene::geometry::wrap_deg(c.azimuth),
                 elevation_deg: c.elevation,
                 lfe: c.lfe,
                 distance_m: c.distance,

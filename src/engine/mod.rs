@@ -12,13 +12,13 @@
 //! smoothed over at most one interval. Because the ramp points do not depend on how the
 //! caller cuts the audio into blocks, the output is identical for every block size.
 
-use crate::automation::Automation;
-use crate::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
-use crate::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
-use crate::geometry::{Direction, Position, RoomMap};
-use crate::layout::Layout;
-use crate::panner::{Channels, PanHint, Panner, PannerError, SparseGains};
+use crate::scene::automation::Automation;
+use crate::scene::geometry::{Direction, Position, RoomMap};
+use crate::scene::layout::Layout;
+use crate::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
+use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
+use crate::spatial::panner::{Channels, PanHint, Panner, PannerError, SparseGains};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -586,7 +586,7 @@ impl Engine {
     }
 
     /// Delays every output further so that the engine's latency becomes `frames`: engines
-    /// that render different outputs of one session (see [`crate::parallel`]) are aligned to
+    /// that render different outputs of one session (see [`crate::drivers::parallel`]) are aligned to
     /// the slowest of them. Setup work (it allocates); `frames` below the current latency
     /// is an error.
     pub fn delay_to_latency(&mut self, frames: usize) -> Result<(), EngineError> {
@@ -972,7 +972,7 @@ impl Bus {
                 })
                 .collect(),
             cursors: vec![Cursors::default(); n_obj],
-            avx: crate::binaural::has_avx(),
+            avx: crate::spatial::binaural::has_avx(),
             panner,
             needed: true,
             stale: false,
@@ -1228,7 +1228,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::automation::{Interpolation, Keyframe};
+    use crate::scene::automation::{Interpolation, Keyframe};
 
     fn render(avx: bool) -> Vec<f32> {
         let objects = (0..6)
@@ -1294,7 +1294,7 @@ mod tests {
     fn avx_mixing_equals_portable_mixing() {
         let portable = render(false);
         assert!(portable.iter().any(|&v| v.abs() > 1e-2));
-        if crate::binaural::has_avx() {
+        if crate::spatial::binaural::has_avx() {
             // Element-wise arithmetic in the same order: bit-identical.
             assert!(render(true) == portable, "AVX and portable mixing differ");
         }

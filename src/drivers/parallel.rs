@@ -28,7 +28,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 
 use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
-use crate::layout::Layout;
+use crate::scene::layout::Layout;
 
 /// Input blocks in flight per group: enough slack to ride out a descheduled thread.
 const BLOCKS_PER_GROUP: usize = 3;
@@ -361,7 +361,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::binaural::HrtfSet;
+    use crate::spatial::binaural::HrtfSet;
     use std::sync::Arc;
 
     fn speakers(name: &str) -> OutputConfig {

@@ -5,15 +5,15 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
-use halo::demo;
-use halo::exchange::{self, ExchangeError};
-use halo::geometry::{Direction, Position};
-use halo::io::{self, WavSpec, WavWriter, WriteFormat};
-use halo::layout::{Layout, LayoutError};
-use halo::loudness;
-use halo::panner::Panner;
-use halo::render::{self, RenderError, RenderOptions};
-use halo::session::{self, SessionError};
+use halo::drivers::demo;
+use halo::drivers::exchange::{self, ExchangeError};
+use halo::drivers::render::{self, RenderError, RenderOptions};
+use halo::formats::io::{self, WavSpec, WavWriter, WriteFormat};
+use halo::formats::session::{self, SessionError};
+use halo::measure::loudness;
+use halo::scene::geometry::{Direction, Position};
+use halo::scene::layout::{Layout, LayoutError};
+use halo::spatial::panner::Panner;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -895,7 +895,7 @@ fn cmd_play(
     start: f64,
     buffer: Option<u32>,
 ) -> Result<(), Failure> {
-    use halo::playback::{self, Monitor, PlayOptions};
+    use halo::drivers::playback::{self, Monitor, PlayOptions};
     let (monitor, layout) = match monitor {
         "binaural" => (Monitor::Binaural, None),
         "stereo" => (Monitor::Stereo, None),

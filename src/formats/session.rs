@@ -72,9 +72,9 @@
 //! keyframe 3`: brackets are 0-based indices, keyframe numbers count from 1), the value, and
 //! what is allowed. See `examples/showcase.ron` for a file that uses every feature.
 
-use crate::automation::{Automation, Interpolate, Interpolation, Keyframe};
-use crate::geometry::Position;
-use crate::layout::{Layout, LayoutError, ron_options};
+use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe};
+use crate::scene::geometry::Position;
+use crate::scene::layout::{Layout, LayoutError, ron_options};
 use ron::value::RawValue;
 use serde::Deserialize;
 use std::fmt;

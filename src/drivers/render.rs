@@ -5,23 +5,25 @@
 //! This module sits between `session` (what to render), `io` (files) and `engine` (how to
 //! render), so that the engine never sees a file and the session never sees audio.
 
-use crate::binaural::{BinauralError, HrtfSet};
-use crate::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
+use crate::drivers::parallel::{Inputs, ParallelEngine, Span};
 use crate::dsp::{EqBand, ProcessorConfig};
 use crate::engine::{self, BedConfig, EngineConfig, EngineError, ObjectConfig, OutputConfig};
-use crate::geometry::{Direction, Position};
-use crate::io::{self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat};
-use crate::layout::Layout;
-use crate::loudness::{LoudnessError, LoudnessReport, Meter, Target};
-use crate::panner::Panner;
-use crate::parallel::{Inputs, ParallelEngine, Span};
-use crate::session::{
+use crate::formats::io::{
+    self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat,
+};
+use crate::formats::session::{
     BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
 };
-use crate::translation::{
+use crate::measure::loudness::{LoudnessError, LoudnessReport, Meter, Target};
+use crate::measure::translation::{
     self, BedTracker, BedTranslation, ObjectTracker, ObjectTranslation, ObjectWindow, StereoImage,
     StereoMeter,
 };
+use crate::scene::geometry::{Direction, Position};
+use crate::scene::layout::Layout;
+use crate::spatial::binaural::{BinauralError, HrtfSet};
+use crate::spatial::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
+use crate::spatial::panner::Panner;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,7 +147,7 @@ pub struct RenderOptions<'a> {
     /// a render would have written). `halo export` measures loudness this way.
     pub write_files: bool,
     /// Threads to render on (0: every core). The outputs are identical whatever the count
-    /// (see [`crate::parallel`]).
+    /// (see [`crate::drivers::parallel`]).
     pub threads: usize,
 }
 
@@ -553,11 +555,11 @@ fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
                 .iter()
                 .map(|b| EqBand {
                     kind: match b.kind {
-                        crate::session::EqKind::Peak => crate::dsp::EqKind::Peak,
-                        crate::session::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
-                        crate::session::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
-                        crate::session::EqKind::HighPass => crate::dsp::EqKind::HighPass,
-                        crate::session::EqKind::LowPass => crate::dsp::EqKind::LowPass,
+                        crate::formats::session::EqKind::Peak => crate::dsp::EqKind::Peak,
+                        crate::formats::session::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
+                        crate::formats::session::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
+                        crate::formats::session::EqKind::HighPass => crate::dsp::EqKind::HighPass,
+                        crate::formats::session::EqKind::LowPass => crate::dsp::EqKind::LowPass,
                     },
                     freq_hz: b.freq_hz,
                     gain_db: b.gain_db,
@@ -857,7 +859,7 @@ impl Analysis {
         scene: &Scene,
         end_frame: u64,
         threshold_db: f64,
-        bin_room: &crate::geometry::RoomMap,
+        bin_room: &crate::scene::geometry::RoomMap,
     ) {
         let rate = scene.sample_rate as f64;
         let start = end_frame - self.filled;
@@ -1450,7 +1452,7 @@ fn translation_report(
     }
 }
 
-pub(crate) fn bed_config(b: &crate::session::BedSpec) -> BedConfig {
+pub(crate) fn bed_config(b: &crate::formats::session::BedSpec) -> BedConfig {
     BedConfig {
         name: b.name.clone(),
         layout: b.layout.clone(),

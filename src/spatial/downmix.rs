@@ -26,7 +26,7 @@
 //!
 //! "−3 dB" defaults are exactly √½ (−3.0103 dB), the coefficient BS.775 and Dolby give.
 
-use crate::layout::Layout;
+use crate::scene::layout::Layout;
 use serde::Serialize;
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use thiserror::Error;
@@ -296,7 +296,7 @@ fn height_targets(az: f64, el: f64, ring: &[Ear]) -> Vec<(usize, f64)> {
     let nearest = |a: f64| -> usize {
         ring.iter()
             .min_by(|x, y| {
-                let d = |e: &Ear| crate::geometry::wrap_deg(e.az - a).abs();
+                let d = |e: &Ear| crate::scene::geometry::wrap_deg(e.az - a).abs();
                 d(x).total_cmp(&d(y))
             })
             .map_or(0, |e| e.index)
@@ -311,7 +311,7 @@ fn height_targets(az: f64, el: f64, ring: &[Ear]) -> Vec<(usize, f64)> {
         .min_by(|x, y| x.az.abs().total_cmp(&y.az.abs()))
         .map(|e| e.index);
     let split = |l: usize, r: usize| vec![(l, FRAC_1_SQRT_2), (r, FRAC_1_SQRT_2)];
-    let a = crate::geometry::wrap_deg(az);
+    let a = crate::scene::geometry::wrap_deg(az);
     let s = side_of(a);
     if el >= 75.0 {
         split(front(1.0), front(-1.0))
@@ -425,7 +425,7 @@ impl FoldDown {
             .filter(|&(_, &i)| !from.channels[i].lfe)
             .map(|(k, &i)| Ear {
                 index: k,
-                az: crate::geometry::wrap_deg(from.channels[i].azimuth_deg),
+                az: crate::scene::geometry::wrap_deg(from.channels[i].azimuth_deg),
             })
             .collect();
         if ear.is_empty() {
@@ -468,7 +468,7 @@ impl FoldDown {
                 m2[five.lfe][k] = 1.0;
                 continue;
             }
-            let a = crate::geometry::wrap_deg(ch.azimuth_deg);
+            let a = crate::scene::geometry::wrap_deg(ch.azimuth_deg);
             let (front, surround) = if a >= 0.0 {
                 (five.l, five.ls)
             } else {

@@ -1,0 +1,6 @@
+//! Gains and filters that place sound: the object panner, binaural (HRTF) rendering and
+//! the fold-downs (ITU-R BS.775). Pure computation on scene data; no files.
+
+pub mod binaural;
+pub mod downmix;
+pub mod panner;
