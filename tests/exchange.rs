@@ -5,8 +5,9 @@
 
 use halo::formats::adm::{Chna, ChnaEntry, write_chna};
 use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
-use halo::formats::session::{self, Scene};
+use halo::formats::session;
 use halo::scene::geometry::Position;
+use halo::scene::mix::Scene;
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 use std::process::Command;

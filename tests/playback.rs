@@ -103,7 +103,7 @@ fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
 
 /// A 2 s session with one static 500 Hz tone in front, outputs as in `moving_session`
 /// but without dynamics (so only the switch can add high frequencies).
-fn tone_session(dir: &std::path::Path) -> halo::formats::session::Scene {
+fn tone_session(dir: &std::path::Path) -> halo::scene::mix::Scene {
     let frames = 2 * RATE as usize;
     let spec = halo::formats::io::WavSpec {
         channels: 1,
@@ -128,7 +128,7 @@ fn tone_session(dir: &std::path::Path) -> halo::formats::session::Scene {
 /// Plays the tone session on 2 channels from `from`, asking for `to` at 1 s (None: no
 /// switch), with the given crossfade; returns the two channels.
 fn switched(
-    scene: &halo::formats::session::Scene,
+    scene: &halo::scene::mix::Scene,
     from: Monitor,
     to: Option<Monitor>,
     crossfade_ms: f64,
@@ -444,7 +444,7 @@ fn pause_and_resume_fade_and_hold_the_position() {
 
 /// Plays the tone with a pause at callback 100 and a resume at 150; returns the largest
 /// sample-to-sample step and the tone's own largest step.
-fn pause_steps(scene: &halo::formats::session::Scene, fade_ms: f64) -> (f32, f32) {
+fn pause_steps(scene: &halo::scene::mix::Scene, fade_ms: f64) -> (f32, f32) {
     let mut opts = options(Monitor::Stereo, 2.0, 2);
     opts.crossfade_ms = fade_ms;
     let p = playback::prepare(scene, &opts).unwrap();
@@ -715,7 +715,7 @@ fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_r
 
 #[test]
 fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
-    use halo::formats::session::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
+    use halo::scene::mix::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
     let dir = temp_dir("play-rate-eq");
     let mut scene = moving_session(&dir, 0.5, 1);
     // A high shelf at 23 kHz: fine at 48 kHz, above the Nyquist frequency of 44.1 kHz.

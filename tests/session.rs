@@ -5,6 +5,7 @@ use halo::formats::session::*;
 use halo::scene::automation::Interpolation;
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::scene::mix::*;
 use std::path::{Path, PathBuf};
 
 const STUDIO: &str = r#"(name: "studio", channels: [

@@ -53,9 +53,9 @@
 use crate::drivers::render::{self, RenderError};
 use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
 use crate::formats::io::WriteFormat;
-use crate::formats::session::{FoldSpec, OutputSpec, Scene};
 use crate::measure::loudness::{LoudnessError, Meter};
 use crate::scene::layout::Layout;
+use crate::scene::mix::{FoldSpec, OutputSpec, Scene};
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::path::Path;
 use std::sync::Arc;
@@ -1313,7 +1313,7 @@ fn check_play_rate(scene: &Scene, rate: u32) -> Result<(), PlaybackError> {
         .iter()
         .flat_map(|o| o.chain())
         .filter_map(|p| match p {
-            crate::formats::session::ProcessorSpec::Eq { bands } => Some(bands),
+            crate::scene::mix::ProcessorSpec::Eq { bands } => Some(bands),
             _ => None,
         })
         .flatten()

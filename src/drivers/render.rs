@@ -11,9 +11,6 @@ use crate::engine::{self, BedConfig, EngineConfig, EngineError, ObjectConfig, Ou
 use crate::formats::io::{
     self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat,
 };
-use crate::formats::session::{
-    BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
-};
 use crate::measure::loudness::{LoudnessError, LoudnessReport, Meter, Target};
 use crate::measure::translation::{
     self, BedTracker, BedTranslation, ObjectTracker, ObjectTranslation, ObjectWindow, StereoImage,
@@ -21,6 +18,9 @@ use crate::measure::translation::{
 };
 use crate::scene::geometry::{Direction, Position};
 use crate::scene::layout::Layout;
+use crate::scene::mix::{
+    BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
+};
 use crate::spatial::binaural::{BinauralError, HrtfSet};
 use crate::spatial::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
 use crate::spatial::panner::Panner;
@@ -555,11 +555,11 @@ fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
                 .iter()
                 .map(|b| EqBand {
                     kind: match b.kind {
-                        crate::formats::session::EqKind::Peak => crate::dsp::EqKind::Peak,
-                        crate::formats::session::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
-                        crate::formats::session::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
-                        crate::formats::session::EqKind::HighPass => crate::dsp::EqKind::HighPass,
-                        crate::formats::session::EqKind::LowPass => crate::dsp::EqKind::LowPass,
+                        crate::scene::mix::EqKind::Peak => crate::dsp::EqKind::Peak,
+                        crate::scene::mix::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
+                        crate::scene::mix::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
+                        crate::scene::mix::EqKind::HighPass => crate::dsp::EqKind::HighPass,
+                        crate::scene::mix::EqKind::LowPass => crate::dsp::EqKind::LowPass,
                     },
                     freq_hz: b.freq_hz,
                     gain_db: b.gain_db,
@@ -1452,7 +1452,7 @@ fn translation_report(
     }
 }
 
-pub(crate) fn bed_config(b: &crate::formats::session::BedSpec) -> BedConfig {
+pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
     BedConfig {
         name: b.name.clone(),
         layout: b.layout.clone(),

@@ -305,7 +305,7 @@ fn resolve_layout(name: &str) -> Result<Layout> {
     }
 }
 
-fn load_session(path: &Path) -> Result<session::Scene> {
+fn load_session(path: &Path) -> Result<halo::scene::mix::Scene> {
     let text = io::read_text(path)?;
     let mut read_layout = |p: &Path| io::read_text(p).map_err(|e| e.to_string());
     Ok(session::parse(&text, path, &mut read_layout)?)
@@ -316,7 +316,7 @@ fn load_session(path: &Path) -> Result<session::Scene> {
 fn load_input(
     path: &Path,
     programme: Option<&str>,
-) -> Result<(session::Scene, Vec<String>), Failure> {
+) -> Result<(halo::scene::mix::Scene, Vec<String>), Failure> {
     if exchange::is_master_path(path) {
         let master = exchange::read_master(path, programme).map_err(|e| classify(e.into()))?;
         let notes = master
@@ -468,7 +468,7 @@ fn cmd_render(
 }
 
 fn render_scene(
-    scene: &session::Scene,
+    scene: &halo::scene::mix::Scene,
     layouts: Option<Vec<Layout>>,
     out: &Path,
     flags: &RenderFlags,
