@@ -145,7 +145,7 @@ fn ebur128_true_peak_dbtp(signal: &[Vec<f32>]) -> f64 {
 
 #[test]
 fn gain_is_an_exact_linear_multiply() {
-    let mut g = Gain::new(-6.0).unwrap();
+    let mut g = Gain::new(&GainSettings { gain_db: -6.0 }).unwrap();
     let x = vec![sine(440.0, 0.9, 1000)];
     let y = run_no_alloc(&mut g, &x);
     let k = 10f64.powf(-6.0 / 20.0) as f32;
@@ -274,8 +274,8 @@ fn eq_measured_sine_response_matches_analytic() {
 // ---------------------------------------------------------------------------------------
 // Compressor
 
-fn comp_params() -> CompressorParams {
-    CompressorParams {
+fn comp_params() -> CompressorSettings {
+    CompressorSettings {
         threshold_db: -20.0,
         ratio: 4.0,
         knee_db: 6.0,
@@ -348,7 +348,7 @@ fn compressor_steady_state_gain_follows_static_curve() {
 
 #[test]
 fn compressor_attack_time_constant() {
-    let params = CompressorParams {
+    let params = CompressorSettings {
         threshold_db: -20.0,
         ratio: 4.0,
         knee_db: 0.0,
@@ -382,7 +382,7 @@ fn compressor_attack_time_constant() {
 
 fn limiter(ceiling_dbtp: f64, lookahead_ms: f64, channels: usize) -> Limiter {
     Limiter::new(
-        &LimiterParams {
+        &LimiterSettings {
             ceiling_dbtp,
             lookahead_ms,
             release_ms: 50.0,
@@ -526,10 +526,10 @@ fn limiter_is_linked_across_channels_and_releases() {
 fn width_mid_side() {
     let n = 2000;
     let x = vec![sine(300.0, 0.6, n), sine(470.0, 0.4, n)];
-    let mut w1 = Width::new(1.0, 2).unwrap();
+    let mut w1 = Width::new(&WidthSettings { width: 1.0 }, 2).unwrap();
     assert_eq!(run_no_alloc(&mut w1, &x), x);
     for width in [0.0, 0.5, 2.0, 4.0] {
-        let mut w = Width::new(width, 2).unwrap();
+        let mut w = Width::new(&WidthSettings { width }, 2).unwrap();
         let y = run_no_alloc(&mut w, &x);
         for i in 0..n {
             let (l, r) = (f64::from(x[0][i]), f64::from(x[1][i]));
@@ -542,7 +542,7 @@ fn width_mid_side() {
         }
     }
     assert!(matches!(
-        Width::new(1.0, 6),
+        Width::new(&WidthSettings { width: 1.0 }, 6),
         Err(DspError::ChannelCount {
             processor: "width",
             channels: 6,
@@ -557,7 +557,7 @@ fn width_mid_side() {
 #[test]
 fn dither_statistics_are_tpdf() {
     let n = 1 << 18;
-    let mut d = Dither::new(16, 2).unwrap();
+    let mut d = Dither::new(&DitherSettings { bits: 16 }, 2).unwrap();
     let lsb = d.lsb();
     assert_eq!(lsb, 2f64.powi(-15));
     let y = run_no_alloc(&mut d, &[vec![0.0; n], vec![0.0; n]]);
@@ -574,7 +574,7 @@ fn dither_statistics_are_tpdf() {
     }
     assert_ne!(y[0], y[1], "channels get independent noise");
     // reproducible
-    let mut d2 = Dither::new(16, 2).unwrap();
+    let mut d2 = Dither::new(&DitherSettings { bits: 16 }, 2).unwrap();
     assert_eq!(run_blocks(&mut d2, &[vec![0.0; n], vec![0.0; n]], 333), y);
 }
 
@@ -587,7 +587,7 @@ fn dither_linearises_quantisation_of_a_tiny_sine() {
     let x = vec![sine(1000.0, amp, n)];
     let plain: Vec<f32> = x[0].iter().map(|v| quantize(*v, bits)).collect();
     assert!(plain.iter().all(|v| *v == 0.0));
-    let mut d = Dither::new(bits, 1).unwrap();
+    let mut d = Dither::new(&DitherSettings { bits }, 1).unwrap();
     let y = run_no_alloc(&mut d, &x);
     let q: Vec<f32> = y[0].iter().map(|v| quantize(*v, bits)).collect();
     // amplitude by correlation with the sine
@@ -604,31 +604,31 @@ fn dither_linearises_quantisation_of_a_tiny_sine() {
 // ---------------------------------------------------------------------------------------
 // Common properties: block-size independence, reset, latency, chain
 
-fn all_configs() -> Vec<ProcessorConfig> {
+fn all_configs() -> Vec<ProcessorSettings> {
     vec![
-        ProcessorConfig::Gain { gain_db: 3.5 },
-        ProcessorConfig::Eq {
+        ProcessorSettings::Gain(GainSettings { gain_db: 3.5 }),
+        ProcessorSettings::Eq(EqSettings {
             bands: vec![
                 band(EqKind::HighPass, 30.0, 0.0, FRAC_1_SQRT_2),
                 band(EqKind::Peak, 2000.0, 4.0, 1.5),
                 band(EqKind::HighShelf, 9000.0, -3.0, FRAC_1_SQRT_2),
             ],
-        },
-        ProcessorConfig::Compressor {
+        }),
+        ProcessorSettings::Compressor(CompressorSettings {
             threshold_db: -18.0,
             ratio: 3.0,
             knee_db: 6.0,
             attack_ms: 3.0,
             release_ms: 80.0,
             makeup_db: 2.0,
-        },
-        ProcessorConfig::Limiter {
+        }),
+        ProcessorSettings::Limiter(LimiterSettings {
             ceiling_dbtp: -1.0,
             lookahead_ms: 1.5,
             release_ms: 40.0,
-        },
-        ProcessorConfig::Width { width: 1.4 },
-        ProcessorConfig::Dither { bits: 16 },
+        }),
+        ProcessorSettings::Width(WidthSettings { width: 1.4 }),
+        ProcessorSettings::Dither(DitherSettings { bits: 16 }),
     ]
 }
 
@@ -638,7 +638,7 @@ fn every_processor_is_block_size_independent_and_resets() {
     for v in sig.iter_mut().flatten() {
         *v *= 3.0;
     }
-    let mut configs: Vec<Vec<ProcessorConfig>> =
+    let mut configs: Vec<Vec<ProcessorSettings>> =
         all_configs().into_iter().map(|c| vec![c]).collect();
     configs.push(all_configs());
     for cfg in &configs {
@@ -678,7 +678,7 @@ fn latency_matches_a_delayed_impulse() {
         Box::new(limiter(-3.0, 10.0, 2)),
     ];
     for cfg in all_configs() {
-        if !matches!(cfg, ProcessorConfig::Dither { .. }) {
+        if !matches!(cfg, ProcessorSettings::Dither(..)) {
             cases.push(cfg.build(FS, 2, 64).unwrap());
         }
     }
@@ -693,12 +693,12 @@ fn latency_matches_a_delayed_impulse() {
 
 #[test]
 fn chain_latency_is_the_sum_and_order_is_config_order() {
-    let lim = ProcessorConfig::Limiter {
+    let lim = ProcessorSettings::Limiter(LimiterSettings {
         ceiling_dbtp: -1.0,
         lookahead_ms: 2.0,
         release_ms: 50.0,
-    };
-    let up = ProcessorConfig::Gain { gain_db: 20.0 };
+    });
+    let up = ProcessorSettings::Gain(GainSettings { gain_db: 20.0 });
     let mut a = Chain::new(&[up.clone(), lim.clone()], FS, 2, 512).unwrap();
     let mut b = Chain::new(&[lim.clone(), up.clone()], FS, 2, 512).unwrap();
     assert_eq!(a.latency(), 96);
@@ -719,28 +719,35 @@ fn chain_latency_is_the_sum_and_order_is_config_order() {
 // ---------------------------------------------------------------------------------------
 // Validation
 
+/// (processor, parameter — prefixed `band N ` for an EQ band —, value)
 fn param_error(r: Result<Chain, DspError>) -> (&'static str, String, f64) {
     match r {
         Err(DspError::InvalidParameter {
             processor,
             parameter,
             value,
+            band,
             ..
-        }) => (processor, parameter, value),
+        }) => match band {
+            Some(b) => (processor, format!("band {b} {parameter}"), value),
+            None => (processor, parameter, value),
+        },
         other => panic!("expected InvalidParameter, got {other:?}"),
     }
 }
 
 #[test]
 fn invalid_configs_name_processor_and_parameter() {
-    let one = |c: ProcessorConfig| Chain::new(&[c], FS, 2, 512);
-    let comp = |ratio: f64, attack_ms: f64| ProcessorConfig::Compressor {
-        threshold_db: -20.0,
-        ratio,
-        knee_db: 0.0,
-        attack_ms,
-        release_ms: 50.0,
-        makeup_db: 0.0,
+    let one = |c: ProcessorSettings| Chain::new(&[c], FS, 2, 512);
+    let comp = |ratio: f64, attack_ms: f64| {
+        ProcessorSettings::Compressor(CompressorSettings {
+            threshold_db: -20.0,
+            ratio,
+            knee_db: 0.0,
+            attack_ms,
+            release_ms: 50.0,
+            makeup_db: 0.0,
+        })
     };
     assert_eq!(
         param_error(one(comp(0.5, 1.0))),
@@ -748,22 +755,26 @@ fn invalid_configs_name_processor_and_parameter() {
     );
     let (p, n, _) = param_error(one(comp(2.0, f64::NAN)));
     assert_eq!((p, n.as_str()), ("compressor", "attack_ms"));
-    let eq = |f: f64, q: f64| ProcessorConfig::Eq {
-        bands: vec![
-            band(EqKind::Peak, 100.0, 0.0, 1.0),
-            band(EqKind::Peak, f, 3.0, q),
-        ],
+    let eq = |f: f64, q: f64| {
+        ProcessorSettings::Eq(EqSettings {
+            bands: vec![
+                band(EqKind::Peak, 100.0, 0.0, 1.0),
+                band(EqKind::Peak, f, 3.0, q),
+            ],
+        })
     };
     assert_eq!(
         param_error(one(eq(24_000.0, 1.0))),
-        ("eq", "bands[1].freq_hz".into(), 24_000.0)
+        ("eq", "band 2 freq_hz".into(), 24_000.0)
     );
-    assert_eq!(param_error(one(eq(0.0, 1.0))).1, "bands[1].freq_hz");
-    assert_eq!(param_error(one(eq(1000.0, 0.0))).1, "bands[1].q");
-    let lim = |ceiling_dbtp: f64, lookahead_ms: f64| ProcessorConfig::Limiter {
-        ceiling_dbtp,
-        lookahead_ms,
-        release_ms: 50.0,
+    assert_eq!(param_error(one(eq(0.0, 1.0))).1, "band 2 freq_hz");
+    assert_eq!(param_error(one(eq(1000.0, 0.0))).1, "band 2 q");
+    let lim = |ceiling_dbtp: f64, lookahead_ms: f64| {
+        ProcessorSettings::Limiter(LimiterSettings {
+            ceiling_dbtp,
+            lookahead_ms,
+            release_ms: 50.0,
+        })
     };
     assert_eq!(
         param_error(one(lim(0.5, 2.0))),
@@ -774,28 +785,33 @@ fn invalid_configs_name_processor_and_parameter() {
         ("limiter", "lookahead_ms".into(), 0.5)
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Width { width: 4.5 })),
+        param_error(one(ProcessorSettings::Width(WidthSettings { width: 4.5 }))),
         ("width", "width".into(), 4.5)
     );
     assert!(matches!(
-        Chain::new(&[ProcessorConfig::Width { width: 1.0 }], FS, 1, 512),
+        Chain::new(
+            &[ProcessorSettings::Width(WidthSettings { width: 1.0 })],
+            FS,
+            1,
+            512
+        ),
         Err(DspError::ChannelCount {
             processor: "width",
             ..
         })
     ));
     assert_eq!(
-        param_error(one(ProcessorConfig::Dither { bits: 7 })),
+        param_error(one(ProcessorSettings::Dither(DitherSettings { bits: 7 }))),
         ("dither", "bits".into(), 7.0)
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Dither { bits: 33 })).1,
+        param_error(one(ProcessorSettings::Dither(DitherSettings { bits: 33 }))).1,
         "bits"
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Gain {
+        param_error(one(ProcessorSettings::Gain(GainSettings {
             gain_db: f64::INFINITY
-        }))
+        })))
         .0,
         "gain"
     );
@@ -804,9 +820,9 @@ fn invalid_configs_name_processor_and_parameter() {
     assert!(msg.contains("compressor") && msg.contains("ratio") && msg.contains("0.5"));
     // valid boundary values are accepted
     assert!(one(lim(0.0, 1.0)).is_ok());
-    assert!(one(ProcessorConfig::Dither { bits: 8 }).is_ok());
-    assert!(one(ProcessorConfig::Dither { bits: 32 }).is_ok());
-    assert!(one(ProcessorConfig::Width { width: 0.0 }).is_ok());
+    assert!(one(ProcessorSettings::Dither(DitherSettings { bits: 8 })).is_ok());
+    assert!(one(ProcessorSettings::Dither(DitherSettings { bits: 32 })).is_ok());
+    assert!(one(ProcessorSettings::Width(WidthSettings { width: 0.0 })).is_ok());
 }
 
 #[test]

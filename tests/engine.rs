@@ -1,6 +1,7 @@
 //! Engine acceptance tests: gains applied exactly, block-size independence, no clicks on
 //! moving objects (with a measure shown to catch stepped gains), beds by label.
 
+use halo::dsp::LimiterSettings;
 use halo::engine::{
     BedConfig, Engine, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig,
 };
@@ -449,7 +450,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
 }
 
 fn all_outputs() -> Vec<OutputConfig> {
-    use halo::dsp::ProcessorConfig;
+    use halo::dsp::ProcessorSettings;
     use halo::spatial::binaural::HrtfSet;
     use halo::spatial::downmix::FoldDownConfig;
     let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).unwrap());
@@ -463,11 +464,11 @@ fn all_outputs() -> Vec<OutputConfig> {
         OutputConfig::Stereo {
             from: Layout::builtin("7.1.4").unwrap(),
             fold: FoldDownConfig::default(),
-            chain: vec![ProcessorConfig::Limiter {
+            chain: vec![ProcessorSettings::Limiter(LimiterSettings {
                 ceiling_dbtp: -1.0,
                 lookahead_ms: 1.5,
                 release_ms: 50.0,
-            }],
+            })],
         },
     ]
 }

@@ -5,6 +5,7 @@
 mod playback_common;
 
 use halo::drivers::playback::{self, Control, Monitor, PlayOptions, Player};
+use halo::dsp::EqSettings;
 use playback_common::*;
 use std::f64::consts::TAU;
 
@@ -715,7 +716,8 @@ fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_r
 
 #[test]
 fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
-    use halo::scene::mix::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
+    use halo::dsp::{EqBand, EqKind, ProcessorSettings};
+    use halo::scene::mix::OutputSpec;
     let dir = temp_dir("play-rate-eq");
     let mut scene = moving_session(&dir, 0.5, 1);
     // A high shelf at 23 kHz: fine at 48 kHz, above the Nyquist frequency of 44.1 kHz.
@@ -723,14 +725,14 @@ fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
         if let OutputSpec::Stereo { chain, .. } = o {
             chain.insert(
                 0,
-                ProcessorSpec::Eq {
-                    bands: vec![EqBandSpec {
+                ProcessorSettings::Eq(EqSettings {
+                    bands: vec![EqBand {
                         kind: EqKind::HighShelf,
                         freq_hz: 23000.0,
                         gain_db: -3.0,
                         q: 0.707,
                     }],
-                },
+                }),
             );
         }
     }

@@ -1313,7 +1313,7 @@ fn check_play_rate(scene: &Scene, rate: u32) -> Result<(), PlaybackError> {
         .iter()
         .flat_map(|o| o.chain())
         .filter_map(|p| match p {
-            crate::scene::mix::ProcessorSpec::Eq { bands } => Some(bands),
+            crate::dsp::ProcessorSettings::Eq(eq) => Some(&eq.bands),
             _ => None,
         })
         .flatten()

@@ -6,7 +6,7 @@
 //! render), so that the engine never sees a file and the session never sees audio.
 
 use crate::drivers::parallel::{Inputs, ParallelEngine, Span};
-use crate::dsp::{EqBand, ProcessorConfig};
+use crate::dsp::ProcessorSettings;
 use crate::engine::{self, BedConfig, EngineConfig, EngineError, ObjectConfig, OutputConfig};
 use crate::formats::io::{
     self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat,
@@ -18,9 +18,7 @@ use crate::measure::translation::{
 };
 use crate::scene::geometry::{Direction, Position};
 use crate::scene::layout::Layout;
-use crate::scene::mix::{
-    BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
-};
+use crate::scene::mix::{BinauralMode, FoldMatrix, FoldSpec, OutputSpec, Scene, TargetSpec};
 use crate::spatial::binaural::{BinauralError, HrtfSet};
 use crate::spatial::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
 use crate::spatial::panner::Panner;
@@ -514,7 +512,7 @@ type FoldMatrices = (Vec<Vec<f64>>, Option<Vec<Vec<f64>>>);
 type BinauralPlan = (
     Option<PathBuf>,
     Option<f64>,
-    Vec<ProcessorSpec>,
+    Vec<ProcessorSettings>,
     Option<TargetSpec>,
 );
 
@@ -547,61 +545,12 @@ pub fn output_file_name(layout: &Layout) -> String {
     format!("{clean}.wav")
 }
 
-fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
-    match spec {
-        ProcessorSpec::Gain { gain_db } => ProcessorConfig::Gain { gain_db: *gain_db },
-        ProcessorSpec::Eq { bands } => ProcessorConfig::Eq {
-            bands: bands
-                .iter()
-                .map(|b| EqBand {
-                    kind: match b.kind {
-                        crate::scene::mix::EqKind::Peak => crate::dsp::EqKind::Peak,
-                        crate::scene::mix::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
-                        crate::scene::mix::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
-                        crate::scene::mix::EqKind::HighPass => crate::dsp::EqKind::HighPass,
-                        crate::scene::mix::EqKind::LowPass => crate::dsp::EqKind::LowPass,
-                    },
-                    freq_hz: b.freq_hz,
-                    gain_db: b.gain_db,
-                    q: b.q,
-                })
-                .collect(),
-        },
-        ProcessorSpec::Compressor {
-            threshold_db,
-            ratio,
-            knee_db,
-            attack_ms,
-            release_ms,
-            makeup_db,
-        } => ProcessorConfig::Compressor {
-            threshold_db: *threshold_db,
-            ratio: *ratio,
-            knee_db: *knee_db,
-            attack_ms: *attack_ms,
-            release_ms: *release_ms,
-            makeup_db: *makeup_db,
-        },
-        ProcessorSpec::Limiter {
-            ceiling_dbtp,
-            lookahead_ms,
-            release_ms,
-        } => ProcessorConfig::Limiter {
-            ceiling_dbtp: *ceiling_dbtp,
-            lookahead_ms: *lookahead_ms,
-            release_ms: *release_ms,
-        },
-        ProcessorSpec::Width { width } => ProcessorConfig::Width { width: *width },
-        ProcessorSpec::Dither { bits } => ProcessorConfig::Dither { bits: *bits },
-    }
-}
-
 /// The master chain of an output; dither only where the file is integer PCM.
-pub(crate) fn chain(specs: &[ProcessorSpec], format: WriteFormat) -> Vec<ProcessorConfig> {
+pub(crate) fn chain(specs: &[ProcessorSettings], format: WriteFormat) -> Vec<ProcessorSettings> {
     specs
         .iter()
-        .filter(|s| !(matches!(s, ProcessorSpec::Dither { .. }) && format == WriteFormat::F32))
-        .map(processor_config)
+        .filter(|s| !(matches!(s, ProcessorSettings::Dither(_)) && format == WriteFormat::F32))
+        .cloned()
         .collect()
 }
 
@@ -671,7 +620,8 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
         Layout::builtin("2.0").map_err(|_| RenderError::Nothing("no 2.0 layout".into()))?;
     let mut planned = Vec::new();
     // Speakers: the override list, else the session's (with their chains and targets).
-    let speakers: Vec<(Layout, Vec<ProcessorSpec>, Option<TargetSpec>)> = match &options.layouts {
+    let speakers: Vec<(Layout, Vec<ProcessorSettings>, Option<TargetSpec>)> = match &options.layouts
+    {
         Some(list) => list
             .iter()
             .map(|l| {

@@ -72,12 +72,13 @@
 //! keyframe 3`: brackets are 0-based indices, keyframe numbers count from 1), the value, and
 //! what is allowed. See `examples/showcase.ron` for a file that uses every feature.
 
+use crate::dsp::{DspError, ProcessorSettings};
 use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe};
 use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
-    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, EqBandSpec, EqKind, FoldMatrix,
-    FoldSpec, ObjectSpec, OutputSpec, ProcessorSpec, Scene, SourceSpec, TargetSpec,
+    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, FoldMatrix, FoldSpec,
+    ObjectSpec, OutputSpec, Scene, SourceSpec, TargetSpec,
 };
 use ron::value::RawValue;
 use serde::Deserialize;
@@ -356,55 +357,6 @@ impl Default for FoldFile {
 }
 
 #[derive(Deserialize)]
-#[serde(rename = "Processor", deny_unknown_fields)]
-enum ProcessorFile {
-    Gain {
-        gain_db: f64,
-    },
-    Eq {
-        bands: Vec<EqBandFile>,
-    },
-    Compressor {
-        threshold_db: f64,
-        ratio: f64,
-        #[serde(default = "six")]
-        knee_db: f64,
-        #[serde(default = "ten")]
-        attack_ms: f64,
-        #[serde(default = "hundred")]
-        release_ms: f64,
-        #[serde(default)]
-        makeup_db: f64,
-    },
-    Limiter {
-        #[serde(default = "minus1")]
-        ceiling_dbtp: f64,
-        #[serde(default = "one_and_a_half")]
-        lookahead_ms: f64,
-        #[serde(default = "fifty")]
-        release_ms: f64,
-    },
-    Width {
-        width: f64,
-    },
-    Dither {
-        #[serde(default = "twenty_four")]
-        bits: u32,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(rename = "Band", deny_unknown_fields)]
-struct EqBandFile {
-    kind: EqKind,
-    freq_hz: f64,
-    #[serde(default)]
-    gain_db: f64,
-    #[serde(default = "butterworth_q")]
-    q: f64,
-}
-
-#[derive(Deserialize)]
 #[serde(rename = "Custom", deny_unknown_fields)]
 struct TargetFile {
     #[serde(default)]
@@ -420,32 +372,8 @@ struct TargetFile {
 fn one() -> f64 {
     1.0
 }
-fn minus1() -> f64 {
-    -1.0
-}
 fn minus3() -> f64 {
     -3.0
-}
-fn six() -> f64 {
-    6.0
-}
-fn ten() -> f64 {
-    10.0
-}
-fn fifty() -> f64 {
-    50.0
-}
-fn hundred() -> f64 {
-    100.0
-}
-fn one_and_a_half() -> f64 {
-    1.5
-}
-fn butterworth_q() -> f64 {
-    0.707
-}
-fn twenty_four() -> u32 {
-    24
 }
 fn default_from() -> String {
     DEFAULT_FOLD_FROM.to_string()
@@ -1187,154 +1115,25 @@ fn parse_chain<'a>(
     ctx: &Ctx<'a, '_>,
     chain: &[&'a RawValue],
     output: &str,
-) -> Result<Vec<ProcessorSpec>, SessionError> {
-    let nyquist = ctx.sample_rate as f64 / 2.0;
+) -> Result<Vec<ProcessorSettings>, SessionError> {
     let mut out = Vec::with_capacity(chain.len());
-    for (j, &raw) in chain.iter().enumerate() {
-        let line = ctx.line_of(raw);
-        let p: ProcessorFile = ctx.de(raw, None)?;
-        let name = match &p {
-            ProcessorFile::Gain { .. } => "Gain",
-            ProcessorFile::Eq { .. } => "Eq",
-            ProcessorFile::Compressor { .. } => "Compressor",
-            ProcessorFile::Limiter { .. } => "Limiter",
-            ProcessorFile::Width { .. } => "Width",
-            ProcessorFile::Dither { .. } => "Dither",
-        };
-        let place = format!("{output}: chain[{j}] {name}");
-        let err = |p: Problem| ctx.invalid(line, &place, p);
-        let spec = match p {
-            ProcessorFile::Gain { gain_db } => ProcessorSpec::Gain {
-                gain_db: convert_gain(gain_db).map_err(err)?,
-            },
-            ProcessorFile::Eq { bands } => {
-                if bands.is_empty() {
-                    return Err(err((
-                        "the band list is empty".into(),
-                        "at least one band `(kind: Peak, freq_hz: 1000, gain_db: -3, q: 1)`".into(),
-                    )));
-                }
-                let mut specs = Vec::with_capacity(bands.len());
-                for (b, band) in bands.into_iter().enumerate() {
-                    let bplace = format!("{place} band {}", b + 1);
-                    let berr = |p: Problem| ctx.invalid(line, &bplace, p);
-                    let freq_hz = check(
-                        band.freq_hz,
-                        band.freq_hz > 0.0 && band.freq_hz < nyquist,
-                        "freq_hz",
-                        " Hz",
-                        &format!(
-                            "a frequency above 0 and below {nyquist} Hz (half the sample rate {} Hz)",
-                            ctx.sample_rate
-                        ),
-                    )
-                    .map_err(berr)?;
-                    let q = check(
-                        band.q,
-                        band.q > 0.0 && band.q <= 100.0,
-                        "q",
-                        "",
-                        "q above 0, at most 100",
-                    )
-                    .map_err(berr)?;
-                    let gain_db =
-                        check_in(band.gain_db, -30.0, 30.0, "gain_db", " dB").map_err(berr)?;
-                    if matches!(band.kind, EqKind::HighPass | EqKind::LowPass) && gain_db != 0.0 {
-                        return Err(berr((
-                            format!(
-                                "gain_db = {gain_db} dB has no effect on a {:?} band",
-                                band.kind
-                            ),
-                            "leave gain_db out (or 0) for HighPass and LowPass".into(),
-                        )));
-                    }
-                    specs.push(EqBandSpec {
-                        kind: band.kind,
-                        freq_hz,
-                        gain_db,
-                        q,
-                    });
-                }
-                ProcessorSpec::Eq { bands: specs }
-            }
-            ProcessorFile::Compressor {
-                threshold_db,
-                ratio,
-                knee_db,
-                attack_ms,
-                release_ms,
-                makeup_db,
-            } => ProcessorSpec::Compressor {
-                threshold_db: check_in(threshold_db, -80.0, 0.0, "threshold_db", " dB")
-                    .map_err(err)?,
-                ratio: check(
-                    ratio,
-                    (1.0..=100.0).contains(&ratio),
-                    "ratio",
-                    "",
-                    "ratio from 1 (no compression) to 100",
-                )
-                .map_err(err)?,
-                knee_db: check_in(knee_db, 0.0, 24.0, "knee_db", " dB").map_err(err)?,
-                attack_ms: check(
-                    attack_ms,
-                    attack_ms > 0.0 && attack_ms <= 1000.0,
-                    "attack_ms",
-                    " ms",
-                    "attack_ms above 0, at most 1000 ms",
-                )
-                .map_err(err)?,
-                release_ms: check(
-                    release_ms,
-                    release_ms > 0.0 && release_ms <= 10000.0,
-                    "release_ms",
-                    " ms",
-                    "release_ms above 0, at most 10000 ms",
-                )
-                .map_err(err)?,
-                makeup_db: check_in(makeup_db, -24.0, 24.0, "makeup_db", " dB").map_err(err)?,
-            },
-            ProcessorFile::Limiter {
-                ceiling_dbtp,
-                lookahead_ms,
-                release_ms,
-            } => ProcessorSpec::Limiter {
-                ceiling_dbtp: check_in(ceiling_dbtp, -20.0, 0.0, "ceiling_dbtp", " dBTP")
-                    .map_err(err)?,
-                lookahead_ms: check_in(lookahead_ms, 1.0, 20.0, "lookahead_ms", " ms")
-                    .map_err(err)?,
-                release_ms: check_in(release_ms, 1.0, 10000.0, "release_ms", " ms").map_err(err)?,
-            },
-            ProcessorFile::Width { width } => ProcessorSpec::Width {
-                width: check(
-                    width,
-                    (0.0..=4.0).contains(&width),
-                    "width",
-                    "",
-                    "width from 0 (mono) through 1 (unchanged) to 4",
-                )
-                .map_err(err)?,
-            },
-            ProcessorFile::Dither { bits } => {
-                if !(8..=32).contains(&bits) {
-                    return Err(err((
-                        format!("bits = {bits} is out of range"),
-                        "bits from 8 to 32 (the output word length, e.g. 16 or 24)".into(),
-                    )));
-                }
-                if j + 1 != chain.len() {
-                    return Err(err((
-                        "Dither is not the last processor of the chain".into(),
-                        "Dither only at the end of the chain (anything after it would undo it)"
-                            .into(),
-                    )));
-                }
-                ProcessorSpec::Dither { bits }
-            }
-        };
-        out.push(spec);
+    let mut lines = Vec::with_capacity(chain.len());
+    for &raw in chain {
+        lines.push(ctx.line_of(raw));
+        out.push(ctx.de::<ProcessorSettings>(raw, None)?);
     }
+    // The processors' own validation: one set of ranges for sessions and the engine.
+    ProcessorSettings::validate_chain(&out, ctx.sample_rate).map_err(|(j, e)| {
+        let band = e.band().map(|b| format!(" band {b}")).unwrap_or_default();
+        let place = format!("{output}: chain[{j}] {}{band}", out[j].name());
+        ctx.invalid(lines[j], &place, dsp_problem(&e))
+    })?;
     Ok(out)
+}
+
+/// A processor's validation error as a session problem (what is wrong, what is allowed).
+fn dsp_problem(e: &DspError) -> Problem {
+    (e.problem(), e.allowed())
 }
 
 fn parse_target<'a>(
@@ -1512,7 +1311,7 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
     s.push_str("    ],\n    outputs: [\n");
     for (i, o) in scene.outputs.iter().enumerate() {
         let place = format!("outputs[{i}]");
-        let common = |chain: &[ProcessorSpec], target: &Option<TargetSpec>| {
+        let common = |chain: &[ProcessorSettings], target: &Option<TargetSpec>| {
             let mut t = format!(
                 "chain: [{}]",
                 chain
@@ -1633,53 +1432,11 @@ fn write_automation<T: Interpolate>(
     )
 }
 
-fn write_processor(p: &ProcessorSpec) -> String {
-    match p {
-        ProcessorSpec::Gain { gain_db } => format!("Gain(gain_db: {})", num(*gain_db)),
-        ProcessorSpec::Eq { bands } => format!(
-            "Eq(bands: [{}])",
-            bands
-                .iter()
-                .map(|b| format!(
-                    "(kind: {:?}, freq_hz: {}, gain_db: {}, q: {})",
-                    b.kind,
-                    num(b.freq_hz),
-                    num(b.gain_db),
-                    num(b.q)
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        ProcessorSpec::Compressor {
-            threshold_db,
-            ratio,
-            knee_db,
-            attack_ms,
-            release_ms,
-            makeup_db,
-        } => format!(
-            "Compressor(threshold_db: {}, ratio: {}, knee_db: {}, attack_ms: {}, release_ms: {}, \
-             makeup_db: {})",
-            num(*threshold_db),
-            num(*ratio),
-            num(*knee_db),
-            num(*attack_ms),
-            num(*release_ms),
-            num(*makeup_db)
-        ),
-        ProcessorSpec::Limiter {
-            ceiling_dbtp,
-            lookahead_ms,
-            release_ms,
-        } => format!(
-            "Limiter(ceiling_dbtp: {}, lookahead_ms: {}, release_ms: {})",
-            num(*ceiling_dbtp),
-            num(*lookahead_ms),
-            num(*release_ms)
-        ),
-        ProcessorSpec::Width { width } => format!("Width(width: {})", num(*width)),
-        ProcessorSpec::Dither { bits } => format!("Dither(bits: {bits})"),
-    }
+fn write_processor(p: &ProcessorSettings) -> String {
+    // The processor's own serde form, one line, newtypes unwrapped as sessions write them.
+    ron_options()
+        .to_string(p)
+        .unwrap_or_else(|e| unreachable!("processor settings always serialise: {e}"))
 }
 
 fn write_target(t: &TargetSpec) -> String {

@@ -3,6 +3,7 @@
 //! drivers render it. Object metadata follows the Dolby Atmos / ADM model: position, gain
 //! and size per object, keyframed, plus a binaural render mode.
 
+use crate::dsp::ProcessorSettings;
 use crate::scene::automation::{Automation, Interpolate, Keyframe};
 use crate::scene::geometry::Position;
 use crate::scene::layout::Layout;
@@ -176,7 +177,7 @@ pub struct BedSpec {
 pub enum OutputSpec {
     Speakers {
         layout: Layout,
-        chain: Vec<ProcessorSpec>,
+        chain: Vec<ProcessorSettings>,
         target: Option<TargetSpec>,
     },
     Binaural {
@@ -184,20 +185,20 @@ pub enum OutputSpec {
         hrtf: Option<PathBuf>,
         /// `None`: the LFE is left out.
         lfe_db: Option<f64>,
-        chain: Vec<ProcessorSpec>,
+        chain: Vec<ProcessorSettings>,
         target: Option<TargetSpec>,
     },
     Stereo {
         /// The immersive layout that is folded down.
         from: Layout,
         fold: FoldSpec,
-        chain: Vec<ProcessorSpec>,
+        chain: Vec<ProcessorSettings>,
         target: Option<TargetSpec>,
     },
 }
 
 impl OutputSpec {
-    pub fn chain(&self) -> &[ProcessorSpec] {
+    pub fn chain(&self) -> &[ProcessorSettings] {
         match self {
             OutputSpec::Speakers { chain, .. }
             | OutputSpec::Binaural { chain, .. }
@@ -212,52 +213,6 @@ impl OutputSpec {
             | OutputSpec::Stereo { target, .. } => target.as_ref(),
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProcessorSpec {
-    Gain {
-        gain_db: f64,
-    },
-    Eq {
-        bands: Vec<EqBandSpec>,
-    },
-    Compressor {
-        threshold_db: f64,
-        ratio: f64,
-        knee_db: f64,
-        attack_ms: f64,
-        release_ms: f64,
-        makeup_db: f64,
-    },
-    Limiter {
-        ceiling_dbtp: f64,
-        lookahead_ms: f64,
-        release_ms: f64,
-    },
-    Width {
-        width: f64,
-    },
-    Dither {
-        bits: u32,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum EqKind {
-    Peak,
-    LowShelf,
-    HighShelf,
-    HighPass,
-    LowPass,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EqBandSpec {
-    pub kind: EqKind,
-    pub freq_hz: f64,
-    pub gain_db: f64,
-    pub q: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
