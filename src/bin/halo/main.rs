@@ -5,15 +5,15 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
-use halo::drivers::demo;
-use halo::drivers::exchange::{self, ExchangeError};
-use halo::drivers::render::{self, RenderError, RenderOptions};
-use halo::formats::io::{self, WavSpec, WavWriter, WriteFormat};
-use halo::formats::session::{self, SessionError};
-use halo::measure::loudness;
-use halo::scene::geometry::{Direction, Position};
-use halo::scene::layout::{Layout, LayoutError};
-use halo::spatial::panner::Panner;
+use halo::demo;
+use halo::exchange::{self, ExchangeError};
+use halo::render::{self, RenderError, RenderOptions};
+use halo::io::{self, WavSpec, WavWriter, WriteFormat};
+use halo::session::{self, SessionError};
+use halo::loudness;
+use halo::{Direction, Position};
+use halo::{Layout, LayoutError};
+use halo::gains::Panner;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -305,7 +305,7 @@ fn resolve_layout(name: &str) -> Result<Layout> {
     }
 }
 
-fn load_session(path: &Path) -> Result<halo::scene::mix::Scene> {
+fn load_session(path: &Path) -> Result<halo::Scene> {
     let text = io::read_text(path)?;
     let mut read_layout = |p: &Path| io::read_text(p).map_err(|e| e.to_string());
     Ok(session::parse(&text, path, &mut read_layout)?)
@@ -316,7 +316,7 @@ fn load_session(path: &Path) -> Result<halo::scene::mix::Scene> {
 fn load_input(
     path: &Path,
     programme: Option<&str>,
-) -> Result<(halo::scene::mix::Scene, Vec<String>), Failure> {
+) -> Result<(halo::Scene, Vec<String>), Failure> {
     if exchange::is_master_path(path) {
         let master = exchange::read_master(path, programme).map_err(|e| classify(e.into()))?;
         let notes = master
@@ -468,7 +468,7 @@ fn cmd_render(
 }
 
 fn render_scene(
-    scene: &halo::scene::mix::Scene,
+    scene: &halo::Scene,
     layouts: Option<Vec<Layout>>,
     out: &Path,
     flags: &RenderFlags,
@@ -895,7 +895,7 @@ fn cmd_play(
     start: f64,
     buffer: Option<u32>,
 ) -> Result<(), Failure> {
-    use halo::drivers::playback::{self, Monitor, PlayOptions};
+    use halo::playback::{self, Monitor, PlayOptions};
     let (monitor, layout) = match monitor {
         "binaural" => (Monitor::Binaural, None),
         "stereo" => (Monitor::Stereo, None),
