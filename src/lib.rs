@@ -10,27 +10,27 @@
 //!
 //! | layer | job | may use |
 //! | --- | --- | --- |
-//! | [`dsp`] | master-chain processors, one file and one settings type each | — |
-//! | [`scene`] | what a mix is, as plain data: geometry, automation, layouts, the [`Scene`] | `dsp` (chain settings) |
-//! | `spatial` | gains and filters: object panner, binaural (HRTF), fold-downs | `scene` |
+//! | `dsp` | master-chain processors, one file and one settings type each | — |
+//! | `scene` | what a mix is, as plain data: geometry, automation, layouts, the [`Scene`] | `dsp` (chain settings) |
+//! | `spatial` | gains and filters: object panner, binaural (HRTF), fold-downs | `dsp`, `scene` |
 //! | `engine` | block rendering: buses, gain ramps, binaural path, latency alignment | `dsp`, `scene`, `spatial` |
-//! | [`measure`] | loudness and true peak (BS.1770-4), translation analysis | `dsp`, `scene`, `spatial` |
-//! | [`formats`] | bytes and text ⇄ scene: session (RON), ADM (axml, chna), WAV/BW64/RF64 | `dsp`, `scene`, `spatial` |
-//! | [`drivers`] | whole jobs: render (on threads), ADM import/export, playback, demo | everything above |
+//! | `measure` | loudness and true peak (BS.1770-4), translation analysis | `dsp`, `scene`, `spatial` |
+//! | `formats` | bytes and text ⇄ scene: session (RON), ADM (axml, chna), WAV/BW64/RF64 | `dsp`, `scene`, `spatial` |
+//! | `drivers` | whole jobs: plan (scene → engine config), sources, render (on threads), ADM import/export, playback, demo | everything above |
 //! | `src/bin/halo` | the command line (clap, anyhow, indicatif, crossterm only there) | the facade |
 //!
-//! **The layer rule**: a module imports only from the layers to the left of its own
-//! column's list (its row's "may use"), and from its own folder. `tests/architecture.rs`
+//! **The layer rule**: a module imports only from its own layer and the layers its row
+//! may use. `tests/architecture.rs`
 //! reads `src/` and fails on any other `crate::` import, and when `playback` imports
 //! `render`. Only `formats::io` touches the file system; only `drivers::playback` touches
 //! the audio device.
 //!
 //! # The facade
 //!
-//! What a program embedding halo uses: the [`Scene`] and session parsing, rendering,
-//! ADM exchange, playback, loudness. The layers in plain text above (`spatial`, `engine`)
-//! and the parts of the others not listed here are crate-private; halo's own tests,
-//! benches and fuzz targets reach them through the `internals` cargo feature.
+//! What a program embedding halo uses: the [`Scene`] and its parts, [`session`] parsing
+//! and writing, [`render`], ADM [`exchange`], [`playback`], [`loudness`], [`gains`],
+//! [`io`] and the [`demo`] material. The layers themselves are crate-private; halo's own
+//! tests, benches and fuzz targets reach them through the `internals` cargo feature.
 
 #![warn(missing_docs)]
 
@@ -112,7 +112,7 @@ pub mod demo {
 
 /// Live monitoring (`halo play`).
 pub mod playback {
-    pub use crate::drivers::playback::{Monitor, PlayOptions};
     #[cfg(feature = "playback")]
     pub use crate::drivers::playback::play_in_terminal;
+    pub use crate::drivers::playback::{Monitor, PlayOptions};
 }

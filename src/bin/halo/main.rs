@@ -7,13 +7,13 @@ use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
 use halo::demo;
 use halo::exchange::{self, ExchangeError};
-use halo::render::{self, RenderError, RenderOptions};
+use halo::gains::Panner;
 use halo::io::{self, WavSpec, WavWriter, WriteFormat};
-use halo::session::{self, SessionError};
 use halo::loudness;
+use halo::render::{self, RenderError, RenderOptions};
+use halo::session::{self, SessionError};
 use halo::{Direction, Position};
 use halo::{Layout, LayoutError};
-use halo::gains::Panner;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -313,10 +313,7 @@ fn load_session(path: &Path) -> Result<halo::Scene> {
 
 /// A session, or an ADM BWF master read as one (with what halo does not render of it);
 /// `programme` chooses a master's audioProgramme and is an error for a session.
-fn load_input(
-    path: &Path,
-    programme: Option<&str>,
-) -> Result<(halo::Scene, Vec<String>), Failure> {
+fn load_input(path: &Path, programme: Option<&str>) -> Result<(halo::Scene, Vec<String>), Failure> {
     if exchange::is_master_path(path) {
         let master = exchange::read_master(path, programme).map_err(|e| classify(e.into()))?;
         let notes = master
