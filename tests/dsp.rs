@@ -3,6 +3,7 @@
 //! Giannoulis et al. (2012), the `ebur128` crate's BS.1770 true-peak meter, EBU Tech 3341
 //! true-peak cases, and statistics of the dither.
 
+mod common;
 use halo::dsp::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -42,12 +43,6 @@ fn allocs() -> usize {
 // helpers
 
 const FS: u32 = 48_000;
-
-fn sine(freq_hz: f64, amp: f64, frames: usize) -> Vec<f32> {
-    (0..frames)
-        .map(|i| (amp * (2.0 * PI * freq_hz * i as f64 / f64::from(FS)).sin()) as f32)
-        .collect()
-}
 
 fn rms(x: &[f32]) -> f64 {
     (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
@@ -146,7 +141,7 @@ fn ebur128_true_peak_dbtp(signal: &[Vec<f32>]) -> f64 {
 #[test]
 fn gain_is_an_exact_linear_multiply() {
     let mut g = Gain::new(&GainSettings { gain_db: -6.0 }).unwrap();
-    let x = vec![sine(440.0, 0.9, 1000)];
+    let x = vec![common::sine(440.0, 0.9, 1000, FS)];
     let y = run_no_alloc(&mut g, &x);
     let k = 10f64.powf(-6.0 / 20.0) as f32;
     assert_eq!(g.linear(), k);
@@ -171,7 +166,7 @@ fn band(kind: EqKind, freq_hz: f64, gain_db: f64, q: f64) -> EqBand {
 /// (an integer number of cycles for even frequencies).
 fn measured_gain_db(bands: &[EqBand], freq_hz: f64) -> f64 {
     let mut eq = Eq::new(bands, FS, 1).unwrap();
-    let x = vec![sine(freq_hz, 0.25, FS as usize)];
+    let x = vec![common::sine(freq_hz, 0.25, FS as usize, FS)];
     let y = run_no_alloc(&mut eq, &x);
     let half = FS as usize / 2;
     db(rms(&y[0][half..]) / rms(&x[0][half..]))
@@ -330,7 +325,7 @@ fn compressor_steady_state_gain_follows_static_curve() {
     for peak_db in [-40.0, -24.0, -21.0, -20.0, -18.0, -12.0, -6.0, -1.0] {
         let mut c = Compressor::new(&comp_params(), FS, 512).unwrap();
         let amp = 10f64.powf(peak_db / 20.0);
-        let left = sine(1000.0, amp, 2 * FS as usize);
+        let left = common::sine(1000.0, amp, 2 * FS as usize, FS);
         let right: Vec<f32> = left.iter().map(|v| v * 0.5).collect();
         let x = vec![left, right];
         let y = run_blocks(&mut c, &x, 512);
@@ -461,7 +456,7 @@ fn limiter_holds_ceiling_on_hostile_signals() {
     let clicks: Vec<f32> = (0..n)
         .map(|i| if i % 997 == 0 { 10.0 } else { 0.0 })
         .collect();
-    let square: Vec<f32> = sine(15_000.0, 1.0, n)
+    let square: Vec<f32> = common::sine(15_000.0, 1.0, n, FS)
         .iter()
         .map(|v| 8.0 * v.signum())
         .collect();
@@ -485,7 +480,10 @@ fn limiter_passes_quiet_signal_unchanged_after_latency() {
     let l = lim.latency();
     assert_eq!(l, 96);
     let n = FS as usize;
-    let x = vec![sine(440.0, 0.5, n), sine(97.0, 0.7, n)];
+    let x = vec![
+        common::sine(440.0, 0.5, n, FS),
+        common::sine(97.0, 0.7, n, FS),
+    ];
     let y = run_no_alloc(&mut lim, &x);
     for c in 0..2 {
         assert!(y[c][..l].iter().all(|v| *v == 0.0));
@@ -500,7 +498,10 @@ fn limiter_is_linked_across_channels_and_releases() {
     let mut lim = limiter(-6.0, 1.0, 2);
     let n = FS as usize / 2;
     // loud left, quiet right: the right channel is turned down by the same gain
-    let x = vec![sine(200.0, 1.0, n), sine(200.0, 0.1, n)];
+    let x = vec![
+        common::sine(200.0, 1.0, n, FS),
+        common::sine(200.0, 0.1, n, FS),
+    ];
     let y = run_blocks(&mut lim, &x, 64);
     let l = lim.latency();
     let i = n - 100;
@@ -509,8 +510,8 @@ fn limiter_is_linked_across_channels_and_releases() {
     assert!((gl - gr).abs() < 1e-5, "{gl} {gr}");
     assert!(gl < 0.51);
     // after the loud part ends, the gain recovers to 1 within a few release times
-    let mut z = vec![sine(200.0, 1.0, n), vec![0.0; n]];
-    z[0].extend(sine(200.0, 0.1, n));
+    let mut z = vec![common::sine(200.0, 1.0, n, FS), vec![0.0; n]];
+    z[0].extend(common::sine(200.0, 0.1, n, FS));
     z[1].extend(vec![0.0; n]);
     lim.reset();
     let y = run_blocks(&mut lim, &z, 64);
@@ -525,7 +526,10 @@ fn limiter_is_linked_across_channels_and_releases() {
 #[test]
 fn width_mid_side() {
     let n = 2000;
-    let x = vec![sine(300.0, 0.6, n), sine(470.0, 0.4, n)];
+    let x = vec![
+        common::sine(300.0, 0.6, n, FS),
+        common::sine(470.0, 0.4, n, FS),
+    ];
     let mut w1 = Width::new(&WidthSettings { width: 1.0 }, 2).unwrap();
     assert_eq!(run_no_alloc(&mut w1, &x), x);
     for width in [0.0, 0.5, 2.0, 4.0] {
@@ -584,7 +588,7 @@ fn dither_linearises_quantisation_of_a_tiny_sine() {
     let lsb = lsb(bits);
     let n = 1 << 18;
     let amp = 0.3 * lsb; // below half an LSB: plain rounding gives silence
-    let x = vec![sine(1000.0, amp, n)];
+    let x = vec![common::sine(1000.0, amp, n, FS)];
     let plain: Vec<f32> = x[0].iter().map(|v| quantize(*v, bits)).collect();
     assert!(plain.iter().all(|v| *v == 0.0));
     let mut d = Dither::new(&DitherSettings { bits }, 1).unwrap();
@@ -705,7 +709,10 @@ fn chain_latency_is_the_sum_and_order_is_config_order() {
     let mut with_delay = Chain::new(&[lim.clone(), lim.clone()], FS, 2, 512).unwrap();
     with_delay.push(Box::new(Delay::new(10, 2).unwrap()));
     assert_eq!(with_delay.latency(), 96 + 96 + 10);
-    let x = vec![sine(500.0, 0.5, 10_000), sine(700.0, 0.5, 10_000)];
+    let x = vec![
+        common::sine(500.0, 0.5, 10_000, FS),
+        common::sine(700.0, 0.5, 10_000, FS),
+    ];
     let ya = run_no_alloc(&mut a, &x);
     let yb = run_no_alloc(&mut b, &x);
     let peak = |y: &Vec<Vec<f32>>| y.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));

@@ -4,6 +4,7 @@
 
 mod playback_common;
 
+mod common;
 use halo::drivers::playback::{self, Control, Monitor, PlayOptions, Player};
 use halo::dsp::EqSettings;
 use playback_common::*;
@@ -31,6 +32,11 @@ fn run(
         }
     }
     out
+}
+
+/// The click measure of `tests/common` at the session rate.
+fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
+    common::high_band_ratio_db(channels, RATE)
 }
 
 #[test]
@@ -66,40 +72,6 @@ fn delivered_frames_equal_the_offline_render_for_every_monitor() {
         assert!(peak > 0.05, "{monitor:?}: peak {peak}");
         drop(controller);
     }
-}
-
-/// Energy above 4 kHz relative to the total, dB (8th-order Butterworth high-pass, first
-/// 50 ms skipped) — the measure of tests/engine.rs.
-fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
-    let skip = (0.05 * RATE as f64) as usize;
-    let mut hp = 0.0f64;
-    let mut total = 0.0f64;
-    for ch in channels {
-        let mut sig: Vec<f64> = ch.iter().map(|&x| x as f64).collect();
-        for k in 0..4 {
-            let q = 1.0 / (2.0 * ((2 * k + 1) as f64 * std::f64::consts::PI / 16.0).sin());
-            let w = TAU * 4000.0 / RATE as f64;
-            let alpha = w.sin() / (2.0 * q);
-            let a0 = 1.0 + alpha;
-            let b0 = (1.0 + w.cos()) / 2.0 / a0;
-            let b1 = -(1.0 + w.cos()) / a0;
-            let a1 = -2.0 * w.cos() / a0;
-            let a2 = (1.0 - alpha) / a0;
-            let (mut z1, mut z2) = (0.0, 0.0);
-            for x in sig.iter_mut() {
-                let y = b0 * *x + z1;
-                z1 = b1 * *x - a1 * y + z2;
-                z2 = b0 * *x - a2 * y;
-                *x = y;
-            }
-        }
-        hp += sig[skip..].iter().map(|x| x * x).sum::<f64>();
-        total += ch[skip..]
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>();
-    }
-    10.0 * (hp.max(1e-300) / total).log10()
 }
 
 /// A 2 s session with one static 500 Hz tone in front, outputs as in `moving_session`
@@ -160,7 +132,7 @@ fn switched(
 fn monitor_switch_does_not_click() {
     let dir = temp_dir("play-click");
     let scene = tone_session(&dir);
-    let still = high_band_ratio_db(&switched(&scene, Monitor::Stereo, None, 20.0));
+    let still = common::high_band_ratio_db(&switched(&scene, Monitor::Stereo, None, 20.0), RATE);
     let smooth = high_band_ratio_db(&switched(
         &scene,
         Monitor::Stereo,
