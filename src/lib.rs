@@ -76,7 +76,8 @@ pub mod session {
 /// Offline rendering of a scene to every output, with meters and the report.
 pub mod render {
     pub use crate::drivers::render::{
-        RENDER_BLOCK_FRAMES, RenderError, RenderOptions, RenderReport, render, write_report,
+        RENDER_BLOCK_FRAMES, RenderError, RenderOptions, RenderReport, clip_line, pending_report,
+        render, render_uncommitted, write_report,
     };
 }
 
@@ -91,7 +92,8 @@ pub mod exchange {
 /// WAV/BW64 files and atomic writes: the only place halo touches the file system.
 pub mod io {
     pub use crate::formats::io::{
-        IoError, WavReader, WavSpec, WavWriter, WriteFormat, read_text, write_atomic,
+        IoError, WavReader, WavSpec, WavWriter, WriteFormat, commit_all, create_dir_all,
+        forget_dir, note_dir, read_text, remove_empty_dir, remove_own_temps, write_atomic,
     };
 }
 

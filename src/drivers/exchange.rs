@@ -50,9 +50,17 @@ impl ExchangeError {
     /// True when the input is at fault (exit code 2), false for a failure of the machine.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            ExchangeError::Io(e) => !matches!(e, IoError::Write { .. }),
             ExchangeError::Render(r) => r.is_bad_input(),
-            _ => true,
+            _ => !self.is_environment(),
+        }
+    }
+
+    /// True when the machine failed (disk full, permission, device: exit code 4).
+    pub fn is_environment(&self) -> bool {
+        match self {
+            ExchangeError::Io(e) => e.is_environment(),
+            ExchangeError::Render(r) => r.is_environment(),
+            _ => false,
         }
     }
 }
@@ -246,12 +254,25 @@ pub fn import(
     }
     let text = session::write(&out)?;
 
+    // Never write over the master (or a file the master's scene reads).
+    let mut outputs = vec![session_path.to_path_buf()];
+    outputs.extend(stems.iter().map(|s| stems_dir.join(&s.name)));
+    io::check_outputs(
+        &render::input_paths(&scene, &RenderOptions::new(dir)),
+        &outputs,
+    )?;
     let created = io::create_dir_all(&stems_dir)?;
+    if created {
+        io::note_dir(&stems_dir);
+    } else {
+        let _ = io::remove_stale_temp(&stems_dir);
+    }
     let result = write_stems(&scene, &stems_dir, stems, format, session_path, &text);
     if result.is_err() && created {
         // Every stem was a temp file and is gone: leave no empty folder behind either.
         io::remove_empty_dir(&stems_dir);
     }
+    io::forget_dir(&stems_dir);
     let (session, stems) = result?;
     Ok(ImportReport {
         session,
@@ -320,10 +341,7 @@ fn write_stems(
         pending.push(writer.finish()?);
     }
     pending.push(io::pending_bytes(session_path, text.as_bytes())?);
-    let mut written = Vec::with_capacity(pending.len());
-    for p in pending {
-        written.push(p.commit()?);
-    }
+    let mut written = io::commit_all(pending)?;
     let session = written.pop().unwrap_or_default();
     Ok((session, written))
 }
@@ -365,6 +383,11 @@ pub fn export(
     out: &Path,
     options: &ExportOptions,
 ) -> Result<ExportReport, ExchangeError> {
+    // Never write over the session or one of its sources.
+    io::check_outputs(
+        &render::input_paths(scene, &RenderOptions::new("")),
+        &[out.to_path_buf()],
+    )?;
     let mut warnings = Vec::new();
     for o in &scene.outputs {
         if !o.chain().is_empty() {
@@ -415,6 +438,13 @@ pub fn export(
         format: options.format,
         channel_mask: None,
     };
+    if let Some(dir) = out.parent() {
+        let _ = io::remove_stale_temp(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        });
+    }
     let mut writer = WavWriter::create_with_chunks(
         out,
         spec,

@@ -102,8 +102,18 @@ impl RenderError {
         match self {
             RenderError::Engine(EngineError::Config { .. }) => false,
             RenderError::Meter { .. } => false,
-            RenderError::Output { source, .. } => !matches!(source, IoError::Write { .. }),
-            _ => true,
+            _ => !self.is_environment(),
+        }
+    }
+
+    /// Whether the machine failed (disk full, permission, device: exit code 4).
+    pub fn is_environment(&self) -> bool {
+        match self {
+            RenderError::ObjectSource { source, .. }
+            | RenderError::BedSource { source, .. }
+            | RenderError::Output { source, .. }
+            | RenderError::HrtfFile(source) => source.is_environment(),
+            _ => false,
         }
     }
 }
@@ -131,6 +141,7 @@ pub fn fold_config(spec: &FoldSpec) -> FoldDownConfig {
     }
 }
 
+/// Loads an HRTF set: a SOFA file, or the built-in MIT KEMAR set.
 pub fn load_hrtf(path: Option<&Path>, sample_rate: u32) -> Result<Arc<HrtfSet>, RenderError> {
     let set = match path {
         Some(p) => {

@@ -84,6 +84,8 @@ pub struct OutputReport {
     pub format: String,
     /// Sample peak per channel in dBFS (layout order; −∞ written as null).
     pub peak_dbfs: Vec<Option<f64>>,
+    /// Samples over full scale before conversion (none: `samples_over` 0).
+    pub clipping: ClipReport,
     pub warnings: Vec<String>,
     pub realtime_factor: f64,
     /// Frames of latency of the whole render (compensated: files start at time 0).
@@ -94,6 +96,18 @@ pub struct OutputReport {
     pub image: Option<StereoImage>,
     /// Stereo outputs: each fold-down step's coefficients.
     pub fold_steps: Vec<FoldStep>,
+}
+
+/// Samples of one output over full scale (|x| > 1) before conversion: clipped in an
+/// integer file, "overs" in a float file (which keeps them, but a player clips them).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClipReport {
+    /// Samples over full scale, all channels.
+    pub samples_over: u64,
+    /// Time of the first one, s.
+    pub first_over_s: Option<f64>,
+    /// Largest |sample|, dBFS (over 0 when anything clipped).
+    pub peak_dbfs: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +161,9 @@ impl RenderReport {
     pub fn strict_failures(&self) -> Vec<String> {
         let mut out = Vec::new();
         for o in &self.outputs {
+            if let Some(line) = clip_line(o) {
+                out.push(format!("{}: {line}", o.file.display()));
+            }
             if let Some(t) = &o.target {
                 for m in &t.misses {
                     out.push(format!(
@@ -162,6 +179,26 @@ impl RenderReport {
         }
         out
     }
+}
+
+/// One line on an output's samples over full scale ("clipped" in integer files, "overs"
+/// in float files), or `None` when there are none.
+pub fn clip_line(o: &OutputReport) -> Option<String> {
+    let c = &o.clipping;
+    if c.samples_over == 0 {
+        return None;
+    }
+    let what = if o.format == "f32" {
+        "over full scale (overs; a player will clip them)"
+    } else {
+        "over full scale, clipped in the file"
+    };
+    Some(format!(
+        "{} sample(s) {what}, first at {:.3} s, peak {:+.2} dBFS",
+        c.samples_over,
+        c.first_over_s.unwrap_or(0.0),
+        c.peak_dbfs.unwrap_or(0.0)
+    ))
 }
 
 /// A fold-down's in-phase matrix and, for Lt/Rt, its quadrature (90°) matrix.
@@ -230,7 +267,20 @@ fn target(spec: &Option<TargetSpec>, output: &str) -> Result<Option<Target>, Ren
     }
 }
 
-/// Loads an HRTF set: a SOFA file, or the built-in MIT KEMAR set.
+/// `name` (`X.wav`), or `X-2.wav`, `X-3.wav` … when an earlier output has it: two
+/// outputs of one kind are both rendered, never one dropped.
+fn distinct_name(planned: &[Planned], name: &str) -> String {
+    let taken = |n: &str| planned.iter().any(|p| p.file_name == n);
+    if !taken(name) {
+        return name.to_string();
+    }
+    let stem = name.strip_suffix(".wav").unwrap_or(name);
+    (2..)
+        .map(|k| format!("{stem}-{k}.wav"))
+        .find(|n| !taken(n))
+        .unwrap_or_default()
+}
+
 fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, RenderError> {
     let rate = scene.sample_rate;
     let stereo =
@@ -268,10 +318,7 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
             .collect(),
     };
     for (layout, specs, tspec) in speakers {
-        let file_name = output_file_name(&layout);
-        if planned.iter().any(|p: &Planned| p.file_name == file_name) {
-            continue;
-        }
+        let file_name = distinct_name(&planned, &output_file_name(&layout));
         planned.push(Planned {
             kind: "speakers",
             target: target(&tspec, &file_name)?,
@@ -299,7 +346,6 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
             } => Some((hrtf.clone(), *lfe_db, chain.clone(), target.clone())),
             _ => None,
         })
-        .take(1)
         .collect();
     if binaural.is_empty() && options.binaural {
         binaural.push((None, None, Vec::new(), None));
@@ -318,11 +364,12 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
             None => "LFE left out of the binaural render (set lfe_db on the Binaural output to include it)".into(),
             Some(db) => format!("LFE mixed into both ears at {db:+.1} dB"),
         });
+        let file_name = distinct_name(&planned, "binaural.wav");
         planned.push(Planned {
             kind: "binaural",
-            file_name: "binaural.wav".into(),
+            target: target(&tspec, &file_name)?,
+            file_name,
             layout: stereo.clone(),
-            target: target(&tspec, "binaural.wav")?,
             config: OutputConfig::Binaural {
                 hrtf,
                 lfe_db,
@@ -334,7 +381,6 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
         });
     }
     // Stereo fold-downs.
-    let mut n_stereo = 0;
     for o in &scene.outputs {
         let OutputSpec::Stereo {
             from,
@@ -345,12 +391,7 @@ fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, 
         else {
             continue;
         };
-        n_stereo += 1;
-        let file_name = if n_stereo == 1 {
-            "stereo.wav".to_string()
-        } else {
-            format!("stereo-{n_stereo}.wav")
-        };
+        let file_name = distinct_name(&planned, "stereo.wav");
         let cfg = fold_config(fold);
         let fd =
             FoldDown::new(from, &stereo, &cfg, rate, options.block_frames).map_err(|source| {
@@ -497,6 +538,10 @@ struct Sink {
     /// Per channel (layout order): sum of squares and peak.
     energy: Vec<f64>,
     peaks: Vec<f32>,
+    /// Frames taken so far, and the samples over full scale among them.
+    taken_frames: u64,
+    samples_over: u64,
+    first_over_frame: Option<u64>,
     /// One block in file order.
     interleaved: Vec<f32>,
     /// File channel → layout channel.
@@ -534,7 +579,18 @@ impl Sink {
                 buf[f * nch + k] = x;
                 *peak = peak.max(x.abs());
             }
+            if *peak > 1.0 {
+                let over = planar[c].iter().filter(|x| x.abs() > 1.0).count() as u64;
+                if over > 0 {
+                    self.samples_over += over;
+                    let first = planar[c].iter().position(|x| x.abs() > 1.0).unwrap_or(0);
+                    let at = self.taken_frames + first as u64;
+                    self.first_over_frame =
+                        Some(self.first_over_frame.map_or(at, |f: u64| f.min(at)));
+                }
+            }
         }
+        self.taken_frames += keep as u64;
         if let Some(writer) = self.writer.as_mut() {
             writer
                 .write(&buf[..keep * nch])
@@ -548,6 +604,37 @@ impl Sink {
 }
 
 pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport, RenderError> {
+    let (report, pending) = render_uncommitted(scene, options)?;
+    io::commit_all(pending).map_err(|source| RenderError::Output {
+        path: options.out_dir.clone(),
+        source,
+    })?;
+    Ok(report)
+}
+
+/// Every file a render reads: the session (or master), its sources and HRTF sets.
+pub fn input_paths(scene: &Scene, options: &RenderOptions) -> Vec<PathBuf> {
+    let mut inputs = vec![scene.origin.clone()];
+    inputs.extend(scene.objects.iter().map(|o| o.source.path.clone()));
+    inputs.extend(scene.beds.iter().map(|b| b.source.clone()));
+    inputs.extend(options.hrtf.clone());
+    for o in &scene.outputs {
+        if let OutputSpec::Binaural {
+            hrtf: Some(path), ..
+        } = o
+        {
+            inputs.push(path.clone());
+        }
+    }
+    inputs
+}
+
+/// [`render`] without the last step: the files are complete under temp names, to be
+/// moved into place with [`io::commit_all`] together with the caller's own (the report).
+pub fn render_uncommitted(
+    scene: &Scene,
+    options: &mut RenderOptions,
+) -> Result<(RenderReport, Vec<PendingFile>), RenderError> {
     let started = Instant::now();
     let rate = scene.sample_rate;
     let planned = plan_outputs(scene, options)?;
@@ -678,7 +765,22 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         }
     }
 
-    // Outputs: temp files until everything succeeded.
+    // Outputs: never one of the inputs; temp files until everything succeeded.
+    if options.write_files {
+        let mut outs: Vec<PathBuf> = planned
+            .iter()
+            .map(|p| options.out_dir.join(&p.file_name))
+            .collect();
+        outs.push(options.out_dir.join(REPORT_FILE));
+        io::check_outputs(&input_paths(scene, options), &outs).map_err(|source| {
+            RenderError::Output {
+                path: options.out_dir.clone(),
+                source,
+            }
+        })?;
+        // Temp files of earlier runs that were killed (best effort).
+        let _ = io::remove_stale_temp(&options.out_dir);
+    }
     let block = options.block_frames;
     let mut sinks = Vec::with_capacity(planned.len());
     let mut out_warnings = Vec::with_capacity(planned.len());
@@ -710,6 +812,9 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             image: (p.kind != "speakers").then(|| StereoMeter::new(rate)),
             energy: vec![0.0; nch],
             peaks: vec![0.0; nch],
+            taken_frames: 0,
+            samples_over: 0,
+            first_over_frame: None,
             interleaved: vec![0.0; block * nch],
             order: p.layout.wav_order(),
             file_name: p.file_name.clone(),
@@ -811,10 +916,17 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
     let mut images = Vec::with_capacity(sinks.len());
     let mut energy = Vec::with_capacity(sinks.len());
     let mut peaks = Vec::with_capacity(sinks.len());
+    let mut clips = Vec::with_capacity(sinks.len());
     for sink in sinks {
         meters.push(sink.meter);
         images.push(sink.image);
         energy.push(sink.energy);
+        let top = sink.peaks.iter().fold(0.0f32, |a, &b| a.max(b));
+        clips.push(ClipReport {
+            samples_over: sink.samples_over,
+            first_over_s: sink.first_over_frame.map(|f| f as f64 / rate as f64),
+            peak_dbfs: (top > 0.0).then(|| 20.0 * f64::from(top).log10()),
+        });
         peaks.push(sink.peaks);
         let path = sink.path;
         let file = match sink.writer {
@@ -826,27 +938,21 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         };
         pending.push((path, file));
     }
-    let mut files = Vec::with_capacity(pending.len());
-    for (path, p) in pending {
-        files.push(match p {
-            Some(p) => p
-                .commit()
-                .map_err(|source| RenderError::Output { path, source })?,
-            None => path,
-        });
-    }
+    let files: Vec<PathBuf> = pending.iter().map(|(path, _)| path.clone()).collect();
+    let pending: Vec<PendingFile> = pending.into_iter().filter_map(|(_, p)| p).collect();
 
     let render_s = started.elapsed().as_secs_f64();
     let duration_s = total_frames as f64 / rate as f64;
     let realtime_factor = duration_s / render_s.max(1e-9);
     let mut outputs = Vec::with_capacity(planned.len());
-    for (((((p, file), peak), warnings), meter), image) in planned
+    for ((((((p, file), peak), warnings), meter), image), clipping) in planned
         .iter()
         .zip(files)
         .zip(peaks)
         .zip(out_warnings)
         .zip(&meters)
         .zip(images)
+        .zip(clips)
     {
         let loudness = meter.report();
         let target = p.target.as_ref().map(|t| {
@@ -872,6 +978,7 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
                 .iter()
                 .map(|&p| (p > 0.0).then(|| 20.0 * (p as f64).log10()))
                 .collect(),
+            clipping,
             warnings,
             realtime_factor,
             latency_frames: latency as usize,
@@ -896,7 +1003,7 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
             options.threshold_db,
         )
     });
-    Ok(RenderReport {
+    let report = RenderReport {
         session: scene.origin.clone(),
         sample_rate: rate,
         frames: total_frames,
@@ -907,7 +1014,8 @@ pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport
         outputs,
         translation,
         warnings,
-    })
+    };
+    Ok((report, pending))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1021,12 +1129,25 @@ fn translation_report(
 
 /// Writes the report as pretty JSON beside the outputs (atomically).
 pub fn write_report(report: &RenderReport, dir: &Path) -> Result<PathBuf, RenderError> {
-    let path = dir.join("report.json");
-    let text =
-        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    io::write_atomic(&path, text.as_bytes()).map_err(|source| RenderError::Output {
+    let pending = pending_report(report, dir)?;
+    let path = pending.path().to_path_buf();
+    io::commit_all(vec![pending]).map_err(|source| RenderError::Output {
         path: path.clone(),
         source,
     })?;
     Ok(path)
+}
+
+/// The name of the report written beside the outputs.
+pub const REPORT_FILE: &str = "report.json";
+
+/// The report as pretty JSON under a temp name in `dir`, to commit with the outputs.
+pub fn pending_report(report: &RenderReport, dir: &Path) -> Result<PendingFile, RenderError> {
+    let path = dir.join(REPORT_FILE);
+    let text =
+        serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    io::pending_bytes(&path, text.as_bytes()).map_err(|source| RenderError::Output {
+        path: path.clone(),
+        source,
+    })
 }

@@ -37,11 +37,42 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 
+mod commit;
+mod guard;
+pub use commit::{commit_all, forget_dir, note_dir, remove_own_temps};
+pub use guard::{MAX_SOFA_BYTES, MAX_TEXT_BYTES, check_outputs, open_input, read_capped};
+
+/// Lowest and highest sample rate accepted from a file (sources, masters, SOFA sets).
+pub const MIN_RATE_HZ: u32 = 8_000;
+pub const MAX_RATE_HZ: u32 = 768_000;
+/// Most channels accepted in a WAV file (ADM masters carry up to a few hundred tracks).
+pub const MAX_CHANNELS: usize = 1024;
+
 /// Errors of the I/O module: each names the file (or directory) and what is wrong.
 #[derive(Debug, Error)]
 pub enum IoError {
     #[error("{}: file not found", .path.display())]
     NotFound { path: PathBuf },
+    #[error("{}: is {kind}; allowed: a regular file", .path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{}: the file is {size} bytes; allowed: at most {max} bytes", .path.display())]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+    #[error(
+        "{}: output would replace {}, which this command reads; allowed: an output that is none of the inputs (choose another --out)",
+        .output.display(), .input.display()
+    )]
+    OutputIsInput { output: PathBuf, input: PathBuf },
+    #[error(
+        "{}: sample {value} (not a finite number) in channel {channel} at frame {frame}; allowed: finite samples",
+        .path.display()
+    )]
+    NonFinite {
+        path: PathBuf,
+        value: f32,
+        /// 1-based.
+        channel: usize,
+        frame: u64,
+    },
     #[error("{}: cannot read: {source}", .path.display())]
     Unreadable {
         path: PathBuf,
@@ -119,6 +150,28 @@ pub enum SampleFormat {
     Pcm32,
     F32,
     F64,
+}
+
+impl IoError {
+    /// True when the machine failed (disk full, permission, device: exit code 4) rather
+    /// than the input being at fault (exit code 2).
+    pub fn is_environment(&self) -> bool {
+        match self {
+            IoError::Unreadable { source, .. }
+            | IoError::NotWritable { source, .. }
+            | IoError::Write { source, .. } => !matches!(
+                source.kind(),
+                // A path that names the wrong thing is the user's input.
+                io::ErrorKind::NotADirectory
+                    | io::ErrorKind::IsADirectory
+                    | io::ErrorKind::NotFound
+                    | io::ErrorKind::InvalidFilename
+                    | io::ErrorKind::InvalidInput
+                    | io::ErrorKind::InvalidData
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl SampleFormat {
@@ -291,6 +344,20 @@ fn parse_fmt(path: &Path, b: &[u8]) -> Result<Fmt, IoError> {
     if sample_rate == 0 {
         return Err(corrupt("fmt chunk declares a sample rate of 0 Hz".into()));
     }
+    if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&sample_rate) {
+        return Err(IoError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("sample rate {sample_rate} Hz"),
+            allowed: "8000 to 768000 Hz",
+        });
+    }
+    if channels > MAX_CHANNELS {
+        return Err(IoError::Unsupported {
+            path: path.to_path_buf(),
+            what: format!("{channels} channels"),
+            allowed: "1 to 1024 channels",
+        });
+    }
     let format = match (float, bits) {
         (false, 8) => SampleFormat::Pcm8,
         (false, 16) => SampleFormat::Pcm16,
@@ -368,7 +435,7 @@ impl WavReader {
     /// Opens a RIFF/WAVE, RF64 or BW64 file and reads its header. Unknown chunks are
     /// skipped (with their pad byte); `fmt ` may come before or after `data`.
     pub fn open(path: &Path) -> Result<WavReader, IoError> {
-        let mut file = File::open(path).map_err(|e| open_error(path, e))?;
+        let mut file = open_input(path)?;
         let unreadable = |e: io::Error| IoError::Unreadable {
             path: path.to_path_buf(),
             source: e,
@@ -628,11 +695,18 @@ impl WavReader {
             let avail = (self.raw_len - self.raw_pos) / self.block_align;
             let n = avail.min(want - done);
             let bytes = &self.raw[self.raw_pos..self.raw_pos + n * self.block_align];
-            decode(
-                self.info.format,
-                bytes,
-                &mut interleaved[done * ch..(done + n) * ch],
-            );
+            let out = &mut interleaved[done * ch..(done + n) * ch];
+            decode(self.info.format, bytes, out);
+            if matches!(self.info.format, SampleFormat::F32 | SampleFormat::F64)
+                && let Some(i) = out.iter().position(|x| !x.is_finite())
+            {
+                return Err(IoError::NonFinite {
+                    path: self.path.clone(),
+                    value: out[i],
+                    channel: i % ch + 1,
+                    frame: self.pos + (i / ch) as u64,
+                });
+            }
             self.raw_pos += n * self.block_align;
             done += n;
             self.pos += n as u64;
@@ -868,7 +942,10 @@ fn create_temp(path: &Path) -> Result<(File, PathBuf), IoError> {
         let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let temp = dir.join(format!(".{name}{TEMP_MARK}{}.{n}", std::process::id()));
         match OpenOptions::new().write(true).create_new(true).open(&temp) {
-            Ok(f) => return Ok((f, temp)),
+            Ok(f) => {
+                commit::note_temp(&temp);
+                return Ok((f, temp));
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
                 return Err(IoError::NotWritable {
@@ -1068,6 +1145,7 @@ impl Drop for WavWriter {
         self.file.take();
         if !self.temp.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.temp);
+            commit::forget_temp(&self.temp);
         }
     }
 }
@@ -1115,13 +1193,9 @@ pub struct PendingFile {
 
 impl PendingFile {
     /// Renames the temp file to the final path (replacing an existing file).
-    pub fn commit(mut self) -> Result<PathBuf, IoError> {
-        fs::rename(&self.temp, &self.path).map_err(|e| IoError::Write {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        self.done = true;
-        Ok(self.path.clone())
+    pub fn commit(self) -> Result<PathBuf, IoError> {
+        let mut paths = commit_all(vec![self])?;
+        Ok(paths.pop().unwrap_or_default())
     }
 
     /// The final path.
@@ -1139,45 +1213,34 @@ impl Drop for PendingFile {
     fn drop(&mut self) {
         if !self.done {
             let _ = fs::remove_file(&self.temp);
+            commit::forget_temp(&self.temp);
         }
     }
 }
 
-/// Reads a UTF-8 text file.
-/// Reads a whole (small) file, e.g. a SOFA HRTF set.
+/// Reads a whole SOFA HRTF set (a regular file of at most [`MAX_SOFA_BYTES`]).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IoError> {
-    std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            IoError::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            IoError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    })
+    read_capped(path, MAX_SOFA_BYTES)
 }
 
+/// Reads a UTF-8 text file (a regular file of at most [`MAX_TEXT_BYTES`]).
 pub fn read_text(path: &Path) -> Result<String, IoError> {
-    fs::read_to_string(path).map_err(|e| open_error(path, e))
+    let bytes = read_capped(path, MAX_TEXT_BYTES)?;
+    String::from_utf8(bytes).map_err(|e| IoError::Unreadable {
+        path: path.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "byte {} is not UTF-8 text; allowed: a UTF-8 text file",
+                e.utf8_error().valid_up_to()
+            ),
+        ),
+    })
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory, sync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let (mut file, temp) = create_temp(path)?;
-    let result = file.write_all(bytes).and_then(|_| file.sync_all());
-    drop(file);
-    let result = result.and_then(|_| fs::rename(&temp, path));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
-        return Err(IoError::Write {
-            path: path.to_path_buf(),
-            source: e,
-        });
-    }
-    Ok(())
+    pending_bytes(path, bytes)?.commit().map(|_| ())
 }
 
 /// Writes `bytes` under a temp name beside `path` and returns it uncommitted, so that it

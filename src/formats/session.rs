@@ -414,6 +414,29 @@ fn skip_trivia(mut s: &str) -> &str {
     }
 }
 
+/// Whether `text`, blanks and comments only, ends inside a `/* … */` comment.
+fn unclosed_block_comment(text: &str) -> bool {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        if depth == 0 && b[i..].starts_with(b"//") {
+            i = b[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(b.len(), |n| i + n);
+        } else if b[i..].starts_with(b"/*") {
+            depth += 1;
+            i += 2;
+        } else if depth > 0 && b[i..].starts_with(b"*/") {
+            depth -= 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    depth > 0
+}
+
 /// Whether a raw value is written as a string literal.
 fn is_string_literal(s: &str) -> bool {
     s.starts_with('"') || s.starts_with("r\"") || s.starts_with("r#")
@@ -437,9 +460,8 @@ struct Ctx<'a, 'r> {
 impl<'a> Ctx<'a, '_> {
     /// Line and column (1-based, in characters) of the start of `s`, a slice of the text.
     fn position(&self, s: &str) -> (usize, usize) {
-        let offset = (s.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
-        let offset = offset.min(self.text.len());
-        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let offset = self.offset(s);
+        let line = self.line_at(offset);
         let line_start = self.line_starts[line.max(1) - 1];
         let column = 1 + self
             .text
@@ -448,9 +470,22 @@ impl<'a> Ctx<'a, '_> {
         (line, column)
     }
 
-    /// The line where a raw value's first token is.
+    /// Byte offset of `s`, a slice of the text.
+    fn offset(&self, s: &str) -> usize {
+        let offset = (s.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        offset.min(self.text.len())
+    }
+
+    /// The 1-based line holding byte `offset` (a binary search).
+    fn line_at(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&start| start <= offset)
+    }
+
+    /// The line where a raw value's first token is. Only the line: counting the column
+    /// scans the line, which for a machine-written session with every keyframe on one
+    /// line made parsing quadratic.
     fn line_of(&self, raw: &RawValue) -> Option<usize> {
-        Some(self.position(skip_trivia(raw.get_ron())).0)
+        Some(self.line_at(self.offset(skip_trivia(raw.get_ron()))))
     }
 
     fn syntax(
@@ -466,7 +501,15 @@ impl<'a> Ctx<'a, '_> {
         } else {
             p.col
         };
-        let mut message = e.code.to_string();
+        let mut message = match e.code {
+            // ron's text advises its own API; the user needs the limit.
+            ron::Error::ExceededRecursionLimit => {
+                "values nested too deeply (more than ron's limit of 128 levels); a session \
+                 nests a few levels"
+                    .to_string()
+            }
+            code => code.to_string(),
+        };
         if let Some(h) = hint {
             message.push_str(" (this value should be ");
             message.push_str(h);
@@ -760,7 +803,8 @@ pub fn parse(
     read_layout: &mut dyn FnMut(&Path) -> Result<String, String>,
 ) -> Result<Scene, SessionError> {
     let file = origin.to_path_buf();
-    if skip_trivia(text).is_empty() {
+    // Only blanks and comments is an empty file; an unclosed `/*` is ron's syntax error.
+    if skip_trivia(text).is_empty() && !unclosed_block_comment(text) {
         return Err(SessionError::EmptyFile { file });
     }
     let line_starts = std::iter::once(0)

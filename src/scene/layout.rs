@@ -19,6 +19,34 @@ const BUILTIN: &[(&str, &str)] = &[
     ("7.1.2", include_str!("../../layouts/7.1.2.ron")),
     ("7.1.4", include_str!("../../layouts/7.1.4.ron")),
     ("9.1.6", include_str!("../../layouts/9.1.6.ron")),
+    // Added after the original eight, so that a channel count still infers the layout it
+    // did (6 → 5.1, 8 → 7.1); 1 → 1.0, 5 → 5.0 (EBU Tech 3341's L R C Ls Rs), 7 → 7.0.
+    ("1.0", include_str!("../../layouts/1.0.ron")),
+    ("5.0", include_str!("../../layouts/5.0.ron")),
+    ("7.0", include_str!("../../layouts/7.0.ron")),
+    ("5.0.2", include_str!("../../layouts/5.0.2.ron")),
+    ("5.0.4", include_str!("../../layouts/5.0.4.ron")),
+    ("7.0.2", include_str!("../../layouts/7.0.2.ron")),
+    ("7.0.4", include_str!("../../layouts/7.0.4.ron")),
+    ("4+5+1", include_str!("../../layouts/4+5+1.ron")),
+    ("3+7+0", include_str!("../../layouts/3+7+0.ron")),
+    ("4+9+0", include_str!("../../layouts/4+9+0.ron")),
+    ("9+10+3", include_str!("../../layouts/9+10+3.ron")),
+];
+
+/// Every ITU-R BS.2051 system, by its ITU name, and the built-in layout it is (the
+/// systems' letters in brackets). Aliases in the layout files come on top of these.
+pub const ITU_SYSTEMS: &[(&str, &str)] = &[
+    ("0+2+0", "2.0"),     // A
+    ("0+5+0", "5.1"),     // B
+    ("2+5+0", "5.1.2"),   // C
+    ("4+5+0", "5.1.4"),   // D
+    ("4+5+1", "4+5+1"),   // E
+    ("3+7+0", "3+7+0"),   // F
+    ("4+9+0", "4+9+0"),   // G
+    ("9+10+3", "9+10+3"), // H
+    ("0+7+0", "7.1"),     // I
+    ("4+7+0", "7.1.4"),   // J
 ];
 
 /// WAVE_FORMAT_EXTENSIBLE speaker positions (`dwChannelMask` bits), in bit order.
@@ -264,6 +292,9 @@ impl Layout {
             if layout.name == name || layout.aliases.iter().any(|a| a == name) {
                 return Ok(layout);
             }
+        }
+        if let Some((_, target)) = ITU_SYSTEMS.iter().find(|(itu, _)| *itu == name) {
+            return Layout::builtin(target);
         }
         Err(LayoutError::Unknown {
             name: name.to_string(),

@@ -107,6 +107,14 @@ pub enum BinauralError {
         "{origin}: {receivers} receivers; a binaural HRIR set needs exactly 2 (left and right ear)"
     )]
     NotTwoReceivers { origin: String, receivers: usize },
+    /// A value the file declares is outside what halo accepts (checked before anything
+    /// is sized or resampled from it).
+    #[error("{origin}: {what}; allowed: {allowed}")]
+    OutOfBounds {
+        origin: String,
+        what: String,
+        allowed: &'static str,
+    },
     #[error("binaural config: {field} = {value} is not allowed; allowed: {allowed}")]
     BadConfig {
         field: &'static str,
@@ -145,6 +153,17 @@ impl HrtfSet {
         origin: &str,
         sample_rate: u32,
     ) -> Result<HrtfSet, BinauralError> {
+        HrtfSet::load(bytes, origin, sample_rate, false)
+    }
+
+    /// [`HrtfSet::from_sofa_bytes`]; `trusted` (the embedded set) skips the checks of
+    /// the stored set that an untrusted file gets before it is resampled.
+    fn load(
+        bytes: &[u8],
+        origin: &str,
+        sample_rate: u32,
+        trusted: bool,
+    ) -> Result<HrtfSet, BinauralError> {
         if !(8_000..=384_000).contains(&sample_rate) {
             return Err(BinauralError::BadConfig {
                 field: "sample_rate",
@@ -157,6 +176,9 @@ impl HrtfSet {
                 origin: origin.into(),
                 reason: format!("no HDF5 signature in {} bytes", bytes.len()),
             });
+        }
+        if !trusted {
+            check_stored(bytes, origin)?;
         }
         // sofar's HDF5 parser works on untrusted bytes; should it panic on a corrupt file,
         // the panic is caught here, at the load boundary, and reported as corruption.
@@ -237,7 +259,11 @@ impl HrtfSet {
             if length.is_nan() || length <= 0.0 {
                 return Err(BinauralError::Corrupt {
                     origin: origin.into(),
-                    reason: format!("measurement {meas} has its source at the listener"),
+                    reason: if length.is_nan() {
+                        format!("measurement {meas} has a NaN source position")
+                    } else {
+                        format!("measurement {meas} has its source at the listener")
+                    },
                 });
             }
             directions.push(Direction::from_vector(v));
@@ -291,7 +317,7 @@ impl HrtfSet {
 
     /// The embedded default set (MIT KEMAR, normal pinna), resampled to `sample_rate`.
     pub fn default_set(sample_rate: u32) -> Result<HrtfSet, BinauralError> {
-        HrtfSet::from_sofa_bytes(DEFAULT_SOFA, DEFAULT_SET_NAME, sample_rate)
+        HrtfSet::load(DEFAULT_SOFA, DEFAULT_SET_NAME, sample_rate, true)
     }
 
     /// Length of every (trimmed) impulse response, in frames.
@@ -380,6 +406,91 @@ fn has_hdf5_signature(bytes: &[u8]) -> bool {
 }
 
 /// Checks the SOFA layout: convention, receivers, non-empty data, array sizes.
+/// Lowest and highest sampling rate of a SOFA set (as for WAV sources).
+pub const SOFA_RATE_RANGE_HZ: std::ops::RangeInclusive<f64> = 8_000.0..=768_000.0;
+/// Longest impulse response, in taps at the set's own rate (a second at 48 kHz).
+pub const MAX_IR_TAPS: usize = 48_000;
+/// Most measurements in a set (dense public sets have a few thousand).
+pub const MAX_MEASUREMENTS: usize = 100_000;
+
+/// Checks a set as stored, before anything is resampled or sized from it: its rate, IR
+/// length and count, and that its positions and IRs are finite (a NaN is named as such).
+fn check_stored(bytes: &[u8], origin: &str) -> Result<(), BinauralError> {
+    let bounds = |what: String, allowed: &'static str| BinauralError::OutOfBounds {
+        origin: origin.into(),
+        what,
+        allowed,
+    };
+    let corrupt = |reason: String| BinauralError::Corrupt {
+        origin: origin.into(),
+        reason,
+    };
+    // A NaN target rate makes sofar's "rates differ" test false, so the set is read as
+    // stored, without resampling (and without normalising).
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        sofar::reader::OpenOptions::new()
+            .sample_rate(f32::NAN)
+            .normalized(false)
+            .open_data(bytes)
+    }));
+    let sofa = match opened {
+        Ok(Ok(s)) => s,
+        // The loading proper reports these with its own messages.
+        _ => return Ok(()),
+    };
+    let h = sofa.hrtf();
+    let rate = h.data_sampling_rate.values.first().copied();
+    match rate {
+        None => return Err(corrupt("Data.SamplingRate is missing".into())),
+        Some(r) if r.is_nan() => return Err(corrupt("Data.SamplingRate is NaN".into())),
+        Some(r) if !SOFA_RATE_RANGE_HZ.contains(&f64::from(r)) => {
+            return Err(bounds(
+                format!("Data.SamplingRate is {r} Hz"),
+                "8000 to 768000 Hz",
+            ));
+        }
+        _ => {}
+    }
+    let (m, n) = (h.m() as usize, h.n() as usize);
+    if n > MAX_IR_TAPS {
+        return Err(bounds(
+            format!("impulse responses of {n} taps"),
+            "at most 48000 taps",
+        ));
+    }
+    if m > MAX_MEASUREMENTS {
+        return Err(bounds(
+            format!("{m} measurements"),
+            "at most 100000 measurements",
+        ));
+    }
+    if h.data_ir.values.is_empty() {
+        return Err(corrupt("Data.IR is missing (no impulse responses)".into()));
+    }
+    if let Some(i) = h.data_ir.values.iter().position(|v| !v.is_finite()) {
+        let v = h.data_ir.values[i];
+        let r = h.r().max(1) as usize;
+        return Err(corrupt(format!(
+            "Data.IR holds {} at measurement {}, receiver {}, tap {}",
+            if v.is_nan() {
+                "NaN".to_string()
+            } else {
+                v.to_string()
+            },
+            i / (r * n.max(1)) + 1,
+            i / n.max(1) % r + 1,
+            i % n.max(1) + 1
+        )));
+    }
+    if let Some(i) = h.source_position.values.iter().position(|v| v.is_nan()) {
+        return Err(corrupt(format!(
+            "SourcePosition of measurement {} is NaN",
+            i / 3 + 1
+        )));
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn check_layout(
     origin: &str,

@@ -1,7 +1,11 @@
 //! The `halo` command: render, play, loudness, gains, layouts, demo.
 //!
-//! Exit codes: 0 ok, 2 bad input (the message names the file, the place, the value and
-//! what is allowed), 1 internal error.
+//! Exit codes, the same for every command: 0 ok; 2 bad input (the message names the file,
+//! the place, the value and what is allowed); 3 a `--strict` delivery check failed; 4 the
+//! environment failed (disk full, permission, device, write limit); 1 a bug in halo;
+//! 129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM (temp files removed first). Errors are
+//! one line on stderr that quotes at most 200 characters of any input; a closed stdout
+//! ends the program quietly with the code it would have had.
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -17,6 +21,40 @@ use halo::{Layout, LayoutError};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Most characters of an input a message quotes.
+const MAX_QUOTE_CHARS: usize = 200;
+
+/// `println!` for the command's results: a closed stdout (`halo layouts | head`) ends the
+/// program quietly instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = writeln!(stdout, $($arg)*) {
+            stdout_failed(e);
+        }
+    }};
+}
+
+/// The reader went away (broken pipe): nothing more can be said, so stop quietly with
+/// success; any other stdout failure is the environment's (exit code 4).
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("halo: error: cannot write to standard output: {e}");
+    std::process::exit(4);
+}
+
+/// `text` cut to [`MAX_QUOTE_CHARS`] characters (with a note of how much was cut).
+fn quote(text: &str) -> String {
+    let n = text.chars().count();
+    if n <= MAX_QUOTE_CHARS {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(MAX_QUOTE_CHARS).collect();
+    format!("{head}… ({} more characters)", n - MAX_QUOTE_CHARS)
+}
 
 #[derive(Parser)]
 #[command(
@@ -178,6 +216,25 @@ fn bad_input(error: anyhow::Error) -> Failure {
 }
 
 fn classify(error: anyhow::Error) -> Failure {
+    let ours = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<io::IoError>().is_some()
+            || e.downcast_ref::<RenderError>().is_some()
+            || e.downcast_ref::<ExchangeError>().is_some()
+    };
+    let environment = error.chain().any(|e| {
+        e.downcast_ref::<io::IoError>()
+            .is_some_and(|x| x.is_environment())
+            || e.downcast_ref::<RenderError>()
+                .is_some_and(|r| r.is_environment())
+            || e.downcast_ref::<ExchangeError>()
+                .is_some_and(|x| x.is_environment())
+    }) || (!error.chain().any(ours)
+        && error
+            .chain()
+            .any(|e| e.downcast_ref::<std::io::Error>().is_some()));
+    if environment {
+        return Failure { code: 4, error };
+    }
     let bad = error.chain().any(|e| {
         e.downcast_ref::<SessionError>().is_some()
             || e.downcast_ref::<LayoutError>().is_some()
@@ -193,13 +250,89 @@ fn classify(error: anyhow::Error) -> Failure {
     }
 }
 
+/// The text of the last panic, for the one-line report in [`main`].
+static PANIC_TEXT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Signals end the run through one thread that removes this run's temp files and stems
+/// folders, then exits with 128 + the signal's number. `signal-hook` (a small, widely
+/// used crate by the Rust CLI working group's ecosystem) does the async-signal-safe part;
+/// writing that by hand with `libc::sigaction` would mean unsafe code for no gain.
+/// SIGXFSZ (a write limit, `ulimit -f`) gets a handler that does nothing, so that the
+/// write fails with EFBIG and the render cleans up and reports it instead of dying.
+fn install_signal_handlers() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGXFSZ};
+    let _ = signal_hook::flag::register(
+        SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                io::remove_own_temps();
+                std::process::exit(128 + sig);
+            }
+        });
+    }
+}
+
 fn main() -> ExitCode {
+    install_signal_handlers();
+    // A panic is a bug: one line on stderr and exit code 1, never a backtrace dump.
+    std::panic::set_hook(Box::new(|info| {
+        let text = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut t) = PANIC_TEXT.lock() {
+            *t = Some(format!("{}{at}", quote(&text)));
+        }
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(_) => {
+            let text = PANIC_TEXT
+                .lock()
+                .ok()
+                .and_then(|t| t.clone())
+                .unwrap_or_default();
+            io::remove_own_temps();
+            eprintln!(
+                "halo: error: internal error (a bug in halo, please report it): {}",
+                text.replace('\n', " ")
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            if !e.use_stderr() {
+                // --help, --version: stdout, quietly cut short if it is closed.
+                outln!("{}", e.render().to_string().trim_end());
+                return ExitCode::SUCCESS;
+            }
+            // One line: clap's first line, without its own "error: " prefix.
+            let text = e.render().to_string();
+            let first = if e.kind()
+                == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                "no command given; allowed: render, import, export, loudness, gains, layouts, play, demo".to_string()
+            } else {
+                let head = text.split("Usage:").next().unwrap_or("");
+                let head = head.trim().strip_prefix("error:").unwrap_or(head);
+                head.split_whitespace().collect::<Vec<_>>().join(" ")
+            };
+            eprintln!("halo: error: {} (see halo --help)", quote(&first));
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {
@@ -271,7 +404,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("halo: error: {}", describe(&f.error));
+            eprintln!("halo: error: {}", describe(&f.error).replace('\n', " "));
             ExitCode::from(f.code)
         }
     }
@@ -283,6 +416,12 @@ fn describe(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
+        // A library error quotes what it could not read; keep quotes of input short.
+        let text = if text.chars().count() > 2 * MAX_QUOTE_CHARS {
+            quote(&text)
+        } else {
+            text
+        };
         if line.contains(&text) {
             continue;
         }
@@ -357,7 +496,7 @@ fn cmd_import(
     for w in &report.warnings {
         eprintln!("halo: warning: ADM: {w}");
     }
-    println!(
+    outln!(
         "wrote {} and {} stem(s) beside it",
         report.session.display(),
         report.stems.len()
@@ -386,14 +525,14 @@ fn cmd_export(input: &Path, out: &Path, format: Format, loudness: bool) -> Resul
     for w in &report.warnings {
         eprintln!("halo: warning: {w}");
     }
-    println!(
+    outln!(
         "wrote {}: {} tracks, {:.1} s",
         report.path.display(),
         report.tracks,
         report.frames as f64 / scene.sample_rate as f64
     );
     if let Some(l) = &report.loudness {
-        println!(
+        outln!(
             "  loudnessMetadata (7.1.4 render): {} LUFS integrated, {} dBTP true peak, {} LU range",
             fmt_level(l.integrated_lufs),
             fmt_level(l.true_peak_dbtp),
@@ -444,10 +583,22 @@ fn cmd_render(
             "--block {block}: allowed 1…65536 frames"
         )));
     }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create output directory {}", out.display()))
-        .map_err(bad_input)?;
-    let report = render_scene(&scene, layouts, out, &flags, notes)?;
+    if out.exists() && !out.is_dir() {
+        return Err(bad_input(anyhow!(
+            "--out {}: exists and is not a directory; allowed: a directory (created if missing)",
+            out.display()
+        )));
+    }
+    let created = io::create_dir_all(out).map_err(|e| classify(e.into()))?;
+    if created {
+        io::note_dir(out);
+    }
+    let report = render_scene(&scene, layouts, out, &flags, notes);
+    if created && report.is_err() {
+        io::remove_empty_dir(out);
+    }
+    io::forget_dir(out);
+    let report = report?;
     print_summary(&report);
     if flags.strict {
         let failures = report.strict_failures();
@@ -493,14 +644,18 @@ fn render_scene(
     options.threshold_db = flags.threshold;
     options.format = write_format(flags.format);
     options.progress = Some(&mut progress);
-    let mut report = render::render(scene, &mut options)
+    let (mut report, mut pending) = render::render_uncommitted(scene, &mut options)
         .with_context(|| format!("rendering {}", scene.origin.display()))
         .map_err(classify)?;
     report.warnings.splice(0..0, notes);
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    render::write_report(&report, out).map_err(|e| classify(e.into()))?;
+    // The outputs and their report appear together, or nothing changes.
+    pending.push(render::pending_report(&report, out).map_err(|e| classify(e.into()))?);
+    io::commit_all(pending)
+        .with_context(|| format!("writing the outputs in {}", out.display()))
+        .map_err(classify)?;
     Ok(report)
 }
 
@@ -524,13 +679,20 @@ fn print_summary(report: &render::RenderReport) {
     for w in &report.warnings {
         eprintln!("halo: warning: {w}");
     }
-    println!(
+    outln!(
         "rendered {:.1} s in {:.2} s ({:.0}× real time)",
-        report.duration_s, report.render_s, report.realtime_factor
+        report.duration_s,
+        report.render_s,
+        report.realtime_factor
     );
-    println!(
+    outln!(
         "  {:<30} {:>3}  {:>8} {:>6} {:>8} {:>7}  target",
-        "output", "ch", "LUFS", "LRA", "dBTP", "peak"
+        "output",
+        "ch",
+        "LUFS",
+        "LRA",
+        "dBTP",
+        "peak"
     );
     for o in &report.outputs {
         let peak = o
@@ -543,7 +705,7 @@ fn print_summary(report: &render::RenderReport) {
             Some(t) if t.pass => format!("{} ok", t.target.name),
             Some(t) => format!("{} MISSED: {}", t.target.name, t.misses.join("; ")),
         };
-        println!(
+        outln!(
             "  {:<30} {:>3}  {:>8} {:>6.1} {:>8} {:>7}  {target}",
             o.file.display().to_string(),
             o.channels.len(),
@@ -553,7 +715,7 @@ fn print_summary(report: &render::RenderReport) {
             fmt_level(peak),
         );
         if let Some(img) = &o.image {
-            println!(
+            outln!(
                 "      correlation min {}, {:.0}% of the time below 0; mono loss {} dB",
                 img.min_correlation
                     .map_or("—".into(), |c| format!("{c:+.2}")),
@@ -561,13 +723,16 @@ fn print_summary(report: &render::RenderReport) {
                 fmt_db(img.mono_loss_db)
             );
         }
+        if let Some(line) = render::clip_line(o) {
+            outln!("      CLIPPING: {line}");
+        }
         for w in &o.warnings {
-            println!("      note: {w}");
+            outln!("      note: {w}");
         }
     }
     if let Some(t) = &report.translation {
-        println!("translation against {}:", t.reference);
-        println!(
+        outln!("translation against {}:", t.reference);
+        outln!(
             "  loudness: stereo {} LU, binaural {} LU; heights {:.0}% of the mix ({} dB in stereo), rears {:.0}% ({} dB in stereo)",
             fmt_db(t.stereo_loudness_delta_lu),
             fmt_db(t.binaural_loudness_delta_lu),
@@ -576,12 +741,15 @@ fn print_summary(report: &render::RenderReport) {
             t.rear_share * 100.0,
             fmt_db(t.rear_in_stereo_db),
         );
-        println!(
+        outln!(
             "  {:<20} {:>9} {:>9} {:>9}  flags",
-            "object", "immersive", "stereo", "binaural"
+            "object",
+            "immersive",
+            "stereo",
+            "binaural"
         );
         for o in &t.objects {
-            println!(
+            outln!(
                 "  {:<20} {:>9} {:>9} {:>9}  {}",
                 o.name,
                 fmt_db(o.immersive_db),
@@ -591,7 +759,7 @@ fn print_summary(report: &render::RenderReport) {
             );
         }
         for b in &t.beds {
-            println!(
+            outln!(
                 "  bed {:<16} {:>9} {:>9} {:>9}  {}",
                 b.name,
                 fmt_db(b.immersive_db),
@@ -601,13 +769,13 @@ fn print_summary(report: &render::RenderReport) {
             );
         }
         if t.failures.is_empty() {
-            println!("  no translation problems above ±{:.1} dB", t.threshold_db);
+            outln!("  no translation problems above ±{:.1} dB", t.threshold_db);
         }
     }
 }
 
 fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Failure> {
-    let mut reader = io::WavReader::open(file).map_err(|e| bad_input(e.into()))?;
+    let mut reader = io::WavReader::open(file).map_err(|e| classify(e.into()))?;
     let info = reader.info().clone();
     let layout = match layout {
         Some(l) => resolve_layout(l).map_err(bad_input)?,
@@ -647,7 +815,7 @@ fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Fai
     let mut buf = vec![0.0f32; 4800 * n];
     let mut planar = vec![vec![0.0f32; 4800]; n];
     loop {
-        let frames = reader.read(&mut buf).map_err(|e| bad_input(e.into()))?;
+        let frames = reader.read(&mut buf).map_err(|e| classify(e.into()))?;
         if frames == 0 {
             break;
         }
@@ -664,20 +832,20 @@ fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Fai
     let r = meter.report();
     if json {
         let v = serde_json::json!({"file": file, "layout": layout.name, "loudness": r});
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!(
+        outln!(
             "{} ({}, {} Hz)",
             file.display(),
             layout.name,
             info.sample_rate
         );
-        println!("  integrated      {} LUFS", fmt_level(r.integrated_lufs));
-        println!("  loudness range  {:.1} LU", r.range_lu);
-        println!("  true peak       {} dBTP", fmt_level(r.true_peak_dbtp));
-        println!("  sample peak     {} dBFS", fmt_level(r.sample_peak_dbfs));
-        println!("  max momentary   {} LUFS", fmt_level(r.max_momentary_lufs));
-        println!(
+        outln!("  integrated      {} LUFS", fmt_level(r.integrated_lufs));
+        outln!("  loudness range  {:.1} LU", r.range_lu);
+        outln!("  true peak       {} dBTP", fmt_level(r.true_peak_dbtp));
+        outln!("  sample peak     {} dBFS", fmt_level(r.sample_peak_dbfs));
+        outln!("  max momentary   {} LUFS", fmt_level(r.max_momentary_lufs));
+        outln!(
             "  max short-term  {} LUFS",
             fmt_level(r.max_short_term_lufs)
         );
@@ -690,12 +858,20 @@ fn parse_position(text: &str, cart: bool) -> Result<Position> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse::<f64>()
-                .map_err(|_| anyhow!("'{s}' in position '{text}' is not a number"))
+            s.parse::<f64>().map_err(|_| {
+                anyhow!(
+                    "'{}' in position '{}' is not a number",
+                    quote(s),
+                    quote(text)
+                )
+            })
         })
         .collect::<Result<_>>()?;
     if nums.iter().any(|v| !v.is_finite()) {
-        return Err(anyhow!("position '{text}' has a value that is not finite"));
+        return Err(anyhow!(
+            "position '{}' has a value that is not finite",
+            quote(text)
+        ));
     }
     match (cart, nums.as_slice()) {
         (false, [az, el]) => Ok(Position::Polar {
@@ -709,9 +885,13 @@ fn parse_position(text: &str, cart: bool) -> Result<Position> {
             z: *z,
         }),
         (false, _) => Err(anyhow!(
-            "position '{text}': expected az,el (degrees; with --cart: x,y,z)"
+            "position '{}': expected az,el (degrees; with --cart: x,y,z)",
+            quote(text)
         )),
-        (true, _) => Err(anyhow!("position '{text}': expected x,y,z with --cart")),
+        (true, _) => Err(anyhow!(
+            "position '{}': expected x,y,z with --cart",
+            quote(text)
+        )),
     }
 }
 
@@ -764,7 +944,7 @@ fn cmd_gains(
         "channels": layout.labels(),
         "gains": rows,
     });
-    println!("{json}");
+    outln!("{json}");
     Ok(())
 }
 
@@ -788,29 +968,32 @@ fn cmd_layouts(json: bool) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
     for l in &layouts {
-        writeln!(
-            out,
+        outln!(
             "{} ({}): {} channels",
             l.name,
             l.aliases.join(", "),
             l.num_channels()
-        )?;
+        );
         for (i, c) in l.channels.iter().enumerate() {
             let pos = if c.lfe {
                 "LFE".to_string()
             } else {
                 format!("az {:>6.1}°  el {:>5.1}°", c.azimuth_deg, c.elevation_deg)
             };
-            writeln!(out, "  {:>2} {:<4} {:<6} {pos}", i + 1, c.label, c.name)?;
+            outln!("  {:>2} {:<4} {:<6} {pos}", i + 1, c.label, c.name);
         }
     }
     Ok(())
 }
+
+/// The layouts `halo demo` renders.
+const DEMO_LAYOUTS: [&str; 8] = [
+    "2.0", "5.1", "7.1", "5.1.2", "5.1.4", "7.1.2", "7.1.4", "9.1.6",
+];
 
 fn cmd_demo(out: &Path) -> Result<(), Failure> {
     let rate = 48000;
@@ -853,7 +1036,9 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         };
         write().map_err(classify)?;
     }
-    let names = Layout::builtin_names();
+    // The original eight built-ins (not the layouts without LFE or the larger ITU
+    // systems added later): the demo and its renders stay as they were.
+    let names = DEMO_LAYOUTS.to_vec();
     let session_path = out.join("session.ron");
     io::write_atomic(&session_path, demo::session_text(rate, &names).as_bytes())
         .map_err(|e| classify(e.into()))?;
@@ -874,7 +1059,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
     };
     let report = render_scene(&scene, None, out, &flags, Vec::new())?;
     print_summary(&report);
-    println!(
+    outln!(
         "session: {}  (edit it and run `halo render {} --out {}`)",
         session_path.display(),
         session_path.display(),
