@@ -466,7 +466,8 @@ mod tests {
 
     #[test]
     fn builtins_parse_and_resolve_aliases() {
-        assert_eq!(Layout::builtins().len(), 8);
+        // The original eight, the seven without LFE, and BS.2051 systems E–H.
+        assert_eq!(Layout::builtins().len(), 19);
         assert_eq!(Layout::builtin("4+7+0").unwrap().name, "7.1.4");
         assert_eq!(Layout::builtin("0+2+0").unwrap().name, "2.0");
         let err = Layout::builtin("13.1").unwrap_err().to_string();
