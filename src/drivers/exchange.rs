@@ -92,19 +92,19 @@ pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, Excha
         path: path.to_path_buf(),
         source,
     };
-    let axml = reader
-        .read_chunk(*b"axml", adm::MAX_AXML_BYTES as u64)?
-        .ok_or_else(|| ExchangeError::NotAdm {
-            path: path.to_path_buf(),
-            chunk: "axml",
-        })?;
+    let axml = reader.read_chunk(*b"axml", adm::MAX_AXML_BYTES as u64)?;
     let chna = reader
         .read_chunk(*b"chna", adm::MAX_CHNA_BYTES as u64)?
         .ok_or_else(|| ExchangeError::NotAdm {
             path: path.to_path_buf(),
-            chunk: "chna",
+            chunk: if axml.is_some() { "chna" } else { "axml" },
         })?;
-    let doc = adm::parse_axml(&axml).map_err(adm_error)?;
+    // BS.2088: a file whose tracks are all BS.2094 common definitions may carry a chna
+    // and no axml.
+    let doc = match axml {
+        Some(axml) => adm::parse_axml(&axml).map_err(adm_error)?,
+        None => adm::AdmDocument::default(),
+    };
     let chna = adm::parse_chna(&chna).map_err(adm_error)?;
     let audio = AdmAudio {
         path: path.to_path_buf(),

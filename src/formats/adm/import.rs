@@ -1,6 +1,7 @@
 //! ADM → halo scene: objects, beds and their automation under the ITU-R BS.2127 timing rules.
 
 use super::*;
+use crate::scene::layout::Channel;
 
 pub(super) struct Finder<'d> {
     doc: &'d AdmDocument,
@@ -24,6 +25,15 @@ impl<'d> Finder<'d> {
             if track.starts_with("AC_") {
                 return Ok(track.get(..11).unwrap_or(track).to_string());
             }
+            let in_doc = self.doc.track_formats.iter().any(|t| t.id == track);
+            if !in_doc {
+                if let Some(c) = common_channel_of_track(track) {
+                    return Ok(c);
+                }
+                if is_common_hoa(track) {
+                    return Ok(format!("AC_{}", track.get(3..11).unwrap_or_default()));
+                }
+            }
             let tf = self
                 .doc
                 .track_formats
@@ -35,6 +45,11 @@ impl<'d> Finder<'d> {
                     where_: " in the axml chunk".into(),
                 })?;
             let sf_id = tf.stream_ref.as_deref().unwrap_or_default();
+            if !self.doc.stream_formats.iter().any(|s| s.id == sf_id)
+                && let Some(c) = common_channel_of_track(sf_id)
+            {
+                return Ok(c);
+            }
             let sf = self
                 .doc
                 .stream_formats
@@ -139,6 +154,7 @@ pub fn to_scene_of(
     for group in &groups {
         out.add_group(group, audio, &mut warnings)?;
     }
+    std::mem::take(&mut out.fixes).into_warnings(&mut warnings);
     if out.objects.is_empty() && out.beds.is_empty() {
         return Err(AdmError::Nothing(format!(
             "no Objects or DirectSpeakers channel to render (found {} objects, {} channel \
@@ -387,6 +403,7 @@ fn groups_of<'d>(
 /// The scene's objects and beds as they are built, with unique names.
 #[derive(Default)]
 struct Built {
+    fixes: TimingFixes,
     objects: Vec<ObjectSpec>,
     beds: Vec<BedSpec>,
     names: Vec<String>,
@@ -439,6 +456,15 @@ impl Built {
     ) -> Result<(), AdmError> {
         let (id, name) = (&group.id, &group.name);
         let Some(cf) = t.channel else {
+            if is_common_hoa(&t.channel_id) {
+                warnings.push(format!(
+                    "audioObject {id} {name:?}: track {} ({}, a BS.2094 HOA common definition) \
+                     is HOA content, not rendered",
+                    t.file_channel + 1,
+                    t.channel_id
+                ));
+                return Ok(());
+            }
             return Err(AdmError::UnknownRef {
                 element: format!("audioObject {id}"),
                 reference: t.channel_id.clone(),
@@ -467,7 +493,14 @@ impl Built {
             .object
             .and_then(|o| o.start)
             .map_or(0, |t| t.to_frames(audio.sample_rate));
-        let obj = object_from_channel(cf, start, group.gain_db, audio, t.file_channel, warnings)?;
+        let obj = object_from_channel(
+            cf,
+            start,
+            group.gain_db,
+            audio,
+            t.file_channel,
+            &mut self.fixes,
+        )?;
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
@@ -513,36 +546,74 @@ impl Built {
             });
             return Ok(());
         }
+        // Not a built-in layout: a bed of the pack's own speakers. The engine routes each
+        // channel to the output speaker of the same name, pans one the output lacks at its
+        // position, and sends LFE channels to the LFE (BS.2127 §8).
         warnings.push(format!(
-            "{element}: no built-in layout has exactly the speakers {}; each \
-             channel is rendered as a point object at its speaker's position{}",
-            labels.join(" "),
-            if labels.iter().any(|l| l.starts_with("LFE")) {
-                " (the LFE channel is dropped: objects never feed the LFE)"
-            } else {
-                ""
-            }
+            "{element}: the speakers {} are not a built-in layout; each channel goes to the \
+             output speaker of its name, or is panned at its position; LFE to LFE",
+            labels.join(" ")
         ));
-        for (t, label) in speakers.iter().zip(&labels) {
-            if label.starts_with("LFE") {
-                continue;
-            }
-            let position = speaker_position(t, label);
-            let name = self.unique(&format!("{name} {label}"), id);
-            self.objects.push(ObjectSpec {
-                name,
-                source: SourceSpec {
-                    path: audio.path.clone(),
-                    channel: Some(t.file_channel),
-                },
-                gain_db: Automation::constant(group.gain_db),
-                mute: group.mute,
-                position: Automation::constant(position),
-                size: Automation::constant(0.0),
-                binaural: BinauralMode::Mid,
-            });
-        }
+        let channels = speakers
+            .iter()
+            .zip(&labels)
+            .map(|(t, label)| speaker_channel(t, label))
+            .collect();
+        let name = self.unique(name, id);
+        self.beds.push(BedSpec {
+            name,
+            source: audio.path.clone(),
+            layout: Layout {
+                name: format!("ADM {id}"),
+                aliases: Vec::new(),
+                channels,
+            },
+            gain_db: group.gain_db,
+            mute: group.mute,
+            channels: Some(speakers.iter().map(|t| t.file_channel).collect()),
+        });
         Ok(())
+    }
+}
+
+/// Whether a DirectSpeakers channel is an LFE (BS.2127 §8.2): its label names one (`LFE`,
+/// `LFE1`, `LFE2`, `LFEL`, `LFER`, `LFE+045`, `LFE-045`, Dolby `RC_LFE`, …) or its
+/// `frequency lowPass` is at most 200 Hz.
+pub(super) fn is_lfe(t: &Track, label: &str) -> bool {
+    label.to_ascii_uppercase().starts_with("LFE")
+        || t.channel
+            .and_then(|c| c.low_pass_hz)
+            .is_some_and(|hz| hz <= 200.0)
+}
+
+/// A layout channel for a DirectSpeakers track: labelled as the built-in speaker of the
+/// same BS.2051 name (so the engine routes it there), at its block's or name's position.
+pub(super) fn speaker_channel(t: &Track, label: &str) -> Channel {
+    let bs2051 = short_name_alias(label).unwrap_or(label).to_string();
+    let known = Layout::builtins()
+        .into_iter()
+        .flat_map(|l| l.channels)
+        .find(|c| c.name == bs2051 || c.label == bs2051);
+    let (azimuth_deg, elevation_deg) = match speaker_position(t, &bs2051) {
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            ..
+        } => (azimuth_deg, elevation_deg),
+        Position::Cartesian { x, y, z } => {
+            ((-x).atan2(y).to_degrees(), z.atan2(x.hypot(y)).to_degrees())
+        }
+    };
+    Channel {
+        label: known
+            .as_ref()
+            .map_or_else(|| bs2051.clone(), |c| c.label.clone()),
+        name: known.map_or(bs2051, |c| c.name),
+        azimuth_deg,
+        elevation_deg,
+        lfe: is_lfe(t, label),
+        distance_m: None,
+        wav_bit: None,
     }
 }
 
@@ -595,7 +666,7 @@ pub(super) fn object_from_channel(
     object_gain_db: f64,
     audio: &AdmAudio,
     file_channel: usize,
-    warnings: &mut Vec<String>,
+    fixes: &mut TimingFixes,
 ) -> Result<ObjectSpec, AdmError> {
     let rate = audio.sample_rate;
     let element = format!("audioChannelFormat {}", cf.id);
@@ -624,19 +695,6 @@ pub(super) fn object_from_channel(
                 "the same kind of coordinates in every block of a channel",
             ));
         }
-        for t in [b.rtime, b.duration, b.interpolation_length]
-            .into_iter()
-            .flatten()
-        {
-            if !t.is_on_sample(rate) {
-                warnings.push(format!(
-                    "audioBlockFormat {}: time {t} is not on a sample at {rate} Hz (rounded to \
-                     the nearest sample)",
-                    b.id
-                ));
-                break;
-            }
-        }
         values.push(Values {
             position: p,
             gain_db: block_gain_db(b) + object_gain_db,
@@ -644,40 +702,7 @@ pub(super) fn object_from_channel(
         });
     }
 
-    // Block timing in frames: (start, end, interpolation end) and whether the block
-    // interpolates from the previous one.
-    let mut spans = Vec::with_capacity(cf.blocks.len());
-    let mut prev_end: Option<u64> = None;
-    let mut gap_warned = false;
-    for b in &cf.blocks {
-        let s = start + b.rtime.map_or(0, |t| t.to_frames(rate));
-        let e = b
-            .duration
-            .map(|d| start + b.rtime.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate));
-        let len = if b.jump_position {
-            b.interpolation_length.map_or(0, |l| l.to_frames(rate))
-        } else {
-            e.map_or(0, |e| e.saturating_sub(s))
-        };
-        let contiguous = prev_end == Some(s);
-        if let Some(pe) = prev_end
-            && pe < s
-            && !gap_warned
-        {
-            gap_warned = true;
-            warnings.push(format!(
-                "{element}: blocks leave gaps (e.g. before audioBlockFormat {}); BS.2127 \
-                 silences the object there, halo holds its last position and gain",
-                b.id
-            ));
-        }
-        spans.push((
-            s,
-            contiguous && len > 0,
-            s + if contiguous { len } else { 0 },
-        ));
-        prev_end = e;
-    }
+    let spans = block_spans(cf, start, rate, fixes);
 
     let marked = cf.blocks.iter().all(|b| b.halo_keys.is_some());
     let (pos, gain, size) = if marked {
@@ -709,6 +734,110 @@ pub(super) fn object_from_channel(
         size: simplify(build(size, &element, "size")?),
         binaural: BinauralMode::Mid,
     })
+}
+
+/// The timing fixes made while reading a document, one entry per kind: how many and the
+/// first example. They become one warning line per kind, never one per block.
+#[derive(Debug, Default)]
+pub(super) struct TimingFixes {
+    kinds: Vec<(&'static str, usize, String)>,
+}
+
+impl TimingFixes {
+    pub(super) fn note(&mut self, kind: &'static str, example: impl FnOnce() -> String) {
+        match self.kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => k.1 += 1,
+            None => self.kinds.push((kind, 1, example())),
+        }
+    }
+
+    pub(super) fn into_warnings(self, warnings: &mut Vec<String>) {
+        for (kind, count, first) in self.kinds {
+            warnings.push(format!("timing: {count} × {kind} (first: {first})"));
+        }
+    }
+}
+
+pub(super) const FIX_SNAP: &str = "block time not on a sample, snapped to the nearest sample";
+pub(super) const FIX_OVERLAP: &str =
+    "block overlapping the next one (by DAW rounding), now ending at the next block's rtime";
+pub(super) const FIX_GAP: &str =
+    "block ending less than a sample before the next one, now running to its rtime";
+pub(super) const FIX_INTERPOLATION: &str =
+    "interpolationLength longer than its block, clamped to the block";
+pub(super) const FIX_NO_RTIME: &str = "first block with a duration but no rtime, starting at 0";
+pub(super) const FIX_GAPS_HELD: &str =
+    "gap between blocks: BS.2127 silences the object there, halo holds its last position and gain";
+
+/// Block timing in frames (BS.2127 §7.3 with the EBU ADM toolbox's fixes): for each block
+/// (start, whether it interpolates from the previous block, interpolation end). A block
+/// runs to the next block's rtime when they overlap or leave less than a sample; times are
+/// snapped to the sample; an interpolationLength is clamped to its block.
+pub(super) fn block_spans(
+    cf: &ChannelFormat,
+    start: u64,
+    rate: u32,
+    fixes: &mut TimingFixes,
+) -> Vec<(u64, bool, u64)> {
+    let secs = |t: AdmTime| t.seconds_f64();
+    let sample_s = 1.0 / f64::from(rate);
+    let mut spans = Vec::with_capacity(cf.blocks.len());
+    let mut prev_end: Option<u64> = None;
+    for (i, b) in cf.blocks.iter().enumerate() {
+        let id = || format!("audioBlockFormat {}", b.id);
+        for t in [b.rtime, b.duration, b.interpolation_length]
+            .into_iter()
+            .flatten()
+        {
+            if !t.is_on_sample(rate) {
+                fixes.note(FIX_SNAP, || format!("{} time {t} at {rate} Hz", b.id));
+                break;
+            }
+        }
+        if b.rtime.is_none() && b.duration.is_some() && cf.blocks.len() > 1 {
+            fixes.note(FIX_NO_RTIME, id);
+        }
+        let rtime = b.rtime.unwrap_or(AdmTime::ZERO);
+        let s = start + rtime.to_frames(rate);
+        let mut e = b.duration.map(|d| start + rtime.add(d).to_frames(rate));
+        if let (Some(d), Some(next)) = (b.duration, cf.blocks.get(i + 1).and_then(|n| n.rtime)) {
+            let end = rtime.add(d);
+            let next_f = start + next.to_frames(rate);
+            let order = end.cmp_time(next);
+            if order == std::cmp::Ordering::Greater {
+                fixes.note(FIX_OVERLAP, id);
+                e = Some(next_f);
+            } else if order == std::cmp::Ordering::Less && secs(next) - secs(end) < sample_s {
+                fixes.note(FIX_GAP, id);
+                e = Some(next_f);
+            }
+        }
+        let block_frames = e.map_or(u64::MAX, |e| e.saturating_sub(s));
+        let len = if b.jump_position {
+            let l = b.interpolation_length.map_or(0, |l| l.to_frames(rate));
+            if l > block_frames {
+                fixes.note(FIX_INTERPOLATION, id);
+            }
+            l.min(block_frames)
+        } else {
+            e.map_or(0, |e| e.saturating_sub(s))
+        };
+        let contiguous = prev_end == Some(s);
+        if let Some(pe) = prev_end
+            && pe < s
+        {
+            fixes.note(FIX_GAPS_HELD, || {
+                format!("before audioBlockFormat {}", b.id)
+            });
+        }
+        spans.push((
+            s,
+            contiguous && len > 0,
+            s + if contiguous { len } else { 0 },
+        ));
+        prev_end = e;
+    }
+    spans
 }
 
 /// An automation whose values never change becomes a constant.
@@ -869,6 +998,8 @@ pub(super) fn short_name_alias(label: &str) -> Option<&'static str> {
         "Rsr" | "Rrs" | "Rb" => "M-135",
         "LFE" | "LFE1" => "LFE1",
         "Vhl" | "Ltfh" => "U+045",
+        "Lts" | "Ltm" => "U+090",
+        "Rts" | "Rtm" => "U-090",
         "Vhr" | "Rtfh" => "U-045",
         _ => return None,
     })

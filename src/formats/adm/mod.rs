@@ -74,6 +74,10 @@ pub const MAX_BLOCKS_PER_CHANNEL: usize = 1_000_000;
 pub const MAX_OBJECT_NESTING: usize = 16;
 /// Largest `chna` chunk: 65535 entries of 40 bytes and the 4-byte header.
 pub const MAX_CHNA_BYTES: usize = 4 + 40 * 65535;
+/// Largest timing inconsistency halo fixes rather than refuses, seconds: Pro Tools rounds
+/// rtime and duration to 10 µs (blocks overlap by that much) and ends objects in a block
+/// shorter than its 5.2 ms `interpolationLength`.
+pub const TIMING_TOLERANCE_S: f64 = 0.01;
 /// Namespace of the `halo:keys` attribute.
 pub const HALO_NAMESPACE: &str = "urn:halo:adm:1";
 /// Lowest gain halo writes for a linear ADM gain of 0, dB.

@@ -200,7 +200,34 @@ pub fn parse_axml(xml: &[u8]) -> Result<AdmDocument, AdmError> {
         ));
     }
     check_references(&doc)?;
+    doc.warnings = fold_channel_warnings(std::mem::take(&mut doc.warnings));
     Ok(doc)
+}
+
+/// The same warning about many channel formats (`audioChannelFormat AC_…: diffuse is not
+/// supported`) becomes one line with the count and the first channel.
+fn fold_channel_warnings(lines: Vec<String>) -> Vec<String> {
+    let mut out: Vec<(String, usize, String)> = Vec::new();
+    for line in lines {
+        let (first, message) = match line
+            .strip_prefix("audioChannelFormat ")
+            .and_then(|rest| rest.split_once(": "))
+        {
+            Some((id, message)) => (id.to_string(), message.to_string()),
+            None => (String::new(), line),
+        };
+        match out.iter_mut().find(|o| o.0 == message && !first.is_empty()) {
+            Some(o) => o.1 += 1,
+            None => out.push((message, 1, first)),
+        }
+    }
+    out.into_iter()
+        .map(|(message, count, first)| match count {
+            _ if first.is_empty() => message,
+            1 => format!("audioChannelFormat {first}: {message}"),
+            n => format!("{n} audioChannelFormats (first {first}): {message}"),
+        })
+        .collect()
 }
 
 pub(super) fn check_counts(elements: usize, depth: usize) -> Result<(), AdmError> {
@@ -547,7 +574,12 @@ pub(super) fn channel_format(
         // Order: each block starts at or after the previous block's end.
         if let Some(prev) = blocks.last() {
             let bel = format!("audioBlockFormat {}", block.id);
-            let (Some(prt), Some(rt)) = (prev.rtime, block.rtime) else {
+            // A first block may give a duration without an rtime (it starts at 0).
+            let prt = match prev.rtime {
+                None if blocks.len() == 1 => Some(AdmTime::ZERO),
+                t => t,
+            };
+            let (Some(prt), Some(rt)) = (prt, block.rtime) else {
                 return Err(invalid(
                     bel,
                     "a channel with several blocks needs rtime and duration on every block",
@@ -562,7 +594,12 @@ pub(super) fn channel_format(
                 ));
             };
             let prev_end = prt.add(pd);
-            if rt.cmp_time(prev_end) == std::cmp::Ordering::Less {
+            // An overlap of DAW rounding size is fixed when the sample rate is known
+            // (`import`: the block runs to the next rtime); a larger one is refused.
+            if rt.cmp_time(prev_end) == std::cmp::Ordering::Less
+                && (rt.cmp_time(prt) == std::cmp::Ordering::Less
+                    || prev_end.seconds_f64() - rt.seconds_f64() > TIMING_TOLERANCE_S)
+            {
                 let problem = if rt.cmp_time(prt) == std::cmp::Ordering::Less {
                     format!(
                         "rtime {rt} is before the previous block's rtime {prt} (blocks out of order)"
@@ -789,12 +826,12 @@ fn block_jump(b: &El, element: &str, block: &mut BlockFormat) -> Result<(), AdmE
     }
     if let (Some(l), Some(d)) = (block.interpolation_length, block.duration)
         && block.jump_position
-        && l.cmp_time(d) == std::cmp::Ordering::Greater
+        && l.seconds_f64() - d.seconds_f64() > TIMING_TOLERANCE_S
     {
         return Err(invalid(
             &element,
             format!("interpolationLength {l} is longer than the block's duration {d}"),
-            "an interpolation length of at most the block's duration",
+            "an interpolation length of at most the block's duration (up to 10 ms more is clamped to it)",
         ));
     }
     Ok(())
@@ -846,7 +883,12 @@ pub(super) fn check_references(doc: &AdmDocument) -> Result<(), AdmError> {
         }
     }
     let check = |element: String, r: &str| -> Result<(), AdmError> {
-        if ids.contains_key(r) || common_channel(r).is_some() || common_pack(r).is_some() {
+        if ids.contains_key(r)
+            || common_channel(r).is_some()
+            || common_pack(r).is_some()
+            || common_channel_of_track(r).is_some()
+            || is_common_hoa(r)
+        {
             Ok(())
         } else {
             Err(AdmError::UnknownRef {
