@@ -491,3 +491,97 @@ fn dolby_rc_labels_make_the_7_1_2_bed() {
         ]
     );
 }
+
+/// A chna-only 5.1 master (BS.2088: common definitions need no axml): one second of a
+/// 1 kHz tone on each track at its own level, track 4 (LFE) at -6 dBFS.
+fn chna_only_master(dir: &std::path::Path) -> PathBuf {
+    use halo::formats::io::{Chunk, WavSpec, WavWriter, WriteFormat};
+    let path = dir.join("master.wav");
+    let entries = (1..=6u16)
+        .map(|i| {
+            entry(
+                i,
+                &format!("ATU_{i:08}"),
+                &format!("AT_0001000{i}_01"),
+                "AP_00010003",
+            )
+        })
+        .collect();
+    let spec = WavSpec {
+        channels: 6,
+        sample_rate: RATE,
+        format: WriteFormat::F32,
+        channel_mask: None,
+    };
+    let mut w = WavWriter::create_with_chunks(
+        &path,
+        spec,
+        vec![Chunk {
+            id: *b"chna",
+            data: write_chna(&Chna { entries }),
+        }],
+    )
+    .unwrap();
+    let frames = RATE as usize;
+    let mut samples = vec![0.0f32; frames * 6];
+    for f in 0..frames {
+        let s = (std::f64::consts::TAU * 1000.0 * f as f64 / f64::from(RATE)).sin();
+        samples[f * 6 + 3] = (0.5 * s) as f32;
+    }
+    w.write(&samples).unwrap();
+    w.finish().unwrap().commit().unwrap();
+    path
+}
+
+#[test]
+fn a_master_rendered_with_layout_writes_only_that_layout() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adm_rules_layout");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let master = chna_only_master(&dir);
+    let out = dir.join("render");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
+        .args([
+            "render",
+            master.to_str().unwrap(),
+            "--layout",
+            "7.1.4",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut wavs: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wav"))
+        .collect();
+    wavs.sort();
+    assert_eq!(wavs.len(), 1, "{wavs:?}");
+    // The chna-only bed's LFE reaches the 7.1.4 LFE (channel 4) and nothing else.
+    let mut r = halo::formats::io::WavReader::open(&out.join(&wavs[0])).unwrap();
+    let n = r.info().channels;
+    assert_eq!(n, 12);
+    let mut buf = vec![0.0f32; n * RATE as usize];
+    let got = r.read(&mut buf).unwrap();
+    let mut energy = vec![0.0f64; n];
+    for frame in buf[..got * n].chunks(n) {
+        for (e, &v) in energy.iter_mut().zip(frame) {
+            *e += f64::from(v) * f64::from(v);
+        }
+    }
+    // A 0.5-amplitude sine over (most of) a second: 0.125 · 48000 = 6000.
+    assert!((energy[3] / 6000.0 - 1.0).abs() < 0.05, "{energy:?}");
+    let others: f64 = energy
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, e)| e)
+        .sum();
+    assert!(others < 1e-9, "{energy:?}");
+}

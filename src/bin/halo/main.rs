@@ -430,7 +430,14 @@ fn cmd_render(
             flags.threshold
         )));
     }
-    let (scene, notes) = load_input(session, programme)?;
+    let (mut scene, notes) = load_input(session, programme)?;
+    if !layouts.is_empty() && exchange::is_master_path(session) {
+        // A master's default outputs (7.1.4, binaural, stereo) are halo's choice, not the
+        // user's: with --layout it renders only what was asked (--binaural for headphones).
+        scene
+            .outputs
+            .retain(|o| matches!(o, halo::scene::mix::OutputSpec::Speakers { .. }));
+    }
     let layouts = if layouts.is_empty() {
         None
     } else {

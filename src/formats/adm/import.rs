@@ -798,11 +798,13 @@ pub(super) fn block_spans(
             fixes.note(FIX_NO_RTIME, id);
         }
         let rtime = b.rtime.unwrap_or(AdmTime::ZERO);
-        let s = start + rtime.to_frames(rate);
-        let mut e = b.duration.map(|d| start + rtime.add(d).to_frames(rate));
+        let s = start.saturating_add(rtime.to_frames(rate));
+        let mut e = b
+            .duration
+            .map(|d| start.saturating_add(rtime.add(d).to_frames(rate)));
         if let (Some(d), Some(next)) = (b.duration, cf.blocks.get(i + 1).and_then(|n| n.rtime)) {
             let end = rtime.add(d);
-            let next_f = start + next.to_frames(rate);
+            let next_f = start.saturating_add(next.to_frames(rate));
             let order = end.cmp_time(next);
             if order == std::cmp::Ordering::Greater {
                 fixes.note(FIX_OVERLAP, id);
@@ -833,7 +835,7 @@ pub(super) fn block_spans(
         spans.push((
             s,
             contiguous && len > 0,
-            s + if contiguous { len } else { 0 },
+            s.saturating_add(if contiguous { len } else { 0 }),
         ));
         prev_end = e;
     }
