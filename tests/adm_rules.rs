@@ -585,3 +585,13 @@ fn a_master_rendered_with_layout_writes_only_that_layout() {
         .sum();
     assert!(others < 1e-9, "{energy:?}");
 }
+
+#[test]
+fn a_channel_without_a_label_is_placed_by_its_position() {
+    let (scene, _) = own_speakers(&[(Some("M+030"), None, 30.0), (None, None, -60.0)]);
+    assert_eq!(scene.beds.len(), 1);
+    let ch = &scene.beds[0].layout.channels;
+    let unlabelled = ch.iter().find(|c| c.name == "AC_00011002").unwrap();
+    assert_eq!(unlabelled.azimuth_deg, -60.0);
+    assert!(!unlabelled.lfe);
+}

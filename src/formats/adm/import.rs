@@ -974,13 +974,24 @@ pub(super) fn speaker_label(t: &Track, element: &str) -> Result<String, AdmError
         None => common_channel(&t.channel_id).map(str::to_string),
     };
     let Some(raw) = raw else {
+        // No label (BS.2127 §8 allows it): the channel is placed by its block's position,
+        // under its channel format ID.
+        let positioned = t
+            .channel
+            .and_then(|c| c.blocks.first())
+            .and_then(block_position)
+            .is_some();
+        if positioned {
+            return Ok(t.channel_id.clone());
+        }
         return Err(invalid(
             element,
             format!(
-                "DirectSpeakers channel {} has no speakerLabel",
+                "DirectSpeakers channel {} has neither a speakerLabel nor a position",
                 t.channel_id
             ),
-            "a <speakerLabel> in the first block (M+030, urn:itu:bs:2051:0:speaker:M+030, L …)",
+            "a <speakerLabel> in the first block (M+030, urn:itu:bs:2051:0:speaker:M+030, L …) \
+             or a position",
         ));
     };
     let mut l = raw.trim();
