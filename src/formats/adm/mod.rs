@@ -11,12 +11,16 @@
 //! `audioPackFormat` → `audioChannelFormat` of type **Objects** (time-varying
 //! `audioBlockFormat`s: polar `azimuth/elevation/distance` or Cartesian `X/Y/Z`, `gain` in
 //! linear or dB, `width/height/depth`, `jumpPosition` with `interpolationLength`) and
-//! **DirectSpeakers** (beds, matched by `speakerLabel` to a built-in halo layout), reached
-//! through `audioTrackUID` → `audioTrackFormat` → `audioStreamFormat`, or directly from the
-//! `audioTrackUID` to the channel format (the BS.2076-2 shortcut), or from the `chna`
-//! entries alone. HOA, Matrix and Binaural content, screen-related metadata, zone exclusion,
+//! **DirectSpeakers** (beds: a built-in halo layout when the `speakerLabel`s make one,
+//! otherwise a layout of the pack's own speakers, LFE found by label or `frequency lowPass`
+//! ≤ 200 Hz), reached through `audioTrackUID` → `audioTrackFormat` → `audioStreamFormat`,
+//! or directly from the `audioTrackUID` to the channel format (the BS.2076-2 shortcut), or
+//! from the `chna` entries alone; BS.2094-1 common definitions need no copy in the file
+//! (`common`). HOA, Matrix and Binaural content, screen-related metadata, zone exclusion,
 //! divergence, channel lock and complementary objects are reported as warnings, never
-//! silently dropped.
+//! silently dropped. Timing that DAWs round (overlaps and interpolation lengths up to
+//! [`TIMING_TOLERANCE_S`], gaps under a sample, times off the sample grid) is fixed with one
+//! warning line per kind of fix (`import::block_spans`).
 //!
 //! # Timing of block formats (BS.2127 §7.3 / the EBU ADM renderer)
 //!
