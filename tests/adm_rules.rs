@@ -595,3 +595,60 @@ fn a_channel_without_a_label_is_placed_by_its_position() {
     assert_eq!(unlabelled.azimuth_deg, -60.0);
     assert!(!unlabelled.lfe);
 }
+
+/// Two complementary objects (a dialogue in two languages): AO_1001 leads, AO_1002 is its
+/// alternative; each on its own track.
+fn complementary_doc() -> (AdmDocument, Chna) {
+    let mut xml = String::from("<audioFormatExtended>");
+    for (i, az) in [(1u32, 30.0), (2, -30.0)] {
+        let comp = if i == 1 {
+            "<audioComplementaryObjectIDRef>AO_1002</audioComplementaryObjectIDRef>"
+        } else {
+            ""
+        };
+        xml += &format!(
+            r#"<audioObject audioObjectID="AO_100{i}" audioObjectName="lang{i}"><audioPackFormatIDRef>AP_0003100{i}</audioPackFormatIDRef><audioTrackUIDRef>ATU_0000000{i}</audioTrackUIDRef>{comp}</audioObject>
+<audioPackFormat audioPackFormatID="AP_0003100{i}" audioPackFormatName="o" typeDefinition="Objects"><audioChannelFormatIDRef>AC_0003100{i}</audioChannelFormatIDRef></audioPackFormat>
+<audioChannelFormat audioChannelFormatID="AC_0003100{i}" audioChannelFormatName="o" typeDefinition="Objects"><audioBlockFormat audioBlockFormatID="AB_0003100{i}_00000001"><position coordinate="azimuth">{az}</position><position coordinate="elevation">0</position></audioBlockFormat></audioChannelFormat>
+<audioTrackUID UID="ATU_0000000{i}"><audioChannelFormatIDRef>AC_0003100{i}</audioChannelFormatIDRef></audioTrackUID>"#
+        );
+    }
+    xml += "</audioFormatExtended>";
+    let doc = parse_axml(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let chna = Chna {
+        entries: vec![
+            entry(1, "ATU_00000001", "AC_00031001_00", "AP_00031001"),
+            entry(2, "ATU_00000002", "AC_00031002_00", "AP_00031002"),
+        ],
+    };
+    (doc, chna)
+}
+
+#[test]
+fn only_the_chosen_complementary_object_renders() {
+    let (doc, chna) = complementary_doc();
+    // Default: the leader.
+    let (scene, warnings) = to_scene(&doc, &chna, &audio(2)).unwrap();
+    let names: Vec<&str> = scene.objects.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["lang1"]);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("rendering AO_1001 only")),
+        "{warnings:?}"
+    );
+    // --complementary AO_1002.
+    let (scene, _) =
+        to_scene_choosing(&doc, &chna, &audio(2), None, &["AO_1002".to_string()]).unwrap();
+    let names: Vec<&str> = scene.objects.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["lang2"]);
+    assert_eq!(scene.objects[0].source.channel, Some(1));
+    // An object in no group is a clear error.
+    let err = to_scene_choosing(&doc, &chna, &audio(2), None, &["AO_1003".to_string()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("AO_1003") && err.contains("AO_1001 AO_1002"),
+        "{err}"
+    );
+}

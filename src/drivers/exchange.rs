@@ -77,6 +77,16 @@ pub struct Master {
 /// master's own tracks. The scene has the default outputs ([`default_outputs`]).
 /// `programme`: the `audioProgrammeID` or name to render (None: the first).
 pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, ExchangeError> {
+    read_master_choosing(path, programme, &[])
+}
+
+/// [`read_master`] with complementary objects chosen (by `audioObjectID`; in each group the
+/// leader renders unless another member is named).
+pub fn read_master_choosing(
+    path: &Path,
+    programme: Option<&str>,
+    complementary: &[String],
+) -> Result<Master, ExchangeError> {
     let mut reader = WavReader::open(path)?;
     let info = reader.info().clone();
     let present = reader.frames_present();
@@ -113,7 +123,7 @@ pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, Excha
         frames: info.frames,
     };
     let (mut scene, warnings) =
-        adm::to_scene_of(&doc, &chna, &audio, programme).map_err(adm_error)?;
+        adm::to_scene_choosing(&doc, &chna, &audio, programme, complementary).map_err(adm_error)?;
     if scene.outputs.is_empty() {
         scene.outputs = default_outputs();
     }

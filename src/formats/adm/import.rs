@@ -5,6 +5,8 @@ use crate::scene::layout::Channel;
 
 pub(super) struct Finder<'d> {
     doc: &'d AdmDocument,
+    /// Complementary objects not chosen: they and their children do not render.
+    left_out: Vec<String>,
 }
 
 impl<'d> Finder<'d> {
@@ -142,9 +144,25 @@ pub fn to_scene_of(
     audio: &AdmAudio,
     programme: Option<&str>,
 ) -> Result<(Scene, Vec<String>), AdmError> {
+    to_scene_choosing(doc, chna, audio, programme, &[])
+}
+
+/// [`to_scene_of`] with the complementary objects chosen: of each complementary group
+/// (BS.2076-2), the object named in `complementary`, or the group's leader, renders; the
+/// others do not.
+pub fn to_scene_choosing(
+    doc: &AdmDocument,
+    chna: &Chna,
+    audio: &AdmAudio,
+    programme: Option<&str>,
+    complementary: &[String],
+) -> Result<(Scene, Vec<String>), AdmError> {
     let chosen = select_programme(doc, programme)?;
     let mut warnings = doc.warnings.clone();
-    let f = Finder { doc };
+    let f = Finder {
+        doc,
+        left_out: left_out_complementary(doc, complementary, &mut warnings)?,
+    };
     check_audio(chna, audio)?;
     let (roots, duration_frames) = roots_of(doc, chosen, audio.sample_rate, &mut warnings);
     let leaves = leaves_of(&f, &roots)?;
@@ -180,6 +198,57 @@ pub fn to_scene_of(
         },
         warnings,
     ))
+}
+
+/// The complementary objects that do not render: in each group, all but the one asked for
+/// (or the leader); one warning line per group. Asking for an object that is in no group is
+/// an error.
+fn left_out_complementary(
+    doc: &AdmDocument,
+    asked: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, AdmError> {
+    let mut left_out = Vec::new();
+    for a in asked {
+        let known = doc
+            .complementary
+            .iter()
+            .any(|(leader, alts)| leader == a || alts.contains(a));
+        if !known {
+            return Err(invalid(
+                format!("--complementary {a}"),
+                "it is not in a complementary object group of the file",
+                &if doc.complementary.is_empty() {
+                    "none: the file has no complementary objects".to_string()
+                } else {
+                    doc.complementary
+                        .iter()
+                        .map(|(l, alts)| format!("{l} {}", alts.join(" ")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ));
+        }
+    }
+    for (leader, alts) in &doc.complementary {
+        let group: Vec<&String> = std::iter::once(leader).chain(alts).collect();
+        let chosen = group
+            .iter()
+            .find(|g| asked.contains(g))
+            .copied()
+            .unwrap_or(leader);
+        warnings.push(format!(
+            "complementary objects {}: rendering {chosen} only (choose another with \
+             --complementary ID)",
+            group
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        left_out.extend(group.into_iter().filter(|g| *g != chosen).cloned());
+    }
+    Ok(left_out)
 }
 
 /// The audio description is usable and every chna entry names one of its tracks.
@@ -305,6 +374,9 @@ fn walk<'d>(
             where_: " in the axml chunk".into(),
         });
     };
+    if f.left_out.iter().any(|l| l == id) {
+        return Ok(());
+    }
     let own_db = o.gain_db.unwrap_or_else(|| lin_to_db(o.gain));
     let (g, m) = (gain + own_db, mute || o.mute);
     if !o.track_uid_refs.is_empty() {

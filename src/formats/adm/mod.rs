@@ -17,10 +17,11 @@
 //! or directly from the `audioTrackUID` to the channel format (the BS.2076-2 shortcut), or
 //! from the `chna` entries alone; BS.2094-1 common definitions need no copy in the file
 //! (`common`). HOA, Matrix and Binaural content, screen-related metadata, zone exclusion,
-//! divergence, channel lock and complementary objects are reported as warnings, never
-//! silently dropped. Timing that DAWs round (overlaps and interpolation lengths up to
-//! [`TIMING_TOLERANCE_S`], gaps under a sample, times off the sample grid) is fixed with one
-//! warning line per kind of fix (`import::block_spans`).
+//! divergence and channel lock are reported as warnings, never silently dropped. Of each
+//! group of complementary objects only one renders (the leader, or the one chosen). Timing
+//! that DAWs round (overlaps and interpolation lengths up to [`TIMING_TOLERANCE_S`], gaps
+//! under a sample, times off the sample grid) is fixed with one warning line per kind of
+//! fix (`import::block_spans`).
 //!
 //! # Timing of block formats (BS.2127 §7.3 / the EBU ADM renderer)
 //!

@@ -16,6 +16,9 @@ pub struct AdmDocument {
     pub track_uids: Vec<TrackUid>,
     /// Parts of the document that halo does not support (each named once).
     pub warnings: Vec<String>,
+    /// Complementary object groups (BS.2076-2 `audioComplementaryObjectIDRef`): the leader
+    /// (the default, rendered unless another is chosen) and the alternatives to it.
+    pub complementary: Vec<(String, Vec<String>)>,
 }
 
 /// Loudness of a programme or content (`loudnessMetadata`, EBU Tech 3364 / BS.2076).

@@ -315,13 +315,15 @@ pub(super) fn add_top_level(
                 Some(m) => parse_flag(&m.text, &format!("{element}: mute"))?,
                 None => false,
             };
-            for unsupported in ["audioComplementaryObjectIDRef", "audioObjectInteraction"] {
-                if el.child(unsupported).is_some() {
-                    doc.warnings.push(format!(
-                        "{element}: {unsupported} is not supported (ignored: every object is \
-                         rendered, without interaction limits)"
-                    ));
-                }
+            if el.child("audioObjectInteraction").is_some() {
+                doc.warnings.push(format!(
+                    "{element}: audioObjectInteraction is not supported (ignored: rendered \
+                     without interaction limits)"
+                ));
+            }
+            let alternatives = el.texts("audioComplementaryObjectIDRef");
+            if !alternatives.is_empty() {
+                doc.complementary.push((id.clone(), alternatives));
             }
             let halo_binaural = match el.attr("halo:binaural") {
                 None => None,
