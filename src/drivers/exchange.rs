@@ -86,6 +86,16 @@ pub struct Master {
 /// master's own tracks. The scene has the default outputs ([`default_outputs`]).
 /// `programme`: the `audioProgrammeID` or name to render (None: the first).
 pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, ExchangeError> {
+    read_master_choosing(path, programme, &[])
+}
+
+/// [`read_master`] with complementary objects chosen (by `audioObjectID`; in each group the
+/// leader renders unless another member is named).
+pub fn read_master_choosing(
+    path: &Path,
+    programme: Option<&str>,
+    complementary: &[String],
+) -> Result<Master, ExchangeError> {
     let mut reader = WavReader::open(path)?;
     let info = reader.info().clone();
     let present = reader.frames_present();
@@ -101,19 +111,19 @@ pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, Excha
         path: path.to_path_buf(),
         source,
     };
-    let axml = reader
-        .read_chunk(*b"axml", adm::MAX_AXML_BYTES as u64)?
-        .ok_or_else(|| ExchangeError::NotAdm {
-            path: path.to_path_buf(),
-            chunk: "axml",
-        })?;
+    let axml = reader.read_chunk(*b"axml", adm::MAX_AXML_BYTES as u64)?;
     let chna = reader
         .read_chunk(*b"chna", adm::MAX_CHNA_BYTES as u64)?
         .ok_or_else(|| ExchangeError::NotAdm {
             path: path.to_path_buf(),
-            chunk: "chna",
+            chunk: if axml.is_some() { "chna" } else { "axml" },
         })?;
-    let doc = adm::parse_axml(&axml).map_err(adm_error)?;
+    // BS.2088: a file whose tracks are all BS.2094 common definitions may carry a chna
+    // and no axml.
+    let doc = match axml {
+        Some(axml) => adm::parse_axml(&axml).map_err(adm_error)?,
+        None => adm::AdmDocument::default(),
+    };
     let chna = adm::parse_chna(&chna).map_err(adm_error)?;
     let audio = AdmAudio {
         path: path.to_path_buf(),
@@ -122,7 +132,7 @@ pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, Excha
         frames: info.frames,
     };
     let (mut scene, warnings) =
-        adm::to_scene_of(&doc, &chna, &audio, programme).map_err(adm_error)?;
+        adm::to_scene_choosing(&doc, &chna, &audio, programme, complementary).map_err(adm_error)?;
     if scene.outputs.is_empty() {
         scene.outputs = default_outputs();
     }

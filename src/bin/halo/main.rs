@@ -113,6 +113,10 @@ enum Command {
         /// ADM masters: the audioProgramme to render, by ID (APR_1002) or name. Default: the first.
         #[arg(long, value_name = "ID")]
         programme: Option<String>,
+        /// ADM masters: the complementary audioObject to render (by ID) instead of its
+        /// group's default; repeatable, one per group.
+        #[arg(long = "complementary", value_name = "ID")]
+        complementary: Vec<String>,
     },
     /// Split an ADM BWF master into an editable session and mono stems (SESSION-stems/).
     Import {
@@ -348,9 +352,11 @@ fn run() -> ExitCode {
             block,
             threads,
             programme,
+            complementary,
         } => cmd_render(
             &session,
             programme.as_deref(),
+            &complementary,
             &layouts,
             &out,
             RenderFlags {
@@ -555,6 +561,7 @@ struct RenderFlags {
 fn cmd_render(
     session: &Path,
     programme: Option<&str>,
+    complementary: &[String],
     layouts: &[String],
     out: &Path,
     flags: RenderFlags,
@@ -566,7 +573,30 @@ fn cmd_render(
             flags.threshold
         )));
     }
-    let (scene, notes) = load_input(session, programme)?;
+    let (mut scene, notes) = if complementary.is_empty() {
+        load_input(session, programme)?
+    } else if exchange::is_master_path(session) {
+        let master = exchange::read_master_choosing(session, programme, complementary)
+            .map_err(|e| classify(e.into()))?;
+        let notes = master
+            .warnings
+            .iter()
+            .map(|w| format!("ADM: {w}"))
+            .collect();
+        (master.scene, notes)
+    } else {
+        return Err(bad_input(anyhow!(
+            "--complementary: {} is a session, not an ADM master; allowed: --complementary only with a .wav master",
+            session.display()
+        )));
+    };
+    if !layouts.is_empty() && exchange::is_master_path(session) {
+        // A master's default outputs (7.1.4, binaural, stereo) are halo's choice, not the
+        // user's: with --layout it renders only what was asked (--binaural for headphones).
+        scene
+            .outputs
+            .retain(|o| matches!(o, halo::scene::mix::OutputSpec::Speakers { .. }));
+    }
     let layouts = if layouts.is_empty() {
         None
     } else {

@@ -1,0 +1,1148 @@
+//! ADM → halo scene: objects, beds and their automation under the ITU-R BS.2127 timing rules.
+
+use super::*;
+use crate::scene::layout::Channel;
+
+pub(super) struct Finder<'d> {
+    doc: &'d AdmDocument,
+    /// Complementary objects not chosen: they and their children do not render.
+    left_out: Vec<String>,
+}
+
+impl<'d> Finder<'d> {
+    fn object(&self, id: &str) -> Option<&'d AudioObject> {
+        self.doc.objects.iter().find(|o| o.id == id)
+    }
+    fn channel(&self, id: &str) -> Option<&'d ChannelFormat> {
+        self.doc.channel_formats.iter().find(|c| c.id == id)
+    }
+    fn uid(&self, id: &str) -> Option<&'d TrackUid> {
+        self.doc.track_uids.iter().find(|u| u.id == id)
+    }
+
+    /// The channel format a track UID (with its chna entry) refers to.
+    fn channel_of(&self, uid: &str, entry: Option<&ChnaEntry>) -> Result<String, AdmError> {
+        let element = format!("audioTrackUID {uid}");
+        let via_track = |track: &str| -> Result<String, AdmError> {
+            if track.starts_with("AC_") {
+                return Ok(track.get(..11).unwrap_or(track).to_string());
+            }
+            let in_doc = self.doc.track_formats.iter().any(|t| t.id == track);
+            if !in_doc {
+                if let Some(c) = common_channel_of_track(track) {
+                    return Ok(c);
+                }
+                if is_common_hoa(track) {
+                    return Ok(format!("AC_{}", track.get(3..11).unwrap_or_default()));
+                }
+            }
+            let tf = self
+                .doc
+                .track_formats
+                .iter()
+                .find(|t| t.id == track)
+                .ok_or_else(|| AdmError::UnknownRef {
+                    element: element.clone(),
+                    reference: track.to_string(),
+                    where_: " in the axml chunk".into(),
+                })?;
+            let sf_id = tf.stream_ref.as_deref().unwrap_or_default();
+            if !self.doc.stream_formats.iter().any(|s| s.id == sf_id)
+                && let Some(c) = common_channel_of_track(sf_id)
+            {
+                return Ok(c);
+            }
+            let sf = self
+                .doc
+                .stream_formats
+                .iter()
+                .find(|s| s.id == sf_id)
+                .ok_or_else(|| AdmError::UnknownRef {
+                    element: format!("audioTrackFormat {}", tf.id),
+                    reference: sf_id.to_string(),
+                    where_: " in the axml chunk".into(),
+                })?;
+            sf.channel_ref.clone().ok_or_else(|| {
+                invalid(
+                    format!("audioStreamFormat {}", sf.id),
+                    "it names no audioChannelFormat",
+                    "an audioChannelFormatIDRef (PCM streams)",
+                )
+            })
+        };
+        if let Some(u) = self.uid(uid) {
+            if let Some(c) = &u.channel_format_ref {
+                return Ok(c.clone());
+            }
+            if let Some(t) = &u.track_format_ref {
+                return via_track(t);
+            }
+        }
+        match entry {
+            Some(e) => via_track(&e.track_ref),
+            None => Err(invalid(
+                element,
+                "it names neither a track format nor a channel format",
+                "audioTrackFormatIDRef or audioChannelFormatIDRef in the audioTrackUID, or a \
+                 chna entry",
+            )),
+        }
+    }
+}
+
+/// One halo source found in the ADM: a channel of the file with its channel format.
+pub(super) struct Track<'d> {
+    file_channel: usize,
+    channel_id: String,
+    channel: Option<&'d ChannelFormat>,
+    pack_id: Option<String>,
+}
+
+/// Converts an ADM document and its `chna` to a halo scene whose object and bed sources are
+/// channels (0-based) of the ADM file itself. Returns the scene and the warnings (parts of
+/// the ADM halo does not render, or renders differently).
+pub fn to_scene(
+    doc: &AdmDocument,
+    chna: &Chna,
+    audio: &AdmAudio,
+) -> Result<(Scene, Vec<String>), AdmError> {
+    to_scene_of(doc, chna, audio, None)
+}
+
+/// The programme to render: the one whose `audioProgrammeID` or `audioProgrammeName` is
+/// `wanted`, or the first (`None`; also `None` when the file has no programme at all).
+pub fn select_programme<'a>(
+    doc: &'a AdmDocument,
+    wanted: Option<&str>,
+) -> Result<Option<&'a Programme>, AdmError> {
+    let Some(wanted) = wanted else {
+        return Ok(doc.programmes.first());
+    };
+    doc.programmes
+        .iter()
+        .find(|p| p.id == wanted)
+        .or_else(|| doc.programmes.iter().find(|p| p.name == wanted))
+        .map(Some)
+        .ok_or_else(|| AdmError::UnknownProgramme {
+            asked: wanted.to_string(),
+            available: if doc.programmes.is_empty() {
+                "none: the file has no audioProgramme".into()
+            } else {
+                doc.programmes
+                    .iter()
+                    .map(|p| format!("{} {:?}", p.id, p.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// [`to_scene`] of one programme (see [`select_programme`]).
+pub fn to_scene_of(
+    doc: &AdmDocument,
+    chna: &Chna,
+    audio: &AdmAudio,
+    programme: Option<&str>,
+) -> Result<(Scene, Vec<String>), AdmError> {
+    to_scene_choosing(doc, chna, audio, programme, &[])
+}
+
+/// [`to_scene_of`] with the complementary objects chosen: of each complementary group
+/// (BS.2076-2), the object named in `complementary`, or the group's leader, renders; the
+/// others do not.
+pub fn to_scene_choosing(
+    doc: &AdmDocument,
+    chna: &Chna,
+    audio: &AdmAudio,
+    programme: Option<&str>,
+    complementary: &[String],
+) -> Result<(Scene, Vec<String>), AdmError> {
+    let chosen = select_programme(doc, programme)?;
+    let mut warnings = doc.warnings.clone();
+    let f = Finder {
+        doc,
+        left_out: left_out_complementary(doc, complementary, &mut warnings)?,
+    };
+    check_audio(chna, audio)?;
+    let (roots, duration_frames) = roots_of(doc, chosen, audio.sample_rate, &mut warnings);
+    let leaves = leaves_of(&f, &roots)?;
+    let groups = groups_of(&f, chna, &leaves)?;
+
+    let mut out = Built::default();
+    for group in &groups {
+        out.add_group(group, audio, &mut warnings)?;
+    }
+    std::mem::take(&mut out.fixes).into_warnings(&mut warnings);
+    if out.objects.is_empty() && out.beds.is_empty() {
+        return Err(AdmError::Nothing(format!(
+            "no Objects or DirectSpeakers channel to render (found {} objects, {} channel \
+             formats, {} chna entries){}",
+            doc.objects.len(),
+            doc.channel_formats.len(),
+            chna.entries.len(),
+            if warnings.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", warnings.join("; "))
+            }
+        )));
+    }
+    Ok((
+        Scene {
+            sample_rate: audio.sample_rate,
+            duration_frames,
+            objects: out.objects,
+            beds: out.beds,
+            outputs: Vec::new(),
+            origin: audio.path.clone(),
+        },
+        warnings,
+    ))
+}
+
+/// The complementary objects that do not render: in each group, all but the one asked for
+/// (or the leader); one warning line per group. Asking for an object that is in no group is
+/// an error.
+fn left_out_complementary(
+    doc: &AdmDocument,
+    asked: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<String>, AdmError> {
+    let mut left_out = Vec::new();
+    for a in asked {
+        let known = doc
+            .complementary
+            .iter()
+            .any(|(leader, alts)| leader == a || alts.contains(a));
+        if !known {
+            return Err(invalid(
+                format!("--complementary {a}"),
+                "it is not in a complementary object group of the file",
+                &if doc.complementary.is_empty() {
+                    "none: the file has no complementary objects".to_string()
+                } else {
+                    doc.complementary
+                        .iter()
+                        .map(|(l, alts)| format!("{l} {}", alts.join(" ")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            ));
+        }
+    }
+    for (leader, alts) in &doc.complementary {
+        let group: Vec<&String> = std::iter::once(leader).chain(alts).collect();
+        let chosen = group
+            .iter()
+            .find(|g| asked.contains(g))
+            .copied()
+            .unwrap_or(leader);
+        warnings.push(format!(
+            "complementary objects {}: rendering {chosen} only (choose another with \
+             --complementary ID)",
+            group
+                .iter()
+                .map(|g| g.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        left_out.extend(group.into_iter().filter(|g| *g != chosen).cloned());
+    }
+    Ok(left_out)
+}
+
+/// The audio description is usable and every chna entry names one of its tracks.
+fn check_audio(chna: &Chna, audio: &AdmAudio) -> Result<(), AdmError> {
+    if audio.sample_rate == 0 {
+        return Err(invalid(
+            "audio",
+            "the sample rate is 0 Hz",
+            "a sample rate above 0",
+        ));
+    }
+    for e in &chna.entries {
+        if usize::from(e.track_index) > audio.channels {
+            return Err(AdmError::Chna {
+                problem: format!(
+                    "{} is on track {}, but the file has {} channels",
+                    e.uid, e.track_index, audio.channels
+                ),
+                allowed: format!("track indices from 1 to {}", audio.channels),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Which objects to render: the chosen programme's, or all contents', or every top-level
+/// object; with the programme's duration in frames when it has a start and an end.
+fn roots_of<'d>(
+    doc: &'d AdmDocument,
+    chosen: Option<&'d Programme>,
+    rate: u32,
+    warnings: &mut Vec<String>,
+) -> (Vec<&'d str>, Option<u64>) {
+    let mut roots: Vec<&str> = Vec::new();
+    let mut duration_frames = None;
+    if let Some(p) = chosen {
+        if doc.programmes.len() > 1 {
+            warnings.push(format!(
+                "{} audioProgrammes: rendering {} {:?}; not rendered: {} (choose one by its ID or name)",
+                doc.programmes.len(),
+                p.id,
+                p.name,
+                doc.programmes
+                    .iter()
+                    .filter(|q| q.id != p.id)
+                    .map(|q| format!("{} {:?}", q.id, q.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let (Some(s), Some(e)) = (p.start, p.end) {
+            let (s, e) = (s.to_frames(rate), e.to_frames(rate));
+            if e > s {
+                duration_frames = Some(e - s);
+            }
+        }
+        for c in &p.content_refs {
+            if let Some(content) = doc.contents.iter().find(|x| &x.id == c) {
+                roots.extend(content.object_refs.iter().map(String::as_str));
+            }
+        }
+    } else if !doc.contents.is_empty() {
+        for content in &doc.contents {
+            roots.extend(content.object_refs.iter().map(String::as_str));
+        }
+    } else {
+        roots = doc
+            .objects
+            .iter()
+            .filter(|o| !doc.objects.iter().any(|p| p.object_refs.contains(&o.id)))
+            .map(|o| o.id.as_str())
+            .collect();
+    }
+    (roots, duration_frames)
+}
+
+/// A leaf object (one with tracks) with the gain and mute accumulated down its nesting.
+struct Leaf<'d> {
+    object: &'d AudioObject,
+    gain: f64,
+    mute: bool,
+}
+
+/// The leaf objects under the roots, each root followed once.
+fn leaves_of<'d>(f: &Finder<'d>, roots: &[&str]) -> Result<Vec<Leaf<'d>>, AdmError> {
+    let mut leaves = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for &r in roots {
+        if seen.contains(&r) {
+            continue;
+        }
+        seen.push(r);
+        walk(f, r, 0.0, false, 0, &mut Vec::new(), &mut leaves)?;
+    }
+    Ok(leaves)
+}
+
+fn walk<'d>(
+    f: &Finder<'d>,
+    id: &str,
+    gain: f64,
+    mute: bool,
+    depth: usize,
+    path: &mut Vec<String>,
+    leaves: &mut Vec<Leaf<'d>>,
+) -> Result<(), AdmError> {
+    if depth > MAX_OBJECT_NESTING || path.iter().any(|p| p == id) {
+        return Err(invalid(
+            format!("audioObject {id}"),
+            format!(
+                "the audioObjectIDRef chain {} loops or nests too deep",
+                path.join(" → ")
+            ),
+            &format!("nested objects without loops, at most {MAX_OBJECT_NESTING} deep"),
+        ));
+    }
+    let Some(o) = f.object(id) else {
+        return Err(AdmError::UnknownRef {
+            element: path
+                .last()
+                .map_or("audioContent".into(), |p| format!("audioObject {p}")),
+            reference: id.to_string(),
+            where_: " in the axml chunk".into(),
+        });
+    };
+    if f.left_out.iter().any(|l| l == id) {
+        return Ok(());
+    }
+    let own_db = o.gain_db.unwrap_or_else(|| lin_to_db(o.gain));
+    let (g, m) = (gain + own_db, mute || o.mute);
+    if !o.track_uid_refs.is_empty() {
+        leaves.push(Leaf {
+            object: o,
+            gain: g,
+            mute: m,
+        });
+    }
+    path.push(id.to_string());
+    for child in &o.object_refs {
+        walk(f, child, g, m, depth + 1, path, leaves)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+/// The tracks of one object (or, in a chna-only file, of one pack) with the object's
+/// accumulated gain and mute.
+struct Group<'d> {
+    id: String,
+    name: String,
+    tracks: Vec<Track<'d>>,
+    gain_db: f64,
+    mute: bool,
+    object: Option<&'d AudioObject>,
+}
+
+/// One group per leaf object; without objects, one per pack named in the chna.
+fn groups_of<'d>(
+    f: &Finder<'d>,
+    chna: &Chna,
+    leaves: &[Leaf<'d>],
+) -> Result<Vec<Group<'d>>, AdmError> {
+    let mut groups: Vec<Group> = Vec::new();
+    if leaves.is_empty() && f.doc.objects.is_empty() {
+        // No objects: the chna alone says which pack and channel each track carries.
+        for e in &chna.entries {
+            let channel_id = f.channel_of(&e.uid, Some(e))?;
+            let track = Track {
+                file_channel: usize::from(e.track_index) - 1,
+                channel: f.channel(&channel_id),
+                channel_id,
+                pack_id: Some(e.pack_ref.clone()).filter(|p| !p.is_empty()),
+            };
+            let key = track.pack_id.clone().unwrap_or_default();
+            match groups.iter_mut().find(|g| g.id == key) {
+                Some(g) => g.tracks.push(track),
+                None => groups.push(Group {
+                    id: key.clone(),
+                    name: key,
+                    tracks: vec![track],
+                    gain_db: 0.0,
+                    mute: false,
+                    object: None,
+                }),
+            }
+        }
+    }
+    for leaf in leaves {
+        let o = leaf.object;
+        let mut tracks = Vec::new();
+        for uid in &o.track_uid_refs {
+            let entry = chna.entries.iter().find(|e| &e.uid == uid).ok_or_else(|| {
+                AdmError::UnknownRef {
+                    element: format!("audioObject {}", o.id),
+                    reference: uid.clone(),
+                    where_: " in the chna chunk (the track that carries it is unknown)".into(),
+                }
+            })?;
+            let channel_id = f.channel_of(uid, Some(entry))?;
+            let pack_id = f
+                .uid(uid)
+                .and_then(|u| u.pack_ref.clone())
+                .or_else(|| Some(entry.pack_ref.clone()).filter(|p| !p.is_empty()))
+                .or_else(|| o.pack_refs.first().cloned());
+            tracks.push(Track {
+                file_channel: usize::from(entry.track_index) - 1,
+                channel: f.channel(&channel_id),
+                channel_id,
+                pack_id,
+            });
+        }
+        groups.push(Group {
+            id: o.id.clone(),
+            name: o.name.clone(),
+            tracks,
+            gain_db: leaf.gain,
+            mute: leaf.mute,
+            object: Some(o),
+        });
+    }
+    Ok(groups)
+}
+
+/// The scene's objects and beds as they are built, with unique names.
+#[derive(Default)]
+struct Built {
+    fixes: TimingFixes,
+    objects: Vec<ObjectSpec>,
+    beds: Vec<BedSpec>,
+    names: Vec<String>,
+}
+
+impl Built {
+    /// `base` (or `id` when blank), with " (2)", " (3)", … added until no other source has
+    /// the name.
+    fn unique(&mut self, base: &str, id: &str) -> String {
+        let base = if base.trim().is_empty() { id } else { base };
+        let mut name = base.to_string();
+        let mut k = 2;
+        while self.names.contains(&name) {
+            name = format!("{base} ({k})");
+            k += 1;
+        }
+        self.names.push(name.clone());
+        name
+    }
+
+    /// Adds a group's Objects channels as objects and its DirectSpeakers channels as a bed.
+    fn add_group(
+        &mut self,
+        group: &Group,
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), AdmError> {
+        let (speakers, others): (Vec<&Track>, Vec<&Track>) = group.tracks.iter().partition(|t| {
+            t.channel.map_or_else(
+                || common_channel(&t.channel_id).is_some(),
+                |c| c.type_def == TypeDefinition::DirectSpeakers,
+            )
+        });
+        for t in others {
+            self.add_object(group, t, audio, warnings)?;
+        }
+        if !speakers.is_empty() {
+            self.add_speakers(group, &speakers, audio, warnings)?;
+        }
+        Ok(())
+    }
+
+    /// An Objects channel becomes a halo object; other types are reported.
+    fn add_object(
+        &mut self,
+        group: &Group,
+        t: &Track,
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), AdmError> {
+        let (id, name) = (&group.id, &group.name);
+        let Some(cf) = t.channel else {
+            if is_common_hoa(&t.channel_id) {
+                warnings.push(format!(
+                    "audioObject {id} {name:?}: track {} ({}, a BS.2094 HOA common definition) \
+                     is HOA content, not rendered",
+                    t.file_channel + 1,
+                    t.channel_id
+                ));
+                return Ok(());
+            }
+            return Err(AdmError::UnknownRef {
+                element: format!("audioObject {id}"),
+                reference: t.channel_id.clone(),
+                where_: " in the axml chunk".into(),
+            });
+        };
+        if cf.type_def != TypeDefinition::Objects {
+            warnings.push(format!(
+                "audioObject {id} {name:?}: track {} ({} {}) is {} content, not rendered",
+                t.file_channel + 1,
+                cf.id,
+                cf.name,
+                cf.type_def.name()
+            ));
+            return Ok(());
+        }
+        let base = if group.tracks.len() > 1 {
+            format!(
+                "{name} {}",
+                if cf.name.is_empty() { &cf.id } else { &cf.name }
+            )
+        } else {
+            name.clone()
+        };
+        let start = group
+            .object
+            .and_then(|o| o.start)
+            .map_or(0, |t| t.to_frames(audio.sample_rate));
+        let obj = object_from_channel(
+            cf,
+            start,
+            group.gain_db,
+            audio,
+            t.file_channel,
+            &mut self.fixes,
+        )?;
+        let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
+            if cf.blocks.iter().any(|b| b.headphone_bypass) {
+                BinauralMode::Off
+            } else {
+                BinauralMode::Mid
+            },
+        );
+        let name = self.unique(&base, id);
+        self.objects.push(ObjectSpec {
+            name,
+            binaural,
+            mute: group.mute,
+            ..obj
+        });
+        Ok(())
+    }
+
+    /// DirectSpeakers channels: a bed when their labels make a built-in layout, point
+    /// objects at the speakers' positions otherwise.
+    fn add_speakers(
+        &mut self,
+        group: &Group,
+        speakers: &[&Track],
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), AdmError> {
+        let (id, name) = (&group.id, &group.name);
+        let element = format!("audioObject {id} {name:?}");
+        let mut labels = Vec::new();
+        for t in speakers {
+            labels.push(speaker_label(t, &element)?);
+        }
+        if let Some((layout, order)) = match_layout(&labels) {
+            let channels = order.iter().map(|&i| speakers[i].file_channel).collect();
+            let name = self.unique(name, id);
+            self.beds.push(BedSpec {
+                name,
+                source: audio.path.clone(),
+                layout,
+                gain_db: group.gain_db,
+                mute: group.mute,
+                channels: Some(channels),
+            });
+            return Ok(());
+        }
+        // Not a built-in layout: a bed of the pack's own speakers. The engine routes each
+        // channel to the output speaker of the same name, pans one the output lacks at its
+        // position, and sends LFE channels to the LFE (BS.2127 §8).
+        warnings.push(format!(
+            "{element}: the speakers {} are not a built-in layout; each channel goes to the \
+             output speaker of its name, or is panned at its position; LFE to LFE",
+            labels.join(" ")
+        ));
+        let channels = speakers
+            .iter()
+            .zip(&labels)
+            .map(|(t, label)| speaker_channel(t, label))
+            .collect();
+        let name = self.unique(name, id);
+        self.beds.push(BedSpec {
+            name,
+            source: audio.path.clone(),
+            layout: Layout {
+                name: format!("ADM {id}"),
+                aliases: Vec::new(),
+                channels,
+            },
+            gain_db: group.gain_db,
+            mute: group.mute,
+            channels: Some(speakers.iter().map(|t| t.file_channel).collect()),
+        });
+        Ok(())
+    }
+}
+
+/// Whether a DirectSpeakers channel is an LFE (BS.2127 §8.2): its label names one (`LFE`,
+/// `LFE1`, `LFE2`, `LFEL`, `LFER`, `LFE+045`, `LFE-045`, Dolby `RC_LFE`, …) or its
+/// `frequency lowPass` is at most 200 Hz.
+pub(super) fn is_lfe(t: &Track, label: &str) -> bool {
+    label.to_ascii_uppercase().starts_with("LFE")
+        || t.channel
+            .and_then(|c| c.low_pass_hz)
+            .is_some_and(|hz| hz <= 200.0)
+}
+
+/// A layout channel for a DirectSpeakers track: labelled as the built-in speaker of the
+/// same BS.2051 name (so the engine routes it there), at its block's or name's position.
+pub(super) fn speaker_channel(t: &Track, label: &str) -> Channel {
+    let bs2051 = short_name_alias(label).unwrap_or(label).to_string();
+    let known = Layout::builtins()
+        .into_iter()
+        .flat_map(|l| l.channels)
+        .find(|c| c.name == bs2051 || c.label == bs2051);
+    let (azimuth_deg, elevation_deg) = match speaker_position(t, &bs2051) {
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            ..
+        } => (azimuth_deg, elevation_deg),
+        Position::Cartesian { x, y, z } => {
+            ((-x).atan2(y).to_degrees(), z.atan2(x.hypot(y)).to_degrees())
+        }
+    };
+    Channel {
+        label: known
+            .as_ref()
+            .map_or_else(|| bs2051.clone(), |c| c.label.clone()),
+        name: known.map_or(bs2051, |c| c.name),
+        azimuth_deg,
+        elevation_deg,
+        lfe: is_lfe(t, label),
+        distance_m: None,
+        wav_bit: None,
+    }
+}
+
+pub(super) fn lin_to_db(g: f64) -> f64 {
+    if g <= 0.0 {
+        SILENT_GAIN_DB
+    } else {
+        (20.0 * g.log10()).max(SILENT_GAIN_DB)
+    }
+}
+
+pub(super) fn block_gain_db(b: &BlockFormat) -> f64 {
+    b.gain_db.unwrap_or_else(|| lin_to_db(b.gain))
+}
+
+pub(super) fn block_size(b: &BlockFormat) -> f64 {
+    let s = match b.position {
+        Some(BlockPosition::Cartesian { .. }) => b.width.max(b.height).max(b.depth),
+        _ => b.width.max(b.height) / 360.0,
+    };
+    s.clamp(0.0, 1.0)
+}
+
+pub(super) fn block_position(b: &BlockFormat) -> Option<Position> {
+    b.position.map(|p| match p {
+        BlockPosition::Polar {
+            azimuth,
+            elevation,
+            distance,
+        } => Position::Polar {
+            azimuth_deg: azimuth,
+            elevation_deg: elevation,
+            distance,
+        },
+        BlockPosition::Cartesian { x, y, z } => Position::Cartesian { x, y, z },
+    })
+}
+
+/// The three parameters of a block, as halo values.
+#[derive(Clone, Copy)]
+pub(super) struct Values {
+    position: Position,
+    gain_db: f64,
+    size: f64,
+}
+
+pub(super) fn object_from_channel(
+    cf: &ChannelFormat,
+    start: u64,
+    object_gain_db: f64,
+    audio: &AdmAudio,
+    file_channel: usize,
+    fixes: &mut TimingFixes,
+) -> Result<ObjectSpec, AdmError> {
+    let rate = audio.sample_rate;
+    let element = format!("audioChannelFormat {}", cf.id);
+    if cf.blocks.is_empty() {
+        return Err(invalid(
+            &element,
+            "the Objects channel has no audioBlockFormat",
+            "at least one audioBlockFormat with a position",
+        ));
+    }
+    let mut cartesian = None;
+    let mut values = Vec::with_capacity(cf.blocks.len());
+    for b in &cf.blocks {
+        let Some(p) = block_position(b) else {
+            return Err(invalid(
+                format!("audioBlockFormat {}", b.id),
+                "the block has no position",
+                "a position on every Objects block",
+            ));
+        };
+        let is_cart = matches!(p, Position::Cartesian { .. });
+        if *cartesian.get_or_insert(is_cart) != is_cart {
+            return Err(invalid(
+                format!("audioBlockFormat {}", b.id),
+                "the block's coordinates (polar or Cartesian) differ from the first block's",
+                "the same kind of coordinates in every block of a channel",
+            ));
+        }
+        values.push(Values {
+            position: p,
+            gain_db: block_gain_db(b) + object_gain_db,
+            size: block_size(b),
+        });
+    }
+
+    let spans = block_spans(cf, start, rate, fixes);
+
+    let marked = cf.blocks.iter().all(|b| b.halo_keys.is_some());
+    let (pos, gain, size) = if marked {
+        marked_keys(cf, &values, &spans)?
+    } else {
+        (
+            standard_keys(&values, &spans, |v| v.position),
+            standard_keys(&values, &spans, |v| v.gain_db),
+            standard_keys(&values, &spans, |v| v.size),
+        )
+    };
+    fn build<T: crate::scene::automation::Interpolate>(
+        keys: Vec<Keyframe<T>>,
+        element: &str,
+        what: &str,
+    ) -> Result<Automation<T>, AdmError> {
+        Automation::new(keys)
+            .map_err(|e| invalid(element, format!("{what}: {e}"), "blocks in time order"))
+    }
+    Ok(ObjectSpec {
+        name: String::new(),
+        source: SourceSpec {
+            path: audio.path.clone(),
+            channel: Some(file_channel),
+        },
+        gain_db: simplify(build(gain, &element, "gain")?),
+        mute: false,
+        position: simplify(build(pos, &element, "position")?),
+        size: simplify(build(size, &element, "size")?),
+        binaural: BinauralMode::Mid,
+    })
+}
+
+/// The timing fixes made while reading a document, one entry per kind: how many and the
+/// first example. They become one warning line per kind, never one per block.
+#[derive(Debug, Default)]
+pub(super) struct TimingFixes {
+    kinds: Vec<(&'static str, usize, String)>,
+}
+
+impl TimingFixes {
+    pub(super) fn note(&mut self, kind: &'static str, example: impl FnOnce() -> String) {
+        match self.kinds.iter_mut().find(|k| k.0 == kind) {
+            Some(k) => k.1 += 1,
+            None => self.kinds.push((kind, 1, example())),
+        }
+    }
+
+    pub(super) fn into_warnings(self, warnings: &mut Vec<String>) {
+        for (kind, count, first) in self.kinds {
+            warnings.push(format!("timing: {count} × {kind} (first: {first})"));
+        }
+    }
+}
+
+pub(super) const FIX_SNAP: &str = "block time not on a sample, snapped to the nearest sample";
+pub(super) const FIX_OVERLAP: &str =
+    "block overlapping the next one (by DAW rounding), now ending at the next block's rtime";
+pub(super) const FIX_GAP: &str =
+    "block ending less than a sample before the next one, now running to its rtime";
+pub(super) const FIX_INTERPOLATION: &str =
+    "interpolationLength longer than its block, clamped to the block";
+pub(super) const FIX_NO_RTIME: &str = "first block with a duration but no rtime, starting at 0";
+pub(super) const FIX_GAPS_HELD: &str =
+    "gap between blocks: BS.2127 silences the object there, halo holds its last position and gain";
+
+/// Block timing in frames (BS.2127 §7.3 with the EBU ADM toolbox's fixes): for each block
+/// (start, whether it interpolates from the previous block, interpolation end). A block
+/// runs to the next block's rtime when they overlap or leave less than a sample; times are
+/// snapped to the sample; an interpolationLength is clamped to its block.
+pub(super) fn block_spans(
+    cf: &ChannelFormat,
+    start: u64,
+    rate: u32,
+    fixes: &mut TimingFixes,
+) -> Vec<(u64, bool, u64)> {
+    let secs = |t: AdmTime| t.seconds_f64();
+    let sample_s = 1.0 / f64::from(rate);
+    let mut spans = Vec::with_capacity(cf.blocks.len());
+    let mut prev_end: Option<u64> = None;
+    for (i, b) in cf.blocks.iter().enumerate() {
+        let id = || format!("audioBlockFormat {}", b.id);
+        for t in [b.rtime, b.duration, b.interpolation_length]
+            .into_iter()
+            .flatten()
+        {
+            if !t.is_on_sample(rate) {
+                fixes.note(FIX_SNAP, || format!("{} time {t} at {rate} Hz", b.id));
+                break;
+            }
+        }
+        if b.rtime.is_none() && b.duration.is_some() && cf.blocks.len() > 1 {
+            fixes.note(FIX_NO_RTIME, id);
+        }
+        let rtime = b.rtime.unwrap_or(AdmTime::ZERO);
+        let s = start.saturating_add(rtime.to_frames(rate));
+        let mut e = b
+            .duration
+            .map(|d| start.saturating_add(rtime.add(d).to_frames(rate)));
+        if let (Some(d), Some(next)) = (b.duration, cf.blocks.get(i + 1).and_then(|n| n.rtime)) {
+            let end = rtime.add(d);
+            let next_f = start.saturating_add(next.to_frames(rate));
+            let order = end.cmp_time(next);
+            if order == std::cmp::Ordering::Greater {
+                fixes.note(FIX_OVERLAP, id);
+                e = Some(next_f);
+            } else if order == std::cmp::Ordering::Less && secs(next) - secs(end) < sample_s {
+                fixes.note(FIX_GAP, id);
+                e = Some(next_f);
+            }
+        }
+        let block_frames = e.map_or(u64::MAX, |e| e.saturating_sub(s));
+        let len = if b.jump_position {
+            let l = b.interpolation_length.map_or(0, |l| l.to_frames(rate));
+            if l > block_frames {
+                fixes.note(FIX_INTERPOLATION, id);
+            }
+            l.min(block_frames)
+        } else {
+            e.map_or(0, |e| e.saturating_sub(s))
+        };
+        let contiguous = prev_end == Some(s);
+        if let Some(pe) = prev_end
+            && pe < s
+        {
+            fixes.note(FIX_GAPS_HELD, || {
+                format!("before audioBlockFormat {}", b.id)
+            });
+        }
+        spans.push((
+            s,
+            contiguous && len > 0,
+            s.saturating_add(if contiguous { len } else { 0 }),
+        ));
+        prev_end = e;
+    }
+    spans
+}
+
+/// An automation whose values never change becomes a constant.
+pub(super) fn simplify<T: crate::scene::automation::Interpolate>(
+    a: Automation<T>,
+) -> Automation<T> {
+    if a.is_constant() && a.keyframes().len() > 1 {
+        Automation::constant(a.first_value())
+    } else {
+        a
+    }
+}
+
+/// Keyframes under the BS.2127 timing rules (see the module documentation).
+pub(super) fn standard_keys<T: Copy + PartialEq>(
+    values: &[Values],
+    spans: &[(u64, bool, u64)],
+    get: impl Fn(&Values) -> T,
+) -> Vec<Keyframe<T>> {
+    let mut keys: Vec<Keyframe<T>> = Vec::new();
+    let push =
+        |keys: &mut Vec<Keyframe<T>>, frame: u64, value: T, interpolation| match keys.last_mut() {
+            Some(k) if k.frame == frame => {
+                k.value = value;
+                k.interpolation = interpolation;
+            }
+            Some(k) if k.frame > frame => {}
+            _ => keys.push(Keyframe {
+                frame,
+                value,
+                interpolation,
+            }),
+        };
+    for (i, (v, &(s, interpolates, target))) in values.iter().zip(spans).enumerate() {
+        let to = get(v);
+        if interpolates && i > 0 {
+            let from = get(&values[i - 1]);
+            match keys.last_mut() {
+                Some(k) if k.frame == s && k.value == from => {
+                    k.interpolation = Interpolation::Linear;
+                }
+                _ => push(&mut keys, s, from, Interpolation::Linear),
+            }
+            push(&mut keys, target, to, Interpolation::Step);
+        } else {
+            push(&mut keys, s, to, Interpolation::Step);
+        }
+    }
+    keys
+}
+
+pub(super) type KeySets = (
+    Vec<Keyframe<Position>>,
+    Vec<Keyframe<f64>>,
+    Vec<Keyframe<f64>>,
+);
+
+/// Keyframes from halo's `halo:keys` marks: a keyframe at every marked block's start with
+/// the value the block starts from.
+pub(super) fn marked_keys(
+    cf: &ChannelFormat,
+    values: &[Values],
+    spans: &[(u64, bool, u64)],
+) -> Result<KeySets, AdmError> {
+    let (mut pos, mut gain, mut size) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, b) in cf.blocks.iter().enumerate() {
+        let marks = b.halo_keys.as_deref().unwrap_or_default();
+        let (frame, interpolates, _) = spans[i];
+        let at = if interpolates && i > 0 {
+            values[i - 1]
+        } else {
+            values[i]
+        };
+        for mark in marks.split_whitespace() {
+            let bad = || {
+                invalid(
+                    format!("audioBlockFormat {}", b.id),
+                    format!("halo:keys item {mark:?} is not understood"),
+                    "items p=…, g=…, s=… with step, linear or smooth",
+                )
+            };
+            let (param, interp) = mark.split_once('=').ok_or_else(bad)?;
+            let interpolation = match interp {
+                "step" => Interpolation::Step,
+                "linear" => Interpolation::Linear,
+                "smooth" => Interpolation::Smooth,
+                _ => return Err(bad()),
+            };
+            match param {
+                "p" => pos.push(Keyframe {
+                    frame,
+                    value: at.position,
+                    interpolation,
+                }),
+                "g" => gain.push(Keyframe {
+                    frame,
+                    value: at.gain_db,
+                    interpolation,
+                }),
+                "s" => size.push(Keyframe {
+                    frame,
+                    value: at.size,
+                    interpolation,
+                }),
+                _ => return Err(bad()),
+            }
+        }
+    }
+    if pos.is_empty() || gain.is_empty() || size.is_empty() {
+        return Err(invalid(
+            format!("audioChannelFormat {}", cf.id),
+            "the halo:keys marks give no keyframe for one of position, gain, size",
+            "p=, g= and s= each on at least one block",
+        ));
+    }
+    Ok((pos, gain, size))
+}
+
+/// The speaker label of a DirectSpeakers track, normalised: the BS.2051 name when the
+/// label is a URN, the short name otherwise.
+pub(super) fn speaker_label(t: &Track, element: &str) -> Result<String, AdmError> {
+    let raw = match t.channel {
+        Some(cf) => cf
+            .blocks
+            .first()
+            .and_then(|b| b.speaker_labels.first().cloned())
+            .or_else(|| {
+                cf.low_pass_hz
+                    .filter(|&hz| hz <= 200.0)
+                    .map(|_| "LFE1".to_string())
+            }),
+        None => common_channel(&t.channel_id).map(str::to_string),
+    };
+    let Some(raw) = raw else {
+        // No label (BS.2127 §8 allows it): the channel is placed by its block's position,
+        // under its channel format ID.
+        let positioned = t
+            .channel
+            .and_then(|c| c.blocks.first())
+            .and_then(block_position)
+            .is_some();
+        if positioned {
+            return Ok(t.channel_id.clone());
+        }
+        return Err(invalid(
+            element,
+            format!(
+                "DirectSpeakers channel {} has neither a speakerLabel nor a position",
+                t.channel_id
+            ),
+            "a <speakerLabel> in the first block (M+030, urn:itu:bs:2051:0:speaker:M+030, L …) \
+             or a position",
+        ));
+    };
+    let mut l = raw.trim();
+    if let Some(i) = l.rfind(":speaker:") {
+        l = &l[i + 9..];
+    }
+    let l = l.strip_prefix("RC_").unwrap_or(l);
+    Ok(l.to_string())
+}
+
+/// Short names used by DAWs for the BS.2051 speakers (beside halo's own labels).
+pub(super) fn short_name_alias(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "Lss" => "M+090",
+        "Rss" => "M-090",
+        "Lsr" | "Lrs" | "Lb" => "M+135",
+        "Rsr" | "Rrs" | "Rb" => "M-135",
+        "LFE" | "LFE1" => "LFE1",
+        "Vhl" | "Ltfh" => "U+045",
+        "Lts" | "Ltm" => "U+090",
+        "Rts" | "Rtm" => "U-090",
+        "Vhr" | "Rtfh" => "U-045",
+        _ => return None,
+    })
+}
+
+/// The built-in layout whose speakers are exactly the given labels, and for each layout
+/// channel the index of the label that feeds it.
+pub(super) fn match_layout(labels: &[String]) -> Option<(Layout, Vec<usize>)> {
+    for layout in Layout::builtins() {
+        if layout.num_channels() != labels.len() {
+            continue;
+        }
+        let mut order = vec![usize::MAX; labels.len()];
+        let mut ok = true;
+        for (i, l) in labels.iter().enumerate() {
+            let alias = short_name_alias(l);
+            let hit = layout
+                .channels
+                .iter()
+                .position(|c| c.name == *l || c.label == *l || alias.is_some_and(|a| c.name == a));
+            match hit {
+                Some(c) if order[c] == usize::MAX => order[c] = i,
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return Some((layout, order));
+        }
+    }
+    None
+}
+
+/// A DirectSpeakers channel's position: its block's, or its BS.2051 name's
+/// (`M+030` = elevation 0, azimuth +30; `U` 30°, `T` 90°, `B` −30°).
+pub(super) fn speaker_position(t: &Track, label: &str) -> Position {
+    if let Some(p) = t
+        .channel
+        .and_then(|c| c.blocks.first())
+        .and_then(block_position)
+    {
+        return p;
+    }
+    let el = match label.chars().next() {
+        Some('U') => 30.0,
+        Some('T') => 90.0,
+        Some('B') => -30.0,
+        _ => 0.0,
+    };
+    let az = label
+        .get(1..)
+        .and_then(|a| a.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Position::Polar {
+        azimuth_deg: az,
+        elevation_deg: el,
+        distance: 1.0,
+    }
+}

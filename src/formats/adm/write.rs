@@ -1,0 +1,353 @@
+//! Writing an [`AdmDocument`] as a BS.2076-2 `axml` chunk (UTF-8 XML in the EBU Core wrapper).
+
+use super::*;
+
+pub(super) fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(s)
+}
+
+/// Writes the document as a BS.2076-2 `axml` chunk (UTF-8 XML in the EBU Core wrapper).
+pub fn write_axml(doc: &AdmDocument) -> String {
+    let mut x = String::with_capacity(4096 + doc.channel_formats.len() * 512);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<ebuCoreMain xmlns:dc=\"http://purl.org/dc/elements/1.1/\" \
+         xmlns=\"urn:ebu:metadata-schema:ebuCore_2016\" xmlns:halo=\"{HALO_NAMESPACE}\" \
+         schema=\"EBU_CORE_20161222.xsd\" version=\"1.7\">"
+    );
+    x.push_str(
+        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-2\">\n",
+    );
+    let ind = "        ";
+    write_programmes(&mut x, doc, ind);
+    write_objects(&mut x, doc, ind);
+    write_pack_channel_formats(&mut x, doc, ind);
+    write_stream_track_formats(&mut x, doc, ind);
+    x.push_str("      </audioFormatExtended>\n    </format>\n  </coreMetadata>\n</ebuCoreMain>\n");
+    x
+}
+
+/// The `audioProgramme`s and `audioContent`s.
+fn write_programmes(x: &mut String, doc: &AdmDocument, ind: &str) {
+    for p in &doc.programmes {
+        let _ = write!(
+            x,
+            "{ind}<audioProgramme audioProgrammeID=\"{}\" audioProgrammeName=\"{}\"",
+            esc(&p.id),
+            esc(&p.name)
+        );
+        if let Some(s) = p.start {
+            let _ = write!(x, " start=\"{s}\"");
+        }
+        if let Some(e) = p.end {
+            let _ = write!(x, " end=\"{e}\"");
+        }
+        x.push_str(">\n");
+        for c in &p.content_refs {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioContentIDRef>{}</audioContentIDRef>",
+                esc(c)
+            );
+        }
+        write_loudness(x, p.loudness.as_ref(), ind);
+        let _ = writeln!(x, "{ind}</audioProgramme>");
+    }
+    for c in &doc.contents {
+        let _ = writeln!(
+            x,
+            "{ind}<audioContent audioContentID=\"{}\" audioContentName=\"{}\">",
+            esc(&c.id),
+            esc(&c.name)
+        );
+        for o in &c.object_refs {
+            let _ = writeln!(x, "{ind}  <audioObjectIDRef>{}</audioObjectIDRef>", esc(o));
+        }
+        write_loudness(x, c.loudness.as_ref(), ind);
+        let _ = writeln!(x, "{ind}</audioContent>");
+    }
+}
+
+/// The `audioObject`s.
+fn write_objects(x: &mut String, doc: &AdmDocument, ind: &str) {
+    for o in &doc.objects {
+        let _ = write!(
+            x,
+            "{ind}<audioObject audioObjectID=\"{}\" audioObjectName=\"{}\"",
+            esc(&o.id),
+            esc(&o.name)
+        );
+        if let Some(s) = o.start {
+            let _ = write!(x, " start=\"{s}\"");
+        }
+        if let Some(d) = o.duration {
+            let _ = write!(x, " duration=\"{d}\"");
+        }
+        if let Some(b) = o.halo_binaural {
+            let m = match b {
+                BinauralMode::Off => "off",
+                BinauralMode::Near => "near",
+                BinauralMode::Mid => "mid",
+                BinauralMode::Far => "far",
+            };
+            let _ = write!(x, " halo:binaural=\"{m}\"");
+        }
+        x.push_str(">\n");
+        for r in &o.pack_refs {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(r)
+            );
+        }
+        for r in &o.object_refs {
+            let _ = writeln!(x, "{ind}  <audioObjectIDRef>{}</audioObjectIDRef>", esc(r));
+        }
+        match o.gain_db {
+            Some(db) if db != 0.0 => {
+                let _ = writeln!(x, "{ind}  <gain gainUnit=\"dB\">{db:?}</gain>");
+            }
+            Some(_) => {}
+            None if o.gain != 1.0 => {
+                let _ = writeln!(x, "{ind}  <gain>{:?}</gain>", o.gain);
+            }
+            None => {}
+        }
+        if o.mute {
+            let _ = writeln!(x, "{ind}  <mute>1</mute>");
+        }
+        for r in &o.track_uid_refs {
+            let _ = writeln!(x, "{ind}  <audioTrackUIDRef>{}</audioTrackUIDRef>", esc(r));
+        }
+        let _ = writeln!(x, "{ind}</audioObject>");
+    }
+}
+
+/// The `audioPackFormat`s and `audioChannelFormat`s with their blocks.
+fn write_pack_channel_formats(x: &mut String, doc: &AdmDocument, ind: &str) {
+    for p in &doc.pack_formats {
+        let _ = writeln!(
+            x,
+            "{ind}<audioPackFormat audioPackFormatID=\"{}\" audioPackFormatName=\"{}\" \
+             typeLabel=\"{}\" typeDefinition=\"{}\">",
+            esc(&p.id),
+            esc(&p.name),
+            p.type_def.label(),
+            p.type_def.name()
+        );
+        for c in &p.channel_refs {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioChannelFormatIDRef>{}</audioChannelFormatIDRef>",
+                esc(c)
+            );
+        }
+        for c in &p.pack_refs {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(c)
+            );
+        }
+        let _ = writeln!(x, "{ind}</audioPackFormat>");
+    }
+    for c in &doc.channel_formats {
+        let _ = writeln!(
+            x,
+            "{ind}<audioChannelFormat audioChannelFormatID=\"{}\" audioChannelFormatName=\"{}\" \
+             typeLabel=\"{}\" typeDefinition=\"{}\">",
+            esc(&c.id),
+            esc(&c.name),
+            c.type_def.label(),
+            c.type_def.name()
+        );
+        if let Some(hz) = c.low_pass_hz {
+            let _ = writeln!(
+                x,
+                "{ind}  <frequency typeDefinition=\"lowPass\">{hz:?}</frequency>"
+            );
+        }
+        for b in &c.blocks {
+            write_block(x, b, c.type_def, ind);
+        }
+        let _ = writeln!(x, "{ind}</audioChannelFormat>");
+    }
+}
+
+/// The `audioStreamFormat`s, `audioTrackFormat`s and `audioTrackUID`s.
+fn write_stream_track_formats(x: &mut String, doc: &AdmDocument, ind: &str) {
+    for s in &doc.stream_formats {
+        let _ = writeln!(
+            x,
+            "{ind}<audioStreamFormat audioStreamFormatID=\"{}\" audioStreamFormatName=\"PCM_{}\" \
+             formatLabel=\"0001\" formatDefinition=\"PCM\">",
+            esc(&s.id),
+            esc(&s.id)
+        );
+        if let Some(c) = &s.channel_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioChannelFormatIDRef>{}</audioChannelFormatIDRef>",
+                esc(c)
+            );
+        }
+        if let Some(p) = &s.pack_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(p)
+            );
+        }
+        for t in &s.track_refs {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>",
+                esc(t)
+            );
+        }
+        let _ = writeln!(x, "{ind}</audioStreamFormat>");
+    }
+    for t in &doc.track_formats {
+        let _ = writeln!(
+            x,
+            "{ind}<audioTrackFormat audioTrackFormatID=\"{}\" audioTrackFormatName=\"PCM_{}\" \
+             formatLabel=\"0001\" formatDefinition=\"PCM\">",
+            esc(&t.id),
+            esc(&t.id)
+        );
+        if let Some(s) = &t.stream_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioStreamFormatIDRef>{}</audioStreamFormatIDRef>",
+                esc(s)
+            );
+        }
+        let _ = writeln!(x, "{ind}</audioTrackFormat>");
+    }
+    for u in &doc.track_uids {
+        let _ = writeln!(x, "{ind}<audioTrackUID UID=\"{}\">", esc(&u.id));
+        if let Some(t) = &u.track_format_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioTrackFormatIDRef>{}</audioTrackFormatIDRef>",
+                esc(t)
+            );
+        }
+        if let Some(c) = &u.channel_format_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioChannelFormatIDRef>{}</audioChannelFormatIDRef>",
+                esc(c)
+            );
+        }
+        if let Some(p) = &u.pack_ref {
+            let _ = writeln!(
+                x,
+                "{ind}  <audioPackFormatIDRef>{}</audioPackFormatIDRef>",
+                esc(p)
+            );
+        }
+        let _ = writeln!(x, "{ind}</audioTrackUID>");
+    }
+}
+
+pub(super) fn write_loudness(x: &mut String, l: Option<&AdmLoudness>, ind: &str) {
+    let Some(l) = l else { return };
+    let _ = writeln!(
+        x,
+        "{ind}  <loudnessMetadata loudnessMethod=\"ITU-R BS.1770\">"
+    );
+    if let Some(v) = l.integrated_lufs {
+        let _ = writeln!(x, "{ind}    <integratedLoudness>{v:?}</integratedLoudness>");
+    }
+    if let Some(v) = l.loudness_range_lu {
+        let _ = writeln!(x, "{ind}    <loudnessRange>{v:?}</loudnessRange>");
+    }
+    if let Some(v) = l.max_true_peak_dbtp {
+        let _ = writeln!(x, "{ind}    <maxTruePeak>{v:?}</maxTruePeak>");
+    }
+    let _ = writeln!(x, "{ind}  </loudnessMetadata>");
+}
+
+pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, ind: &str) {
+    let _ = write!(
+        x,
+        "{ind}  <audioBlockFormat audioBlockFormatID=\"{}\"",
+        esc(&b.id)
+    );
+    if let Some(r) = b.rtime {
+        let _ = write!(x, " rtime=\"{r}\"");
+    }
+    if let Some(d) = b.duration {
+        let _ = write!(x, " duration=\"{d}\"");
+    }
+    if let Some(k) = &b.halo_keys {
+        let _ = write!(x, " halo:keys=\"{}\"", esc(k));
+    }
+    x.push_str(">\n");
+    let i2 = format!("{ind}    ");
+    for l in &b.speaker_labels {
+        let _ = writeln!(x, "{i2}<speakerLabel>{}</speakerLabel>", esc(l));
+    }
+    match b.position {
+        Some(BlockPosition::Polar {
+            azimuth,
+            elevation,
+            distance,
+        }) => {
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"azimuth\">{azimuth:?}</position>"
+            );
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"elevation\">{elevation:?}</position>"
+            );
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"distance\">{distance:?}</position>"
+            );
+        }
+        Some(BlockPosition::Cartesian { x: px, y, z }) => {
+            let _ = writeln!(x, "{i2}<cartesian>1</cartesian>");
+            let _ = writeln!(x, "{i2}<position coordinate=\"X\">{px:?}</position>");
+            let _ = writeln!(x, "{i2}<position coordinate=\"Y\">{y:?}</position>");
+            let _ = writeln!(x, "{i2}<position coordinate=\"Z\">{z:?}</position>");
+        }
+        None => {}
+    }
+    if t == TypeDefinition::Objects {
+        match b.gain_db {
+            Some(db) => {
+                let _ = writeln!(x, "{i2}<gain gainUnit=\"dB\">{db:?}</gain>");
+            }
+            None => {
+                let _ = writeln!(x, "{i2}<gain>{:?}</gain>", b.gain);
+            }
+        }
+        let _ = writeln!(x, "{i2}<width>{:?}</width>", b.width);
+        let _ = writeln!(x, "{i2}<height>{:?}</height>", b.height);
+        let _ = writeln!(x, "{i2}<depth>{:?}</depth>", b.depth);
+        if b.jump_position {
+            match b.interpolation_length {
+                Some(l) => {
+                    let _ = writeln!(
+                        x,
+                        "{i2}<jumpPosition interpolationLength=\"{:?}\">1</jumpPosition>",
+                        l.seconds_f64()
+                    );
+                }
+                None => {
+                    let _ = writeln!(x, "{i2}<jumpPosition>1</jumpPosition>");
+                }
+            }
+        } else {
+            let _ = writeln!(x, "{i2}<jumpPosition>0</jumpPosition>");
+        }
+        if b.headphone_bypass {
+            let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
+        }
+    }
+    let _ = writeln!(x, "{ind}  </audioBlockFormat>");
+}
