@@ -18,6 +18,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod report;
+
 #[derive(Parser)]
 #[command(
     name = "halo",
@@ -160,6 +162,8 @@ enum Command {
         #[arg(long, value_name = "ID")]
         programme: Option<String>,
     },
+    /// Rebuild the QC page (report.html) from a render's report.json and timeline.json.
+    Report(report::ReportArgs),
     /// Synthesise a 20-second demo session into DIR and render it to every built-in layout.
     Demo {
         #[arg(long, default_value = "halo-demo")]
@@ -252,6 +256,7 @@ fn main() -> ExitCode {
         } => cmd_gains(&layout, size, cart, stdin, &positions),
         Command::Layouts { json } => cmd_layouts(json).map_err(classify),
         Command::Demo { out } => cmd_demo(&out),
+        Command::Report(args) => report::run(args),
         Command::Play {
             session,
             monitor,
@@ -504,6 +509,7 @@ fn render_scene(
         bar.finish_and_clear();
     }
     render::write_report(&report, out).map_err(|e| classify(e.into()))?;
+    report::write_page(&report, out)?;
     Ok(report)
 }
 
@@ -607,6 +613,7 @@ fn print_summary(report: &render::RenderReport) {
             println!("  no translation problems above ±{:.1} dB", t.threshold_db);
         }
     }
+    report::print_pointer(report);
 }
 
 fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Failure> {
