@@ -512,15 +512,17 @@ footer{margin-top:30px;color:var(--muted);font-size:12px}
 /// Reports script errors into the page (`data-error` on `<html>`), first thing.
 const HEAD_SCRIPT: &str = r#"window.addEventListener('error',function(e){document.documentElement.setAttribute('data-error',String(e.message||e))});"#;
 
-/// Optional: a read-out of the values under the pointer on the time plots; marks the page
+/// Optional: a read-out of the values under the pointer on the time plots (each plot's
+/// numbers are read on its first hover, not at load); marks the page
 /// ready (`data-ready`) and how long it took to load (`data-load-ms`).
 const BODY_SCRIPT: &str = r#"(function(){try{
 var ro=document.getElementById('readout');
 function fmt(t){t=Math.max(0,Math.round(t));var h=Math.floor(t/3600),m=Math.floor(t/60)%60,s=t%60;return (h?h+':'+(m<10?'0':''):'')+m+':'+(s<10?'0':'')+s;}
 document.querySelectorAll('svg.plot.time').forEach(function(svg){
-var m=svg.getAttribute('data-map').split(' ').map(Number);
-var paths=[].slice.call(svg.querySelectorAll('path[data-values]')).map(function(p){return {n:p.getAttribute('data-name')+' '+(p.getAttribute('class')||'').replace('data ',''),s:Number(p.getAttribute('data-step')),v:p.getAttribute('data-values').split(' ')};});
-svg.addEventListener('mousemove',function(ev){var r=svg.getBoundingClientRect();var vb=svg.viewBox.baseVal;var x=(ev.clientX-r.left)*vb.width/r.width;var t=(x-m[0])/m[1];
+var m=null,paths=null;
+svg.addEventListener('mousemove',function(ev){if(!paths){m=svg.getAttribute('data-map').split(' ').map(Number);
+paths=[].slice.call(svg.querySelectorAll('path[data-values]')).map(function(p){return {n:p.getAttribute('data-name')+' '+(p.getAttribute('class')||'').replace('data ',''),s:Number(p.getAttribute('data-step')),v:p.getAttribute('data-values').split(' ')};});}
+var r=svg.getBoundingClientRect();var vb=svg.viewBox.baseVal;var x=(ev.clientX-r.left)*vb.width/r.width;var t=(x-m[0])/m[1];
 var lines=[fmt(t)];paths.forEach(function(p){var i=Math.floor(t/p.s);if(i>=0&&i<p.v.length&&p.v[i]!=='n'){lines.push(p.n+': '+p.v[i]);}});ro.textContent=lines.join('\n');ro.style.display='block';});
 svg.addEventListener('mouseleave',function(){ro.style.display='none';});});
 document.documentElement.setAttribute('data-dom-ms',String(Math.round(performance.now())));
@@ -1079,7 +1081,7 @@ fn image(out: &mut String, c: &Ctx) {
             &s.correlation,
             colour,
             dash,
-            1.2,
+            1.8,
         );
         out.push_str("</svg>");
     }
@@ -1854,6 +1856,19 @@ mod tests {
         assert!(
             (f.px(0.0) - f.left).abs() < 1e-9 && (f.py(-60.0) - (300.0 - f.bottom)).abs() < 1e-9
         );
+    }
+
+    #[test]
+    fn an_empty_render_still_gives_a_whole_page() {
+        let html = build(&ReportView::default(), &Timeline::default());
+        for (id, _) in SECTIONS {
+            assert!(html.contains(&format!(r#"<section id="{id}">"#)), "{id}");
+        }
+        assert!(html.ends_with("</html>") && !html.contains("NaN") && !html.contains("inf"));
+        let e = parse_report("{\"outputs\": 3}", "r/report.json")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("r/report.json") && e.contains("line 1"), "{e}");
     }
 
     #[test]
