@@ -5,9 +5,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use halo::formats::adm::{
     AdmAudio, TrackPlan, chna_of, from_scene, parse_axml, to_scene, write_axml,
 };
-use halo::formats::session::{BinauralMode, ObjectSpec, Scene, SourceSpec};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
+use halo::scene::mix::{BinauralMode, ObjectSpec, Scene, SourceSpec};
 use std::hint::black_box;
 
 fn scene(objects: usize, keys: u64) -> Scene {

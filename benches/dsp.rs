@@ -3,7 +3,10 @@
 //! divide by 48 000 for "× real time".
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use halo::dsp::{Chain, EqBand, EqKind, Limiter, LimiterParams, Processor, ProcessorConfig};
+use halo::dsp::{
+    Chain, CompressorSettings, EqBand, EqKind, EqSettings, Limiter, LimiterSettings, Processor,
+    ProcessorSettings,
+};
 use std::f32::consts::TAU;
 use std::f64::consts::FRAC_1_SQRT_2;
 use std::hint::black_box;
@@ -45,26 +48,26 @@ fn bench(c: &mut Criterion) {
         q,
     };
     let configs = vec![
-        ProcessorConfig::Eq {
+        ProcessorSettings::Eq(EqSettings {
             bands: vec![
                 band(EqKind::HighPass, 30.0, 0.0, FRAC_1_SQRT_2),
                 band(EqKind::Peak, 2500.0, -2.0, 1.2),
                 band(EqKind::HighShelf, 10_000.0, 1.5, FRAC_1_SQRT_2),
             ],
-        },
-        ProcessorConfig::Compressor {
+        }),
+        ProcessorSettings::Compressor(CompressorSettings {
             threshold_db: -18.0,
             ratio: 3.0,
             knee_db: 6.0,
             attack_ms: 5.0,
             release_ms: 100.0,
             makeup_db: 2.0,
-        },
-        ProcessorConfig::Limiter {
+        }),
+        ProcessorSettings::Limiter(LimiterSettings {
             ceiling_dbtp: -1.0,
             lookahead_ms: 1.5,
             release_ms: 50.0,
-        },
+        }),
     ];
     let frames = (FS as usize * SECONDS) as u64;
     let mut group = c.benchmark_group("dsp");
@@ -82,7 +85,7 @@ fn bench(c: &mut Criterion) {
     });
 
     let src2 = signal(2);
-    let params = LimiterParams {
+    let params = LimiterSettings {
         ceiling_dbtp: -1.0,
         lookahead_ms: 1.5,
         release_ms: 50.0,

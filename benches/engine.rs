@@ -77,14 +77,16 @@ fn bench_engine(c: &mut Criterion) {
 /// The whole render of issue 4: 128 moving objects → 7.1.4 (limiter) + binaural (limiter)
 /// and stereo fold-down (EQ, compressor, limiter).
 fn whole_render_config(n: usize) -> EngineConfig {
-    use halo::dsp::{EqBand, EqKind, ProcessorConfig};
+    use halo::dsp::{
+        CompressorSettings, EqBand, EqKind, EqSettings, LimiterSettings, ProcessorSettings,
+    };
     use halo::spatial::binaural::HrtfSet;
     use halo::spatial::downmix::FoldDownConfig;
-    let limiter = ProcessorConfig::Limiter {
+    let limiter = ProcessorSettings::Limiter(LimiterSettings {
         ceiling_dbtp: -1.0,
         lookahead_ms: 1.5,
         release_ms: 50.0,
-    };
+    });
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).expect("KEMAR"));
     EngineConfig {
@@ -106,22 +108,22 @@ fn whole_render_config(n: usize) -> EngineConfig {
                 from: layout.clone(),
                 fold: FoldDownConfig::default(),
                 chain: vec![
-                    ProcessorConfig::Eq {
+                    ProcessorSettings::Eq(EqSettings {
                         bands: vec![EqBand {
                             kind: EqKind::HighPass,
                             freq_hz: 30.0,
                             gain_db: 0.0,
                             q: 0.707,
                         }],
-                    },
-                    ProcessorConfig::Compressor {
+                    }),
+                    ProcessorSettings::Compressor(CompressorSettings {
                         threshold_db: -20.0,
                         ratio: 2.0,
                         knee_db: 6.0,
                         attack_ms: 10.0,
                         release_ms: 100.0,
                         makeup_db: 0.0,
-                    },
+                    }),
                     limiter,
                 ],
             },

@@ -47,7 +47,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
 }
 
 fn bench_callback(c: &mut Criterion) {
-    let hrtf = halo::drivers::render::load_hrtf(None, RATE).expect("built-in HRTF set");
+    let hrtf = halo::drivers::plan::load_hrtf(None, RATE).expect("built-in HRTF set");
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let seconds = 600.0;
     let (mut player, mut channels) = Player::new(PlayerConfig {

@@ -1,14 +1,126 @@
 //! halo — an object-based immersive mixer and renderer.
 //!
-//! Sessions place mono objects and channel beds around the listener; the engine renders
-//! them to speaker layouts by full-sphere VBAP, binaurally by HRTF convolution, and to a
-//! stereo fold-down with its own master chain, and meters every output (ITU-R BS.1770-4)
-//! so that translation problems show up before delivery. See `DESIGN.md` for the map.
+//! Sessions (RON) and ADM BWF masters (ITU-R BS.2076) place mono objects and channel beds
+//! around the listener; halo renders them to speaker layouts with ITU-R BS.2127 gains,
+//! binaurally by HRTF convolution, and to a stereo fold-down with its own master chain,
+//! and meters every output (ITU-R BS.1770-4) so that translation problems show up before
+//! delivery.
+//!
+//! # The map, in reading (data-flow) order
+//!
+//! | layer | job | may use |
+//! | --- | --- | --- |
+//! | `dsp` | master-chain processors, one file and one settings type each | — |
+//! | `scene` | what a mix is, as plain data: geometry, automation, layouts, the [`Scene`] | `dsp` (chain settings) |
+//! | `spatial` | gains and filters: object panner, binaural (HRTF), fold-downs | `dsp`, `scene` |
+//! | `engine` | block rendering: buses, gain ramps, binaural path, latency alignment | `dsp`, `scene`, `spatial` |
+//! | `measure` | loudness and true peak (BS.1770-4), translation analysis, the QC page and its time series | `dsp`, `scene`, `spatial` |
+//! | `formats` | bytes and text ⇄ scene: session (RON), ADM (axml, chna), WAV/BW64/RF64 | `dsp`, `scene`, `spatial` |
+//! | `drivers` | whole jobs: plan (scene → engine config), sources, render (on threads), ADM import/export, playback, demo | everything above |
+//! | `src/bin/halo` | the command line (clap, anyhow, indicatif, crossterm only there) | the facade |
+//!
+//! **The layer rule**: a module imports only from its own layer and the layers its row
+//! may use. `tests/architecture.rs`
+//! reads `src/` and fails on any other `crate::` import, and when `playback` imports
+//! `render`. Only `formats::io` touches the file system; only `drivers::playback` touches
+//! the audio device.
+//!
+//! # The facade
+//!
+//! What a program embedding halo uses: the [`Scene`] and its parts, [`session`] parsing
+//! and writing, [`render`], ADM [`exchange`], [`playback`], [`loudness`], [`gains`],
+//! [`io`] and the [`demo`] material. The layers themselves are crate-private; halo's own
+//! tests, benches and fuzz targets reach them through the `internals` cargo feature.
 
-pub mod drivers;
-pub mod dsp;
-pub mod engine;
-pub mod formats;
-pub mod measure;
-pub mod scene;
-pub mod spatial;
+#![warn(missing_docs)]
+
+/// Declares a layer module that is internal: public with the `internals` feature (halo's
+/// tests, benches and fuzz targets), crate-private otherwise, so that the compiler reports
+/// dead code and rustdoc shows only the facade.
+macro_rules! internal {
+    ($(#[$meta:meta])* mod $name:ident;) => {
+        #[cfg(feature = "internals")]
+        #[allow(missing_docs)]
+        $(#[$meta])*
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        $(#[$meta])*
+        pub(crate) mod $name;
+    };
+}
+
+internal! { mod dsp; }
+internal! { mod scene; }
+internal! { mod spatial; }
+internal! { mod engine; }
+internal! { mod measure; }
+internal! { mod formats; }
+internal! { mod drivers; }
+
+pub use scene::mix::Scene;
+
+// ---------------------------------------------------------------------------------------
+// The facade.
+
+pub use scene::geometry::{Direction, Position};
+pub use scene::layout::{Layout, LayoutError};
+pub use scene::mix::{
+    BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
+};
+
+/// Reading and writing halo's session format (RON).
+pub mod session {
+    pub use crate::formats::session::{SessionError, parse, write};
+}
+
+/// Offline rendering of a scene to every output, with meters and the report.
+pub mod render {
+    pub use crate::drivers::render::{
+        RENDER_BLOCK_FRAMES, RenderError, RenderOptions, RenderReport, render, write_report,
+    };
+}
+
+/// ADM BWF masters: read one as a scene, import it as a session, export a session.
+pub mod exchange {
+    pub use crate::drivers::exchange::{
+        ExchangeError, ExportOptions, ExportReport, ImportReport, Master, export, import,
+        is_master_path, read_master,
+    };
+}
+
+/// WAV/BW64 files and atomic writes: the only place halo touches the file system.
+pub mod io {
+    pub use crate::formats::io::{
+        IoError, WavReader, WavSpec, WavWriter, WriteFormat, read_text, write_atomic,
+    };
+}
+
+/// Loudness and true peak of a signal (ITU-R BS.1770-4, EBU R 128).
+pub mod loudness {
+    pub use crate::measure::loudness::{LoudnessError, LoudnessReport, Meter};
+}
+
+/// The QC page (`report.html`) and the time series it draws (`timeline.json`).
+pub mod report {
+    pub use crate::measure::page::{
+        PAGE_FILE, PageError, ReportView, SECTIONS, build, parse_report, parse_timeline,
+    };
+    pub use crate::measure::timeline::{TIMELINE_FILE, Timeline};
+}
+
+/// Gains of a point source on a layout (what `halo gains` prints).
+pub mod gains {
+    pub use crate::spatial::panner::{Panner, PannerError};
+}
+
+/// The demo's built-in material: stems synthesised on the spot and their session.
+pub mod demo {
+    pub use crate::drivers::demo::{Stem, session_text, stems};
+}
+
+/// Live monitoring (`halo play`).
+pub mod playback {
+    #[cfg(feature = "playback")]
+    pub use crate::drivers::playback::play_in_terminal;
+    pub use crate::drivers::playback::{Monitor, PlayOptions};
+}

@@ -4,10 +4,11 @@
 //! errors naming the element and value.
 
 use halo::formats::adm::*;
-use halo::formats::session::{self, Scene};
+use halo::formats::session;
 use halo::scene::automation::{Automation, Interpolate, Interpolation};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::scene::mix::Scene;
 use halo::spatial::panner::Panner;
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! Giannoulis et al. (2012), the `ebur128` crate's BS.1770 true-peak meter, EBU Tech 3341
 //! true-peak cases, and statistics of the dither.
 
+mod common;
 use halo::dsp::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -42,12 +43,6 @@ fn allocs() -> usize {
 // helpers
 
 const FS: u32 = 48_000;
-
-fn sine(freq_hz: f64, amp: f64, frames: usize) -> Vec<f32> {
-    (0..frames)
-        .map(|i| (amp * (2.0 * PI * freq_hz * i as f64 / f64::from(FS)).sin()) as f32)
-        .collect()
-}
 
 fn rms(x: &[f32]) -> f64 {
     (x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
@@ -145,8 +140,8 @@ fn ebur128_true_peak_dbtp(signal: &[Vec<f32>]) -> f64 {
 
 #[test]
 fn gain_is_an_exact_linear_multiply() {
-    let mut g = Gain::new(-6.0).unwrap();
-    let x = vec![sine(440.0, 0.9, 1000)];
+    let mut g = Gain::new(&GainSettings { gain_db: -6.0 }).unwrap();
+    let x = vec![common::sine(440.0, 0.9, 1000, FS)];
     let y = run_no_alloc(&mut g, &x);
     let k = 10f64.powf(-6.0 / 20.0) as f32;
     assert_eq!(g.linear(), k);
@@ -171,7 +166,7 @@ fn band(kind: EqKind, freq_hz: f64, gain_db: f64, q: f64) -> EqBand {
 /// (an integer number of cycles for even frequencies).
 fn measured_gain_db(bands: &[EqBand], freq_hz: f64) -> f64 {
     let mut eq = Eq::new(bands, FS, 1).unwrap();
-    let x = vec![sine(freq_hz, 0.25, FS as usize)];
+    let x = vec![common::sine(freq_hz, 0.25, FS as usize, FS)];
     let y = run_no_alloc(&mut eq, &x);
     let half = FS as usize / 2;
     db(rms(&y[0][half..]) / rms(&x[0][half..]))
@@ -274,8 +269,8 @@ fn eq_measured_sine_response_matches_analytic() {
 // ---------------------------------------------------------------------------------------
 // Compressor
 
-fn comp_params() -> CompressorParams {
-    CompressorParams {
+fn comp_params() -> CompressorSettings {
+    CompressorSettings {
         threshold_db: -20.0,
         ratio: 4.0,
         knee_db: 6.0,
@@ -330,7 +325,7 @@ fn compressor_steady_state_gain_follows_static_curve() {
     for peak_db in [-40.0, -24.0, -21.0, -20.0, -18.0, -12.0, -6.0, -1.0] {
         let mut c = Compressor::new(&comp_params(), FS, 512).unwrap();
         let amp = 10f64.powf(peak_db / 20.0);
-        let left = sine(1000.0, amp, 2 * FS as usize);
+        let left = common::sine(1000.0, amp, 2 * FS as usize, FS);
         let right: Vec<f32> = left.iter().map(|v| v * 0.5).collect();
         let x = vec![left, right];
         let y = run_blocks(&mut c, &x, 512);
@@ -348,7 +343,7 @@ fn compressor_steady_state_gain_follows_static_curve() {
 
 #[test]
 fn compressor_attack_time_constant() {
-    let params = CompressorParams {
+    let params = CompressorSettings {
         threshold_db: -20.0,
         ratio: 4.0,
         knee_db: 0.0,
@@ -382,7 +377,7 @@ fn compressor_attack_time_constant() {
 
 fn limiter(ceiling_dbtp: f64, lookahead_ms: f64, channels: usize) -> Limiter {
     Limiter::new(
-        &LimiterParams {
+        &LimiterSettings {
             ceiling_dbtp,
             lookahead_ms,
             release_ms: 50.0,
@@ -461,7 +456,7 @@ fn limiter_holds_ceiling_on_hostile_signals() {
     let clicks: Vec<f32> = (0..n)
         .map(|i| if i % 997 == 0 { 10.0 } else { 0.0 })
         .collect();
-    let square: Vec<f32> = sine(15_000.0, 1.0, n)
+    let square: Vec<f32> = common::sine(15_000.0, 1.0, n, FS)
         .iter()
         .map(|v| 8.0 * v.signum())
         .collect();
@@ -485,7 +480,10 @@ fn limiter_passes_quiet_signal_unchanged_after_latency() {
     let l = lim.latency();
     assert_eq!(l, 96);
     let n = FS as usize;
-    let x = vec![sine(440.0, 0.5, n), sine(97.0, 0.7, n)];
+    let x = vec![
+        common::sine(440.0, 0.5, n, FS),
+        common::sine(97.0, 0.7, n, FS),
+    ];
     let y = run_no_alloc(&mut lim, &x);
     for c in 0..2 {
         assert!(y[c][..l].iter().all(|v| *v == 0.0));
@@ -500,7 +498,10 @@ fn limiter_is_linked_across_channels_and_releases() {
     let mut lim = limiter(-6.0, 1.0, 2);
     let n = FS as usize / 2;
     // loud left, quiet right: the right channel is turned down by the same gain
-    let x = vec![sine(200.0, 1.0, n), sine(200.0, 0.1, n)];
+    let x = vec![
+        common::sine(200.0, 1.0, n, FS),
+        common::sine(200.0, 0.1, n, FS),
+    ];
     let y = run_blocks(&mut lim, &x, 64);
     let l = lim.latency();
     let i = n - 100;
@@ -509,8 +510,8 @@ fn limiter_is_linked_across_channels_and_releases() {
     assert!((gl - gr).abs() < 1e-5, "{gl} {gr}");
     assert!(gl < 0.51);
     // after the loud part ends, the gain recovers to 1 within a few release times
-    let mut z = vec![sine(200.0, 1.0, n), vec![0.0; n]];
-    z[0].extend(sine(200.0, 0.1, n));
+    let mut z = vec![common::sine(200.0, 1.0, n, FS), vec![0.0; n]];
+    z[0].extend(common::sine(200.0, 0.1, n, FS));
     z[1].extend(vec![0.0; n]);
     lim.reset();
     let y = run_blocks(&mut lim, &z, 64);
@@ -525,11 +526,14 @@ fn limiter_is_linked_across_channels_and_releases() {
 #[test]
 fn width_mid_side() {
     let n = 2000;
-    let x = vec![sine(300.0, 0.6, n), sine(470.0, 0.4, n)];
-    let mut w1 = Width::new(1.0, 2).unwrap();
+    let x = vec![
+        common::sine(300.0, 0.6, n, FS),
+        common::sine(470.0, 0.4, n, FS),
+    ];
+    let mut w1 = Width::new(&WidthSettings { width: 1.0 }, 2).unwrap();
     assert_eq!(run_no_alloc(&mut w1, &x), x);
     for width in [0.0, 0.5, 2.0, 4.0] {
-        let mut w = Width::new(width, 2).unwrap();
+        let mut w = Width::new(&WidthSettings { width }, 2).unwrap();
         let y = run_no_alloc(&mut w, &x);
         for i in 0..n {
             let (l, r) = (f64::from(x[0][i]), f64::from(x[1][i]));
@@ -542,7 +546,7 @@ fn width_mid_side() {
         }
     }
     assert!(matches!(
-        Width::new(1.0, 6),
+        Width::new(&WidthSettings { width: 1.0 }, 6),
         Err(DspError::ChannelCount {
             processor: "width",
             channels: 6,
@@ -557,7 +561,7 @@ fn width_mid_side() {
 #[test]
 fn dither_statistics_are_tpdf() {
     let n = 1 << 18;
-    let mut d = Dither::new(16, 2).unwrap();
+    let mut d = Dither::new(&DitherSettings { bits: 16 }, 2).unwrap();
     let lsb = d.lsb();
     assert_eq!(lsb, 2f64.powi(-15));
     let y = run_no_alloc(&mut d, &[vec![0.0; n], vec![0.0; n]]);
@@ -574,7 +578,7 @@ fn dither_statistics_are_tpdf() {
     }
     assert_ne!(y[0], y[1], "channels get independent noise");
     // reproducible
-    let mut d2 = Dither::new(16, 2).unwrap();
+    let mut d2 = Dither::new(&DitherSettings { bits: 16 }, 2).unwrap();
     assert_eq!(run_blocks(&mut d2, &[vec![0.0; n], vec![0.0; n]], 333), y);
 }
 
@@ -584,10 +588,10 @@ fn dither_linearises_quantisation_of_a_tiny_sine() {
     let lsb = lsb(bits);
     let n = 1 << 18;
     let amp = 0.3 * lsb; // below half an LSB: plain rounding gives silence
-    let x = vec![sine(1000.0, amp, n)];
+    let x = vec![common::sine(1000.0, amp, n, FS)];
     let plain: Vec<f32> = x[0].iter().map(|v| quantize(*v, bits)).collect();
     assert!(plain.iter().all(|v| *v == 0.0));
-    let mut d = Dither::new(bits, 1).unwrap();
+    let mut d = Dither::new(&DitherSettings { bits }, 1).unwrap();
     let y = run_no_alloc(&mut d, &x);
     let q: Vec<f32> = y[0].iter().map(|v| quantize(*v, bits)).collect();
     // amplitude by correlation with the sine
@@ -604,31 +608,31 @@ fn dither_linearises_quantisation_of_a_tiny_sine() {
 // ---------------------------------------------------------------------------------------
 // Common properties: block-size independence, reset, latency, chain
 
-fn all_configs() -> Vec<ProcessorConfig> {
+fn all_configs() -> Vec<ProcessorSettings> {
     vec![
-        ProcessorConfig::Gain { gain_db: 3.5 },
-        ProcessorConfig::Eq {
+        ProcessorSettings::Gain(GainSettings { gain_db: 3.5 }),
+        ProcessorSettings::Eq(EqSettings {
             bands: vec![
                 band(EqKind::HighPass, 30.0, 0.0, FRAC_1_SQRT_2),
                 band(EqKind::Peak, 2000.0, 4.0, 1.5),
                 band(EqKind::HighShelf, 9000.0, -3.0, FRAC_1_SQRT_2),
             ],
-        },
-        ProcessorConfig::Compressor {
+        }),
+        ProcessorSettings::Compressor(CompressorSettings {
             threshold_db: -18.0,
             ratio: 3.0,
             knee_db: 6.0,
             attack_ms: 3.0,
             release_ms: 80.0,
             makeup_db: 2.0,
-        },
-        ProcessorConfig::Limiter {
+        }),
+        ProcessorSettings::Limiter(LimiterSettings {
             ceiling_dbtp: -1.0,
             lookahead_ms: 1.5,
             release_ms: 40.0,
-        },
-        ProcessorConfig::Width { width: 1.4 },
-        ProcessorConfig::Dither { bits: 16 },
+        }),
+        ProcessorSettings::Width(WidthSettings { width: 1.4 }),
+        ProcessorSettings::Dither(DitherSettings { bits: 16 }),
     ]
 }
 
@@ -638,7 +642,7 @@ fn every_processor_is_block_size_independent_and_resets() {
     for v in sig.iter_mut().flatten() {
         *v *= 3.0;
     }
-    let mut configs: Vec<Vec<ProcessorConfig>> =
+    let mut configs: Vec<Vec<ProcessorSettings>> =
         all_configs().into_iter().map(|c| vec![c]).collect();
     configs.push(all_configs());
     for cfg in &configs {
@@ -678,7 +682,7 @@ fn latency_matches_a_delayed_impulse() {
         Box::new(limiter(-3.0, 10.0, 2)),
     ];
     for cfg in all_configs() {
-        if !matches!(cfg, ProcessorConfig::Dither { .. }) {
+        if !matches!(cfg, ProcessorSettings::Dither(..)) {
             cases.push(cfg.build(FS, 2, 64).unwrap());
         }
     }
@@ -693,19 +697,22 @@ fn latency_matches_a_delayed_impulse() {
 
 #[test]
 fn chain_latency_is_the_sum_and_order_is_config_order() {
-    let lim = ProcessorConfig::Limiter {
+    let lim = ProcessorSettings::Limiter(LimiterSettings {
         ceiling_dbtp: -1.0,
         lookahead_ms: 2.0,
         release_ms: 50.0,
-    };
-    let up = ProcessorConfig::Gain { gain_db: 20.0 };
+    });
+    let up = ProcessorSettings::Gain(GainSettings { gain_db: 20.0 });
     let mut a = Chain::new(&[up.clone(), lim.clone()], FS, 2, 512).unwrap();
     let mut b = Chain::new(&[lim.clone(), up.clone()], FS, 2, 512).unwrap();
     assert_eq!(a.latency(), 96);
     let mut with_delay = Chain::new(&[lim.clone(), lim.clone()], FS, 2, 512).unwrap();
     with_delay.push(Box::new(Delay::new(10, 2).unwrap()));
     assert_eq!(with_delay.latency(), 96 + 96 + 10);
-    let x = vec![sine(500.0, 0.5, 10_000), sine(700.0, 0.5, 10_000)];
+    let x = vec![
+        common::sine(500.0, 0.5, 10_000, FS),
+        common::sine(700.0, 0.5, 10_000, FS),
+    ];
     let ya = run_no_alloc(&mut a, &x);
     let yb = run_no_alloc(&mut b, &x);
     let peak = |y: &Vec<Vec<f32>>| y.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
@@ -719,28 +726,35 @@ fn chain_latency_is_the_sum_and_order_is_config_order() {
 // ---------------------------------------------------------------------------------------
 // Validation
 
+/// (processor, parameter — prefixed `band N ` for an EQ band —, value)
 fn param_error(r: Result<Chain, DspError>) -> (&'static str, String, f64) {
     match r {
         Err(DspError::InvalidParameter {
             processor,
             parameter,
             value,
+            band,
             ..
-        }) => (processor, parameter, value),
+        }) => match band {
+            Some(b) => (processor, format!("band {b} {parameter}"), value),
+            None => (processor, parameter, value),
+        },
         other => panic!("expected InvalidParameter, got {other:?}"),
     }
 }
 
 #[test]
 fn invalid_configs_name_processor_and_parameter() {
-    let one = |c: ProcessorConfig| Chain::new(&[c], FS, 2, 512);
-    let comp = |ratio: f64, attack_ms: f64| ProcessorConfig::Compressor {
-        threshold_db: -20.0,
-        ratio,
-        knee_db: 0.0,
-        attack_ms,
-        release_ms: 50.0,
-        makeup_db: 0.0,
+    let one = |c: ProcessorSettings| Chain::new(&[c], FS, 2, 512);
+    let comp = |ratio: f64, attack_ms: f64| {
+        ProcessorSettings::Compressor(CompressorSettings {
+            threshold_db: -20.0,
+            ratio,
+            knee_db: 0.0,
+            attack_ms,
+            release_ms: 50.0,
+            makeup_db: 0.0,
+        })
     };
     assert_eq!(
         param_error(one(comp(0.5, 1.0))),
@@ -748,22 +762,26 @@ fn invalid_configs_name_processor_and_parameter() {
     );
     let (p, n, _) = param_error(one(comp(2.0, f64::NAN)));
     assert_eq!((p, n.as_str()), ("compressor", "attack_ms"));
-    let eq = |f: f64, q: f64| ProcessorConfig::Eq {
-        bands: vec![
-            band(EqKind::Peak, 100.0, 0.0, 1.0),
-            band(EqKind::Peak, f, 3.0, q),
-        ],
+    let eq = |f: f64, q: f64| {
+        ProcessorSettings::Eq(EqSettings {
+            bands: vec![
+                band(EqKind::Peak, 100.0, 0.0, 1.0),
+                band(EqKind::Peak, f, 3.0, q),
+            ],
+        })
     };
     assert_eq!(
         param_error(one(eq(24_000.0, 1.0))),
-        ("eq", "bands[1].freq_hz".into(), 24_000.0)
+        ("eq", "band 2 freq_hz".into(), 24_000.0)
     );
-    assert_eq!(param_error(one(eq(0.0, 1.0))).1, "bands[1].freq_hz");
-    assert_eq!(param_error(one(eq(1000.0, 0.0))).1, "bands[1].q");
-    let lim = |ceiling_dbtp: f64, lookahead_ms: f64| ProcessorConfig::Limiter {
-        ceiling_dbtp,
-        lookahead_ms,
-        release_ms: 50.0,
+    assert_eq!(param_error(one(eq(0.0, 1.0))).1, "band 2 freq_hz");
+    assert_eq!(param_error(one(eq(1000.0, 0.0))).1, "band 2 q");
+    let lim = |ceiling_dbtp: f64, lookahead_ms: f64| {
+        ProcessorSettings::Limiter(LimiterSettings {
+            ceiling_dbtp,
+            lookahead_ms,
+            release_ms: 50.0,
+        })
     };
     assert_eq!(
         param_error(one(lim(0.5, 2.0))),
@@ -774,28 +792,33 @@ fn invalid_configs_name_processor_and_parameter() {
         ("limiter", "lookahead_ms".into(), 0.5)
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Width { width: 4.5 })),
+        param_error(one(ProcessorSettings::Width(WidthSettings { width: 4.5 }))),
         ("width", "width".into(), 4.5)
     );
     assert!(matches!(
-        Chain::new(&[ProcessorConfig::Width { width: 1.0 }], FS, 1, 512),
+        Chain::new(
+            &[ProcessorSettings::Width(WidthSettings { width: 1.0 })],
+            FS,
+            1,
+            512
+        ),
         Err(DspError::ChannelCount {
             processor: "width",
             ..
         })
     ));
     assert_eq!(
-        param_error(one(ProcessorConfig::Dither { bits: 7 })),
+        param_error(one(ProcessorSettings::Dither(DitherSettings { bits: 7 }))),
         ("dither", "bits".into(), 7.0)
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Dither { bits: 33 })).1,
+        param_error(one(ProcessorSettings::Dither(DitherSettings { bits: 33 }))).1,
         "bits"
     );
     assert_eq!(
-        param_error(one(ProcessorConfig::Gain {
+        param_error(one(ProcessorSettings::Gain(GainSettings {
             gain_db: f64::INFINITY
-        }))
+        })))
         .0,
         "gain"
     );
@@ -804,9 +827,9 @@ fn invalid_configs_name_processor_and_parameter() {
     assert!(msg.contains("compressor") && msg.contains("ratio") && msg.contains("0.5"));
     // valid boundary values are accepted
     assert!(one(lim(0.0, 1.0)).is_ok());
-    assert!(one(ProcessorConfig::Dither { bits: 8 }).is_ok());
-    assert!(one(ProcessorConfig::Dither { bits: 32 }).is_ok());
-    assert!(one(ProcessorConfig::Width { width: 0.0 }).is_ok());
+    assert!(one(ProcessorSettings::Dither(DitherSettings { bits: 8 })).is_ok());
+    assert!(one(ProcessorSettings::Dither(DitherSettings { bits: 32 })).is_ok());
+    assert!(one(ProcessorSettings::Width(WidthSettings { width: 0.0 })).is_ok());
 }
 
 #[test]

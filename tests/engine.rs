@@ -1,6 +1,8 @@
 //! Engine acceptance tests: gains applied exactly, block-size independence, no clicks on
 //! moving objects (with a measure shown to catch stepped gains), beds by label.
 
+mod common;
+use halo::dsp::LimiterSettings;
 use halo::engine::{
     BedConfig, Engine, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig,
 };
@@ -8,7 +10,6 @@ use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
 use halo::spatial::panner::Panner;
-use std::f64::consts::TAU;
 
 const RATE: u32 = 48000;
 
@@ -41,12 +42,6 @@ fn circle(seconds: f64, elevation: f64) -> Automation<Position> {
         })
         .collect();
     Automation::new(keys).expect("valid keyframes")
-}
-
-fn sine(freq: f64, frames: usize, amp: f64) -> Vec<f32> {
-    (0..frames)
-        .map(|i| (amp * (TAU * freq * i as f64 / RATE as f64).sin()) as f32)
-        .collect()
 }
 
 /// Renders mono object inputs and bed inputs through an engine in blocks of `block`
@@ -100,7 +95,7 @@ fn render(
 #[test]
 fn static_object_is_input_times_gains() {
     let pos = polar(20.0, 10.0);
-    let input = sine(440.0, 4800, 0.5);
+    let input = common::sine(440.0, 0.5, 4800, RATE);
     let mut obj = object("o", Automation::constant(pos));
     obj.gain_db = Automation::constant(-6.0);
     let out = render(
@@ -196,9 +191,9 @@ fn output_does_not_depend_on_block_size() {
         ]
     };
     let signals = vec![
-        sine(500.0, frames, 0.5),
-        sine(1234.0, frames, 0.3),
-        sine(80.0, frames, 0.2),
+        common::sine(500.0, 0.5, frames, RATE),
+        common::sine(1234.0, 0.3, frames, RATE),
+        common::sine(80.0, 0.2, frames, RATE),
     ];
     let bed = || {
         vec![BedConfig {
@@ -210,7 +205,7 @@ fn output_does_not_depend_on_block_size() {
     };
     let bed_signals = vec![
         (0..6)
-            .map(|c| sine(100.0 + 50.0 * c as f64, frames, 0.1))
+            .map(|c| common::sine(100.0 + 50.0 * c as f64, 0.1, frames, RATE))
             .collect::<Vec<_>>(),
     ];
     let a = render(
@@ -248,46 +243,10 @@ fn output_does_not_depend_on_block_size() {
     }
 }
 
-/// Energy above 4 kHz relative to the total, in dB, summed over channels: an 8th-order
-/// Butterworth high-pass (four biquads) run over the signal, the first 50 ms skipped so
-/// the filters' start-up transient does not count.
-fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
-    let skip = (0.05 * RATE as f64) as usize;
-    let mut hp = 0.0f64;
-    let mut total = 0.0f64;
-    for ch in channels {
-        let mut sig: Vec<f64> = ch.iter().map(|&x| x as f64).collect();
-        for k in 0..4 {
-            // Butterworth Q values for 8th order.
-            let q = 1.0 / (2.0 * ((2 * k + 1) as f64 * std::f64::consts::PI / 16.0).sin());
-            let w = TAU * 4000.0 / RATE as f64;
-            let alpha = w.sin() / (2.0 * q);
-            let a0 = 1.0 + alpha;
-            let b0 = (1.0 + w.cos()) / 2.0 / a0;
-            let b1 = -(1.0 + w.cos()) / a0;
-            let a1 = -2.0 * w.cos() / a0;
-            let a2 = (1.0 - alpha) / a0;
-            let (mut z1, mut z2) = (0.0, 0.0);
-            for x in sig.iter_mut() {
-                let y = b0 * *x + z1;
-                z1 = b1 * *x - a1 * y + z2;
-                z2 = b0 * *x - a2 * y;
-                *x = y;
-            }
-        }
-        hp += sig[skip..].iter().map(|x| x * x).sum::<f64>();
-        total += ch[skip..]
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>();
-    }
-    10.0 * (hp.max(1e-300) / total).log10()
-}
-
 #[test]
 fn moving_object_does_not_click() {
     let frames = 2 * RATE as usize;
-    let input = sine(500.0, frames, 0.5);
+    let input = common::sine(500.0, 0.5, frames, RATE);
 
     // The measure reads far below the threshold on a static sine…
     let still = render(
@@ -299,7 +258,7 @@ fn moving_object_does_not_click() {
         frames,
         256,
     );
-    let static_db = high_band_ratio_db(&still[0]);
+    let static_db = common::high_band_ratio_db(&still[0], RATE);
     assert!(
         static_db < -100.0,
         "static sine reads {static_db:.1} dB above 4 kHz"
@@ -315,7 +274,7 @@ fn moving_object_does_not_click() {
         frames,
         256,
     );
-    let moving_db = high_band_ratio_db(&moving[0]);
+    let moving_db = common::high_band_ratio_db(&moving[0], RATE);
     assert!(
         moving_db < -80.0,
         "moving sine reads {moving_db:.1} dB above 4 kHz"
@@ -335,7 +294,7 @@ fn moving_object_does_not_click() {
             }
         }
     }
-    let stepped_db = high_band_ratio_db(&stepped);
+    let stepped_db = common::high_band_ratio_db(&stepped, RATE);
     eprintln!(
         "above 4 kHz: static {static_db:.1} dB, moving {moving_db:.1} dB, stepped {stepped_db:.1} dB"
     );
@@ -350,7 +309,7 @@ fn matching_bed_passes_bit_exactly() {
     let frames = 9000;
     let layout = Layout::builtin("7.1.4").unwrap();
     let signals: Vec<Vec<f32>> = (0..12)
-        .map(|c| sine(60.0 * (c + 1) as f64, frames, 0.7))
+        .map(|c| common::sine(60.0 * (c + 1) as f64, 0.7, frames, RATE))
         .collect();
     let bed = BedConfig {
         name: "bed".into(),
@@ -377,7 +336,7 @@ fn bed_51_lands_by_label_in_714() {
     let seven = Layout::builtin("7.1.4").unwrap();
     for (c, ch) in five_one.channels.iter().enumerate() {
         let mut signals = vec![vec![0.0f32; frames]; 6];
-        signals[c] = sine(250.0, frames, 0.5);
+        signals[c] = common::sine(250.0, 0.5, frames, RATE);
         let bed = BedConfig {
             name: "bed".into(),
             layout: five_one.clone(),
@@ -449,7 +408,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
 }
 
 fn all_outputs() -> Vec<OutputConfig> {
-    use halo::dsp::ProcessorConfig;
+    use halo::dsp::ProcessorSettings;
     use halo::spatial::binaural::HrtfSet;
     use halo::spatial::downmix::FoldDownConfig;
     let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).unwrap());
@@ -463,11 +422,11 @@ fn all_outputs() -> Vec<OutputConfig> {
         OutputConfig::Stereo {
             from: Layout::builtin("7.1.4").unwrap(),
             fold: FoldDownConfig::default(),
-            chain: vec![ProcessorConfig::Limiter {
+            chain: vec![ProcessorSettings::Limiter(LimiterSettings {
                 ceiling_dbtp: -1.0,
                 lookahead_ms: 1.5,
                 release_ms: 50.0,
-            }],
+            })],
         },
     ]
 }
@@ -514,7 +473,10 @@ fn binaural_and_stereo_outputs_do_not_depend_on_block_size() {
         off.binaural_bypass = true;
         vec![object("circle", circle(0.5, 10.0)), off]
     };
-    let signals = vec![sine(500.0, frames, 0.5), sine(700.0, frames, 0.3)];
+    let signals = vec![
+        common::sine(500.0, 0.5, frames, RATE),
+        common::sine(700.0, 0.3, frames, RATE),
+    ];
     let (_, a) = render_all(64, frames, objects(), &signals);
     for block in [1000, 37] {
         let (_, b) = render_all(block, frames, objects(), &signals);
@@ -572,14 +534,40 @@ fn outputs_are_sample_aligned() {
 #[test]
 fn many_binaural_sources() {
     // More sources than any fixed per-output channel array: 100 objects on headphones.
+    // Binaural rendering is linear, so the 100-object render must equal the 99-object
+    // render plus the last object alone: a renderer that dropped or truncated sources past
+    // some count would miss the last one's contribution.
     let frames = 4096;
-    let objects: Vec<ObjectConfig> = (0..100)
-        .map(|i| object("o", Automation::constant(polar(i as f64 * 3.6, 0.0))))
-        .collect();
+    let objects = |range: std::ops::Range<usize>| -> Vec<ObjectConfig> {
+        range
+            .map(|i| object("o", Automation::constant(polar(i as f64 * 3.6, 0.0))))
+            .collect()
+    };
     let signals: Vec<Vec<f32>> = (0..100)
-        .map(|i| sine(100.0 + i as f64 * 10.0, frames, 0.01))
+        .map(|i| common::sine(100.0 + i as f64 * 10.0, 0.01, frames, RATE))
         .collect();
-    let (_, out) = render_all(1024, frames, objects, &signals);
-    let energy: f64 = out[1][0].iter().map(|&x| (x as f64) * (x as f64)).sum();
-    assert!(energy > 0.0 && energy.is_finite());
+    let (_, all) = render_all(1024, frames, objects(0..100), &signals);
+    let (_, first) = render_all(1024, frames, objects(0..99), &signals[..99]);
+    let (_, last) = render_all(1024, frames, objects(99..100), &signals[99..]);
+    let energy = |x: &[f32]| x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>();
+    for ear in 0..2 {
+        let whole = &all[1][ear];
+        let last_energy = energy(&last[1][ear]);
+        assert!(
+            last_energy > 1e-4 * energy(whole),
+            "ear {ear}: the 100th object is audible on its own"
+        );
+        let residual: Vec<f32> = whole
+            .iter()
+            .zip(&first[1][ear])
+            .zip(&last[1][ear])
+            .map(|((w, a), b)| w - (a + b))
+            .collect();
+        let error_db = 10.0 * (energy(&residual) / last_energy).log10();
+        assert!(
+            error_db < -80.0,
+            "ear {ear}: 100 objects differ from 99 + the 100th by {error_db:.1} dB of the \
+             100th object's energy"
+        );
+    }
 }

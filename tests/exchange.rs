@@ -3,11 +3,12 @@
 //! exported file carries chna, axml and the measured loudness, and bad masters exit 2
 //! leaving nothing behind.
 
+mod common;
 use halo::formats::adm::{Chna, ChnaEntry, write_chna};
 use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
-use halo::formats::session::{self, Scene};
+use halo::formats::session;
 use halo::scene::geometry::Position;
-use std::f64::consts::TAU;
+use halo::scene::mix::Scene;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,12 +33,6 @@ fn halo(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn sine(freq: f64, amp: f64, frames: usize) -> Vec<f32> {
-    (0..frames)
-        .map(|f| (amp * (TAU * freq * f as f64 / RATE as f64).sin()) as f32)
-        .collect()
 }
 
 /// Writes planar channels as an interleaved float WAV, with extra chunks before the data.
@@ -109,8 +104,8 @@ fn two_contents_xml() -> Vec<u8> {
 /// (track 4) = 500 Hz, everything else silent.
 fn hand_written_master(path: &Path, xml: &[u8], chna: Vec<u8>) -> (Vec<f32>, Vec<f32>) {
     let frames = 10 * RATE as usize;
-    let guitar = sine(1000.0, 0.5, frames);
-    let bed_r = sine(500.0, 0.25, frames);
+    let guitar = common::sine(1000.0, 0.5, frames, RATE);
+    let bed_r = common::sine(500.0, 0.25, frames, RATE);
     let mut tracks = vec![vec![0.0f32; frames]; 8];
     tracks[0] = guitar.clone();
     tracks[3] = bed_r.clone();
@@ -182,15 +177,26 @@ fn hand_written_master_renders_object_at_30_degrees_into_l_and_the_bed_by_label(
 /// size automation, a static object and a 5.1 bed; stems are written beside it.
 fn write_session(dir: &Path) -> PathBuf {
     let frames = 6 * RATE as usize;
-    write_planar(&dir.join("a.wav"), &[sine(440.0, 0.3, frames)], Vec::new());
-    write_planar(&dir.join("b.wav"), &[sine(1250.0, 0.2, frames)], Vec::new());
+    write_planar(
+        &dir.join("a.wav"),
+        &[common::sine(440.0, 0.3, frames, RATE)],
+        Vec::new(),
+    );
+    write_planar(
+        &dir.join("b.wav"),
+        &[common::sine(1250.0, 0.2, frames, RATE)],
+        Vec::new(),
+    );
     write_planar(
         &dir.join("pair.wav"),
-        &[sine(300.0, 0.2, frames), sine(700.0, 0.2, frames)],
+        &[
+            common::sine(300.0, 0.2, frames, RATE),
+            common::sine(700.0, 0.2, frames, RATE),
+        ],
         Vec::new(),
     );
     let bed: Vec<Vec<f32>> = (0..6)
-        .map(|c| sine(100.0 * (c + 1) as f64, 0.05, frames))
+        .map(|c| common::sine(100.0 * (c + 1) as f64, 0.05, frames, RATE))
         .collect();
     write_planar(&dir.join("bed.wav"), &bed, Vec::new());
     let text = r#"Session(

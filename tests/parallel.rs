@@ -3,7 +3,8 @@
 //! of the pipeline stop the run and come back, without hanging.
 
 use halo::drivers::parallel::{Inputs, ParallelEngine, Span};
-use halo::dsp::ProcessorConfig;
+use halo::dsp::LimiterSettings;
+use halo::dsp::ProcessorSettings;
 use halo::engine::{BedConfig, Engine, EngineConfig, ObjectConfig, OutputConfig};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
@@ -17,12 +18,12 @@ const RATE: u32 = 48000;
 const MAX_BLOCK: usize = 1024;
 const FRAMES: usize = 30000;
 
-fn limiter() -> ProcessorConfig {
-    ProcessorConfig::Limiter {
+fn limiter() -> ProcessorSettings {
+    ProcessorSettings::Limiter(LimiterSettings {
         ceiling_dbtp: -6.0,
         lookahead_ms: 1.5,
         release_ms: 50.0,
-    }
+    })
 }
 
 /// 7.1.4 with a limiter, binaural with a limiter (longest latency), a stereo fold-down of

@@ -4,7 +4,9 @@
 
 mod playback_common;
 
+mod common;
 use halo::drivers::playback::{self, Control, Monitor, PlayOptions, Player};
+use halo::dsp::EqSettings;
 use playback_common::*;
 use std::f64::consts::TAU;
 
@@ -30,6 +32,11 @@ fn run(
         }
     }
     out
+}
+
+/// The click measure of `tests/common` at the session rate.
+fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
+    common::high_band_ratio_db(channels, RATE)
 }
 
 #[test]
@@ -67,43 +74,9 @@ fn delivered_frames_equal_the_offline_render_for_every_monitor() {
     }
 }
 
-/// Energy above 4 kHz relative to the total, dB (8th-order Butterworth high-pass, first
-/// 50 ms skipped) — the measure of tests/engine.rs.
-fn high_band_ratio_db(channels: &[Vec<f32>]) -> f64 {
-    let skip = (0.05 * RATE as f64) as usize;
-    let mut hp = 0.0f64;
-    let mut total = 0.0f64;
-    for ch in channels {
-        let mut sig: Vec<f64> = ch.iter().map(|&x| x as f64).collect();
-        for k in 0..4 {
-            let q = 1.0 / (2.0 * ((2 * k + 1) as f64 * std::f64::consts::PI / 16.0).sin());
-            let w = TAU * 4000.0 / RATE as f64;
-            let alpha = w.sin() / (2.0 * q);
-            let a0 = 1.0 + alpha;
-            let b0 = (1.0 + w.cos()) / 2.0 / a0;
-            let b1 = -(1.0 + w.cos()) / a0;
-            let a1 = -2.0 * w.cos() / a0;
-            let a2 = (1.0 - alpha) / a0;
-            let (mut z1, mut z2) = (0.0, 0.0);
-            for x in sig.iter_mut() {
-                let y = b0 * *x + z1;
-                z1 = b1 * *x - a1 * y + z2;
-                z2 = b0 * *x - a2 * y;
-                *x = y;
-            }
-        }
-        hp += sig[skip..].iter().map(|x| x * x).sum::<f64>();
-        total += ch[skip..]
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>();
-    }
-    10.0 * (hp.max(1e-300) / total).log10()
-}
-
 /// A 2 s session with one static 500 Hz tone in front, outputs as in `moving_session`
 /// but without dynamics (so only the switch can add high frequencies).
-fn tone_session(dir: &std::path::Path) -> halo::formats::session::Scene {
+fn tone_session(dir: &std::path::Path) -> halo::scene::mix::Scene {
     let frames = 2 * RATE as usize;
     let spec = halo::formats::io::WavSpec {
         channels: 1,
@@ -128,7 +101,7 @@ fn tone_session(dir: &std::path::Path) -> halo::formats::session::Scene {
 /// Plays the tone session on 2 channels from `from`, asking for `to` at 1 s (None: no
 /// switch), with the given crossfade; returns the two channels.
 fn switched(
-    scene: &halo::formats::session::Scene,
+    scene: &halo::scene::mix::Scene,
     from: Monitor,
     to: Option<Monitor>,
     crossfade_ms: f64,
@@ -159,7 +132,7 @@ fn switched(
 fn monitor_switch_does_not_click() {
     let dir = temp_dir("play-click");
     let scene = tone_session(&dir);
-    let still = high_band_ratio_db(&switched(&scene, Monitor::Stereo, None, 20.0));
+    let still = common::high_band_ratio_db(&switched(&scene, Monitor::Stereo, None, 20.0), RATE);
     let smooth = high_band_ratio_db(&switched(
         &scene,
         Monitor::Stereo,
@@ -444,7 +417,7 @@ fn pause_and_resume_fade_and_hold_the_position() {
 
 /// Plays the tone with a pause at callback 100 and a resume at 150; returns the largest
 /// sample-to-sample step and the tone's own largest step.
-fn pause_steps(scene: &halo::formats::session::Scene, fade_ms: f64) -> (f32, f32) {
+fn pause_steps(scene: &halo::scene::mix::Scene, fade_ms: f64) -> (f32, f32) {
     let mut opts = options(Monitor::Stereo, 2.0, 2);
     opts.crossfade_ms = fade_ms;
     let p = playback::prepare(scene, &opts).unwrap();
@@ -715,7 +688,8 @@ fn at_the_device_rate_start_and_seek_are_device_frames_and_analysis_meters_the_r
 
 #[test]
 fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
-    use halo::formats::session::{EqBandSpec, EqKind, OutputSpec, ProcessorSpec};
+    use halo::dsp::{EqBand, EqKind, ProcessorSettings};
+    use halo::scene::mix::OutputSpec;
     let dir = temp_dir("play-rate-eq");
     let mut scene = moving_session(&dir, 0.5, 1);
     // A high shelf at 23 kHz: fine at 48 kHz, above the Nyquist frequency of 44.1 kHz.
@@ -723,14 +697,14 @@ fn an_eq_band_above_the_device_nyquist_is_refused_clearly() {
         if let OutputSpec::Stereo { chain, .. } = o {
             chain.insert(
                 0,
-                ProcessorSpec::Eq {
-                    bands: vec![EqBandSpec {
+                ProcessorSettings::Eq(EqSettings {
+                    bands: vec![EqBand {
                         kind: EqKind::HighShelf,
                         freq_hz: 23000.0,
                         gain_db: -3.0,
                         q: 0.707,
                     }],
-                },
+                }),
             );
         }
     }

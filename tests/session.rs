@@ -1,10 +1,15 @@
 //! The session format: the showcase example parses, and every feature lands in the Scene
 //! with the right values (frames, positions, interpolation, defaults).
 
+use halo::dsp::{
+    CompressorSettings, DitherSettings, EqBand, EqKind, EqSettings, GainSettings, LimiterSettings,
+    ProcessorSettings, WidthSettings,
+};
 use halo::formats::session::*;
 use halo::scene::automation::Interpolation;
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::scene::mix::*;
 use std::path::{Path, PathBuf};
 
 const STUDIO: &str = r#"(name: "studio", channels: [
@@ -194,7 +199,7 @@ fn outputs_chains_and_targets() {
     };
     assert_eq!(layout.name, "7.1.4");
     assert_eq!(target, &Some(TargetSpec::Preset("atmos-music".into())));
-    let band = |kind, freq_hz, gain_db, q| EqBandSpec {
+    let band = |kind, freq_hz, gain_db, q| EqBand {
         kind,
         freq_hz,
         gain_db,
@@ -203,7 +208,7 @@ fn outputs_chains_and_targets() {
     assert_eq!(
         chain,
         &vec![
-            ProcessorSpec::Eq {
+            ProcessorSettings::Eq(EqSettings {
                 bands: vec![
                     band(EqKind::HighPass, 30.0, 0.0, 0.707),
                     band(EqKind::LowShelf, 120.0, 1.5, 0.707),
@@ -211,21 +216,21 @@ fn outputs_chains_and_targets() {
                     band(EqKind::HighShelf, 10000.0, 1.0, 0.707),
                     band(EqKind::LowPass, 20000.0, 0.0, 0.5),
                 ]
-            },
-            ProcessorSpec::Compressor {
+            }),
+            ProcessorSettings::Compressor(CompressorSettings {
                 threshold_db: -18.0,
                 ratio: 2.0,
                 knee_db: 6.0,
                 attack_ms: 10.0,
                 release_ms: 100.0,
                 makeup_db: 0.0
-            },
-            ProcessorSpec::Gain { gain_db: 1.0 },
-            ProcessorSpec::Limiter {
+            }),
+            ProcessorSettings::Gain(GainSettings { gain_db: 1.0 }),
+            ProcessorSettings::Limiter(LimiterSettings {
                 ceiling_dbtp: -1.0,
                 lookahead_ms: 1.5,
                 release_ms: 50.0
-            },
+            }),
         ]
     );
 
@@ -255,20 +260,20 @@ fn outputs_chains_and_targets() {
     assert_eq!(
         chain,
         &vec![
-            ProcessorSpec::Compressor {
+            ProcessorSettings::Compressor(CompressorSettings {
                 threshold_db: -20.0,
                 ratio: 1.5,
                 knee_db: 10.0,
                 attack_ms: 30.0,
                 release_ms: 250.0,
                 makeup_db: 1.0
-            },
-            ProcessorSpec::Limiter {
+            }),
+            ProcessorSettings::Limiter(LimiterSettings {
                 ceiling_dbtp: -1.5,
                 lookahead_ms: 5.0,
                 release_ms: 80.0
-            },
-            ProcessorSpec::Dither { bits: 16 },
+            }),
+            ProcessorSettings::Dither(DitherSettings { bits: 16 }),
         ]
     );
     assert_eq!(
@@ -305,13 +310,13 @@ fn outputs_chains_and_targets() {
     assert_eq!(
         chain,
         &vec![
-            ProcessorSpec::Width { width: 0.9 },
-            ProcessorSpec::Limiter {
+            ProcessorSettings::Width(WidthSettings { width: 0.9 }),
+            ProcessorSettings::Limiter(LimiterSettings {
                 ceiling_dbtp: -1.0,
                 lookahead_ms: 1.5,
                 release_ms: 50.0
-            },
-            ProcessorSpec::Dither { bits: 24 },
+            }),
+            ProcessorSettings::Dither(DitherSettings { bits: 24 }),
         ]
     );
     assert_eq!(

@@ -429,9 +429,9 @@ fn bad_chain_parameters() {
     let m = msg(&output(
         "Stereo(chain: [Eq(bands: [(kind: Peak, freq_hz: 1000, q: 0)])])",
     ));
-    has(&m, &["q = 0 is out of range", "q above 0"]);
+    has(&m, &["q = 0 is out of range", "q from 0.025 to 100"]);
     let m = msg(&output("Stereo(chain: [Width(width: 5)])"));
-    has(&m, &["width = 5 is out of range", "width from 0 (mono)"]);
+    has(&m, &["width = 5 is out of range", "width from 0 to 4"]);
     let m = msg(&output("Stereo(chain: [Limiter(ceiling_dbtp: 0.5)])"));
     has(
         &m,

@@ -2,6 +2,7 @@
 //! equal Scene, and the bed channel map (`channels: [...]`) parses with clear errors.
 
 use halo::formats::session::*;
+use halo::scene::mix::*;
 use std::path::Path;
 
 fn no_files(_: &Path) -> Result<String, String> {

@@ -6,14 +6,16 @@
 //! goes where, and keeps the all-or-nothing rule: every file an operation writes appears
 //! together at the end, or none does.
 
-use crate::drivers::render::{self, RenderError, RenderOptions, Sources};
+use crate::drivers::render::{self, RenderError, RenderOptions};
+use crate::drivers::sources::Sources;
 use crate::formats::adm::{self, AdmAudio, AdmError, AdmLoudness, TrackPlan};
 use crate::formats::io::{
     self, Chunk, IoError, PendingFile, WavReader, WavSpec, WavWriter, WriteFormat,
 };
-use crate::formats::session::{self, FoldSpec, OutputSpec, Scene, SessionError, SourceSpec};
+use crate::formats::session::{self, SessionError};
 use crate::measure::loudness::LoudnessReport;
 use crate::scene::layout::Layout;
+use crate::scene::mix::{FoldSpec, OutputSpec, Scene, SourceSpec};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 

@@ -50,12 +50,13 @@
 //! against matrixed): their phases differ across most of the spectrum, so they add in power
 //! and an equal-gain fade would dip by up to 3 dB in the middle.
 
-use crate::drivers::render::{self, RenderError};
+use crate::drivers::plan::{self, RenderError};
+use crate::drivers::sources::Sources as SceneSources;
 use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
 use crate::formats::io::WriteFormat;
-use crate::formats::session::{FoldSpec, OutputSpec, Scene};
 use crate::measure::loudness::{LoudnessError, Meter};
 use crate::scene::layout::Layout;
+use crate::scene::mix::{FoldSpec, OutputSpec, Scene};
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::path::Path;
 use std::sync::Arc;
@@ -938,7 +939,7 @@ pub fn play_setup(
         .find_map(|o| match o {
             OutputSpec::Speakers {
                 layout: l, chain, ..
-            } if l.name == layout.name => Some(render::chain(chain, f32fmt)),
+            } if l.name == layout.name => Some(plan::chain(chain, f32fmt)),
             _ => None,
         })
         .unwrap_or_default();
@@ -948,12 +949,12 @@ pub fn play_setup(
             lfe_db,
             chain,
             ..
-        } => Some((hrtf.clone(), *lfe_db, render::chain(chain, f32fmt))),
+        } => Some((hrtf.clone(), *lfe_db, plan::chain(chain, f32fmt))),
         _ => None,
     });
     let (hrtf_path, lfe_db, bin_chain) = binaural.unwrap_or((None, None, Vec::new()));
     let hrtf_path = hrtf.map(Path::to_path_buf).or(hrtf_path);
-    let hrtf = render::load_hrtf(hrtf_path.as_deref(), scene.sample_rate)?;
+    let hrtf = plan::load_hrtf(hrtf_path.as_deref(), scene.sample_rate)?;
     let stereo = scene
         .outputs
         .iter()
@@ -962,21 +963,21 @@ pub fn play_setup(
                 from, fold, chain, ..
             } => Some(OutputConfig::Stereo {
                 from: from.clone(),
-                fold: render::fold_config(fold),
-                chain: render::chain(chain, f32fmt),
+                fold: plan::fold_config(fold),
+                chain: plan::chain(chain, f32fmt),
             }),
             _ => None,
         })
         .unwrap_or_else(|| OutputConfig::Stereo {
             from: layout.clone(),
-            fold: render::fold_config(&FoldSpec::default()),
+            fold: plan::fold_config(&FoldSpec::default()),
             chain: Vec::new(),
         });
     let engine = EngineConfig {
         sample_rate: scene.sample_rate,
         max_block_frames: block_frames,
-        objects: render::object_configs(scene),
-        beds: scene.beds.iter().map(render::bed_config).collect(),
+        objects: plan::object_configs(scene),
+        beds: scene.beds.iter().map(plan::bed_config).collect(),
         outputs: vec![
             OutputConfig::Speakers {
                 layout: layout.clone(),
@@ -1002,10 +1003,10 @@ pub fn play_setup(
 
 /// The session's sources, read block by block into the planar engine-input layout
 /// (objects, then each bed's channels in layout order), zero-padded past their ends.
-/// The files are read by [`render::Sources`], exactly as an offline render reads them
+/// The files are read by [`SceneSources`], exactly as an offline render reads them
 /// (each distinct file once, however many objects use it: an ADM master's tracks).
 pub struct Sources {
-    inner: render::Sources,
+    inner: SceneSources,
     objects: usize,
     bed_channels: Vec<usize>,
     block: usize,
@@ -1014,7 +1015,7 @@ pub struct Sources {
 
 impl Sources {
     pub fn open(scene: &Scene, block: usize) -> Result<Sources, PlaybackError> {
-        let inner = render::Sources::open(scene, scene.sample_rate, block)?;
+        let inner = SceneSources::open(scene, scene.sample_rate, block)?;
         let total_frames = scene.duration_frames.unwrap_or_else(|| inner.frames());
         Ok(Sources {
             inner,
@@ -1313,7 +1314,7 @@ fn check_play_rate(scene: &Scene, rate: u32) -> Result<(), PlaybackError> {
         .iter()
         .flat_map(|o| o.chain())
         .filter_map(|p| match p {
-            crate::formats::session::ProcessorSpec::Eq { bands } => Some(bands),
+            crate::dsp::ProcessorSettings::Eq(eq) => Some(&eq.bands),
             _ => None,
         })
         .flatten()

@@ -6,15 +6,16 @@
 //! render), so that the engine never sees a file and the session never sees audio.
 
 use crate::drivers::parallel::{Inputs, ParallelEngine, Span};
-use crate::dsp::{EqBand, ProcessorConfig};
-use crate::engine::{self, BedConfig, EngineConfig, EngineError, ObjectConfig, OutputConfig};
+pub use crate::drivers::plan::RenderError;
+use crate::drivers::plan::{bed_config, chain, fold_config, load_hrtf, object_configs};
+pub use crate::drivers::sources::SourceReport;
+use crate::drivers::sources::Sources;
+use crate::dsp::ProcessorSettings;
+use crate::engine::{self, EngineConfig, EngineError, OutputConfig};
 use crate::formats::io::{
-    self, IoError, PendingFile, SourceStream, WavSpec, WavWriter, WriteFormat,
+    self, PendingFile, WavSpec, WavWriter, WriteFormat,
 };
-use crate::formats::session::{
-    BinauralMode, FoldMatrix, FoldSpec, OutputSpec, ProcessorSpec, Scene, TargetSpec,
-};
-use crate::measure::loudness::{LoudnessError, LoudnessReport, Meter, Target};
+use crate::measure::loudness::{LoudnessReport, Meter, Target};
 use crate::measure::timeline::{self, Timeline};
 use crate::measure::translation::{
     self, BedTracker, BedTranslation, ObjectTracker, ObjectTranslation, ObjectWindow, StereoImage,
@@ -22,112 +23,17 @@ use crate::measure::translation::{
 };
 use crate::scene::geometry::{Direction, Position};
 use crate::scene::layout::Layout;
-use crate::spatial::binaural::{BinauralError, HrtfSet};
-use crate::spatial::downmix::{FoldDown, FoldDownConfig, FoldKind, FoldStep};
+use crate::scene::mix::{BinauralMode, OutputSpec, Scene, TargetSpec};
+use crate::spatial::binaural::HrtfSet;
+use crate::spatial::downmix::{FoldDown, FoldKind, FoldStep};
 use crate::spatial::panner::Panner;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use thiserror::Error;
 
 /// Frames per engine call in offline renders.
 pub const RENDER_BLOCK_FRAMES: usize = 1024;
-
-#[derive(Debug, Error)]
-pub enum RenderError {
-    #[error("object '{object}': {source}")]
-    ObjectSource {
-        object: String,
-        #[source]
-        source: IoError,
-    },
-    #[error(
-        "object '{object}': source {path} has {channels} channels; an object is mono: give `source: (file: \"…\", channel: N)` with N in 1…{channels}"
-    )]
-    NotMono {
-        object: String,
-        path: PathBuf,
-        channels: usize,
-    },
-    #[error(
-        "object '{object}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
-    )]
-    NoSuchChannel {
-        object: String,
-        path: PathBuf,
-        channels: usize,
-        channel: usize,
-    },
-    #[error(
-        "bed '{bed}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
-    )]
-    BedNoSuchChannel {
-        bed: String,
-        path: PathBuf,
-        channels: usize,
-        channel: usize,
-    },
-    #[error("bed '{bed}': {source}")]
-    BedSource {
-        bed: String,
-        #[source]
-        source: IoError,
-    },
-    #[error(
-        "bed '{bed}': source {path} has {channels} channels but its layout {layout} has {expected} ({labels})"
-    )]
-    BedChannels {
-        bed: String,
-        path: PathBuf,
-        channels: usize,
-        layout: String,
-        expected: usize,
-        labels: String,
-    },
-    #[error("output {path}: {source}")]
-    Output {
-        path: PathBuf,
-        #[source]
-        source: IoError,
-    },
-    #[error("{0}")]
-    Engine(#[from] EngineError),
-    #[error("HRTF set {origin}: {source}")]
-    Hrtf {
-        origin: String,
-        #[source]
-        source: BinauralError,
-    },
-    #[error("HRTF set: {0}")]
-    HrtfFile(#[source] IoError),
-    #[error("output {output}: target: {source}")]
-    Target {
-        output: String,
-        #[source]
-        source: LoudnessError,
-    },
-    #[error("output {output}: {source}")]
-    Meter {
-        output: String,
-        #[source]
-        source: LoudnessError,
-    },
-    #[error("nothing to render: {0}")]
-    Nothing(String),
-}
-
-impl RenderError {
-    /// Whether the error is the user's input (exit code 2) rather than halo's (1).
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            RenderError::Engine(EngineError::Config { .. }) => false,
-            RenderError::Meter { .. } => false,
-            RenderError::Output { source, .. } => !matches!(source, IoError::Write { .. }),
-            _ => true,
-        }
-    }
-}
 
 /// What to render and where.
 pub struct RenderOptions<'a> {
@@ -167,14 +73,6 @@ impl RenderOptions<'_> {
             threads: 0,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceReport {
-    pub name: String,
-    pub file: PathBuf,
-    pub sample_rate: u32,
-    pub resampled: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -270,247 +168,6 @@ impl RenderReport {
     }
 }
 
-/// Who first named a source file: read errors are reported against it.
-enum Owner {
-    Object(String),
-    Bed(String),
-}
-
-/// One opened source file. A file several objects or beds read from (the tracks of an
-/// ADM master, a multichannel stem) is opened, read and resampled once per block.
-struct Source {
-    stream: SourceStream,
-    channels: usize,
-    scratch: Vec<f32>,
-    finished: bool,
-    owner: Owner,
-}
-
-impl Source {
-    fn error(&self, source: IoError) -> RenderError {
-        match &self.owner {
-            Owner::Object(object) => RenderError::ObjectSource {
-                object: object.clone(),
-                source,
-            },
-            Owner::Bed(bed) => RenderError::BedSource {
-                bed: bed.clone(),
-                source,
-            },
-        }
-    }
-
-    /// Reads up to `frames` frames into the scratch buffer, zero-padding past the end.
-    fn fill(&mut self, frames: usize) -> Result<(), IoError> {
-        let want = frames * self.channels;
-        let mut got = 0;
-        while !self.finished && got < want {
-            let n = self.stream.read(&mut self.scratch[got..want])?;
-            if n == 0 {
-                self.finished = true;
-            }
-            got += n * self.channels;
-        }
-        self.scratch[got..want].fill(0.0);
-        Ok(())
-    }
-}
-
-/// Every source a scene reads, each distinct file opened once; objects and beds read
-/// their channels from the block last read. Shared by offline rendering and export.
-pub struct Sources {
-    files: Vec<Source>,
-    /// (file, channel) of every object.
-    objects: Vec<(usize, usize)>,
-    /// (file, [(file channel, layout channel)]) of every bed.
-    beds: Vec<(usize, Vec<(usize, usize)>)>,
-    /// One per object, then one per bed.
-    pub reports: Vec<SourceReport>,
-}
-
-impl Sources {
-    /// Opens the sources of `scene`, resampled to `rate`, for blocks of up to
-    /// `block_frames`; checks channel numbers and bed channel counts.
-    pub fn open(scene: &Scene, rate: u32, block_frames: usize) -> Result<Sources, RenderError> {
-        let mut source_reports = Vec::new();
-        let mut files: Vec<Source> = Vec::new();
-        let mut open = |path: &Path, owner: Owner| -> Result<usize, RenderError> {
-            if let Some(i) = files.iter().position(|f| f.stream.path() == path) {
-                return Ok(i);
-            }
-            let stream = SourceStream::open(path, rate).map_err(|source| match &owner {
-                Owner::Object(object) => RenderError::ObjectSource {
-                    object: object.clone(),
-                    source,
-                },
-                Owner::Bed(bed) => RenderError::BedSource {
-                    bed: bed.clone(),
-                    source,
-                },
-            })?;
-            let channels = stream.info().channels;
-            files.push(Source {
-                channels,
-                scratch: vec![0.0; block_frames * channels],
-                stream,
-                finished: false,
-                owner,
-            });
-            Ok(files.len() - 1)
-        };
-        // (file, channel) of every object.
-        let mut object_src: Vec<(usize, usize)> = Vec::with_capacity(scene.objects.len());
-        for obj in &scene.objects {
-            let file = open(&obj.source.path, Owner::Object(obj.name.clone()))?;
-            object_src.push((file, 0));
-        }
-        // (file, [(file channel, layout channel)]) of every bed.
-        let mut bed_src: Vec<(usize, Vec<(usize, usize)>)> = Vec::with_capacity(scene.beds.len());
-        for bed in &scene.beds {
-            let file = open(&bed.source, Owner::Bed(bed.name.clone()))?;
-            bed_src.push((file, Vec::new()));
-        }
-        for (obj, (file, channel)) in scene.objects.iter().zip(object_src.iter_mut()) {
-            let src = &files[*file];
-            let channels = src.channels;
-            let name = &obj.name;
-            *channel = match obj.source.channel {
-                None if channels == 1 => 0,
-                None => {
-                    return Err(RenderError::NotMono {
-                        object: name.clone(),
-                        path: obj.source.path.clone(),
-                        channels,
-                    });
-                }
-                Some(c) if c >= channels => {
-                    return Err(RenderError::NoSuchChannel {
-                        object: name.clone(),
-                        path: obj.source.path.clone(),
-                        channels,
-                        channel: c + 1,
-                    });
-                }
-                Some(c) => c,
-            };
-            source_reports.push(SourceReport {
-                name: name.clone(),
-                file: obj.source.path.clone(),
-                sample_rate: src.stream.info().sample_rate,
-                resampled: src.stream.resampled(),
-            });
-        }
-        for (bed, (file, map)) in scene.beds.iter().zip(bed_src.iter_mut()) {
-            let name = &bed.name;
-            let src = &files[*file];
-            let channels = src.channels;
-            if let Some(list) = &bed.channels {
-                // An explicit map (an ADM master's bed tracks): file channel per layout channel.
-                if let Some(&c) = list.iter().find(|&&c| c >= channels) {
-                    return Err(RenderError::BedNoSuchChannel {
-                        bed: name.clone(),
-                        path: bed.source.clone(),
-                        channels,
-                        channel: c + 1,
-                    });
-                }
-                *map = list
-                    .iter()
-                    .enumerate()
-                    .map(|(layout_ch, &file_ch)| (file_ch, layout_ch))
-                    .collect();
-            } else {
-                if channels != bed.layout.num_channels() {
-                    return Err(RenderError::BedChannels {
-                        bed: name.clone(),
-                        path: bed.source.clone(),
-                        channels,
-                        layout: bed.layout.name.clone(),
-                        expected: bed.layout.num_channels(),
-                        labels: bed.layout.labels().join(" "),
-                    });
-                }
-                // A file whose mask matches the layout is in mask (WAV) order; otherwise the
-                // file is taken to be in the layout's own order.
-                let order = match (
-                    src.stream.info().channel_mask,
-                    bed.layout.wav_channel_mask(),
-                ) {
-                    (Some(m), Some(l)) if m == l => bed.layout.wav_order(),
-                    _ => (0..channels).collect(),
-                };
-                *map = order.into_iter().enumerate().collect();
-            }
-            source_reports.push(SourceReport {
-                name: name.clone(),
-                file: bed.source.clone(),
-                sample_rate: src.stream.info().sample_rate,
-                resampled: src.stream.resampled(),
-            });
-        }
-        Ok(Sources {
-            files,
-            objects: object_src,
-            beds: bed_src,
-            reports: source_reports,
-        })
-    }
-
-    /// Frames of the longest source (at the render rate).
-    pub fn frames(&self) -> u64 {
-        self.files
-            .iter()
-            .map(|s| s.stream.frames())
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Moves every file to `frame` (at the render rate), for live playback's seeks.
-    pub fn seek(&mut self, frame: u64) -> Result<(), RenderError> {
-        for src in self.files.iter_mut() {
-            let to = frame.min(src.stream.frames());
-            if let Err(e) = src.stream.seek(to) {
-                return Err(src.error(e));
-            }
-            src.finished = false;
-        }
-        Ok(())
-    }
-
-    /// Reads the next `frames` frames of every file (silence past a file's end).
-    pub fn read_block(&mut self, frames: usize) -> Result<(), RenderError> {
-        for src in self.files.iter_mut() {
-            if let Err(e) = src.fill(frames) {
-                return Err(src.error(e));
-            }
-        }
-        Ok(())
-    }
-
-    /// Object `i`'s samples of the block last read, into `out` (`out.len()` frames).
-    pub fn object(&self, i: usize, out: &mut [f32]) {
-        let (file, ch) = self.objects[i];
-        let src = &self.files[file];
-        for (f, x) in out.iter_mut().enumerate() {
-            *x = src.scratch[f * src.channels + ch];
-        }
-    }
-
-    /// Channel `layout_ch` (layout order) of bed `b`, of the block last read, into `out`.
-    pub fn bed_channel(&self, b: usize, layout_ch: usize, out: &mut [f32]) {
-        let (file, map) = &self.beds[b];
-        let src = &self.files[*file];
-        match map.iter().find(|&&(_, l)| l == layout_ch) {
-            Some(&(file_ch, _)) => {
-                for (f, x) in out.iter_mut().enumerate() {
-                    *x = src.scratch[f * src.channels + file_ch];
-                }
-            }
-            None => out.fill(0.0),
-        }
-    }
-}
-
 /// A fold-down's in-phase matrix and, for Lt/Rt, its quadrature (90°) matrix.
 type FoldMatrices = (Vec<Vec<f64>>, Option<Vec<Vec<f64>>>);
 
@@ -518,7 +175,7 @@ type FoldMatrices = (Vec<Vec<f64>>, Option<Vec<Vec<f64>>>);
 type BinauralPlan = (
     Option<PathBuf>,
     Option<f64>,
-    Vec<ProcessorSpec>,
+    Vec<ProcessorSettings>,
     Option<TargetSpec>,
 );
 
@@ -551,78 +208,6 @@ pub fn output_file_name(layout: &Layout) -> String {
     format!("{clean}.wav")
 }
 
-fn processor_config(spec: &ProcessorSpec) -> ProcessorConfig {
-    match spec {
-        ProcessorSpec::Gain { gain_db } => ProcessorConfig::Gain { gain_db: *gain_db },
-        ProcessorSpec::Eq { bands } => ProcessorConfig::Eq {
-            bands: bands
-                .iter()
-                .map(|b| EqBand {
-                    kind: match b.kind {
-                        crate::formats::session::EqKind::Peak => crate::dsp::EqKind::Peak,
-                        crate::formats::session::EqKind::LowShelf => crate::dsp::EqKind::LowShelf,
-                        crate::formats::session::EqKind::HighShelf => crate::dsp::EqKind::HighShelf,
-                        crate::formats::session::EqKind::HighPass => crate::dsp::EqKind::HighPass,
-                        crate::formats::session::EqKind::LowPass => crate::dsp::EqKind::LowPass,
-                    },
-                    freq_hz: b.freq_hz,
-                    gain_db: b.gain_db,
-                    q: b.q,
-                })
-                .collect(),
-        },
-        ProcessorSpec::Compressor {
-            threshold_db,
-            ratio,
-            knee_db,
-            attack_ms,
-            release_ms,
-            makeup_db,
-        } => ProcessorConfig::Compressor {
-            threshold_db: *threshold_db,
-            ratio: *ratio,
-            knee_db: *knee_db,
-            attack_ms: *attack_ms,
-            release_ms: *release_ms,
-            makeup_db: *makeup_db,
-        },
-        ProcessorSpec::Limiter {
-            ceiling_dbtp,
-            lookahead_ms,
-            release_ms,
-        } => ProcessorConfig::Limiter {
-            ceiling_dbtp: *ceiling_dbtp,
-            lookahead_ms: *lookahead_ms,
-            release_ms: *release_ms,
-        },
-        ProcessorSpec::Width { width } => ProcessorConfig::Width { width: *width },
-        ProcessorSpec::Dither { bits } => ProcessorConfig::Dither { bits: *bits },
-    }
-}
-
-/// The master chain of an output; dither only where the file is integer PCM.
-pub(crate) fn chain(specs: &[ProcessorSpec], format: WriteFormat) -> Vec<ProcessorConfig> {
-    specs
-        .iter()
-        .filter(|s| !(matches!(s, ProcessorSpec::Dither { .. }) && format == WriteFormat::F32))
-        .map(processor_config)
-        .collect()
-}
-
-pub fn fold_config(spec: &FoldSpec) -> FoldDownConfig {
-    FoldDownConfig {
-        kind: match spec.matrix {
-            FoldMatrix::LoRo => FoldKind::LoRo,
-            FoldMatrix::LtRt => FoldKind::LtRt,
-        },
-        center_db: spec.center_db,
-        surround_db: spec.surround_db,
-        rear_db: spec.rear_db,
-        height_db: spec.height_db,
-        lfe_db: spec.lfe_db,
-    }
-}
-
 fn target(spec: &Option<TargetSpec>, output: &str) -> Result<Option<Target>, RenderError> {
     match spec {
         None => Ok(None),
@@ -650,32 +235,14 @@ fn target(spec: &Option<TargetSpec>, output: &str) -> Result<Option<Target>, Ren
 }
 
 /// Loads an HRTF set: a SOFA file, or the built-in MIT KEMAR set.
-pub fn load_hrtf(path: Option<&Path>, sample_rate: u32) -> Result<Arc<HrtfSet>, RenderError> {
-    let set = match path {
-        Some(p) => {
-            let bytes = io::read_bytes(p).map_err(RenderError::HrtfFile)?;
-            HrtfSet::from_sofa_bytes(&bytes, &p.display().to_string(), sample_rate).map_err(
-                |source| RenderError::Hrtf {
-                    origin: p.display().to_string(),
-                    source,
-                },
-            )?
-        }
-        None => HrtfSet::default_set(sample_rate).map_err(|source| RenderError::Hrtf {
-            origin: "built-in MIT KEMAR".into(),
-            source,
-        })?,
-    };
-    Ok(Arc::new(set))
-}
-
 fn plan_outputs(scene: &Scene, options: &RenderOptions) -> Result<Vec<Planned>, RenderError> {
     let rate = scene.sample_rate;
     let stereo =
         Layout::builtin("2.0").map_err(|_| RenderError::Nothing("no 2.0 layout".into()))?;
     let mut planned = Vec::new();
     // Speakers: the override list, else the session's (with their chains and targets).
-    let speakers: Vec<(Layout, Vec<ProcessorSpec>, Option<TargetSpec>)> = match &options.layouts {
+    let speakers: Vec<(Layout, Vec<ProcessorSettings>, Option<TargetSpec>)> = match &options.layouts
+    {
         Some(list) => list
             .iter()
             .map(|l| {
@@ -1500,30 +1067,6 @@ fn translation_report(
         beds,
         failures,
     }
-}
-
-pub(crate) fn bed_config(b: &crate::formats::session::BedSpec) -> BedConfig {
-    BedConfig {
-        name: b.name.clone(),
-        layout: b.layout.clone(),
-        gain_db: b.gain_db,
-        mute: b.mute,
-    }
-}
-
-pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
-    scene
-        .objects
-        .iter()
-        .map(|o| ObjectConfig {
-            name: o.name.clone(),
-            gain_db: o.gain_db.clone(),
-            position: o.position.clone(),
-            size: o.size.clone(),
-            mute: o.mute,
-            binaural_bypass: o.binaural == BinauralMode::Off,
-        })
-        .collect()
 }
 
 /// Writes the report as pretty JSON beside the outputs (atomically).

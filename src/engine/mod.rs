@@ -12,7 +12,7 @@
 //! smoothed over at most one interval. Because the ramp points do not depend on how the
 //! caller cuts the audio into blocks, the output is identical for every block size.
 
-use crate::dsp::{Chain, Delay, DspError, ProcessorConfig};
+use crate::dsp::{Chain, Delay, DspError, ProcessorSettings};
 use crate::scene::automation::Automation;
 use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
@@ -51,8 +51,9 @@ pub enum EngineError {
     #[error("output {output}: master chain: {source}")]
     Chain {
         output: String,
+        /// Boxed: a processor's error names its parameter, value and range in full.
         #[source]
-        source: DspError,
+        source: Box<DspError>,
     },
     #[error("output {output}: fold-down: {source}")]
     FoldDown {
@@ -97,20 +98,20 @@ pub enum OutputConfig {
     /// A speaker render to a layout, through its master chain.
     Speakers {
         layout: Layout,
-        chain: Vec<ProcessorConfig>,
+        chain: Vec<ProcessorSettings>,
     },
     /// Headphones: objects and bed channels convolved with HRTFs; LFE mixed into both
     /// ears at `lfe_db` (None: left out).
     Binaural {
         hrtf: Arc<HrtfSet>,
         lfe_db: Option<f64>,
-        chain: Vec<ProcessorConfig>,
+        chain: Vec<ProcessorSettings>,
     },
     /// The render to `from`, folded down to 2.0, through its own master chain.
     Stereo {
         from: Layout,
         fold: FoldDownConfig,
-        chain: Vec<ProcessorConfig>,
+        chain: Vec<ProcessorSettings>,
     },
 }
 
@@ -366,7 +367,7 @@ impl Engine {
                 Chain::new(chain_cfg, rate, layout.num_channels(), block).map_err(|source| {
                     EngineError::Chain {
                         output: name,
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
             let alignment = if matches!(source, Source::Bus(_)) {
@@ -378,7 +379,7 @@ impl Engine {
                     .collect::<Result<Vec<_>, DspError>>()
                     .map_err(|source| EngineError::Chain {
                         output: layout.name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?
             } else {
                 Vec::new()
@@ -734,7 +735,7 @@ impl Output {
             let delay = Delay::new(frames, self.layout.num_channels()).map_err(|source| {
                 EngineError::Chain {
                     output: self.layout.name.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             self.chain.push(Box::new(delay));
@@ -796,7 +797,7 @@ impl BinauralPath {
             lfe: vec![0.0; config.max_block_frames],
             lfe_delay: Delay::new(latency, 1).map_err(|source| EngineError::Chain {
                 output: "binaural".into(),
-                source,
+                source: Box::new(source),
             })?,
             gains2: vec![0.0; 2],
             needed: true,

@@ -49,10 +49,10 @@
 //! channel carries the mark, [`to_scene`] rebuilds the exact keyframes; other readers
 //! ignore the attribute.
 
-use crate::formats::session::{BedSpec, BinauralMode, ObjectSpec, Scene, SourceSpec};
 use crate::scene::automation::{Automation, Interpolation, Keyframe};
 use crate::scene::geometry::{Position, wrap_deg};
 use crate::scene::layout::Layout;
+use crate::scene::mix::{BedSpec, BinauralMode, ObjectSpec, Scene, SourceSpec};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use std::collections::HashMap;

@@ -72,9 +72,14 @@
 //! keyframe 3`: brackets are 0-based indices, keyframe numbers count from 1), the value, and
 //! what is allowed. See `examples/showcase.ron` for a file that uses every feature.
 
+use crate::dsp::{DspError, ProcessorSettings};
 use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe};
 use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
+use crate::scene::mix::{
+    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, FoldMatrix, FoldSpec,
+    ObjectSpec, OutputSpec, Scene, SourceSpec, TargetSpec,
+};
 use ron::value::RawValue;
 use serde::Deserialize;
 use std::fmt;
@@ -82,306 +87,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Default sample rate, Hz.
-pub const DEFAULT_SAMPLE_RATE: u32 = 48000;
-/// Default immersive layout folded down by a `Stereo` output.
-pub const DEFAULT_FOLD_FROM: &str = "7.1.4";
 /// Longest time accepted in a session, seconds (one week: keeps frames far from overflow).
 const MAX_TIME_S: f64 = 7.0 * 86400.0;
-
-impl Interpolate for Position {
-    fn interpolate(a: Position, b: Position, t: f64) -> Position {
-        a.lerp(b, t)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The Scene: plain data, times in samples.
-
-/// A validated session, every time in sample frames.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scene {
-    pub sample_rate: u32,
-    /// `None`: as long as the longest source.
-    pub duration_frames: Option<u64>,
-    pub objects: Vec<ObjectSpec>,
-    pub beds: Vec<BedSpec>,
-    pub outputs: Vec<OutputSpec>,
-    /// The session file's path.
-    pub origin: PathBuf,
-}
-
-impl Scene {
-    /// The layouts of the `Speakers` outputs, in output order.
-    pub fn speaker_layouts(&self) -> Vec<Layout> {
-        self.outputs
-            .iter()
-            .filter_map(|o| match o {
-                OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The same scene at another sample rate: every time in it — automation keyframes
-    /// and the duration — moved from the session rate to `rate` and rounded to the
-    /// nearest frame (`round(frame × rate / sample_rate)`, halves up, exact integer
-    /// arithmetic), and `sample_rate` set to `rate`. Values (positions, gains, sizes),
-    /// sources, layouts and chains are unchanged: sources are resampled on read and
-    /// chain times are in ms, so an engine built for the new rate plays the same mix.
-    ///
-    /// Keyframes closer together than one frame at the new rate would land on the same
-    /// frame; each such one is moved to the frame after its predecessor, so they stay
-    /// strictly increasing (an automation's invariant). A duration stays at least one
-    /// frame. Retiming to the scene's own rate gives an equal scene.
-    pub fn retimed(&self, rate: u32) -> Scene {
-        let from = self.sample_rate;
-        if rate == from {
-            return self.clone();
-        }
-        let frame = |f: u64| retime_frame(f, from, rate);
-        Scene {
-            sample_rate: rate,
-            duration_frames: self.duration_frames.map(|d| frame(d).max(1)),
-            objects: self
-                .objects
-                .iter()
-                .map(|o| ObjectSpec {
-                    gain_db: retime_automation(&o.gain_db, frame),
-                    position: retime_automation(&o.position, frame),
-                    size: retime_automation(&o.size, frame),
-                    ..o.clone()
-                })
-                .collect(),
-            beds: self.beds.clone(),
-            outputs: self.outputs.clone(),
-            origin: self.origin.clone(),
-        }
-    }
-}
-
-/// `round(frame × to / from)` with halves rounded up, in integers (no float error at any
-/// session length).
-fn retime_frame(frame: u64, from: u32, to: u32) -> u64 {
-    let from = u128::from(from.max(1));
-    let scaled = u128::from(frame) * u128::from(to);
-    ((2 * scaled + from) / (2 * from)).min(u128::from(u64::MAX)) as u64
-}
-
-/// An automation with every keyframe frame mapped by `frame`, kept strictly increasing.
-fn retime_automation<T: Interpolate>(
-    a: &Automation<T>,
-    frame: impl Fn(u64) -> u64,
-) -> Automation<T> {
-    let mut previous: Option<u64> = None;
-    let keys: Vec<Keyframe<T>> = a
-        .keyframes()
-        .iter()
-        .map(|k| {
-            let mut f = frame(k.frame);
-            if let Some(p) = previous
-                && f <= p
-            {
-                f = p + 1;
-            }
-            previous = Some(f);
-            Keyframe {
-                frame: f,
-                value: k.value,
-                interpolation: k.interpolation,
-            }
-        })
-        .collect();
-    // Non-empty (as `a` is) and strictly increasing by construction.
-    Automation::new(keys).expect("retimed keyframes are strictly increasing")
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectSpec {
-    pub name: String,
-    pub source: SourceSpec,
-    pub gain_db: Automation<f64>,
-    pub mute: bool,
-    pub position: Automation<Position>,
-    /// 0 = a point … 1 = everywhere.
-    pub size: Automation<f64>,
-    pub binaural: BinauralMode,
-}
-
-impl ObjectSpec {
-    /// Whether gain, position and size never change.
-    pub fn is_static(&self) -> bool {
-        self.gain_db.is_constant() && self.position.is_constant() && self.size.is_constant()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceSpec {
-    /// Resolved against the session file's folder.
-    pub path: PathBuf,
-    /// 0-based channel inside the file (1-based in the session file); `None`: the file
-    /// must be mono.
-    pub channel: Option<usize>,
-}
-
-/// Binaural render mode of an object, as in Dolby Atmos: `Off` bypasses the HRTF (plain
-/// stereo panning); `Near`, `Mid`, `Far` choose the virtual room distance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum BinauralMode {
-    Off,
-    Near,
-    #[default]
-    Mid,
-    Far,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct BedSpec {
-    pub name: String,
-    /// Resolved against the session file's folder.
-    pub source: PathBuf,
-    pub layout: Layout,
-    pub gain_db: f64,
-    pub mute: bool,
-    /// The file's channels (0-based) that feed the layout's channels, one per layout
-    /// channel in layout order (`channels: [1, 2, …]` in the session file, counted from 1).
-    /// `None`: the file has exactly the layout's channels, in order (as before). Beds of
-    /// ADM files are a few channels of one big file.
-    pub channels: Option<Vec<usize>>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum OutputSpec {
-    Speakers {
-        layout: Layout,
-        chain: Vec<ProcessorSpec>,
-        target: Option<TargetSpec>,
-    },
-    Binaural {
-        /// `None`: the built-in HRTF set.
-        hrtf: Option<PathBuf>,
-        /// `None`: the LFE is left out.
-        lfe_db: Option<f64>,
-        chain: Vec<ProcessorSpec>,
-        target: Option<TargetSpec>,
-    },
-    Stereo {
-        /// The immersive layout that is folded down.
-        from: Layout,
-        fold: FoldSpec,
-        chain: Vec<ProcessorSpec>,
-        target: Option<TargetSpec>,
-    },
-}
-
-impl OutputSpec {
-    pub fn chain(&self) -> &[ProcessorSpec] {
-        match self {
-            OutputSpec::Speakers { chain, .. }
-            | OutputSpec::Binaural { chain, .. }
-            | OutputSpec::Stereo { chain, .. } => chain,
-        }
-    }
-
-    pub fn target(&self) -> Option<&TargetSpec> {
-        match self {
-            OutputSpec::Speakers { target, .. }
-            | OutputSpec::Binaural { target, .. }
-            | OutputSpec::Stereo { target, .. } => target.as_ref(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProcessorSpec {
-    Gain {
-        gain_db: f64,
-    },
-    Eq {
-        bands: Vec<EqBandSpec>,
-    },
-    Compressor {
-        threshold_db: f64,
-        ratio: f64,
-        knee_db: f64,
-        attack_ms: f64,
-        release_ms: f64,
-        makeup_db: f64,
-    },
-    Limiter {
-        ceiling_dbtp: f64,
-        lookahead_ms: f64,
-        release_ms: f64,
-    },
-    Width {
-        width: f64,
-    },
-    Dither {
-        bits: u32,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum EqKind {
-    Peak,
-    LowShelf,
-    HighShelf,
-    HighPass,
-    LowPass,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EqBandSpec {
-    pub kind: EqKind,
-    pub freq_hz: f64,
-    pub gain_db: f64,
-    pub q: f64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum TargetSpec {
-    /// A named delivery target; the loudness module owns (and checks) the list.
-    Preset(String),
-    Custom {
-        integrated_lufs: Option<f64>,
-        tolerance_lu: Option<f64>,
-        max_integrated_lufs: Option<f64>,
-        true_peak_dbtp: Option<f64>,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum FoldMatrix {
-    /// Left-only/right-only (ITU-R BS.775).
-    #[default]
-    LoRo,
-    /// Left-total/right-total (matrix-surround compatible).
-    LtRt,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct FoldSpec {
-    pub matrix: FoldMatrix,
-    pub center_db: f64,
-    pub surround_db: f64,
-    pub rear_db: f64,
-    pub height_db: f64,
-    /// `None`: the LFE is dropped.
-    pub lfe_db: Option<f64>,
-}
-
-impl Default for FoldSpec {
-    fn default() -> Self {
-        FoldSpec {
-            matrix: FoldMatrix::LoRo,
-            center_db: -3.0,
-            surround_db: -3.0,
-            rear_db: -3.0,
-            height_db: -3.0,
-            lfe_db: None,
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Errors.
@@ -650,55 +357,6 @@ impl Default for FoldFile {
 }
 
 #[derive(Deserialize)]
-#[serde(rename = "Processor", deny_unknown_fields)]
-enum ProcessorFile {
-    Gain {
-        gain_db: f64,
-    },
-    Eq {
-        bands: Vec<EqBandFile>,
-    },
-    Compressor {
-        threshold_db: f64,
-        ratio: f64,
-        #[serde(default = "six")]
-        knee_db: f64,
-        #[serde(default = "ten")]
-        attack_ms: f64,
-        #[serde(default = "hundred")]
-        release_ms: f64,
-        #[serde(default)]
-        makeup_db: f64,
-    },
-    Limiter {
-        #[serde(default = "minus1")]
-        ceiling_dbtp: f64,
-        #[serde(default = "one_and_a_half")]
-        lookahead_ms: f64,
-        #[serde(default = "fifty")]
-        release_ms: f64,
-    },
-    Width {
-        width: f64,
-    },
-    Dither {
-        #[serde(default = "twenty_four")]
-        bits: u32,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(rename = "Band", deny_unknown_fields)]
-struct EqBandFile {
-    kind: EqKind,
-    freq_hz: f64,
-    #[serde(default)]
-    gain_db: f64,
-    #[serde(default = "butterworth_q")]
-    q: f64,
-}
-
-#[derive(Deserialize)]
 #[serde(rename = "Custom", deny_unknown_fields)]
 struct TargetFile {
     #[serde(default)]
@@ -714,32 +372,8 @@ struct TargetFile {
 fn one() -> f64 {
     1.0
 }
-fn minus1() -> f64 {
-    -1.0
-}
 fn minus3() -> f64 {
     -3.0
-}
-fn six() -> f64 {
-    6.0
-}
-fn ten() -> f64 {
-    10.0
-}
-fn fifty() -> f64 {
-    50.0
-}
-fn hundred() -> f64 {
-    100.0
-}
-fn one_and_a_half() -> f64 {
-    1.5
-}
-fn butterworth_q() -> f64 {
-    0.707
-}
-fn twenty_four() -> u32 {
-    24
 }
 fn default_from() -> String {
     DEFAULT_FOLD_FROM.to_string()
@@ -1481,154 +1115,25 @@ fn parse_chain<'a>(
     ctx: &Ctx<'a, '_>,
     chain: &[&'a RawValue],
     output: &str,
-) -> Result<Vec<ProcessorSpec>, SessionError> {
-    let nyquist = ctx.sample_rate as f64 / 2.0;
+) -> Result<Vec<ProcessorSettings>, SessionError> {
     let mut out = Vec::with_capacity(chain.len());
-    for (j, &raw) in chain.iter().enumerate() {
-        let line = ctx.line_of(raw);
-        let p: ProcessorFile = ctx.de(raw, None)?;
-        let name = match &p {
-            ProcessorFile::Gain { .. } => "Gain",
-            ProcessorFile::Eq { .. } => "Eq",
-            ProcessorFile::Compressor { .. } => "Compressor",
-            ProcessorFile::Limiter { .. } => "Limiter",
-            ProcessorFile::Width { .. } => "Width",
-            ProcessorFile::Dither { .. } => "Dither",
-        };
-        let place = format!("{output}: chain[{j}] {name}");
-        let err = |p: Problem| ctx.invalid(line, &place, p);
-        let spec = match p {
-            ProcessorFile::Gain { gain_db } => ProcessorSpec::Gain {
-                gain_db: convert_gain(gain_db).map_err(err)?,
-            },
-            ProcessorFile::Eq { bands } => {
-                if bands.is_empty() {
-                    return Err(err((
-                        "the band list is empty".into(),
-                        "at least one band `(kind: Peak, freq_hz: 1000, gain_db: -3, q: 1)`".into(),
-                    )));
-                }
-                let mut specs = Vec::with_capacity(bands.len());
-                for (b, band) in bands.into_iter().enumerate() {
-                    let bplace = format!("{place} band {}", b + 1);
-                    let berr = |p: Problem| ctx.invalid(line, &bplace, p);
-                    let freq_hz = check(
-                        band.freq_hz,
-                        band.freq_hz > 0.0 && band.freq_hz < nyquist,
-                        "freq_hz",
-                        " Hz",
-                        &format!(
-                            "a frequency above 0 and below {nyquist} Hz (half the sample rate {} Hz)",
-                            ctx.sample_rate
-                        ),
-                    )
-                    .map_err(berr)?;
-                    let q = check(
-                        band.q,
-                        band.q > 0.0 && band.q <= 100.0,
-                        "q",
-                        "",
-                        "q above 0, at most 100",
-                    )
-                    .map_err(berr)?;
-                    let gain_db =
-                        check_in(band.gain_db, -30.0, 30.0, "gain_db", " dB").map_err(berr)?;
-                    if matches!(band.kind, EqKind::HighPass | EqKind::LowPass) && gain_db != 0.0 {
-                        return Err(berr((
-                            format!(
-                                "gain_db = {gain_db} dB has no effect on a {:?} band",
-                                band.kind
-                            ),
-                            "leave gain_db out (or 0) for HighPass and LowPass".into(),
-                        )));
-                    }
-                    specs.push(EqBandSpec {
-                        kind: band.kind,
-                        freq_hz,
-                        gain_db,
-                        q,
-                    });
-                }
-                ProcessorSpec::Eq { bands: specs }
-            }
-            ProcessorFile::Compressor {
-                threshold_db,
-                ratio,
-                knee_db,
-                attack_ms,
-                release_ms,
-                makeup_db,
-            } => ProcessorSpec::Compressor {
-                threshold_db: check_in(threshold_db, -80.0, 0.0, "threshold_db", " dB")
-                    .map_err(err)?,
-                ratio: check(
-                    ratio,
-                    (1.0..=100.0).contains(&ratio),
-                    "ratio",
-                    "",
-                    "ratio from 1 (no compression) to 100",
-                )
-                .map_err(err)?,
-                knee_db: check_in(knee_db, 0.0, 24.0, "knee_db", " dB").map_err(err)?,
-                attack_ms: check(
-                    attack_ms,
-                    attack_ms > 0.0 && attack_ms <= 1000.0,
-                    "attack_ms",
-                    " ms",
-                    "attack_ms above 0, at most 1000 ms",
-                )
-                .map_err(err)?,
-                release_ms: check(
-                    release_ms,
-                    release_ms > 0.0 && release_ms <= 10000.0,
-                    "release_ms",
-                    " ms",
-                    "release_ms above 0, at most 10000 ms",
-                )
-                .map_err(err)?,
-                makeup_db: check_in(makeup_db, -24.0, 24.0, "makeup_db", " dB").map_err(err)?,
-            },
-            ProcessorFile::Limiter {
-                ceiling_dbtp,
-                lookahead_ms,
-                release_ms,
-            } => ProcessorSpec::Limiter {
-                ceiling_dbtp: check_in(ceiling_dbtp, -20.0, 0.0, "ceiling_dbtp", " dBTP")
-                    .map_err(err)?,
-                lookahead_ms: check_in(lookahead_ms, 1.0, 20.0, "lookahead_ms", " ms")
-                    .map_err(err)?,
-                release_ms: check_in(release_ms, 1.0, 10000.0, "release_ms", " ms").map_err(err)?,
-            },
-            ProcessorFile::Width { width } => ProcessorSpec::Width {
-                width: check(
-                    width,
-                    (0.0..=4.0).contains(&width),
-                    "width",
-                    "",
-                    "width from 0 (mono) through 1 (unchanged) to 4",
-                )
-                .map_err(err)?,
-            },
-            ProcessorFile::Dither { bits } => {
-                if !(8..=32).contains(&bits) {
-                    return Err(err((
-                        format!("bits = {bits} is out of range"),
-                        "bits from 8 to 32 (the output word length, e.g. 16 or 24)".into(),
-                    )));
-                }
-                if j + 1 != chain.len() {
-                    return Err(err((
-                        "Dither is not the last processor of the chain".into(),
-                        "Dither only at the end of the chain (anything after it would undo it)"
-                            .into(),
-                    )));
-                }
-                ProcessorSpec::Dither { bits }
-            }
-        };
-        out.push(spec);
+    let mut lines = Vec::with_capacity(chain.len());
+    for &raw in chain {
+        lines.push(ctx.line_of(raw));
+        out.push(ctx.de::<ProcessorSettings>(raw, None)?);
     }
+    // The processors' own validation: one set of ranges for sessions and the engine.
+    ProcessorSettings::validate_chain(&out, ctx.sample_rate).map_err(|(j, e)| {
+        let band = e.band().map(|b| format!(" band {b}")).unwrap_or_default();
+        let place = format!("{output}: chain[{j}] {}{band}", out[j].name());
+        ctx.invalid(lines[j], &place, dsp_problem(&e))
+    })?;
     Ok(out)
+}
+
+/// A processor's validation error as a session problem (what is wrong, what is allowed).
+fn dsp_problem(e: &DspError) -> Problem {
+    (e.problem(), e.allowed())
 }
 
 fn parse_target<'a>(
@@ -1806,7 +1311,7 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
     s.push_str("    ],\n    outputs: [\n");
     for (i, o) in scene.outputs.iter().enumerate() {
         let place = format!("outputs[{i}]");
-        let common = |chain: &[ProcessorSpec], target: &Option<TargetSpec>| {
+        let common = |chain: &[ProcessorSettings], target: &Option<TargetSpec>| {
             let mut t = format!(
                 "chain: [{}]",
                 chain
@@ -1927,53 +1432,11 @@ fn write_automation<T: Interpolate>(
     )
 }
 
-fn write_processor(p: &ProcessorSpec) -> String {
-    match p {
-        ProcessorSpec::Gain { gain_db } => format!("Gain(gain_db: {})", num(*gain_db)),
-        ProcessorSpec::Eq { bands } => format!(
-            "Eq(bands: [{}])",
-            bands
-                .iter()
-                .map(|b| format!(
-                    "(kind: {:?}, freq_hz: {}, gain_db: {}, q: {})",
-                    b.kind,
-                    num(b.freq_hz),
-                    num(b.gain_db),
-                    num(b.q)
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        ProcessorSpec::Compressor {
-            threshold_db,
-            ratio,
-            knee_db,
-            attack_ms,
-            release_ms,
-            makeup_db,
-        } => format!(
-            "Compressor(threshold_db: {}, ratio: {}, knee_db: {}, attack_ms: {}, release_ms: {}, \
-             makeup_db: {})",
-            num(*threshold_db),
-            num(*ratio),
-            num(*knee_db),
-            num(*attack_ms),
-            num(*release_ms),
-            num(*makeup_db)
-        ),
-        ProcessorSpec::Limiter {
-            ceiling_dbtp,
-            lookahead_ms,
-            release_ms,
-        } => format!(
-            "Limiter(ceiling_dbtp: {}, lookahead_ms: {}, release_ms: {})",
-            num(*ceiling_dbtp),
-            num(*lookahead_ms),
-            num(*release_ms)
-        ),
-        ProcessorSpec::Width { width } => format!("Width(width: {})", num(*width)),
-        ProcessorSpec::Dither { bits } => format!("Dither(bits: {bits})"),
-    }
+fn write_processor(p: &ProcessorSettings) -> String {
+    // The processor's own serde form, one line, newtypes unwrapped as sessions write them.
+    ron_options()
+        .to_string(p)
+        .unwrap_or_else(|e| unreachable!("processor settings always serialise: {e}"))
 }
 
 fn write_target(t: &TargetSpec) -> String {

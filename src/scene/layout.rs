@@ -97,10 +97,14 @@ pub struct Layout {
     pub channels: Vec<Channel>,
 }
 
-/// RON as halo reads it: optional fields are written bare (`distance: 2.5`, not
-/// `Some(2.5)`).
+/// RON as halo reads and writes it: optional fields are written bare (`distance: 2.5`, not
+/// `Some(2.5)`), and a variant holding a settings struct without inner parentheses
+/// (`Limiter(ceiling_dbtp: -1)`, not `Limiter((ceiling_dbtp: -1))`).
 pub fn ron_options() -> ron::Options {
-    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
+    ron::Options::default().with_default_extension(
+        ron::extensions::Extensions::IMPLICIT_SOME
+            | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+    )
 }
 
 #[derive(Deserialize)]

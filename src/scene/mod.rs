@@ -4,3 +4,4 @@
 pub mod automation;
 pub mod geometry;
 pub mod layout;
+pub mod mix;

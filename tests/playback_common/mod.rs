@@ -6,8 +6,9 @@
 use halo::drivers::playback::{Monitor, PlayOptions, Player};
 use halo::drivers::render::{self, RenderOptions};
 use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
-use halo::formats::session::{self, Scene};
+use halo::formats::session;
 use halo::scene::layout::Layout;
+use halo::scene::mix::Scene;
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 

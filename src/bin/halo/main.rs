@@ -5,15 +5,15 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
-use halo::drivers::demo;
-use halo::drivers::exchange::{self, ExchangeError};
-use halo::drivers::render::{self, RenderError, RenderOptions};
-use halo::formats::io::{self, WavSpec, WavWriter, WriteFormat};
-use halo::formats::session::{self, SessionError};
-use halo::measure::loudness;
-use halo::scene::geometry::{Direction, Position};
-use halo::scene::layout::{Layout, LayoutError};
-use halo::spatial::panner::Panner;
+use halo::demo;
+use halo::exchange::{self, ExchangeError};
+use halo::gains::Panner;
+use halo::io::{self, WavSpec, WavWriter, WriteFormat};
+use halo::loudness;
+use halo::render::{self, RenderError, RenderOptions};
+use halo::session::{self, SessionError};
+use halo::{Direction, Position};
+use halo::{Layout, LayoutError};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -310,7 +310,7 @@ fn resolve_layout(name: &str) -> Result<Layout> {
     }
 }
 
-fn load_session(path: &Path) -> Result<session::Scene> {
+fn load_session(path: &Path) -> Result<halo::Scene> {
     let text = io::read_text(path)?;
     let mut read_layout = |p: &Path| io::read_text(p).map_err(|e| e.to_string());
     Ok(session::parse(&text, path, &mut read_layout)?)
@@ -318,10 +318,7 @@ fn load_session(path: &Path) -> Result<session::Scene> {
 
 /// A session, or an ADM BWF master read as one (with what halo does not render of it);
 /// `programme` chooses a master's audioProgramme and is an error for a session.
-fn load_input(
-    path: &Path,
-    programme: Option<&str>,
-) -> Result<(session::Scene, Vec<String>), Failure> {
+fn load_input(path: &Path, programme: Option<&str>) -> Result<(halo::Scene, Vec<String>), Failure> {
     if exchange::is_master_path(path) {
         let master = exchange::read_master(path, programme).map_err(|e| classify(e.into()))?;
         let notes = master
@@ -473,7 +470,7 @@ fn cmd_render(
 }
 
 fn render_scene(
-    scene: &session::Scene,
+    scene: &halo::Scene,
     layouts: Option<Vec<Layout>>,
     out: &Path,
     flags: &RenderFlags,
@@ -902,7 +899,7 @@ fn cmd_play(
     start: f64,
     buffer: Option<u32>,
 ) -> Result<(), Failure> {
-    use halo::drivers::playback::{self, Monitor, PlayOptions};
+    use halo::playback::{self, Monitor, PlayOptions};
     let (monitor, layout) = match monitor {
         "binaural" => (Monitor::Binaural, None),
         "stereo" => (Monitor::Stereo, None),

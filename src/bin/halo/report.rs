@@ -5,10 +5,9 @@
 use super::{Failure, bad_input, classify};
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
-use halo::drivers::render::RenderReport;
-use halo::formats::io;
-use halo::measure::page::{self, PAGE_FILE};
-use halo::measure::timeline::TIMELINE_FILE;
+use halo::io;
+use halo::render::RenderReport;
+use halo::report::{self as page, PAGE_FILE, TIMELINE_FILE};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]

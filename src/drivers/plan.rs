@@ -1,0 +1,175 @@
+//! A scene as the engine takes it: output chains, fold-down settings, HRTF sets, object
+//! and bed configs, and the error of setting up a render. Shared by offline rendering,
+//! export and playback, so that they configure the engine the same way.
+
+use crate::dsp::ProcessorSettings;
+use crate::engine::{BedConfig, EngineError, ObjectConfig};
+use crate::formats::io::{self, IoError, WriteFormat};
+use crate::measure::loudness::LoudnessError;
+use crate::scene::mix::{BinauralMode, FoldMatrix, FoldSpec, Scene};
+use crate::spatial::binaural::{BinauralError, HrtfSet};
+use crate::spatial::downmix::{FoldDownConfig, FoldKind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum RenderError {
+    #[error("object '{object}': {source}")]
+    ObjectSource {
+        object: String,
+        #[source]
+        source: IoError,
+    },
+    #[error(
+        "object '{object}': source {path} has {channels} channels; an object is mono: give `source: (file: \"…\", channel: N)` with N in 1…{channels}"
+    )]
+    NotMono {
+        object: String,
+        path: PathBuf,
+        channels: usize,
+    },
+    #[error(
+        "object '{object}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
+    )]
+    NoSuchChannel {
+        object: String,
+        path: PathBuf,
+        channels: usize,
+        channel: usize,
+    },
+    #[error(
+        "bed '{bed}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
+    )]
+    BedNoSuchChannel {
+        bed: String,
+        path: PathBuf,
+        channels: usize,
+        channel: usize,
+    },
+    #[error("bed '{bed}': {source}")]
+    BedSource {
+        bed: String,
+        #[source]
+        source: IoError,
+    },
+    #[error(
+        "bed '{bed}': source {path} has {channels} channels but its layout {layout} has {expected} ({labels})"
+    )]
+    BedChannels {
+        bed: String,
+        path: PathBuf,
+        channels: usize,
+        layout: String,
+        expected: usize,
+        labels: String,
+    },
+    #[error("output {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: IoError,
+    },
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("HRTF set {origin}: {source}")]
+    Hrtf {
+        origin: String,
+        #[source]
+        source: BinauralError,
+    },
+    #[error("HRTF set: {0}")]
+    HrtfFile(#[source] IoError),
+    #[error("output {output}: target: {source}")]
+    Target {
+        output: String,
+        #[source]
+        source: LoudnessError,
+    },
+    #[error("output {output}: {source}")]
+    Meter {
+        output: String,
+        #[source]
+        source: LoudnessError,
+    },
+    #[error("nothing to render: {0}")]
+    Nothing(String),
+}
+
+impl RenderError {
+    /// Whether the error is the user's input (exit code 2) rather than halo's (1).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            RenderError::Engine(EngineError::Config { .. }) => false,
+            RenderError::Meter { .. } => false,
+            RenderError::Output { source, .. } => !matches!(source, IoError::Write { .. }),
+            _ => true,
+        }
+    }
+}
+
+/// The master chain of an output; dither only where the file is integer PCM.
+pub(crate) fn chain(specs: &[ProcessorSettings], format: WriteFormat) -> Vec<ProcessorSettings> {
+    specs
+        .iter()
+        .filter(|s| !(matches!(s, ProcessorSettings::Dither(_)) && format == WriteFormat::F32))
+        .cloned()
+        .collect()
+}
+
+pub fn fold_config(spec: &FoldSpec) -> FoldDownConfig {
+    FoldDownConfig {
+        kind: match spec.matrix {
+            FoldMatrix::LoRo => FoldKind::LoRo,
+            FoldMatrix::LtRt => FoldKind::LtRt,
+        },
+        center_db: spec.center_db,
+        surround_db: spec.surround_db,
+        rear_db: spec.rear_db,
+        height_db: spec.height_db,
+        lfe_db: spec.lfe_db,
+    }
+}
+
+pub fn load_hrtf(path: Option<&Path>, sample_rate: u32) -> Result<Arc<HrtfSet>, RenderError> {
+    let set = match path {
+        Some(p) => {
+            let bytes = io::read_bytes(p).map_err(RenderError::HrtfFile)?;
+            HrtfSet::from_sofa_bytes(&bytes, &p.display().to_string(), sample_rate).map_err(
+                |source| RenderError::Hrtf {
+                    origin: p.display().to_string(),
+                    source,
+                },
+            )?
+        }
+        None => HrtfSet::default_set(sample_rate).map_err(|source| RenderError::Hrtf {
+            origin: "built-in MIT KEMAR".into(),
+            source,
+        })?,
+    };
+    Ok(Arc::new(set))
+}
+
+pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
+    BedConfig {
+        name: b.name.clone(),
+        layout: b.layout.clone(),
+        gain_db: b.gain_db,
+        mute: b.mute,
+    }
+}
+
+pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
+    scene
+        .objects
+        .iter()
+        .map(|o| ObjectConfig {
+            name: o.name.clone(),
+            gain_db: o.gain_db.clone(),
+            position: o.position.clone(),
+            size: o.size.clone(),
+            mute: o.mute,
+            binaural_bypass: o.binaural == BinauralMode::Off,
+        })
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! The mix as plain data: a [`Scene`] of objects, beds and outputs, every time in sample
+//! frames. Sessions (RON) and ADM masters (ITU-R BS.2076) are both read into it; the
+//! drivers render it. Object metadata follows the Dolby Atmos / ADM model: position, gain
+//! and size per object, keyframed, plus a binaural render mode.
+
+use crate::dsp::ProcessorSettings;
+use crate::scene::automation::{Automation, Interpolate, Keyframe};
+use crate::scene::geometry::Position;
+use crate::scene::layout::Layout;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Default sample rate, Hz.
+pub const DEFAULT_SAMPLE_RATE: u32 = 48000;
+/// Default immersive layout folded down by a `Stereo` output.
+pub const DEFAULT_FOLD_FROM: &str = "7.1.4";
+
+impl Interpolate for Position {
+    fn interpolate(a: Position, b: Position, t: f64) -> Position {
+        a.lerp(b, t)
+    }
+}
+
+/// A validated session, every time in sample frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scene {
+    pub sample_rate: u32,
+    /// `None`: as long as the longest source.
+    pub duration_frames: Option<u64>,
+    pub objects: Vec<ObjectSpec>,
+    pub beds: Vec<BedSpec>,
+    pub outputs: Vec<OutputSpec>,
+    /// The session file's path.
+    pub origin: PathBuf,
+}
+
+impl Scene {
+    /// The layouts of the `Speakers` outputs, in output order.
+    pub fn speaker_layouts(&self) -> Vec<Layout> {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                OutputSpec::Speakers { layout, .. } => Some(layout.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The same scene at another sample rate: every time in it — automation keyframes
+    /// and the duration — moved from the session rate to `rate` and rounded to the
+    /// nearest frame (`round(frame × rate / sample_rate)`, halves up, exact integer
+    /// arithmetic), and `sample_rate` set to `rate`. Values (positions, gains, sizes),
+    /// sources, layouts and chains are unchanged: sources are resampled on read and
+    /// chain times are in ms, so an engine built for the new rate plays the same mix.
+    ///
+    /// Keyframes closer together than one frame at the new rate would land on the same
+    /// frame; each such one is moved to the frame after its predecessor, so they stay
+    /// strictly increasing (an automation's invariant). A duration stays at least one
+    /// frame. Retiming to the scene's own rate gives an equal scene.
+    pub fn retimed(&self, rate: u32) -> Scene {
+        let from = self.sample_rate;
+        if rate == from {
+            return self.clone();
+        }
+        let frame = |f: u64| retime_frame(f, from, rate);
+        Scene {
+            sample_rate: rate,
+            duration_frames: self.duration_frames.map(|d| frame(d).max(1)),
+            objects: self
+                .objects
+                .iter()
+                .map(|o| ObjectSpec {
+                    gain_db: retime_automation(&o.gain_db, frame),
+                    position: retime_automation(&o.position, frame),
+                    size: retime_automation(&o.size, frame),
+                    ..o.clone()
+                })
+                .collect(),
+            beds: self.beds.clone(),
+            outputs: self.outputs.clone(),
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+/// `round(frame × to / from)` with halves rounded up, in integers (no float error at any
+/// session length).
+fn retime_frame(frame: u64, from: u32, to: u32) -> u64 {
+    let from = u128::from(from.max(1));
+    let scaled = u128::from(frame) * u128::from(to);
+    ((2 * scaled + from) / (2 * from)).min(u128::from(u64::MAX)) as u64
+}
+
+/// An automation with every keyframe frame mapped by `frame`, kept strictly increasing.
+fn retime_automation<T: Interpolate>(
+    a: &Automation<T>,
+    frame: impl Fn(u64) -> u64,
+) -> Automation<T> {
+    let mut previous: Option<u64> = None;
+    let keys: Vec<Keyframe<T>> = a
+        .keyframes()
+        .iter()
+        .map(|k| {
+            let mut f = frame(k.frame);
+            if let Some(p) = previous
+                && f <= p
+            {
+                f = p + 1;
+            }
+            previous = Some(f);
+            Keyframe {
+                frame: f,
+                value: k.value,
+                interpolation: k.interpolation,
+            }
+        })
+        .collect();
+    // Non-empty (as `a` is) and strictly increasing by construction.
+    Automation::new(keys).expect("retimed keyframes are strictly increasing")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub source: SourceSpec,
+    pub gain_db: Automation<f64>,
+    pub mute: bool,
+    pub position: Automation<Position>,
+    /// 0 = a point … 1 = everywhere.
+    pub size: Automation<f64>,
+    pub binaural: BinauralMode,
+}
+
+impl ObjectSpec {
+    /// Whether gain, position and size never change.
+    pub fn is_static(&self) -> bool {
+        self.gain_db.is_constant() && self.position.is_constant() && self.size.is_constant()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// Resolved against the session file's folder.
+    pub path: PathBuf,
+    /// 0-based channel inside the file (1-based in the session file); `None`: the file
+    /// must be mono.
+    pub channel: Option<usize>,
+}
+
+/// Binaural render mode of an object, as in Dolby Atmos: `Off` bypasses the HRTF (plain
+/// stereo panning); `Near`, `Mid`, `Far` choose the virtual room distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum BinauralMode {
+    Off,
+    Near,
+    #[default]
+    Mid,
+    Far,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BedSpec {
+    pub name: String,
+    /// Resolved against the session file's folder.
+    pub source: PathBuf,
+    pub layout: Layout,
+    pub gain_db: f64,
+    pub mute: bool,
+    /// The file's channels (0-based) that feed the layout's channels, one per layout
+    /// channel in layout order (`channels: [1, 2, …]` in the session file, counted from 1).
+    /// `None`: the file has exactly the layout's channels, in order (as before). Beds of
+    /// ADM files are a few channels of one big file.
+    pub channels: Option<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputSpec {
+    Speakers {
+        layout: Layout,
+        chain: Vec<ProcessorSettings>,
+        target: Option<TargetSpec>,
+    },
+    Binaural {
+        /// `None`: the built-in HRTF set.
+        hrtf: Option<PathBuf>,
+        /// `None`: the LFE is left out.
+        lfe_db: Option<f64>,
+        chain: Vec<ProcessorSettings>,
+        target: Option<TargetSpec>,
+    },
+    Stereo {
+        /// The immersive layout that is folded down.
+        from: Layout,
+        fold: FoldSpec,
+        chain: Vec<ProcessorSettings>,
+        target: Option<TargetSpec>,
+    },
+}
+
+impl OutputSpec {
+    pub fn chain(&self) -> &[ProcessorSettings] {
+        match self {
+            OutputSpec::Speakers { chain, .. }
+            | OutputSpec::Binaural { chain, .. }
+            | OutputSpec::Stereo { chain, .. } => chain,
+        }
+    }
+
+    pub fn target(&self) -> Option<&TargetSpec> {
+        match self {
+            OutputSpec::Speakers { target, .. }
+            | OutputSpec::Binaural { target, .. }
+            | OutputSpec::Stereo { target, .. } => target.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// A named delivery target; the loudness module owns (and checks) the list.
+    Preset(String),
+    Custom {
+        integrated_lufs: Option<f64>,
+        tolerance_lu: Option<f64>,
+        max_integrated_lufs: Option<f64>,
+        true_peak_dbtp: Option<f64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum FoldMatrix {
+    /// Left-only/right-only (ITU-R BS.775).
+    #[default]
+    LoRo,
+    /// Left-total/right-total (matrix-surround compatible).
+    LtRt,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldSpec {
+    pub matrix: FoldMatrix,
+    pub center_db: f64,
+    pub surround_db: f64,
+    pub rear_db: f64,
+    pub height_db: f64,
+    /// `None`: the LFE is dropped.
+    pub lfe_db: Option<f64>,
+}
+
+impl Default for FoldSpec {
+    fn default() -> Self {
+        FoldSpec {
+            matrix: FoldMatrix::LoRo,
+            center_db: -3.0,
+            surround_db: -3.0,
+            rear_db: -3.0,
+            height_db: -3.0,
+            lfe_db: None,
+        }
+    }
+}
