@@ -14,7 +14,7 @@
 //! | `scene` | what a mix is, as plain data: geometry, automation, layouts, the [`Scene`] | `dsp` (chain settings) |
 //! | `spatial` | gains and filters: object panner, binaural (HRTF), fold-downs | `dsp`, `scene` |
 //! | `engine` | block rendering: buses, gain ramps, binaural path, latency alignment | `dsp`, `scene`, `spatial` |
-//! | `measure` | loudness and true peak (BS.1770-4), translation analysis | `dsp`, `scene`, `spatial` |
+//! | `measure` | loudness and true peak (BS.1770-4), translation analysis, the QC page and its time series | `dsp`, `scene`, `spatial` |
 //! | `formats` | bytes and text ⇄ scene: session (RON), ADM (axml, chna), WAV/BW64/RF64 | `dsp`, `scene`, `spatial` |
 //! | `drivers` | whole jobs: plan (scene → engine config), sources, render (on threads), ADM import/export, playback, demo | everything above |
 //! | `src/bin/halo` | the command line (clap, anyhow, indicatif, crossterm only there) | the facade |
@@ -100,6 +100,14 @@ pub mod io {
 /// Loudness and true peak of a signal (ITU-R BS.1770-4, EBU R 128).
 pub mod loudness {
     pub use crate::measure::loudness::{LoudnessError, LoudnessReport, Meter};
+}
+
+/// The QC page (`report.html`) and the time series it draws (`timeline.json`).
+pub mod report {
+    pub use crate::measure::page::{
+        PAGE_FILE, PageError, ReportView, SECTIONS, build, parse_report, parse_timeline,
+    };
+    pub use crate::measure::timeline::{TIMELINE_FILE, Timeline};
 }
 
 /// Gains of a point source on a layout (what `halo gains` prints).

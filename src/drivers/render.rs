@@ -16,6 +16,7 @@ use crate::formats::io::{
     self, PendingFile, WavSpec, WavWriter, WriteFormat,
 };
 use crate::measure::loudness::{LoudnessReport, Meter, Target};
+use crate::measure::timeline::{self, Timeline};
 use crate::measure::translation::{
     self, BedTracker, BedTranslation, ObjectTracker, ObjectTranslation, ObjectWindow, StereoImage,
     StereoMeter,
@@ -154,6 +155,9 @@ pub struct RenderReport {
     pub outputs: Vec<OutputReport>,
     pub translation: Option<TranslationReport>,
     pub warnings: Vec<String>,
+    /// The time series for the QC page (written as `timeline.json`, not in the report).
+    #[serde(skip)]
+    pub timeline: Timeline,
 }
 
 impl RenderReport {
@@ -697,6 +701,21 @@ pub fn render_uncommitted(
     let bin_room = Layout::builtin("7.1.4")
         .map(|l| l.room_map())
         .unwrap_or_default();
+    // Series for the QC page, decimated to a bounded number of points.
+    let window_frames = ((translation::WINDOW_S * rate as f64) as u64).max(1);
+    let object_bucket = timeline::bucket_steps(
+        total_frames.div_ceil(window_frames),
+        timeline::MAX_OBJECT_POINTS,
+    );
+    let loudness_bucket = timeline::bucket_steps(
+        total_frames / (rate as u64).div_ceil(10),
+        timeline::MAX_OUTPUT_POINTS,
+    );
+    let correlation_frames = ((translation::CORRELATION_WINDOW_S * rate as f64) as u64).max(1);
+    let correlation_bucket = timeline::bucket_steps(
+        total_frames.div_ceil(correlation_frames),
+        timeline::MAX_OUTPUT_POINTS,
+    );
     let mut analysis = if translate {
         let panner = Panner::new(&reference).map_err(|source| {
             RenderError::Engine(EngineError::Panner {
@@ -725,7 +744,11 @@ pub fn render_uncommitted(
             trackers: scene
                 .objects
                 .iter()
-                .map(|o| ObjectTracker::new(&o.name, has_stereo, bin_hrtf.is_some()))
+                .map(|o| {
+                    let mut t = ObjectTracker::new(&o.name, has_stereo, bin_hrtf.is_some());
+                    t.keep_history(object_bucket);
+                    t
+                })
                 .collect(),
             power: vec![0.0; scene.objects.len()],
             filled: 0,
@@ -802,14 +825,19 @@ pub fn render_uncommitted(
         } else {
             None
         };
-        let meter = Meter::new(&p.layout, rate).map_err(|source| RenderError::Meter {
+        let mut meter = Meter::new(&p.layout, rate).map_err(|source| RenderError::Meter {
             output: p.file_name.clone(),
             source,
         })?;
+        meter.keep_history(loudness_bucket);
         let nch = p.layout.num_channels();
         sinks.push(Sink {
             meter,
-            image: (p.kind != "speakers").then(|| StereoMeter::new(rate)),
+            image: (p.kind != "speakers").then(|| {
+                let mut m = StereoMeter::new(rate);
+                m.keep_history(correlation_bucket);
+                m
+            }),
             energy: vec![0.0; nch],
             peaks: vec![0.0; nch],
             taken_frames: 0,
@@ -911,6 +939,10 @@ pub fn render_uncommitted(
     }
 
     // Everything rendered: finish all files, then move them into place together.
+    let object_histories: Vec<_> = analysis
+        .as_mut()
+        .map(|a| a.trackers.iter_mut().map(|t| t.take_history()).collect())
+        .unwrap_or_default();
     let mut pending: Vec<(PathBuf, Option<PendingFile>)> = Vec::with_capacity(sinks.len());
     let mut meters = Vec::with_capacity(sinks.len());
     let mut images = Vec::with_capacity(sinks.len());
@@ -945,15 +977,21 @@ pub fn render_uncommitted(
     let duration_s = total_frames as f64 / rate as f64;
     let realtime_factor = duration_s / render_s.max(1e-9);
     let mut outputs = Vec::with_capacity(planned.len());
+    let mut output_series = Vec::with_capacity(planned.len());
     for ((((((p, file), peak), warnings), meter), image), clipping) in planned
         .iter()
         .zip(files)
         .zip(peaks)
         .zip(out_warnings)
-        .zip(&meters)
+        .zip(meters.iter_mut())
         .zip(images)
         .zip(clips)
     {
+        let (image, correlation) = match image.map(|m| m.finish_with_history()) {
+            Some((image, c)) => (Some(image), c.unwrap_or_default()),
+            None => (None, Vec::new()),
+        };
+        output_series.push((meter.take_history(), correlation));
         let loudness = meter.report();
         let target = p.target.as_ref().map(|t| {
             let misses = t.check(&loudness);
@@ -984,7 +1022,7 @@ pub fn render_uncommitted(
             latency_frames: latency as usize,
             loudness,
             target,
-            image: image.map(|m| m.finish()),
+            image,
             fold_steps: p.fold_steps.clone(),
         });
     }
@@ -1003,7 +1041,19 @@ pub fn render_uncommitted(
             options.threshold_db,
         )
     });
+    let timeline = page_timeline(
+        scene,
+        options,
+        &reference,
+        &planned,
+        &energy,
+        output_series,
+        object_histories,
+        [loudness_bucket, correlation_bucket, object_bucket],
+        total_frames,
+    );
     let report = RenderReport {
+        timeline,
         session: scene.origin.clone(),
         sample_rate: rate,
         frames: total_frames,
@@ -1150,4 +1200,158 @@ pub fn pending_report(report: &RenderReport, dir: &Path) -> Result<PendingFile, 
         path: path.clone(),
         source,
     })
+}
+
+/// The QC page's series (see [`crate::measure::timeline`]): each output's loudness, true
+/// peak and correlation as its meters kept them, each channel's level, and each object's
+/// path (from its automation) and level changes (from its translation tracker).
+#[allow(clippy::too_many_arguments)]
+fn page_timeline(
+    scene: &Scene,
+    options: &RenderOptions,
+    reference: &Layout,
+    planned: &[Planned],
+    energy: &[Vec<f64>],
+    series: Vec<(
+        Option<crate::measure::timeline::LoudnessHistory>,
+        Vec<Option<f32>>,
+    )>,
+    objects: Vec<Option<translation::ObjectHistory>>,
+    [loudness_bucket, correlation_bucket, object_bucket]: [usize; 3],
+    total_frames: u64,
+) -> Timeline {
+    let rate = scene.sample_rate as f64;
+    let speakers = |l: &Layout| {
+        l.channels
+            .iter()
+            .map(|c| timeline::Speaker {
+                label: c.label.clone(),
+                azimuth_deg: c.azimuth_deg,
+                elevation_deg: c.elevation_deg,
+                lfe: c.lfe,
+            })
+            .collect::<Vec<_>>()
+    };
+    let frames = total_frames.max(1) as f64;
+    let outputs = planned
+        .iter()
+        .zip(energy)
+        .zip(series)
+        .map(|((p, e), (h, correlation))| {
+            let (momentary, short_term, true_peak) = h.map_or_else(Default::default, |h| {
+                (
+                    h.momentary.finish(),
+                    h.short_term.finish(),
+                    h.true_peak.finish(),
+                )
+            });
+            timeline::OutputTimeline {
+                file: p.file_name.clone(),
+                kind: p.kind.into(),
+                layout: p.layout.name.clone(),
+                loudness_step_s: timeline::LOUDNESS_STEP_S * loudness_bucket as f64,
+                momentary_lufs: momentary,
+                short_term_lufs: short_term,
+                true_peak_dbtp: true_peak,
+                correlation_step_s: translation::CORRELATION_WINDOW_S * correlation_bucket as f64,
+                correlation,
+                speakers: speakers(&p.layout),
+                channel_rms_dbfs: e
+                    .iter()
+                    .map(|&e| (e > 0.0).then(|| timeline::round_coord(10.0 * (e / frames).log10())))
+                    .collect(),
+            }
+        })
+        .collect();
+    let step_frames = translation::WINDOW_S * rate * object_bucket as f64;
+    let points = (total_frames as f64 / step_frames).ceil().max(1.0) as usize;
+    let mut histories = objects.into_iter();
+    let objects = scene
+        .objects
+        .iter()
+        .map(|o| {
+            let mut xyz = [Vec::new(), Vec::new(), Vec::new()];
+            let mut size = Vec::with_capacity(points);
+            for k in 0..points {
+                let frame = k as f64 * step_frames;
+                let p = match o.position.value_at(frame) {
+                    Position::Cartesian { x, y, z } => [x, y, z],
+                    Position::Polar {
+                        azimuth_deg,
+                        elevation_deg,
+                        distance,
+                    } => timeline::polar_to_room(azimuth_deg, elevation_deg, distance),
+                };
+                for (c, v) in xyz.iter_mut().zip(p) {
+                    c.push(timeline::round_coord(v));
+                }
+                size.push(timeline::round_coord(o.size.value_at(frame)));
+            }
+            let [x, y, z] = xyz;
+            let h = histories.next().flatten();
+            let (level_db, stereo_delta_db, binaural_delta_db) =
+                h.map_or_else(Default::default, |h| {
+                    (
+                        h.level_db.finish(),
+                        h.stereo_delta_db.finish(),
+                        h.binaural_delta_db.finish(),
+                    )
+                });
+            let moves = !(o.position.is_constant() && o.size.is_constant());
+            let keep = |v: Vec<f32>| if moves { v } else { timeline::squeeze(v) };
+            timeline::ObjectTimeline {
+                name: o.name.clone(),
+                muted: o.mute,
+                step_s: step_frames / rate,
+                x: keep(x),
+                y: keep(y),
+                z: keep(z),
+                size: keep(size),
+                level_db,
+                stereo_delta_db,
+                binaural_delta_db,
+            }
+        })
+        .collect();
+    let mut settings = vec![
+        (
+            "sample rate".to_string(),
+            format!("{} Hz", scene.sample_rate),
+        ),
+        (
+            "format".to_string(),
+            match options.format {
+                WriteFormat::Pcm24 => "24-bit PCM".into(),
+                WriteFormat::F32 => "32-bit float".into(),
+                WriteFormat::Pcm16 => "16-bit PCM".into(),
+            },
+        ),
+        (
+            "translation threshold".to_string(),
+            format!("{:.1} dB", options.threshold_db),
+        ),
+        (
+            "block".to_string(),
+            format!("{} frames", options.block_frames),
+        ),
+        (
+            "threads".to_string(),
+            if options.threads == 0 {
+                "every core".into()
+            } else {
+                options.threads.to_string()
+            },
+        ),
+    ];
+    if let Some(h) = &options.hrtf {
+        settings.push(("HRTF".to_string(), h.display().to_string()));
+    }
+    Timeline {
+        halo_version: env!("CARGO_PKG_VERSION").to_string(),
+        settings,
+        reference_layout: reference.name.clone(),
+        reference_speakers: speakers(reference),
+        outputs,
+        objects,
+    }
 }

@@ -9,6 +9,7 @@
 //! JSON: `-∞` (silence: no gated block, no peak) has no JSON number; `serde_json` writes
 //! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
 
+use crate::measure::timeline::LoudnessHistory;
 use crate::scene::layout::Layout;
 use ebur128::{Channel as MeterChannel, EbuR128, Mode};
 use serde::Serialize;
@@ -90,6 +91,10 @@ pub struct Meter {
     sub_block_next: usize,
     max_momentary_lufs: f64,
     max_short_term_lufs: f64,
+    /// The 100 ms series for the QC page (off unless [`Meter::keep_history`]).
+    history: Option<LoudnessHistory>,
+    /// Highest true peak (linear, any channel) since the last 100 ms poll.
+    block_true_peak: f64,
 }
 
 fn amplitude_db(x: f64) -> f64 {
@@ -159,7 +164,31 @@ impl Meter {
             sub_block_next: 0,
             max_momentary_lufs: f64::NEG_INFINITY,
             max_short_term_lufs: f64::NEG_INFINITY,
+            history: None,
+            block_true_peak: 0.0,
         })
+    }
+
+    /// Keeps the momentary and short-term loudness and the true peak of every 100 ms
+    /// (see [`crate::measure::timeline`]), `bucket` polls to a stored point. Off by default:
+    /// the series grow with the programme (live metering never calls this).
+    pub fn keep_history(&mut self, bucket: usize) {
+        self.history = Some(LoudnessHistory::new(bucket));
+    }
+
+    /// The series kept since [`Meter::keep_history`].
+    pub fn take_history(&mut self) -> Option<LoudnessHistory> {
+        self.history.take()
+    }
+
+    /// After each call into the meter crate: the true peak of the frames just added.
+    fn note_true_peak(&mut self) {
+        if self.history.is_some() {
+            for c in 0..self.channels as u32 {
+                let tp = self.inner.prev_true_peak(c).unwrap_or(0.0);
+                self.block_true_peak = self.block_true_peak.max(tp);
+            }
+        }
     }
 
     /// BS.1770-4 weights by position: 0 for LFE; 1.41 for ear-level channels
@@ -216,10 +245,16 @@ impl Meter {
                 f64::NEG_INFINITY
             }
         };
-        self.max_momentary_lufs = self.max_momentary_lufs.max(lufs(mean(4)));
-        self.max_short_term_lufs = self
-            .max_short_term_lufs
-            .max(lufs(mean(SUB_BLOCKS_SHORT_TERM)));
+        let momentary = lufs(mean(4));
+        let short_term = lufs(mean(SUB_BLOCKS_SHORT_TERM));
+        self.max_momentary_lufs = self.max_momentary_lufs.max(momentary);
+        self.max_short_term_lufs = self.max_short_term_lufs.max(short_term);
+        if let Some(h) = self.history.as_mut() {
+            h.momentary.push(Some(momentary));
+            h.short_term.push(Some(short_term));
+            h.true_peak.push(Some(amplitude_db(self.block_true_peak)));
+            self.block_true_peak = 0.0;
+        }
     }
 
     /// Feeds planar audio (one slice per layout channel, equal lengths).
@@ -248,6 +283,7 @@ impl Meter {
             self.inner
                 .add_frames_planar_f32(&chunk[..self.channels])
                 .map_err(meter_err("add frames"))?;
+            self.note_true_peak();
             self.advance(n);
             start += n;
         }
@@ -269,6 +305,7 @@ impl Meter {
             self.inner
                 .add_frames_f32(now)
                 .map_err(meter_err("add frames"))?;
+            self.note_true_peak();
             self.advance(n);
             rest = later;
         }
@@ -321,6 +358,10 @@ impl Meter {
         self.sub_block_next = 0;
         self.max_momentary_lufs = f64::NEG_INFINITY;
         self.max_short_term_lufs = f64::NEG_INFINITY;
+        self.block_true_peak = 0.0;
+        if let Some(h) = self.history.as_mut() {
+            *h = LoudnessHistory::new(h.momentary.bucket());
+        }
     }
 }
 

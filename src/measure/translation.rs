@@ -7,6 +7,7 @@
 //! Everything here is analysis on blocks of samples and gain vectors; nothing is
 //! rendered and no file is touched.
 
+use crate::measure::timeline::{Reduce, Series};
 use serde::Serialize;
 
 /// Analysis window for per-object levels, seconds.
@@ -66,6 +67,18 @@ pub struct ObjectTracker {
     binaural_ranges: Vec<Range>,
     has_stereo: bool,
     has_binaural: bool,
+    /// Per-window series for the QC page (off unless [`ObjectTracker::keep_history`]).
+    history: Option<ObjectHistory>,
+}
+
+/// An object's level and level changes window by window (see [`crate::measure::timeline`]).
+#[derive(Debug, Clone)]
+pub struct ObjectHistory {
+    /// Level in the immersive render, dBFS.
+    pub level_db: Series,
+    /// Stereo and binaural level minus immersive, dB.
+    pub stereo_delta_db: Series,
+    pub binaural_delta_db: Series,
 }
 
 /// One window's worth of an object: its source power and what each output does with it.
@@ -115,12 +128,37 @@ impl ObjectTracker {
             binaural_ranges: Vec::new(),
             has_stereo,
             has_binaural,
+            history: None,
         }
+    }
+
+    /// Keeps the per-window level and level changes, `bucket` windows to a stored point.
+    pub fn keep_history(&mut self, bucket: usize) {
+        self.history = Some(ObjectHistory {
+            level_db: Series::new(bucket, Reduce::Max),
+            stereo_delta_db: Series::new(bucket, Reduce::Worst),
+            binaural_delta_db: Series::new(bucket, Reduce::Worst),
+        });
+    }
+
+    /// The series kept since [`ObjectTracker::keep_history`].
+    pub fn take_history(&mut self) -> Option<ObjectHistory> {
+        self.history.take()
     }
 
     pub fn add(&mut self, w: &ObjectWindow, threshold_db: f64) {
         let immersive = w.power * w.immersive_gain;
-        if db(immersive) < AUDIBLE_DBFS {
+        let audible = db(immersive) >= AUDIBLE_DBFS;
+        if let Some(h) = self.history.as_mut() {
+            let delta = |g: Option<f64>| {
+                g.filter(|_| audible)
+                    .map(|g| (db(g) - db(w.immersive_gain)).max(-200.0))
+            };
+            h.level_db.push(audible.then(|| db(immersive)));
+            h.stereo_delta_db.push(delta(w.stereo_gain));
+            h.binaural_delta_db.push(delta(w.binaural_gain));
+        }
+        if !audible {
             return;
         }
         self.immersive += immersive;
@@ -360,9 +398,31 @@ pub struct StereoMeter {
     sum_lr: f64,
     sum_ll: f64,
     sum_rr: f64,
+    /// Correlation per window for the QC page (off unless [`StereoMeter::keep_history`]).
+    history: Option<Series>,
 }
 
 impl StereoMeter {
+    /// Keeps the correlation of every window (`None` when silent), `bucket` windows to a
+    /// stored point, the lowest of them.
+    pub fn keep_history(&mut self, bucket: usize) {
+        self.history = Some(Series::new(bucket, Reduce::Min));
+    }
+
+    /// Frames per correlation window.
+    pub fn window_frames(&self) -> usize {
+        self.window
+    }
+
+    /// Like [`StereoMeter::finish`], with the correlation series if one was kept.
+    pub fn finish_with_history(mut self) -> (StereoImage, Option<Vec<Option<f32>>>) {
+        if self.fill > 0 {
+            self.close_window();
+        }
+        let history = self.history.take().map(Series::finish);
+        (self.finish(), history)
+    }
+
     pub fn new(sample_rate: u32) -> Self {
         StereoMeter {
             window: ((CORRELATION_WINDOW_S * sample_rate as f64) as usize).max(1),
@@ -376,6 +436,7 @@ impl StereoMeter {
             sum_lr: 0.0,
             sum_ll: 0.0,
             sum_rr: 0.0,
+            history: None,
         }
     }
 
@@ -396,7 +457,11 @@ impl StereoMeter {
         let denom = (self.ll * self.rr).sqrt();
         // Windows below −70 dBFS in both channels are silence, not an image.
         let floor = self.window as f64 * 1e-7;
-        if denom > 0.0 && (self.ll > floor || self.rr > floor) {
+        let heard = denom > 0.0 && (self.ll > floor || self.rr > floor);
+        if let Some(h) = self.history.as_mut() {
+            h.push(heard.then(|| self.lr / denom));
+        }
+        if heard {
             let c = self.lr / denom;
             self.min = Some(self.min.map_or(c, |m: f64| m.min(c)));
             self.windows += 1;

@@ -22,6 +22,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod report;
+
 /// Most characters of an input a message quotes.
 const MAX_QUOTE_CHARS: usize = 200;
 
@@ -202,6 +204,8 @@ enum Command {
         #[arg(long, value_name = "ID")]
         programme: Option<String>,
     },
+    /// Rebuild the QC page (report.html) from a render's report.json and timeline.json.
+    Report(report::ReportArgs),
     /// Synthesise a 20-second demo session into DIR and render it to every built-in layout.
     Demo {
         #[arg(long, default_value = "halo-demo")]
@@ -391,6 +395,7 @@ fn run() -> ExitCode {
         } => cmd_gains(&layout, size, cart, stdin, &positions),
         Command::Layouts { json } => cmd_layouts(json).map_err(classify),
         Command::Demo { out } => cmd_demo(&out),
+        Command::Report(args) => report::run(args),
         Command::Play {
             session,
             monitor,
@@ -686,6 +691,8 @@ fn render_scene(
     io::commit_all(pending)
         .with_context(|| format!("writing the outputs in {}", out.display()))
         .map_err(classify)?;
+    // The QC page and its series, rebuilt from the committed report.
+    report::write_page(&report, out)?;
     Ok(report)
 }
 
@@ -802,6 +809,7 @@ fn print_summary(report: &render::RenderReport) {
             outln!("  no translation problems above ±{:.1} dB", t.threshold_db);
         }
     }
+    report::print_pointer(report);
 }
 
 fn cmd_loudness(file: &Path, layout: Option<&str>, json: bool) -> Result<(), Failure> {
