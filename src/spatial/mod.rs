@@ -4,3 +4,4 @@
 pub mod binaural;
 pub mod downmix;
 pub mod panner;
+pub mod objectbased;
