@@ -11,9 +11,8 @@ use halo::drivers::render::{self, RenderError, RenderOptions};
 use halo::formats::io::{self, WavSpec, WavWriter, WriteFormat};
 use halo::formats::session::{self, SessionError};
 use halo::measure::loudness;
-use halo::scene::geometry::{Direction, Position};
+use halo::scene::geometry::Position;
 use halo::scene::layout::{Layout, LayoutError};
-use halo::spatial::panner::Panner;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -731,7 +730,8 @@ fn cmd_gains(
             "--size {size}: allowed 0 (point) … 1 (whole room)"
         )));
     }
-    let panner = Panner::new(&layout).map_err(|e| bad_input(e.into()))?;
+    let calc = halo::spatial::objectbased::GainCalc::new(&layout)
+        .map_err(|e| bad_input(e.into()))?;
     let mut lines: Vec<String> = positions.to_vec();
     if stdin {
         for line in std::io::stdin().lock().lines() {
@@ -747,19 +747,14 @@ fn cmd_gains(
         )));
     }
     let mut rows = Vec::with_capacity(lines.len());
-    let mut gains = vec![0.0; panner.num_channels()];
+    let mut gains = vec![0.0; calc.num_channels()];
     for (i, line) in lines.iter().enumerate() {
         let pos = parse_position(line, cart)
             .with_context(|| format!("position {}", i + 1))
             .map_err(bad_input)?;
-        match pos {
-            Position::Polar {
-                azimuth_deg,
-                elevation_deg,
-                ..
-            } => panner.gains(Direction::new(azimuth_deg, elevation_deg), size, &mut gains),
-            p => panner.position_gains(p, size, &mut gains),
-        }
+        // ITU-R BS.2127 gains (a polar distance below 1 widens the extent, as in the
+        // standard).
+        calc.position_gains(pos, size, &mut gains);
         rows.push(gains.clone());
     }
     let json = serde_json::json!({

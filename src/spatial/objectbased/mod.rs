@@ -25,7 +25,7 @@ use zones::{Zone, ZoneExclusion};
 
 use crate::scene::layout::Layout;
 
-/// Largest number of non-LFE speakers a layout may have.
+/// Largest number of channels (LFE included) a layout may have.
 pub const MAX_SPEAKERS: usize = 64;
 
 #[derive(Debug, Error)]
@@ -36,7 +36,7 @@ pub enum GainCalcError {
         #[source]
         source: PointSourceError,
     },
-    #[error("layout '{layout}': {speakers} speakers; at most {max} are supported")]
+    #[error("layout '{layout}': {speakers} channels; at most {max} are supported")]
     TooManySpeakers {
         layout: String,
         speakers: usize,
@@ -156,10 +156,10 @@ pub struct GainCalc {
 impl GainCalc {
     pub fn new(layout: &Layout) -> Result<GainCalc, GainCalcError> {
         let speakers = speakers_of(layout);
-        if speakers.len() > MAX_SPEAKERS {
+        if layout.channels.len() > MAX_SPEAKERS {
             return Err(GainCalcError::TooManySpeakers {
                 layout: layout.name.clone(),
-                speakers: speakers.len(),
+                speakers: layout.channels.len(),
                 max: MAX_SPEAKERS,
             });
         }
@@ -432,5 +432,63 @@ impl GainCalc {
             .filter(|&s| wdist(s) < min + tol)
             .min_by_key(|&s| self.priority[s])
             .map_or(position, |s| positions[s])
+    }
+}
+
+/// The BS.2127 metadata of a halo object: a Cartesian position is an allocentric
+/// (`cartesian="1"`) object with `width = height = depth = size` (the Dolby Atmos rule);
+/// a polar one a polar object with `width = height = 360° × size`. Size is clamped to
+/// 0…1; non-finite coordinates count as 0.
+pub fn halo_metadata(position: crate::scene::geometry::Position, size: f64) -> ObjectMetadata {
+    use crate::scene::geometry::Position;
+    let s = if size.is_finite() {
+        size.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let fin = |v: f64| if v.is_finite() { v } else { 0.0 };
+    match position {
+        Position::Cartesian { x, y, z } => ObjectMetadata {
+            position: ObjectPosition::Cartesian {
+                x: fin(x),
+                y: fin(y),
+                z: fin(z),
+            },
+            cartesian: true,
+            width: s,
+            height: s,
+            depth: s,
+            ..ObjectMetadata::default()
+        },
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            distance,
+        } => ObjectMetadata {
+            position: ObjectPosition::Polar {
+                azimuth_deg: fin(azimuth_deg),
+                elevation_deg: fin(elevation_deg),
+                distance: if distance.is_finite() { distance } else { 1.0 },
+            },
+            width: 360.0 * s,
+            height: 360.0 * s,
+            ..ObjectMetadata::default()
+        },
+    }
+}
+
+impl GainCalc {
+    /// Direct gains (one per layout channel) of a halo object position and size (see
+    /// [`halo_metadata`]).
+    pub fn position_gains(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        out: &mut [f64],
+    ) {
+        let mut diffuse = [0.0; MAX_SPEAKERS];
+        let n = self.n_channels;
+        let meta = halo_metadata(position, size);
+        self.gains(&meta, &mut GainHint::default(), out, &mut diffuse[..n]);
     }
 }
