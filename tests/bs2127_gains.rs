@@ -143,7 +143,10 @@ fn metadata(v: &Value) -> ObjectMetadata {
 }
 
 fn worst(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -159,7 +162,8 @@ fn ear_gain_calc_vectors_match() {
         let meta = metadata(v);
         let (mut direct, mut diffuse) = (vec![0.0; n], vec![0.0; n]);
         calc.gains(&meta, &mut GainHint::default(), &mut direct, &mut diffuse);
-        let e = worst(&direct, &floats(&v["direct"])).max(worst(&diffuse, &floats(&v["diffuse_gains"])));
+        let e = worst(&direct, &floats(&v["direct"]))
+            .max(worst(&diffuse, &floats(&v["diffuse_gains"])));
         max_err = max_err.max(e);
         if e > TOLERANCE {
             failures.push(format!("#{i} err {e:.2e}: {v}\n  halo {direct:?}"));

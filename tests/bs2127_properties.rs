@@ -168,7 +168,11 @@ fn gains_are_continuous_along_paths() {
             for k in 0..=7200 {
                 let (g, _) = gains(&calc, &polar(-180.0 + k as f64 * 0.05, el));
                 if let Some(p) = &prev {
-                    let step = p.iter().zip(&g).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                    let step = p
+                        .iter()
+                        .zip(&g)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f64::max);
                     assert!(step < 0.02, "{name}: polar step {step} at el {el}, k {k}");
                 }
                 prev = Some(g);
@@ -180,7 +184,11 @@ fn gains_are_continuous_along_paths() {
             for k in 0..=2000 {
                 let (g, _) = gains(&calc, &cartesian(-1.0 + k as f64 * 0.001, y, z));
                 if let Some(p) = &prev {
-                    let step = p.iter().zip(&g).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                    let step = p
+                        .iter()
+                        .zip(&g)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f64::max);
                     assert!(step < 0.02, "{name}: Cartesian step {step} at y {y} z {z}");
                 }
                 prev = Some(g);
@@ -194,7 +202,11 @@ fn gains_are_continuous_along_paths() {
             m.height = k as f64 / 2.0;
             let (g, _) = gains(&calc, &m);
             if let Some(p) = &prev {
-                let step = p.iter().zip(&g).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+                let step = p
+                    .iter()
+                    .zip(&g)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
                 assert!(step < 0.03, "{name}: extent step {step} at width {k}");
             }
             prev = Some(g);
@@ -243,7 +255,11 @@ fn zone_exclusion_silences_the_zone_and_keeps_the_power() {
 fn channel_lock_snaps_to_the_nearest_speaker_within_reach() {
     let layout = Layout::builtin("7.1.4").unwrap();
     let calc = GainCalc::new(&layout).unwrap();
-    let c = layout.channels.iter().position(|c| c.name == "M+030").unwrap();
+    let c = layout
+        .channels
+        .iter()
+        .position(|c| c.name == "M+030")
+        .unwrap();
     let mut m = polar(22.0, 5.0);
     m.channel_lock = Some(ChannelLock {
         max_distance: Some(0.3),

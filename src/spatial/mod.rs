@@ -3,5 +3,5 @@
 
 pub mod binaural;
 pub mod downmix;
-pub mod panner;
 pub mod objectbased;
+pub mod panner;

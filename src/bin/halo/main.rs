@@ -730,8 +730,8 @@ fn cmd_gains(
             "--size {size}: allowed 0 (point) … 1 (whole room)"
         )));
     }
-    let calc = halo::spatial::objectbased::GainCalc::new(&layout)
-        .map_err(|e| bad_input(e.into()))?;
+    let calc =
+        halo::spatial::objectbased::GainCalc::new(&layout).map_err(|e| bad_input(e.into()))?;
     let mut lines: Vec<String> = positions.to_vec();
     if stdin {
         for line in std::io::stdin().lock().lines() {

@@ -8,7 +8,7 @@ use super::geom::Vec3;
 /// Virtual sources per axis of the extent grid.
 const NUM_VS: usize = 40;
 const NEG130DB_EXP: f64 = 6.5;
-const NEG130DB: f64 = 3.162_277_660_168_379_4e-7; // 10^−6.5
+const NEG130DB: f64 = 3.162_277_660_168_379e-7; // 10^−6.5
 
 /// `(cos, sin)` pan between two coordinates `lo` and `hi` (1,1 when they coincide).
 fn balance(lo: f64, hi: f64, v: f64) -> (f64, f64) {
@@ -40,19 +40,24 @@ fn bracket(values: &[f64], v: f64) -> (usize, usize) {
     (values.len() - 1, values.len() - 1)
 }
 
+/// One row of speakers (equal y and z): `(x, speaker)` sorted by x.
+type Row = (f64, Vec<(f64, usize)>);
+/// One layer of speakers (equal z): its rows sorted by y.
+type Plane = (f64, Vec<Row>);
+
 /// The point-source allocentric panner over a set of speaker positions (indices are
 /// positions in the given slice).
 #[derive(Debug, Clone)]
 pub struct AllocentricPanner {
     /// Layers by z, rows by y, columns by x: `(x, speaker)` sorted.
-    planes: Vec<(f64, Vec<(f64, Vec<(f64, usize)>)>)>,
+    planes: Vec<Plane>,
     plane_z: Vec<f64>,
     n: usize,
 }
 
 impl AllocentricPanner {
     pub fn new(positions: &[Vec3]) -> AllocentricPanner {
-        let mut planes: Vec<(f64, Vec<(f64, Vec<(f64, usize)>)>)> = Vec::new();
+        let mut planes: Vec<Plane> = Vec::new();
         for (i, p) in positions.iter().enumerate() {
             let zi = match planes.iter().position(|pl| pl.0 >= p[2]) {
                 Some(k) if planes[k].0 == p[2] => k,
@@ -96,7 +101,6 @@ impl AllocentricPanner {
         let zg = balance(self.plane_z[z0], self.plane_z[z1], p[2]);
         for (zgain, zz) in [(zg.0, z0), (zg.1, z1)] {
             let rows = &self.planes[zz].1;
-            let ys: [f64; 2];
             let (y0, y1) = {
                 let mut yv = [0.0; 64];
                 let m = rows.len().min(64);
@@ -105,8 +109,7 @@ impl AllocentricPanner {
                 }
                 bracket(&yv[..m], p[1])
             };
-            ys = [rows[y0].0, rows[y1].0];
-            let yg = balance(ys[0], ys[1], p[1]);
+            let yg = balance(rows[y0].0, rows[y1].0, p[1]);
             for (ygain, yy) in [(yg.0, y0), (yg.1, y1)] {
                 let cols = &rows[yy].1;
                 let (x0, x1) = {
@@ -252,7 +255,11 @@ impl AlloExtent {
             horizontal_plane: positions.iter().all(|p| p[2] == positions[0][2]),
         };
         for s in 0..n {
-            let (gx, gy, gz) = (e.point_gain_x_at(s), e.point_gain_y_at(s), e.point_gain_z_at(s));
+            let (gx, gy, gz) = (
+                e.point_gain_x_at(s),
+                e.point_gain_y_at(s),
+                e.point_gain_z_at(s),
+            );
             let (lx, ly, lz) = (e.xs.len(), e.ys.len(), e.zs.len());
             e.gx[s * lx..(s + 1) * lx].copy_from_slice(&gx);
             e.gy[s * ly..(s + 1) * ly].copy_from_slice(&gy);
@@ -271,10 +278,7 @@ impl AlloExtent {
         let p = self.positions[s];
         let (lo, hi) = bounds(
             y,
-            self.positions
-                .iter()
-                .filter(|q| q[2] == p[2])
-                .map(|q| q[1]),
+            self.positions.iter().filter(|q| q[2] == p[2]).map(|q| q[1]),
         );
         axis_gain(p[1], lo, hi, y)
     }
@@ -305,7 +309,11 @@ impl AlloExtent {
     pub fn gains(&self, p: Vec3, size_x: f64, size_y: f64, size_z: f64, out: &mut [f64]) {
         let n = self.n;
         let (xo, yo) = (p[0], p[1]);
-        let zo = if self.three_planes { p[2] } else { p[2].max(0.0) };
+        let zo = if self.three_planes {
+            p[2]
+        } else {
+            p[2].max(0.0)
+        };
         let (nx, ny, nz) = (self.xs.len(), self.ys.len(), self.zs.len());
         let sx = scale_size(size_x).max(2.0 / (nx - 1) as f64);
         let sy = scale_size(size_y).max(2.0 / (ny - 1) as f64);
@@ -340,7 +348,8 @@ impl AlloExtent {
             2 => (h(sx, d_bound) * h(sy, d_bound)).powf(1.5),
             _ => h(sx, d_bound) * h(sy, d_bound) * h(sz, d_bound),
         };
-        let w = |v: f64, o: f64, s: f64| 10f64.powf(-((1.5 * (v - o) / s).powi(4)).min(NEG130DB_EXP));
+        let w =
+            |v: f64, o: f64, s: f64| 10f64.powf(-((1.5 * (v - o) / s).powi(4)).min(NEG130DB_EXP));
         let wx: Vec<f64> = self.xs.iter().map(|&x| w(x, xo, 2.0 * sx)).collect();
         let wy: Vec<f64> = self.ys.iter().map(|&y| w(y, yo, 2.0 * sy)).collect();
         let wz: Vec<f64> = self

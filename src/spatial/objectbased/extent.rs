@@ -4,8 +4,7 @@
 //! the extent at two distances; distance scales the extent (§7.3.8.2.1).
 
 use super::geom::{
-    Vec3, azimuth_deg, cart, dot, elevation_deg, interp, local_coordinate_system,
-    safe_normalise,
+    Vec3, azimuth_deg, cart, dot, elevation_deg, interp, local_coordinate_system, safe_normalise,
 };
 use super::point_source::{PointSourcePanner, RegionHint};
 
@@ -17,6 +16,7 @@ const FADE_DEG: f64 = 10.0;
 /// The point-source gains of the spreading grid, precomputed per layout.
 #[derive(Debug, Clone)]
 pub struct PolarExtent {
+    psp: PointSourcePanner,
     grid: Vec<Vec3>,
     /// `grid.len() × n` point-source gains.
     grid_gains: Vec<f64>,
@@ -24,7 +24,7 @@ pub struct PolarExtent {
 }
 
 impl PolarExtent {
-    pub fn new(psp: &PointSourcePanner) -> PolarExtent {
+    pub fn new(psp: PointSourcePanner) -> PolarExtent {
         let grid = spreading_grid(GRID_ROWS);
         let n = psp.num_outputs();
         let mut grid_gains = vec![0.0; grid.len() * n];
@@ -33,6 +33,7 @@ impl PolarExtent {
             psp.handle(p, &mut hint, &mut grid_gains[k * n..(k + 1) * n]);
         }
         PolarExtent {
+            psp,
             grid,
             grid_gains,
             n,
@@ -43,7 +44,6 @@ impl PolarExtent {
     /// block's width, height (degrees) and depth.
     pub fn gains(
         &self,
-        psp: &PointSourcePanner,
         position: Vec3,
         width_deg: f64,
         height_deg: f64,
@@ -58,14 +58,25 @@ impl PolarExtent {
             let mut b = [0.0; super::MAX_SPEAKERS];
             let d1 = (distance + depth / 2.0).max(0.0);
             let d2 = (distance - depth / 2.0).max(0.0);
-            self.spread(psp, position, extent_mod(width_deg, d1), extent_mod(height_deg, d1), hint, &mut a[..n]);
-            self.spread(psp, position, extent_mod(width_deg, d2), extent_mod(height_deg, d2), hint, &mut b[..n]);
+            self.spread(
+                position,
+                extent_mod(width_deg, d1),
+                extent_mod(height_deg, d1),
+                hint,
+                &mut a[..n],
+            );
+            self.spread(
+                position,
+                extent_mod(width_deg, d2),
+                extent_mod(height_deg, d2),
+                hint,
+                &mut b[..n],
+            );
             for c in 0..n {
                 out[c] = (0.5 * (a[c] * a[c] + b[c] * b[c])).sqrt();
             }
         } else {
             self.spread(
-                psp,
                 position,
                 extent_mod(width_deg, distance),
                 extent_mod(height_deg, distance),
@@ -78,7 +89,6 @@ impl PolarExtent {
     /// Point and spread gains mixed by size (the spread fully in from 10°).
     fn spread(
         &self,
-        psp: &PointSourcePanner,
         position: Vec3,
         width_deg: f64,
         height_deg: f64,
@@ -91,7 +101,7 @@ impl PolarExtent {
         let mut power = [0.0; super::MAX_SPEAKERS];
         if amount_point > 1e-10 {
             let mut g = [0.0; super::MAX_SPEAKERS];
-            psp.handle(position, hint, &mut g[..n]);
+            self.psp.handle(position, hint, &mut g[..n]);
             for c in 0..n {
                 power[c] += amount_point * g[c] * g[c];
             }
@@ -106,7 +116,10 @@ impl PolarExtent {
                 if wk == 0.0 {
                     continue;
                 }
-                for (t, g) in total[..n].iter_mut().zip(&self.grid_gains[k * n..(k + 1) * n]) {
+                for (t, g) in total[..n]
+                    .iter_mut()
+                    .zip(&self.grid_gains[k * n..(k + 1) * n])
+                {
                     *t += wk * g;
                 }
             }

@@ -139,7 +139,7 @@ pub struct GainHint {
 pub struct GainCalc {
     n_channels: usize,
     speakers: Vec<Speaker>,
-    psp: PointSourcePanner,
+    /// The point-source panner (inside) and the polar extent's spreading grid.
     extent: PolarExtent,
     zones: ZoneExclusion,
     allo_positions: Vec<Vec3>,
@@ -163,13 +163,12 @@ impl GainCalc {
                 max: MAX_SPEAKERS,
             });
         }
-        let psp = PointSourcePanner::new(&speakers).map_err(|source| {
-            GainCalcError::PointSource {
+        let psp =
+            PointSourcePanner::new(&speakers).map_err(|source| GainCalcError::PointSource {
                 layout: layout.name.clone(),
                 source,
-            }
-        })?;
-        let extent = PolarExtent::new(&psp);
+            })?;
+        let extent = PolarExtent::new(psp);
         let allo_positions: Vec<Vec3> = speakers.iter().map(|s| s.allocentric).collect();
         let mut order: Vec<usize> = (0..speakers.len()).collect();
         let key = |s: &Speaker| {
@@ -194,7 +193,6 @@ impl GainCalc {
         }
         Ok(GainCalc {
             n_channels: layout.channels.len(),
-            psp,
             extent,
             zones: ZoneExclusion::new(&speakers),
             allo: AllocentricPanner::new(&allo_positions),
@@ -259,12 +257,17 @@ impl GainCalc {
             let reference = Edges::of(&meta.reference_screen.unwrap_or(screen::DEFAULT_SCREEN));
             let rep = &self.reproduction_screen;
             if cartesian {
-                let (az, el, d) = screen::point_cart_to_polar(position[0], position[1], position[2]);
+                let (az, el, d) =
+                    screen::point_cart_to_polar(position[0], position[1], position[2]);
                 let (az, el) = screen::scale_az_el(&reference, rep, az, el);
                 let (az, el) = screen::compensate_position(az, el, self.has_u045);
                 position = screen::point_polar_to_cart(az, el, d);
             } else {
-                let (az, el, d) = (azimuth_deg(position), elevation_deg(position), norm(position));
+                let (az, el, d) = (
+                    azimuth_deg(position),
+                    elevation_deg(position),
+                    norm(position),
+                );
                 let (az, el) = screen::scale_az_el(&reference, rep, az, el);
                 position = cart(az, el, d);
             }
@@ -286,19 +289,25 @@ impl GainCalc {
                 (az, el)
             };
             if cartesian {
-                let (az, el, d) = screen::point_cart_to_polar(position[0], position[1], position[2]);
+                let (az, el, d) =
+                    screen::point_cart_to_polar(position[0], position[1], position[2]);
                 let (az, el) = lock(az, el);
                 let (az, el) = screen::compensate_position(az, el, self.has_u045);
                 position = screen::point_polar_to_cart(az, el, d);
             } else {
-                let (az, el, d) = (azimuth_deg(position), elevation_deg(position), norm(position));
+                let (az, el, d) = (
+                    azimuth_deg(position),
+                    elevation_deg(position),
+                    norm(position),
+                );
                 let (az, el) = lock(az, el);
                 position = cart(az, el, d);
             }
         }
 
         let mut excluded = [false; MAX_SPEAKERS];
-        self.zones.excluded(&meta.zone_exclusion, &mut excluded[..n]);
+        self.zones
+            .excluded(&meta.zone_exclusion, &mut excluded[..n]);
         if cartesian {
             allocentric_excluded(&self.allo_positions, &mut excluded[..n]);
             if let Some(lock) = meta.channel_lock {
@@ -311,7 +320,13 @@ impl GainCalc {
                 );
             }
         } else if let Some(lock) = meta.channel_lock {
-            position = self.lock(position, lock, &self.real, &[false; MAX_SPEAKERS][..n], [1.0; 3]);
+            position = self.lock(
+                position,
+                lock,
+                &self.real,
+                &[false; MAX_SPEAKERS][..n],
+                [1.0; 3],
+            );
         }
 
         // Divergence (§7.3.7): up to three positions with power weights.
@@ -344,7 +359,11 @@ impl GainCalc {
                         p[0] * m[0][2] + p[1] * m[1][2] + p[2] * m[2][2],
                     ]
                 };
-                positions = [rot(cart(range, 0.0, d)), position, rot(cart(-range, 0.0, d))];
+                positions = [
+                    rot(cart(range, 0.0, d)),
+                    position,
+                    rot(cart(-range, 0.0, d)),
+                ];
             }
         }
 
@@ -356,7 +375,6 @@ impl GainCalc {
                 self.allocentric_gains(p, meta, &excluded[..n], &mut one[..n]);
             } else {
                 self.extent.gains(
-                    &self.psp,
                     p,
                     meta.width,
                     meta.height,
@@ -377,14 +395,21 @@ impl GainCalc {
         }
     }
 
-    fn allocentric_gains(&self, p: Vec3, meta: &ObjectMetadata, excluded: &[bool], out: &mut [f64]) {
+    fn allocentric_gains(
+        &self,
+        p: Vec3,
+        meta: &ObjectMetadata,
+        excluded: &[bool],
+        out: &mut [f64],
+    ) {
         let n = self.speakers.len();
         let point = meta.width == 0.0 && meta.height == 0.0 && meta.depth == 0.0;
         if !excluded.iter().any(|&e| e) {
             if point {
                 self.allo.handle(p, out);
             } else {
-                self.allo_extent.gains(p, meta.width, meta.height, meta.depth, out);
+                self.allo_extent
+                    .gains(p, meta.width, meta.height, meta.depth, out);
             }
             return;
         }

@@ -4,9 +4,7 @@
 //! the poles, built on the real speaker positions; 0+2+0 is panned on 0+5+0 and
 //! downmixed. Metadata → gains only; everything geometric is precomputed.
 
-use super::geom::{
-    Vec3, cross, dot, inverse3, ngon_vertex_order, norm, row_times, scale, sub,
-};
+use super::geom::{Vec3, cross, dot, inverse3, ngon_vertex_order, norm, row_times, scale, sub};
 use super::layouts::Speaker;
 
 /// Hull facets lie on a plane within this distance (unit vectors).
@@ -105,11 +103,7 @@ impl Quad {
         }
         let s = disc.sqrt();
         let q = -0.5 * (b + b.signum() * s);
-        let (r1, r2) = if q == 0.0 {
-            (0.0, 0.0)
-        } else {
-            (q / a, c / q)
-        };
+        let (r1, r2) = if q == 0.0 { (0.0, 0.0) } else { (q / a, c / q) };
         accept(r1).or_else(|| accept(r2))
     }
 
@@ -118,12 +112,8 @@ impl Quad {
         let y = Self::solve(&self.axis_y, p)?;
         let g = [(1.0 - x) * (1.0 - y), x * (1.0 - y), x * y, (1.0 - x) * y];
         let mut v = [0.0; 3];
-        for k in 0..4 {
-            v = [
-                v[0] + g[k] * self.pos[k][0],
-                v[1] + g[k] * self.pos[k][1],
-                v[2] + g[k] * self.pos[k][2],
-            ];
+        for (gk, pos) in g.iter().zip(&self.pos) {
+            v = [v[0] + gk * pos[0], v[1] + gk * pos[1], v[2] + gk * pos[2]];
         }
         if dot(v, p) <= 0.0 {
             return None;
@@ -472,7 +462,9 @@ fn ngon(around: &[usize], real: &[Vec3], centre: Vec3) -> Result<VirtualNgon, Po
     let mut tris = Vec::with_capacity(m);
     for k in 0..m {
         let (a, b) = (ch[k], ch[(k + 1) % m]);
-        tris.push(Triplet::new([0, 1, 2], [real[a], real[b], centre]).ok_or(PointSourceError::Flat)?);
+        tris.push(
+            Triplet::new([0, 1, 2], [real[a], real[b], centre]).ok_or(PointSourceError::Flat)?,
+        );
     }
     Ok(VirtualNgon {
         ch,

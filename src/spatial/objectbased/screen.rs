@@ -75,13 +75,33 @@ pub fn scale_az_el(reference: &Edges, reproduction: &Edges, az: f64, el: f64) ->
     (
         interp(
             az,
-            &[-180.0, reference.right_azimuth_deg, reference.left_azimuth_deg, 180.0],
-            &[-180.0, reproduction.right_azimuth_deg, reproduction.left_azimuth_deg, 180.0],
+            &[
+                -180.0,
+                reference.right_azimuth_deg,
+                reference.left_azimuth_deg,
+                180.0,
+            ],
+            &[
+                -180.0,
+                reproduction.right_azimuth_deg,
+                reproduction.left_azimuth_deg,
+                180.0,
+            ],
         ),
         interp(
             el,
-            &[-90.0, reference.bottom_elevation_deg, reference.top_elevation_deg, 90.0],
-            &[-90.0, reproduction.bottom_elevation_deg, reproduction.top_elevation_deg, 90.0],
+            &[
+                -90.0,
+                reference.bottom_elevation_deg,
+                reference.top_elevation_deg,
+                90.0,
+            ],
+            &[
+                -90.0,
+                reproduction.bottom_elevation_deg,
+                reproduction.top_elevation_deg,
+                90.0,
+            ],
         ),
     )
 }
@@ -92,7 +112,11 @@ pub fn compensate_position(az: f64, el: f64, has_u045: bool) -> (f64, f64) {
     if has_u045 {
         let right = interp(el, &[0.0, 30.0, 90.0], &[30.0, 30.0 * (30.0 / 45.0), 30.0]);
         (
-            interp(az, &[-180.0, -30.0, 30.0, 180.0], &[-180.0, -right, right, 180.0]),
+            interp(
+                az,
+                &[-180.0, -30.0, 30.0, 180.0],
+                &[-180.0, -right, right, 180.0],
+            ),
             el,
         )
     } else {
@@ -133,21 +157,18 @@ fn map_linear_to_az(left_az: f64, right_az: f64, x: f64) -> f64 {
 /// BS.2127 §10 polar → Cartesian point conversion.
 pub fn point_polar_to_cart(az: f64, el: f64, d: f64) -> Vec3 {
     let (z, r_xy) = if el.abs() > EL_TOP {
-        let el_tilde = EL_TOP_TILDE + (90.0 - EL_TOP_TILDE) * (el.abs() - EL_TOP) / (90.0 - EL_TOP);
+        let t = (el.abs() - EL_TOP) / (90.0 - EL_TOP);
+        let el_tilde = EL_TOP_TILDE + (90.0 - EL_TOP_TILDE) * t;
         (d * el.signum(), d * (90.0 - el_tilde).to_radians().tan())
     } else {
         let el_tilde = EL_TOP_TILDE * el / EL_TOP;
         (el_tilde.to_radians().tan() * d, d)
     };
-    let mut sector = (0, 1);
-    for i in 0..MAPPING.len() {
-        let j = (i + 1) % MAPPING.len();
-        if inside_angle_range(az, MAPPING[j].0, MAPPING[i].0, 0.0) {
-            sector = (i, j);
-            break;
-        }
-    }
-    let ((left_az, left_pos), (right_az, right_pos)) = (MAPPING[sector.0], MAPPING[sector.1]);
+    let m = MAPPING.len();
+    let i = (0..m)
+        .find(|&i| inside_angle_range(az, MAPPING[(i + 1) % m].0, MAPPING[i].0, 0.0))
+        .unwrap_or(0);
+    let ((left_az, left_pos), (right_az, right_pos)) = (MAPPING[i], MAPPING[(i + 1) % m]);
     let rel_az = relative_angle(right_az, az);
     let rel_left = relative_angle(right_az, left_az);
     let p = map_az_to_linear(rel_left, right_az, rel_az);
@@ -168,15 +189,14 @@ pub fn point_cart_to_polar(x: f64, y: f64, z: f64) -> (f64, f64, f64) {
         return (0.0, z.signum() * 90.0, z.abs());
     }
     let az_xy = azimuth_deg([x, y, 0.0]);
-    let mut sector = (0, 1);
-    for i in 0..MAPPING.len() {
-        let j = (i + 1) % MAPPING.len();
-        if inside_angle_range(az_xy, azimuth_deg(MAPPING[j].1), azimuth_deg(MAPPING[i].1), 0.0) {
-            sector = (i, j);
-            break;
-        }
-    }
-    let ((left_az, lp), (right_az, rp)) = (MAPPING[sector.0], MAPPING[sector.1]);
+    let m = MAPPING.len();
+    let i = (0..m)
+        .find(|&i| {
+            let (left, right) = (MAPPING[i].1, MAPPING[(i + 1) % m].1);
+            inside_angle_range(az_xy, azimuth_deg(right), azimuth_deg(left), 0.0)
+        })
+        .unwrap_or(0);
+    let ((left_az, lp), (right_az, rp)) = (MAPPING[i], MAPPING[(i + 1) % m]);
     // [x y] = [gl gr] · [[lp.x lp.y], [rp.x rp.y]]
     let det = lp[0] * rp[1] - lp[1] * rp[0];
     let gl = (x * rp[1] - y * rp[0]) / det;
@@ -186,7 +206,8 @@ pub fn point_cart_to_polar(x: f64, y: f64, z: f64) -> (f64, f64, f64) {
     let az = relative_angle(-180.0, map_linear_to_az(rel_left, right_az, gr / r_xy));
     let el_tilde = (z / r_xy).atan().to_degrees();
     if el_tilde.abs() > EL_TOP_TILDE {
-        let abs_el = EL_TOP + (90.0 - EL_TOP) * (el_tilde.abs() - EL_TOP_TILDE) / (90.0 - EL_TOP_TILDE);
+        let abs_el =
+            EL_TOP + (90.0 - EL_TOP) * (el_tilde.abs() - EL_TOP_TILDE) / (90.0 - EL_TOP_TILDE);
         (az, el_tilde.signum() * abs_el, z.abs())
     } else {
         (az, EL_TOP * el_tilde / EL_TOP_TILDE, r_xy)

@@ -154,8 +154,8 @@ impl ZoneExclusion {
             return;
         }
         let mut power = [0.0; super::MAX_SPEAKERS];
-        for i in 0..n {
-            let p = gains[i] * gains[i];
+        for (i, g) in gains[..n].iter().enumerate() {
+            let p = g * g;
             if p == 0.0 {
                 continue;
             }
