@@ -297,3 +297,35 @@ fn session_positions_use_the_standard_panners() {
     }
     assert!((power(&g) - 1.0).abs() < 1e-12);
 }
+
+#[test]
+fn the_engines_hinted_fast_path_equals_the_full_calculation() {
+    use halo::spatial::objectbased::halo_metadata;
+    let mut seed = 11;
+    for name in LAYOUTS {
+        let calc = GainCalc::new(&Layout::builtin(name).unwrap()).unwrap();
+        let n = calc.num_channels();
+        let mut hint = GainHint::default();
+        let mut fast = vec![0.0; n];
+        for k in 0..500 {
+            let pos = if k % 2 == 0 {
+                Position::Polar {
+                    azimuth_deg: 360.0 * lcg(&mut seed) - 180.0,
+                    elevation_deg: 180.0 * lcg(&mut seed) - 90.0,
+                    distance: 1.0,
+                }
+            } else {
+                Position::Cartesian {
+                    x: 2.0 * lcg(&mut seed) - 1.0,
+                    y: 2.0 * lcg(&mut seed) - 1.0,
+                    z: lcg(&mut seed),
+                }
+            };
+            calc.position_gains_hinted(pos, 0.0, &mut hint, &mut fast);
+            let (full, _) = gains(&calc, &halo_metadata(pos, 0.0));
+            for c in 0..n {
+                assert!((fast[c] - full[c]).abs() < 1e-12, "{name} {pos:?}");
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
 use crate::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
-use crate::spatial::objectbased::GainCalc;
+use crate::spatial::objectbased::{GainCalc, GainHint};
 use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
@@ -188,7 +188,7 @@ struct Bus {
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
     stale: bool,
-    /// Per object: automation cursors.
+    /// Per object: automation cursors and the gain calculation's lookup state.
     cursors: Vec<Cursors>,
     /// The CPU has AVX: mix with the AVX build of the mixing loops.
     avx: bool,
@@ -202,6 +202,8 @@ struct Cursors {
     position: usize,
     size: usize,
     pan: PanHint,
+    /// The BS.2127 gain calculation's lookup state (region last found in).
+    bs2127: GainHint,
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -1002,9 +1004,10 @@ impl Bus {
         };
         // BS.2127 gains at this gain point (BS.2127 interpolates gains, not positions,
         // between blocks; the ramps below do the same between gain points).
-        self.gain_calc.position_gains(
+        self.gain_calc.position_gains_hinted(
             obj.position.value_at_cursor(t, &mut cur.position),
             size,
+            &mut cur.bs2127,
             &mut self.direct,
         );
         let ramp = &mut self.ramps[i];

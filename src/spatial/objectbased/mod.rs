@@ -511,9 +511,65 @@ impl GainCalc {
         size: f64,
         out: &mut [f64],
     ) {
+        self.position_gains_hinted(position, size, &mut GainHint::default(), out);
+    }
+
+    /// [`GainCalc::position_gains`] for one of many moving objects, keeping its lookup
+    /// state in `hint` (the region it was last found in is tried first; the gains are
+    /// the same whichever region takes a direction on a shared edge, within rounding).
+    /// Point sources skip straight to the point-source or allocentric panner.
+    pub fn position_gains_hinted(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        hint: &mut GainHint,
+        out: &mut [f64],
+    ) {
+        use crate::scene::geometry::Position;
+        let n = self.n_channels;
+        let point = !(size.is_finite() && size > 0.0);
+        if point {
+            let mut g = [0.0; MAX_SPEAKERS];
+            let m = self.speakers.len();
+            match position {
+                Position::Cartesian { x, y, z }
+                    if x.is_finite() && y.is_finite() && z.is_finite() =>
+                {
+                    let c = |v: f64| v.clamp(-1.0, 1.0);
+                    self.allo.handle([c(x), c(y), c(z)], &mut g[..m]);
+                }
+                Position::Polar {
+                    azimuth_deg,
+                    elevation_deg,
+                    distance,
+                } if azimuth_deg.is_finite() && elevation_deg.is_finite() && distance == 1.0 => {
+                    self.extent.point(
+                        cart(azimuth_deg, elevation_deg, 1.0),
+                        &mut hint.region,
+                        &mut g[..m],
+                    );
+                }
+                _ => return self.general(position, size, hint, out),
+            }
+            out[..n].fill(0.0);
+            for (s, spk) in self.speakers.iter().enumerate() {
+                out[spk.channel] = g[s];
+            }
+            return;
+        }
+        self.general(position, size, hint, out);
+    }
+
+    fn general(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        hint: &mut GainHint,
+        out: &mut [f64],
+    ) {
         let mut diffuse = [0.0; MAX_SPEAKERS];
         let n = self.n_channels;
         let meta = halo_metadata(position, size);
-        self.gains(&meta, &mut GainHint::default(), out, &mut diffuse[..n]);
+        self.gains(&meta, hint, out, &mut diffuse[..n]);
     }
 }
