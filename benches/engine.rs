@@ -1,5 +1,6 @@
-//! Engine throughput: N moving point objects rendered to 7.1.4, one second of audio per
-//! iteration (48 kHz, 1024-frame blocks). Real-time factor = 1 s / time per iteration.
+//! Engine throughput: N moving polar point objects, and 128 moving Cartesian ones,
+//! rendered to 7.1.4, one second of audio per iteration (48 kHz, 1024-frame blocks).
+//! Real-time factor = 1 s / time per iteration.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
@@ -39,6 +40,71 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
             }
         })
         .collect()
+}
+
+/// Object `i` moves through the room (Cartesian, inside the cube, on and above the ear
+/// plane), so every object moves all the time through the allocentric panner.
+fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
+    (0..n)
+        .map(|i| {
+            let period = 1.5 + (i % 7) as f64 * 0.5;
+            let steps = (seconds / period * 8.0).ceil() as usize + 1;
+            let keys = (0..=steps)
+                .map(|k| {
+                    let a = (k as f64 * 45.0 + i as f64 * 17.0).to_radians();
+                    Keyframe {
+                        frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
+                        value: Position::Cartesian {
+                            x: 0.9 * a.sin(),
+                            y: 0.8 * (1.3 * a).cos(),
+                            z: (i % 5) as f64 * 0.25,
+                        },
+                        interpolation: Interpolation::Linear,
+                    }
+                })
+                .collect();
+            ObjectConfig {
+                name: format!("obj{i}"),
+                gain_db: Automation::constant(-12.0),
+                position: Automation::new(keys).expect("ordered keyframes"),
+                size: Automation::constant(0.0),
+                mute: false,
+                binaural_bypass: false,
+            }
+        })
+        .collect()
+}
+
+fn bench_engine_cartesian(c: &mut Criterion) {
+    let mut group = c.benchmark_group("engine_moving_cartesian_objects_to_7.1.4");
+    group.sample_size(10);
+    let n = 128;
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate: RATE,
+        max_block_frames: BLOCK,
+        objects: moving_cartesian_objects(n, 60.0),
+        beds: vec![],
+        outputs: vec![OutputConfig::speakers(
+            Layout::builtin("7.1.4").expect("built-in"),
+        )],
+    })
+    .expect("engine");
+    for i in 0..n {
+        for (k, x) in engine.object_input(i).iter_mut().enumerate() {
+            *x = signal(i, k);
+        }
+    }
+    group.throughput(Throughput::Elements(RATE as u64));
+    group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        b.iter(|| {
+            engine.seek(0);
+            for _ in 0..(RATE as usize).div_ceil(BLOCK) {
+                engine.process(BLOCK);
+            }
+            black_box(engine.output(0)[0][0])
+        })
+    });
+    group.finish();
 }
 
 fn bench_engine(c: &mut Criterion) {
@@ -227,6 +293,7 @@ fn bench_whole_render_parallel(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_engine,
+    bench_engine_cartesian,
     bench_whole_render,
     bench_whole_render_parallel
 );

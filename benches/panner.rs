@@ -1,6 +1,7 @@
-//! Gain computation speed of the VBAP panner (called every 64 samples per object by the
-//! engine): point sources on 7.1.4 and 9.1.6, size 0.3, Cartesian positions, and the
-//! engine's hinted path for a moving object.
+//! Gain computation speed (called every 64 samples per object by the engine): the ITU-R
+//! BS.2127 gain calculation per layout (a cold lookup, a hinted moving source, a
+//! Cartesian point, a polar extent, building it), and the older VBAP panner (still used
+//! by the binaural bus) on 7.1.4 and 9.1.6.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use halo::scene::geometry::{Direction, Position};
@@ -82,11 +83,87 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// The BS.2127 gain calculation, per layout.
+fn bench_bs2127(c: &mut Criterion) {
+    use halo::spatial::objectbased::{GainCalc, GainHint, ObjectMetadata, ObjectPosition};
+    let dirs = directions();
+    for name in ["2.0", "5.1", "5.1.4", "7.1.4", "9.1.6"] {
+        let layout = Layout::builtin(name).expect("built-in layout");
+        let calc = GainCalc::new(&layout).expect("gain calc");
+        let n = calc.num_channels();
+        let (mut d, mut f) = (vec![0.0; n], vec![0.0; n]);
+        let polar = |dir: Direction| ObjectMetadata {
+            position: ObjectPosition::Polar {
+                azimuth_deg: dir.azimuth_deg,
+                elevation_deg: dir.elevation_deg,
+                distance: 1.0,
+            },
+            ..ObjectMetadata::default()
+        };
+        let metas: Vec<ObjectMetadata> = dirs.iter().map(|&dir| polar(dir)).collect();
+        let mut i = 0;
+        c.bench_function(&format!("bs2127 cold point {name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % metas.len();
+                calc.gains(
+                    black_box(&metas[i]),
+                    &mut GainHint::default(),
+                    &mut d,
+                    &mut f,
+                );
+                black_box(&d);
+            })
+        });
+        let mut hint = GainHint::default();
+        let mut k = 0u64;
+        c.bench_function(&format!("bs2127 hinted moving point {name}"), |b| {
+            b.iter(|| {
+                k += 1;
+                let m = polar(Direction::new((k % 36_000) as f64 * 0.01, 10.0));
+                calc.gains(black_box(&m), &mut hint, &mut d, &mut f);
+                black_box(&d);
+            })
+        });
+        let carts: Vec<ObjectMetadata> = positions()
+            .iter()
+            .map(|p| {
+                let mut m = halo::spatial::objectbased::halo_metadata(*p, 0.0);
+                m.width = 0.0;
+                m
+            })
+            .collect();
+        c.bench_function(&format!("bs2127 cartesian point {name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % carts.len();
+                calc.gains(
+                    black_box(&carts[i]),
+                    &mut GainHint::default(),
+                    &mut d,
+                    &mut f,
+                );
+                black_box(&d);
+            })
+        });
+        let mut wide = polar(Direction::new(40.0, 10.0));
+        wide.width = 60.0;
+        wide.height = 30.0;
+        c.bench_function(&format!("bs2127 polar extent 60x30 {name}"), |b| {
+            b.iter(|| {
+                calc.gains(black_box(&wide), &mut GainHint::default(), &mut d, &mut f);
+                black_box(&d);
+            })
+        });
+        c.bench_function(&format!("GainCalc::new {name}"), |b| {
+            b.iter(|| black_box(GainCalc::new(black_box(&layout)).expect("gain calc")))
+        });
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1));
-    targets = bench
+    targets = bench, bench_bs2127
 }
 criterion_main!(benches);

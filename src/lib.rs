@@ -85,7 +85,7 @@ pub mod render {
 pub mod exchange {
     pub use crate::drivers::exchange::{
         ExchangeError, ExportOptions, ExportReport, ImportReport, Master, export, import,
-        is_master_path, read_master,
+        is_master_path, read_master, read_master_choosing,
     };
 }
 
@@ -110,9 +110,9 @@ pub mod report {
     pub use crate::measure::timeline::{TIMELINE_FILE, Timeline};
 }
 
-/// Gains of a point source on a layout (what `halo gains` prints).
+/// ITU-R BS.2127 gains of an object on a layout (what `halo gains` prints).
 pub mod gains {
-    pub use crate::spatial::panner::{Panner, PannerError};
+    pub use crate::spatial::objectbased::{GainCalc, GainCalcError};
 }
 
 /// The demo's built-in material: stems synthesised on the spot and their session.

@@ -18,7 +18,8 @@ use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
 use crate::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
-use crate::spatial::panner::{Channels, PanHint, Panner, PannerError, SparseGains};
+use crate::spatial::objectbased::{GainCalc, GainHint};
+use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -47,6 +48,12 @@ pub enum EngineError {
         layout: String,
         #[source]
         source: PannerError,
+    },
+    #[error("cannot render objects to layout '{layout}': {source}")]
+    GainCalc {
+        layout: String,
+        #[source]
+        source: crate::spatial::objectbased::GainCalcError,
     },
     #[error("output {output}: master chain: {source}")]
     Chain {
@@ -164,15 +171,16 @@ struct Ramp {
     fixed: bool,
 }
 
-/// One speaker bus: a layout, its panner and the buffers it renders into.
+/// One speaker bus: a layout, its gain calculation and the buffers it renders into.
 struct Bus {
     layout: Layout,
-    panner: Panner,
+    /// Object gains: the ITU-R BS.2127 gain calculation for this layout.
+    gain_calc: GainCalc,
+    /// Scratch for one object's direct gains (one layout's channels).
+    direct: Vec<f64>,
     buffers: Vec<Vec<f32>>,
     ramps: Vec<Ramp>,
     beds: Vec<BedRoute>,
-    /// Scratch for gain computation (one layout's channels).
-    sparse: SparseGains,
     /// Linear level of each object whose gain is not automated.
     levels: Vec<Option<f64>>,
     /// Size (clamped to 0…1) of each object whose size is not automated.
@@ -181,7 +189,7 @@ struct Bus {
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
     stale: bool,
-    /// Per object: automation cursors and the panner's triangle hint.
+    /// Per object: automation cursors and the gain calculation's lookup state.
     cursors: Vec<Cursors>,
     /// The CPU has AVX: mix with the AVX build of the mixing loops.
     avx: bool,
@@ -195,6 +203,8 @@ struct Cursors {
     position: usize,
     size: usize,
     pan: PanHint,
+    /// The BS.2127 gain calculation's lookup state (region last found in).
+    bs2127: GainHint,
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -931,7 +941,7 @@ impl Bus {
         block: usize,
     ) -> Result<Bus, EngineError> {
         let n_obj = objects.len();
-        let panner = Panner::new(layout).map_err(|source| EngineError::Panner {
+        let gain_calc = GainCalc::new(layout).map_err(|source| EngineError::GainCalc {
             layout: layout.name.clone(),
             source,
         })?;
@@ -948,14 +958,15 @@ impl Bus {
         };
         let routes = beds
             .iter()
-            .map(|bed| bed_route(bed, layout, &panner))
+            .map(|bed| bed_route(bed, layout, &gain_calc))
             .collect();
         Ok(Bus {
             layout: layout.clone(),
             buffers: vec![vec![0.0; block]; nch],
             ramps: vec![ramp; n_obj],
             beds: routes,
-            sparse: SparseGains::default(),
+            gain_calc,
+            direct: vec![0.0; nch],
             levels: objects
                 .iter()
                 .map(|o| {
@@ -974,14 +985,13 @@ impl Bus {
                 .collect(),
             cursors: vec![Cursors::default(); n_obj],
             avx: crate::spatial::binaural::has_avx(),
-            panner,
             needed: true,
             stale: false,
         })
     }
 
-    /// Object `i`'s gains at `frame` (panning × level) into `ramps[i].gains[half]`: only
-    /// the channels that were non-zero there and those the panner feeds are written.
+    /// Object `i`'s gains at `frame` (BS.2127 gains × level) into `ramps[i].gains[half]`,
+    /// with the mask of its non-zero channels.
     fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64, half: usize) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
@@ -993,22 +1003,21 @@ impl Bus {
             Some(size) => size,
             None => obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
         };
-        self.panner.position_gains_sparse(
+        // BS.2127 gains at this gain point (BS.2127 interpolates gains, not positions,
+        // between blocks; the ramps below do the same between gain points).
+        self.gain_calc.position_gains_hinted(
             obj.position.value_at_cursor(t, &mut cur.position),
             size,
-            &mut cur.pan,
-            &mut self.sparse,
+            &mut cur.bs2127,
+            &mut self.direct,
         );
         let ramp = &mut self.ramps[i];
         let gains = &mut ramp.gains[half][..];
-        for c in Channels(ramp.nonzero[half]) {
-            gains[c] = 0.0;
-        }
         let mut nonzero = 0u64;
-        for (c, g) in self.sparse.iter() {
+        for (c, (slot, &g)) in gains.iter_mut().zip(&self.direct).enumerate() {
             let g = (g * level) as f32;
+            *slot = g;
             if g != 0.0 {
-                gains[c] = g;
                 nonzero |= 1 << c;
             }
         }
@@ -1167,7 +1176,7 @@ fn prefetch(x: &[f32]) {
 
 /// How a bed reaches a bus: same channels pass through; otherwise by label; a channel the
 /// bus lacks is panned as a virtual source at its nominal direction; LFE to LFE.
-fn bed_route(bed: &BedConfig, layout: &Layout, panner: &Panner) -> BedRoute {
+fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute {
     let level = if bed.mute {
         0.0
     } else {
@@ -1194,7 +1203,13 @@ fn bed_route(bed: &BedConfig, layout: &Layout, panner: &Panner) -> BedRoute {
             taps.push((src, dst, level as f32));
             continue;
         }
-        panner.point_gains(ch.direction(), &mut gains);
+        let d = ch.direction();
+        let at = Position::Polar {
+            azimuth_deg: d.azimuth_deg,
+            elevation_deg: d.elevation_deg,
+            distance: 1.0,
+        };
+        gain_calc.position_gains(at, 0.0, &mut gains);
         for (dst, &g) in gains.iter().enumerate() {
             if g != 0.0 {
                 taps.push((src, dst, (g * level) as f32));

@@ -3,4 +3,5 @@
 
 pub mod binaural;
 pub mod downmix;
+pub mod objectbased;
 pub mod panner;

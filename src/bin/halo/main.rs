@@ -9,14 +9,13 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
+use halo::Position;
 use halo::demo;
 use halo::exchange::{self, ExchangeError};
-use halo::gains::Panner;
 use halo::io::{self, WavSpec, WavWriter, WriteFormat};
 use halo::loudness;
 use halo::render::{self, RenderError, RenderOptions};
 use halo::session::{self, SessionError};
-use halo::{Direction, Position};
 use halo::{Layout, LayoutError};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -600,7 +599,7 @@ fn cmd_render(
         // user's: with --layout it renders only what was asked (--binaural for headphones).
         scene
             .outputs
-            .retain(|o| matches!(o, halo::scene::mix::OutputSpec::Speakers { .. }));
+            .retain(|o| matches!(o, halo::OutputSpec::Speakers { .. }));
     }
     let layouts = if layouts.is_empty() {
         None
@@ -946,7 +945,7 @@ fn cmd_gains(
             "--size {size}: allowed 0 (point) … 1 (whole room)"
         )));
     }
-    let panner = Panner::new(&layout).map_err(|e| bad_input(e.into()))?;
+    let calc = halo::gains::GainCalc::new(&layout).map_err(|e| bad_input(e.into()))?;
     let mut lines: Vec<String> = positions.to_vec();
     if stdin {
         for line in std::io::stdin().lock().lines() {
@@ -962,19 +961,14 @@ fn cmd_gains(
         )));
     }
     let mut rows = Vec::with_capacity(lines.len());
-    let mut gains = vec![0.0; panner.num_channels()];
+    let mut gains = vec![0.0; calc.num_channels()];
     for (i, line) in lines.iter().enumerate() {
         let pos = parse_position(line, cart)
             .with_context(|| format!("position {}", i + 1))
             .map_err(bad_input)?;
-        match pos {
-            Position::Polar {
-                azimuth_deg,
-                elevation_deg,
-                ..
-            } => panner.gains(Direction::new(azimuth_deg, elevation_deg), size, &mut gains),
-            p => panner.position_gains(p, size, &mut gains),
-        }
+        // ITU-R BS.2127 gains (a polar distance below 1 widens the extent, as in the
+        // standard).
+        calc.position_gains(pos, size, &mut gains);
         rows.push(gains.clone());
     }
     let json = serde_json::json!({

@@ -1,0 +1,240 @@
+//! ITU-R BS.2127 §7.3.8 polar extent: a source `width` × `height` degrees wide is the
+//! normalised sum of point-source gains over an even grid of directions on the sphere,
+//! weighted by a stadium-shaped window (1 inside, fading to 0 over 10°); `depth` renders
+//! the extent at two distances; distance scales the extent (§7.3.8.2.1).
+
+use super::geom::{
+    Vec3, azimuth_deg, cart, dot, elevation_deg, interp, local_coordinate_system, safe_normalise,
+};
+use super::point_source::{PointSourcePanner, RegionHint};
+
+/// Rows of the spreading grid (5° apart).
+const GRID_ROWS: usize = 37;
+/// Width of the weight's fade from 1 to 0, degrees.
+const FADE_DEG: f64 = 10.0;
+
+/// The point-source gains of the spreading grid, precomputed per layout.
+#[derive(Debug, Clone)]
+pub struct PolarExtent {
+    psp: PointSourcePanner,
+    grid: Vec<Vec3>,
+    /// `grid.len() × n` point-source gains.
+    grid_gains: Vec<f64>,
+    n: usize,
+}
+
+impl PolarExtent {
+    pub fn new(psp: PointSourcePanner) -> PolarExtent {
+        let grid = spreading_grid(GRID_ROWS);
+        let n = psp.num_outputs();
+        let mut grid_gains = vec![0.0; grid.len() * n];
+        let mut hint = RegionHint::default();
+        for (k, &p) in grid.iter().enumerate() {
+            psp.handle(p, &mut hint, &mut grid_gains[k * n..(k + 1) * n]);
+        }
+        PolarExtent {
+            psp,
+            grid,
+            grid_gains,
+            n,
+        }
+    }
+
+    /// Point-source gains (`n` outputs) for direction `p`.
+    #[inline]
+    pub fn point(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) {
+        self.psp.handle(p, hint, out);
+    }
+
+    /// Gains (`n` outputs) of a source at `position` (distance = its length) with the
+    /// block's width, height (degrees) and depth.
+    pub fn gains(
+        &self,
+        position: Vec3,
+        width_deg: f64,
+        height_deg: f64,
+        depth: f64,
+        hint: &mut RegionHint,
+        out: &mut [f64],
+    ) {
+        let n = self.n;
+        let distance = super::geom::norm(position);
+        if depth != 0.0 {
+            let mut a = [0.0; super::MAX_SPEAKERS];
+            let mut b = [0.0; super::MAX_SPEAKERS];
+            let d1 = (distance + depth / 2.0).max(0.0);
+            let d2 = (distance - depth / 2.0).max(0.0);
+            self.spread(
+                position,
+                extent_mod(width_deg, d1),
+                extent_mod(height_deg, d1),
+                hint,
+                &mut a[..n],
+            );
+            self.spread(
+                position,
+                extent_mod(width_deg, d2),
+                extent_mod(height_deg, d2),
+                hint,
+                &mut b[..n],
+            );
+            for c in 0..n {
+                out[c] = (0.5 * (a[c] * a[c] + b[c] * b[c])).sqrt();
+            }
+        } else {
+            self.spread(
+                position,
+                extent_mod(width_deg, distance),
+                extent_mod(height_deg, distance),
+                hint,
+                &mut out[..n],
+            );
+        }
+    }
+
+    /// Point and spread gains mixed by size (the spread fully in from 10°).
+    fn spread(
+        &self,
+        position: Vec3,
+        width_deg: f64,
+        height_deg: f64,
+        hint: &mut RegionHint,
+        out: &mut [f64],
+    ) {
+        let n = self.n;
+        let amount_spread = interp(width_deg.max(height_deg), &[0.0, FADE_DEG], &[0.0, 1.0]);
+        let amount_point = 1.0 - amount_spread;
+        let mut power = [0.0; super::MAX_SPEAKERS];
+        if amount_point > 1e-10 {
+            let mut g = [0.0; super::MAX_SPEAKERS];
+            self.psp.handle(position, hint, &mut g[..n]);
+            for c in 0..n {
+                power[c] += amount_point * g[c] * g[c];
+            }
+        }
+        if amount_spread > 1e-10 {
+            let w = width_deg.max(FADE_DEG / 2.0);
+            let h = height_deg.max(FADE_DEG / 2.0);
+            let weight = Weight::new(position, w, h);
+            let mut total = [0.0; super::MAX_SPEAKERS];
+            for (k, &p) in self.grid.iter().enumerate() {
+                let wk = weight.at(p);
+                if wk == 0.0 {
+                    continue;
+                }
+                for (t, g) in total[..n]
+                    .iter_mut()
+                    .zip(&self.grid_gains[k * n..(k + 1) * n])
+                {
+                    *t += wk * g;
+                }
+            }
+            let len = total[..n].iter().map(|x| x * x).sum::<f64>().sqrt();
+            for c in 0..n {
+                let g = total[c] / len;
+                power[c] += amount_spread * g * g;
+            }
+        }
+        for c in 0..n {
+            out[c] = power[c].sqrt();
+        }
+    }
+}
+
+/// The extent seen from `distance` (BS.2127 §7.3.8.2.1): 360° at the centre, the
+/// authored extent at distance 1, smaller beyond.
+pub fn extent_mod(extent_deg: f64, distance: f64) -> f64 {
+    let size = interp(extent_deg, &[0.0, 360.0], &[0.2, 1.0]);
+    let extent_1 = 4.0 * size.atan2(1.0).to_degrees();
+    interp(
+        4.0 * size.atan2(distance).to_degrees(),
+        &[0.0, extent_1, 360.0],
+        &[0.0, extent_deg, 360.0],
+    )
+}
+
+/// Evenly spread directions: `rows` elevations from −90° to 90°, each with points in
+/// proportion to its circumference.
+fn spreading_grid(rows: usize) -> Vec<Vec3> {
+    let mut out = Vec::new();
+    for r in 0..rows {
+        let el = -90.0 + 180.0 * r as f64 / (rows - 1) as f64;
+        let radius = el.to_radians().cos();
+        let mut count = (radius * 2.0 * (rows - 1) as f64).round() as usize;
+        if count == 0 {
+            count = 1;
+        }
+        for k in 0..count {
+            out.push(cart(360.0 * k as f64 / count as f64, el, 1.0));
+        }
+    }
+    out
+}
+
+/// The §7.3.8.2.3 weighting function: a `width` × `height` rectangle around the source
+/// with maximally rounded ends, in the source's own coordinates.
+struct Weight {
+    basis: [Vec3; 3],
+    circle_radius: f64,
+    circle_pos: f64,
+    circles: [Vec3; 2],
+}
+
+impl Weight {
+    fn new(position: Vec3, width_deg: f64, height_deg: f64) -> Weight {
+        let mut width = width_deg.to_radians() / 2.0;
+        let mut height = height_deg.to_radians() / 2.0;
+        let p = safe_normalise(position);
+        let (mut az, el) = (azimuth_deg(p), elevation_deg(p));
+        if el.abs() > 90.0 - 1e-5 {
+            az = 0.0;
+        }
+        let basis0 = local_coordinate_system(az, el);
+        let circle_radius = width.min(height);
+        let basis = if height > width {
+            std::mem::swap(&mut width, &mut height);
+            [basis0[2], basis0[1], basis0[0]]
+        } else {
+            basis0
+        };
+        use std::f64::consts::PI;
+        let width_full = PI + height;
+        let width_mod = interp(width, &[0.0, PI / 2.0, PI], &[0.0, PI / 2.0, width_full]);
+        let width = interp(
+            height,
+            &[0.0, PI / 4.0, PI / 2.0, PI],
+            &[width_mod, width_mod, width, width],
+        );
+        let circle_pos = width - circle_radius;
+        let on_basis = |a: f64| {
+            let (s, c) = a.sin_cos();
+            [
+                s * basis[0][0] + c * basis[1][0],
+                s * basis[0][1] + c * basis[1][1],
+                s * basis[0][2] + c * basis[1][2],
+            ]
+        };
+        Weight {
+            basis,
+            circle_radius,
+            circle_pos,
+            circles: [on_basis(-circle_pos), on_basis(circle_pos)],
+        }
+    }
+
+    #[inline]
+    fn at(&self, p: Vec3) -> f64 {
+        let c0 = dot(p, self.basis[0]).clamp(-1.0, 1.0);
+        let c1 = dot(p, self.basis[1]).clamp(-1.0, 1.0);
+        let c2 = dot(p, self.basis[2]).clamp(-1.0, 1.0);
+        let az = c0.atan2(c1);
+        let distance = if az.abs() <= self.circle_pos {
+            c2.asin().abs() - self.circle_radius
+        } else {
+            let d0 = dot(p, self.circles[0]).clamp(-1.0, 1.0).acos();
+            let d1 = dot(p, self.circles[1]).clamp(-1.0, 1.0).acos();
+            d0.min(d1) - self.circle_radius
+        };
+        interp(distance, &[0.0, FADE_DEG.to_radians()], &[1.0, 0.0])
+    }
+}

@@ -1,0 +1,575 @@
+//! The ITU-R BS.2127 object renderer's gain calculation (§7.3): object metadata (ADM
+//! `audioBlockFormat` of type Objects) → one direct and one diffuse gain per layout
+//! channel. Screen scaling and edge lock, channel lock, divergence, polar extent or the
+//! allocentric (Cartesian) panner and extent, zone exclusion, gain and the diffuse split,
+//! in the standard's order. Everything that depends only on the layout is precomputed
+//! in [`GainCalc::new`]; [`GainCalc::gains`] does not allocate for point sources and
+//! polar extents.
+
+pub mod allocentric;
+pub mod extent;
+pub mod geom;
+pub mod layouts;
+pub mod point_source;
+pub mod screen;
+pub mod zones;
+
+use allocentric::{AlloExtent, AllocentricPanner, allocentric_excluded};
+use extent::PolarExtent;
+use geom::{Vec3, azimuth_deg, cart, elevation_deg, local_coordinate_system, norm, sub};
+use layouts::{Speaker, speakers_of};
+use point_source::{PointSourceError, PointSourcePanner, RegionHint};
+use screen::{Edges, HorizontalEdge, PolarScreen, VerticalEdge};
+use thiserror::Error;
+use zones::{Zone, ZoneExclusion};
+
+use crate::scene::layout::Layout;
+
+/// Largest number of channels (LFE included) a layout may have.
+pub const MAX_SPEAKERS: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum GainCalcError {
+    #[error("layout '{layout}': {source}")]
+    PointSource {
+        layout: String,
+        #[source]
+        source: PointSourceError,
+    },
+    #[error("layout '{layout}': {speakers} channels; at most {max} are supported")]
+    TooManySpeakers {
+        layout: String,
+        speakers: usize,
+        max: usize,
+    },
+}
+
+/// An object's position as authored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ObjectPosition {
+    Polar {
+        azimuth_deg: f64,
+        elevation_deg: f64,
+        distance: f64,
+    },
+    Cartesian {
+        x: f64,
+        y: f64,
+        z: f64,
+    },
+}
+
+/// `channelLock`: snap to the nearest speaker, if one is within `max_distance` (`None`:
+/// any distance).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChannelLock {
+    pub max_distance: Option<f64>,
+}
+
+/// `objectDivergence`: the object split into three (left, centre, right).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Divergence {
+    /// 0 (none) … 1 (all in the outer two).
+    pub value: f64,
+    /// Polar objects: half the angle between the outer two, degrees (default 45).
+    pub azimuth_range_deg: Option<f64>,
+    /// Cartesian objects: the x offset of the outer two (default 0).
+    pub position_range: Option<f64>,
+}
+
+/// One block of object metadata, as BS.2127's gain calculation reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectMetadata {
+    pub position: ObjectPosition,
+    /// The block's `cartesian` flag: which panner (allocentric or polar) is used.
+    pub cartesian: bool,
+    /// Polar: degrees; Cartesian: 0…2 (the size along x).
+    pub width: f64,
+    /// Polar: degrees; Cartesian: 0…2 (the size along z).
+    pub height: f64,
+    /// Polar: 0…1 distance; Cartesian: 0…2 (the size along y).
+    pub depth: f64,
+    /// Linear gain.
+    pub gain: f64,
+    /// 0 (direct) … 1 (all diffuse).
+    pub diffuse: f64,
+    pub channel_lock: Option<ChannelLock>,
+    pub divergence: Option<Divergence>,
+    pub screen_ref: bool,
+    pub screen_edge_lock_horizontal: Option<HorizontalEdge>,
+    pub screen_edge_lock_vertical: Option<VerticalEdge>,
+    pub zone_exclusion: Vec<Zone>,
+    /// The programme's reference screen (`None`: the default screen).
+    pub reference_screen: Option<PolarScreen>,
+}
+
+impl Default for ObjectMetadata {
+    fn default() -> Self {
+        ObjectMetadata {
+            position: ObjectPosition::Polar {
+                azimuth_deg: 0.0,
+                elevation_deg: 0.0,
+                distance: 1.0,
+            },
+            cartesian: false,
+            width: 0.0,
+            height: 0.0,
+            depth: 0.0,
+            gain: 1.0,
+            diffuse: 0.0,
+            channel_lock: None,
+            divergence: None,
+            screen_ref: false,
+            screen_edge_lock_horizontal: None,
+            screen_edge_lock_vertical: None,
+            zone_exclusion: Vec::new(),
+            reference_screen: None,
+        }
+    }
+}
+
+/// Per-object lookup state kept between calls (a cache only: it never changes gains).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GainHint {
+    region: RegionHint,
+}
+
+/// The gain calculator for one layout.
+#[derive(Debug, Clone)]
+pub struct GainCalc {
+    n_channels: usize,
+    speakers: Vec<Speaker>,
+    /// The point-source panner (inside) and the polar extent's spreading grid.
+    extent: PolarExtent,
+    zones: ZoneExclusion,
+    allo_positions: Vec<Vec3>,
+    allo: AllocentricPanner,
+    allo_extent: AlloExtent,
+    /// Real unit vectors of the speakers (polar channel lock).
+    real: Vec<Vec3>,
+    /// Channel-lock tie-break priority of each speaker (lower wins).
+    priority: Vec<usize>,
+    reproduction_screen: Edges,
+    has_u045: bool,
+}
+
+impl GainCalc {
+    pub fn new(layout: &Layout) -> Result<GainCalc, GainCalcError> {
+        let speakers = speakers_of(layout);
+        if layout.channels.len() > MAX_SPEAKERS {
+            return Err(GainCalcError::TooManySpeakers {
+                layout: layout.name.clone(),
+                speakers: layout.channels.len(),
+                max: MAX_SPEAKERS,
+            });
+        }
+        let psp =
+            PointSourcePanner::new(&speakers).map_err(|source| GainCalcError::PointSource {
+                layout: layout.name.clone(),
+                source,
+            })?;
+        let extent = PolarExtent::new(psp);
+        let allo_positions: Vec<Vec3> = speakers.iter().map(|s| s.allocentric).collect();
+        let mut order: Vec<usize> = (0..speakers.len()).collect();
+        let key = |s: &Speaker| {
+            [
+                s.real_elevation_deg.abs(),
+                s.real_elevation_deg,
+                s.real_azimuth_deg.abs(),
+                s.real_azimuth_deg,
+            ]
+        };
+        order.sort_by(|&a, &b| {
+            let (ka, kb) = (key(&speakers[a]), key(&speakers[b]));
+            ka.iter()
+                .zip(&kb)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut priority = vec![0; speakers.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            priority[i] = rank;
+        }
+        Ok(GainCalc {
+            n_channels: layout.channels.len(),
+            extent,
+            zones: ZoneExclusion::new(&speakers),
+            allo: AllocentricPanner::new(&allo_positions),
+            allo_extent: AlloExtent::new(&allo_positions),
+            real: speakers.iter().map(|s| s.real()).collect(),
+            has_u045: speakers.iter().any(|s| s.label == "U+045"),
+            allo_positions,
+            priority,
+            reproduction_screen: Edges::of(&screen::DEFAULT_SCREEN),
+            speakers,
+        })
+    }
+
+    /// Number of layout channels (LFE included; LFE gains are always 0).
+    pub fn num_channels(&self) -> usize {
+        self.n_channels
+    }
+
+    /// The non-LFE speakers, in channel order.
+    pub fn speakers(&self) -> &[Speaker] {
+        &self.speakers
+    }
+
+    /// Direct and diffuse gains (one per layout channel) of one block of metadata.
+    pub fn gains(
+        &self,
+        meta: &ObjectMetadata,
+        hint: &mut GainHint,
+        direct: &mut [f64],
+        diffuse: &mut [f64],
+    ) {
+        let n = self.speakers.len();
+        let mut g = [0.0; MAX_SPEAKERS];
+        self.speaker_gains(meta, hint, &mut g[..n]);
+        direct[..self.n_channels].fill(0.0);
+        diffuse[..self.n_channels].fill(0.0);
+        let d = meta.diffuse.clamp(0.0, 1.0);
+        let (kd, kf) = ((1.0 - d).sqrt() * meta.gain, d.sqrt() * meta.gain);
+        for (s, spk) in self.speakers.iter().enumerate() {
+            let v = if g[s].is_finite() { g[s] } else { 0.0 };
+            direct[spk.channel] = v * kd;
+            diffuse[spk.channel] = v * kf;
+        }
+    }
+
+    /// Power-normalised gains per non-LFE speaker, before `gain` and `diffuse`.
+    fn speaker_gains(&self, meta: &ObjectMetadata, hint: &mut GainHint, out: &mut [f64]) {
+        let n = self.speakers.len();
+        let mut position = match meta.position {
+            ObjectPosition::Polar {
+                azimuth_deg,
+                elevation_deg,
+                distance,
+            } => cart(azimuth_deg, elevation_deg, distance),
+            ObjectPosition::Cartesian { x, y, z } => {
+                [x.clamp(-1.0, 1.0), y.clamp(-1.0, 1.0), z.clamp(-1.0, 1.0)]
+            }
+        };
+        let cartesian = meta.cartesian;
+        // Screen scaling (§7.3.3).
+        if meta.screen_ref {
+            let reference = Edges::of(&meta.reference_screen.unwrap_or(screen::DEFAULT_SCREEN));
+            let rep = &self.reproduction_screen;
+            if cartesian {
+                let (az, el, d) =
+                    screen::point_cart_to_polar(position[0], position[1], position[2]);
+                let (az, el) = screen::scale_az_el(&reference, rep, az, el);
+                let (az, el) = screen::compensate_position(az, el, self.has_u045);
+                position = screen::point_polar_to_cart(az, el, d);
+            } else {
+                let (az, el, d) = (
+                    azimuth_deg(position),
+                    elevation_deg(position),
+                    norm(position),
+                );
+                let (az, el) = screen::scale_az_el(&reference, rep, az, el);
+                position = cart(az, el, d);
+            }
+        }
+        // Screen edge lock (§7.3.4).
+        if meta.screen_edge_lock_horizontal.is_some() || meta.screen_edge_lock_vertical.is_some() {
+            let rep = &self.reproduction_screen;
+            let lock = |az: f64, el: f64| {
+                let az = match meta.screen_edge_lock_horizontal {
+                    Some(HorizontalEdge::Left) => rep.left_azimuth_deg,
+                    Some(HorizontalEdge::Right) => rep.right_azimuth_deg,
+                    None => az,
+                };
+                let el = match meta.screen_edge_lock_vertical {
+                    Some(VerticalEdge::Top) => rep.top_elevation_deg,
+                    Some(VerticalEdge::Bottom) => rep.bottom_elevation_deg,
+                    None => el,
+                };
+                (az, el)
+            };
+            if cartesian {
+                let (az, el, d) =
+                    screen::point_cart_to_polar(position[0], position[1], position[2]);
+                let (az, el) = lock(az, el);
+                let (az, el) = screen::compensate_position(az, el, self.has_u045);
+                position = screen::point_polar_to_cart(az, el, d);
+            } else {
+                let (az, el, d) = (
+                    azimuth_deg(position),
+                    elevation_deg(position),
+                    norm(position),
+                );
+                let (az, el) = lock(az, el);
+                position = cart(az, el, d);
+            }
+        }
+
+        let mut excluded = [false; MAX_SPEAKERS];
+        self.zones
+            .excluded(&meta.zone_exclusion, &mut excluded[..n]);
+        if cartesian {
+            allocentric_excluded(&self.allo_positions, &mut excluded[..n]);
+            if let Some(lock) = meta.channel_lock {
+                position = self.lock(
+                    position,
+                    lock,
+                    &self.allo_positions,
+                    &excluded[..n],
+                    [1.0 / 16.0, 4.0, 32.0],
+                );
+            }
+        } else if let Some(lock) = meta.channel_lock {
+            position = self.lock(
+                position,
+                lock,
+                &self.real,
+                &[false; MAX_SPEAKERS][..n],
+                [1.0; 3],
+            );
+        }
+
+        // Divergence (§7.3.7): up to three positions with power weights.
+        let mut positions = [position; 3];
+        let mut weights = [1.0, 0.0, 0.0];
+        let mut count = 1;
+        if let Some(div) = meta.divergence
+            && div.value != 0.0
+        {
+            let v = div.value;
+            let (gl, gc) = (v / (v + 1.0), (1.0 - v) / (v + 1.0));
+            weights = [gl, gc, gl];
+            count = 3;
+            if cartesian {
+                let r = div.position_range.unwrap_or(0.0);
+                let c = |p: Vec3| p.map(|x| x.clamp(-1.0, 1.0));
+                positions = [
+                    c([position[0] + r, position[1], position[2]]),
+                    c(position),
+                    c([position[0] - r, position[1], position[2]]),
+                ];
+            } else {
+                let range = div.azimuth_range_deg.unwrap_or(45.0);
+                let d = norm(position);
+                let m = local_coordinate_system(azimuth_deg(position), elevation_deg(position));
+                let rot = |p: Vec3| {
+                    [
+                        p[0] * m[0][0] + p[1] * m[1][0] + p[2] * m[2][0],
+                        p[0] * m[0][1] + p[1] * m[1][1] + p[2] * m[2][1],
+                        p[0] * m[0][2] + p[1] * m[1][2] + p[2] * m[2][2],
+                    ]
+                };
+                positions = [
+                    rot(cart(range, 0.0, d)),
+                    position,
+                    rot(cart(-range, 0.0, d)),
+                ];
+            }
+        }
+
+        let mut power = [0.0; MAX_SPEAKERS];
+        let mut one = [0.0; MAX_SPEAKERS];
+        for k in 0..count {
+            let p = positions[k];
+            if cartesian {
+                self.allocentric_gains(p, meta, &excluded[..n], &mut one[..n]);
+            } else {
+                self.extent.gains(
+                    p,
+                    meta.width,
+                    meta.height,
+                    meta.depth,
+                    &mut hint.region,
+                    &mut one[..n],
+                );
+            }
+            for s in 0..n {
+                power[s] += weights[k] * one[s] * one[s];
+            }
+        }
+        for s in 0..n {
+            out[s] = power[s].sqrt();
+        }
+        if !cartesian {
+            self.zones.apply(&excluded[..n], out);
+        }
+    }
+
+    fn allocentric_gains(
+        &self,
+        p: Vec3,
+        meta: &ObjectMetadata,
+        excluded: &[bool],
+        out: &mut [f64],
+    ) {
+        let n = self.speakers.len();
+        let point = meta.width == 0.0 && meta.height == 0.0 && meta.depth == 0.0;
+        if !excluded.iter().any(|&e| e) {
+            if point {
+                self.allo.handle(p, out);
+            } else {
+                self.allo_extent
+                    .gains(p, meta.width, meta.height, meta.depth, out);
+            }
+            return;
+        }
+        // A reduced speaker set (zone exclusion): built on the fly.
+        let kept: Vec<usize> = (0..n).filter(|&s| !excluded[s]).collect();
+        let pos: Vec<Vec3> = kept.iter().map(|&s| self.allo_positions[s]).collect();
+        let mut g = vec![0.0; kept.len()];
+        if point {
+            AllocentricPanner::new(&pos).handle(p, &mut g);
+        } else {
+            AlloExtent::new(&pos).gains(p, meta.width, meta.height, meta.depth, &mut g);
+        }
+        out[..n].fill(0.0);
+        for (k, &s) in kept.iter().enumerate() {
+            out[s] = g[k];
+        }
+    }
+
+    /// Channel lock (§7.3.6): the position of the nearest allowed speaker within the
+    /// lock's distance (weighted per axis), ties to the highest-priority speaker.
+    fn lock(
+        &self,
+        position: Vec3,
+        lock: ChannelLock,
+        positions: &[Vec3],
+        excluded: &[bool],
+        w: [f64; 3],
+    ) -> Vec3 {
+        let tol = 1e-5;
+        let candidates = (0..positions.len()).filter(|&s| {
+            !excluded[s]
+                && lock
+                    .max_distance
+                    .is_none_or(|m| norm(sub(position, positions[s])) < m + tol)
+        });
+        let wdist = |s: usize| {
+            let d = sub(position, positions[s]);
+            (w[0] * d[0] * d[0] + w[1] * d[1] * d[1] + w[2] * d[2] * d[2]).sqrt()
+        };
+        let min = candidates.clone().map(wdist).fold(f64::INFINITY, f64::min);
+        if !min.is_finite() {
+            return position;
+        }
+        candidates
+            .filter(|&s| wdist(s) < min + tol)
+            .min_by_key(|&s| self.priority[s])
+            .map_or(position, |s| positions[s])
+    }
+}
+
+/// The BS.2127 metadata of a halo object: a Cartesian position is an allocentric
+/// (`cartesian="1"`) object with `width = height = depth = size` (the Dolby Atmos rule);
+/// a polar one a polar object with `width = height = 360° × size`. Size is clamped to
+/// 0…1; non-finite coordinates count as 0.
+pub fn halo_metadata(position: crate::scene::geometry::Position, size: f64) -> ObjectMetadata {
+    use crate::scene::geometry::Position;
+    let s = if size.is_finite() {
+        size.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let fin = |v: f64| if v.is_finite() { v } else { 0.0 };
+    match position {
+        Position::Cartesian { x, y, z } => ObjectMetadata {
+            position: ObjectPosition::Cartesian {
+                x: fin(x),
+                y: fin(y),
+                z: fin(z),
+            },
+            cartesian: true,
+            width: s,
+            height: s,
+            depth: s,
+            ..ObjectMetadata::default()
+        },
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            distance,
+        } => ObjectMetadata {
+            position: ObjectPosition::Polar {
+                azimuth_deg: fin(azimuth_deg),
+                elevation_deg: fin(elevation_deg),
+                distance: if distance.is_finite() { distance } else { 1.0 },
+            },
+            width: 360.0 * s,
+            height: 360.0 * s,
+            ..ObjectMetadata::default()
+        },
+    }
+}
+
+impl GainCalc {
+    /// Direct gains (one per layout channel) of a halo object position and size (see
+    /// [`halo_metadata`]).
+    pub fn position_gains(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        out: &mut [f64],
+    ) {
+        self.position_gains_hinted(position, size, &mut GainHint::default(), out);
+    }
+
+    /// [`GainCalc::position_gains`] for one of many moving objects, keeping its lookup
+    /// state in `hint` (the region it was last found in is tried first; the gains are
+    /// the same whichever region takes a direction on a shared edge, within rounding).
+    /// Point sources skip straight to the point-source or allocentric panner.
+    pub fn position_gains_hinted(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        hint: &mut GainHint,
+        out: &mut [f64],
+    ) {
+        use crate::scene::geometry::Position;
+        let n = self.n_channels;
+        let point = !(size.is_finite() && size > 0.0);
+        if point {
+            let mut g = [0.0; MAX_SPEAKERS];
+            let m = self.speakers.len();
+            match position {
+                Position::Cartesian { x, y, z }
+                    if x.is_finite() && y.is_finite() && z.is_finite() =>
+                {
+                    let c = |v: f64| v.clamp(-1.0, 1.0);
+                    self.allo.handle([c(x), c(y), c(z)], &mut g[..m]);
+                }
+                Position::Polar {
+                    azimuth_deg,
+                    elevation_deg,
+                    distance,
+                } if azimuth_deg.is_finite() && elevation_deg.is_finite() && distance == 1.0 => {
+                    self.extent.point(
+                        cart(azimuth_deg, elevation_deg, 1.0),
+                        &mut hint.region,
+                        &mut g[..m],
+                    );
+                }
+                _ => return self.general(position, size, hint, out),
+            }
+            out[..n].fill(0.0);
+            for (s, spk) in self.speakers.iter().enumerate() {
+                out[spk.channel] = g[s];
+            }
+            return;
+        }
+        self.general(position, size, hint, out);
+    }
+
+    fn general(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        hint: &mut GainHint,
+        out: &mut [f64],
+    ) {
+        let mut diffuse = [0.0; MAX_SPEAKERS];
+        let n = self.n_channels;
+        let meta = halo_metadata(position, size);
+        self.gains(&meta, hint, out, &mut diffuse[..n]);
+    }
+}
