@@ -908,6 +908,11 @@ fn catalogue() -> Vec<Case> {
             "sample rate",
         ),
         (
+            "rate 767999, 64 channels",
+            wav_bytes(1, 64, 767_999, 8, &[0; 640]),
+            "resampling",
+        ),
+        (
             "rate 1e9",
             wav_bytes(1, 1, 1_000_000_000, 16, &[0; 64]),
             "sample rate",
