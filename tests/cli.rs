@@ -524,8 +524,8 @@ fn gains_and_layouts_commands() {
     let (code, stdout, _) = halo(&["layouts", "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    // The original eight, the seven without LFE and BS.2051 systems E, F, G and H.
-    assert_eq!(v.as_array().unwrap().len(), 19);
+    // The original eight, the seven without LFE and BS.2051 systems E, F and H.
+    assert_eq!(v.as_array().unwrap().len(), 18);
 }
 
 #[test]

@@ -1356,6 +1356,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// Most samples (frames × channels) in one resampler block.
+const MAX_RESAMPLE_BLOCK_SAMPLES: usize = 8 << 20;
+
 /// Target resampler chunk, in input frames (rounded up to a valid FFT block size).
 const RESAMPLE_CHUNK_FRAMES: usize = 1024;
 
@@ -1382,6 +1385,18 @@ impl SourceStream {
             // An even number of minimal blocks makes the FFT block even on both sides, so
             // the filter centre (half a block) is a whole number of output frames.
             let chunk = RESAMPLE_CHUNK_FRAMES.div_ceil(2 * min_in) * 2 * min_in;
+            // Rates with a tiny common divisor (767 999 Hz to 48 kHz) need huge blocks:
+            // refuse before allocating them.
+            if chunk.saturating_mul(info.channels) > MAX_RESAMPLE_BLOCK_SAMPLES {
+                return Err(IoError::Unsupported {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "resampling {} channels from {from} Hz to {to} Hz (blocks of {chunk} frames)",
+                        info.channels
+                    ),
+                    allowed: "rates whose ratio needs at most 8 M samples per block (any common rate)",
+                });
+            }
             let resample_err = |reason: String| IoError::Resample {
                 path: path.to_path_buf(),
                 from_hz: info.sample_rate,
