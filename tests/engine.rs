@@ -7,6 +7,7 @@ use halo::engine::{
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::spatial::binaural::Distance;
 use halo::spatial::panner::Panner;
 use std::f64::consts::TAU;
 
@@ -28,6 +29,7 @@ fn object(name: &str, position: Automation<Position>) -> ObjectConfig {
         size: Automation::constant(0.0),
         mute: false,
         binaural_bypass: false,
+        binaural_distance: Distance::Anechoic,
     }
 }
 
@@ -206,6 +208,7 @@ fn output_does_not_depend_on_block_size() {
             layout: Layout::builtin("5.1").unwrap(),
             gain_db: -2.0,
             mute: false,
+            binaural_distances: vec![],
         }]
     };
     let bed_signals = vec![
@@ -357,6 +360,7 @@ fn matching_bed_passes_bit_exactly() {
         layout,
         gain_db: 0.0,
         mute: false,
+        binaural_distances: vec![],
     };
     let out = render(
         vec![],
@@ -383,6 +387,7 @@ fn bed_51_lands_by_label_in_714() {
             layout: five_one.clone(),
             gain_db: 0.0,
             mute: false,
+            binaural_distances: vec![],
         };
         let out = render(
             vec![],
@@ -429,6 +434,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         layout: seven.clone(),
         gain_db: 0.0,
         mute: false,
+        binaural_distances: vec![],
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

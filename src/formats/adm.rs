@@ -459,6 +459,8 @@ pub struct BlockFormat {
     pub speaker_labels: Vec<String>,
     /// `headphoneVirtualise bypass="1"`.
     pub headphone_bypass: bool,
+    /// `headphoneVirtualise DRR="…"` (dB): the binaural mode with the nearest DRR.
+    pub headphone_drr_db: Option<f64>,
     /// The `halo:keys` mark (see the module documentation).
     pub halo_keys: Option<String>,
 }
@@ -479,6 +481,7 @@ impl BlockFormat {
             interpolation_length: None,
             speaker_labels: Vec::new(),
             headphone_bypass: false,
+            headphone_drr_db: None,
             halo_keys: None,
         }
     }
@@ -1290,6 +1293,10 @@ fn block_format(
     block.speaker_labels = b.texts("speakerLabel");
     if let Some(h) = b.child("headphoneVirtualise") {
         block.headphone_bypass = matches!(h.attr("bypass"), Some("1") | Some("true"));
+        block.headphone_drr_db = h
+            .attr("DRR")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite());
     }
     for (name, message) in UNSUPPORTED_BLOCK_PARTS {
         if b.child(name).is_some() && !warned.contains(&message) {
@@ -1927,6 +1934,12 @@ pub fn to_scene_of(
             let binaural = object.and_then(|o| o.halo_binaural).unwrap_or(
                 if cf.blocks.iter().any(|b| b.headphone_bypass) {
                     BinauralMode::Off
+                } else if let Some(drr) = cf.blocks.iter().find_map(|b| b.headphone_drr_db) {
+                    match crate::spatial::binaural::Distance::nearest_to_drr(drr) {
+                        crate::spatial::binaural::Distance::Near => BinauralMode::Near,
+                        crate::spatial::binaural::Distance::Far => BinauralMode::Far,
+                        _ => BinauralMode::Mid,
+                    }
                 } else {
                     BinauralMode::Mid
                 },
@@ -1948,6 +1961,7 @@ pub fn to_scene_of(
                 Some((layout, order)) => {
                     let channels = order.iter().map(|&i| speakers[i].file_channel).collect();
                     beds.push(BedSpec {
+                        binaural: None,
                         name: unique(&name, &id),
                         source: audio.path.clone(),
                         layout,
