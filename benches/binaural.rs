@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use halo::scene::geometry::Direction;
-use halo::spatial::binaural::{BinauralConfig, BinauralRenderer, HrtfSet};
+use halo::spatial::binaural::{BinauralConfig, BinauralRenderer, Distance, HrtfSet};
 use sofar::reader::{Filter, OpenOptions};
 use sofar::render::{FilterTransition, Renderer, RendererPlan};
 
@@ -170,9 +170,48 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// 128 moving sources in each distance mode: the room (Near, Mid, Far) is one shared bus,
+/// so it should cost little more than the anechoic render (the figure before the modes).
+fn bench_modes(c: &mut Criterion) {
+    let set = Arc::new(HrtfSet::default_set(SR).unwrap());
+    let mut group = c.benchmark_group("binaural 128 moving sources by mode");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    let mut l = vec![0.0f32; FRAMES];
+    let mut r = vec![0.0f32; FRAMES];
+    let n = 128;
+    let ins = inputs(n);
+    let mut figures = Vec::new();
+    for (name, distance) in [
+        ("anechoic", Distance::Anechoic),
+        ("near", Distance::Near),
+        ("mid", Distance::Mid),
+        ("far", Distance::Far),
+    ] {
+        let mut halo = Halo {
+            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n)).unwrap(),
+            clock: 0,
+        };
+        for i in 0..n {
+            halo.r.set_distance(i, distance);
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| halo.run(black_box(&ins), &mut l, &mut r))
+        });
+        figures.push((name, times_real_time(|| halo.run(&ins, &mut l, &mut r), 8)));
+    }
+    let base = figures[0].1;
+    for (name, x) in &figures {
+        println!(
+            "128 moving sources, {name:8}: {x:6.1}x real time, {:+5.1}% time against anechoic",
+            (base / x - 1.0) * 100.0
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(300));
-    targets = bench
+    targets = bench, bench_modes
 }
 criterion_main!(benches);

@@ -7,6 +7,7 @@ use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::spatial::binaural::Distance;
 use std::hint::black_box;
 
 const RATE: u32 = 48000;
@@ -37,6 +38,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 size: Automation::constant(0.0),
                 mute: false,
                 binaural_bypass: false,
+                binaural_distance: Distance::Mid,
             }
         })
         .collect()

@@ -9,6 +9,7 @@ use halo::engine::{EngineConfig, ObjectConfig, OutputConfig};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::spatial::binaural::Distance;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 size: Automation::constant(0.0),
                 mute: false,
                 binaural_bypass: false,
+                binaural_distance: Distance::Mid,
             }
         })
         .collect()

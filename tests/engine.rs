@@ -9,6 +9,7 @@ use halo::engine::{
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
+use halo::spatial::binaural::Distance;
 use halo::spatial::panner::Panner;
 
 const RATE: u32 = 48000;
@@ -29,6 +30,7 @@ fn object(name: &str, position: Automation<Position>) -> ObjectConfig {
         size: Automation::constant(0.0),
         mute: false,
         binaural_bypass: false,
+        binaural_distance: Distance::Anechoic,
     }
 }
 
@@ -201,6 +203,7 @@ fn output_does_not_depend_on_block_size() {
             layout: Layout::builtin("5.1").unwrap(),
             gain_db: -2.0,
             mute: false,
+            binaural_distances: vec![],
         }]
     };
     let bed_signals = vec![
@@ -316,6 +319,7 @@ fn matching_bed_passes_bit_exactly() {
         layout,
         gain_db: 0.0,
         mute: false,
+        binaural_distances: vec![],
     };
     let out = render(
         vec![],
@@ -342,6 +346,7 @@ fn bed_51_lands_by_label_in_714() {
             layout: five_one.clone(),
             gain_db: 0.0,
             mute: false,
+            binaural_distances: vec![],
         };
         let out = render(
             vec![],
@@ -388,6 +393,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         layout: seven.clone(),
         gain_db: 0.0,
         mute: false,
+        binaural_distances: vec![],
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

@@ -9,7 +9,7 @@ use halo::engine::{BedConfig, Engine, EngineConfig, ObjectConfig, OutputConfig};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
-use halo::spatial::binaural::HrtfSet;
+use halo::spatial::binaural::{Distance, HrtfSet};
 use halo::spatial::downmix::FoldDownConfig;
 use std::f64::consts::TAU;
 use std::sync::Arc;
@@ -50,6 +50,7 @@ fn config() -> EngineConfig {
                 size: Automation::constant(if i == 2 { 0.3 } else { 0.0 }),
                 mute: i == 4,
                 binaural_bypass: i == 5,
+                binaural_distance: [Distance::Near, Distance::Mid, Distance::Far][i as usize % 3],
             }
         })
         .collect();
@@ -62,6 +63,7 @@ fn config() -> EngineConfig {
             layout: Layout::builtin("5.1").unwrap(),
             gain_db: -6.0,
             mute: false,
+            binaural_distances: vec![Some(Distance::Mid); 6],
         }],
         outputs: vec![
             OutputConfig::Speakers {

@@ -9,6 +9,7 @@
 use crate::drivers::render::{self, RenderError, RenderOptions};
 use crate::drivers::sources::Sources;
 use crate::formats::adm::{self, AdmAudio, AdmError, AdmLoudness, TrackPlan};
+use crate::formats::dbmd;
 use crate::formats::io::{
     self, Chunk, IoError, PendingFile, WavReader, WavSpec, WavWriter, WriteFormat,
 };
@@ -40,6 +41,12 @@ pub enum ExchangeError {
         .path.display()
     )]
     NotAdm { path: PathBuf, chunk: &'static str },
+    #[error("{}: {source}", .path.display())]
+    Dbmd {
+        path: PathBuf,
+        #[source]
+        source: dbmd::DbmdError,
+    },
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -131,10 +138,18 @@ pub fn read_master_choosing(
         sample_rate: info.sample_rate,
         frames: info.frames,
     };
-    let (mut scene, warnings) =
+    let (mut scene, mut warnings) =
         adm::to_scene_choosing(&doc, &chna, &audio, programme, complementary).map_err(adm_error)?;
     if scene.outputs.is_empty() {
         scene.outputs = default_outputs();
+    }
+    // Dolby metadata (binaural render modes, trims, downmix modes), when present.
+    if let Some(bytes) = reader.read_chunk(*b"dbmd", dbmd::MAX_DBMD_BYTES)? {
+        let chunk = dbmd::Dbmd::parse(&bytes).map_err(|source| ExchangeError::Dbmd {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        warnings.extend(dbmd::apply_to_scene(&chunk, &mut scene));
     }
     let loudness = adm::select_programme(&doc, programme)
         .map_err(adm_error)?

@@ -7,7 +7,7 @@ use crate::engine::{BedConfig, EngineError, ObjectConfig};
 use crate::formats::io::{self, IoError, WriteFormat};
 use crate::measure::loudness::LoudnessError;
 use crate::scene::mix::{BinauralMode, FoldMatrix, FoldSpec, Scene};
-use crate::spatial::binaural::{BinauralError, HrtfSet};
+use crate::spatial::binaural::{BinauralError, Distance, HrtfSet};
 use crate::spatial::downmix::{FoldDownConfig, FoldKind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,6 +167,13 @@ pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
         layout: b.layout.clone(),
         gain_db: b.gain_db,
         mute: b.mute,
+        binaural_distances: match &b.binaural {
+            Some(modes) => modes
+                .iter()
+                .map(|&m| (m != BinauralMode::Off).then(|| binaural_distance(m)))
+                .collect(),
+            None => vec![Some(Distance::Mid); b.layout.num_channels()],
+        },
     }
 }
 
@@ -181,6 +188,17 @@ pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
             size: o.size.clone(),
             mute: o.mute,
             binaural_bypass: o.binaural == BinauralMode::Off,
+            binaural_distance: binaural_distance(o.binaural),
         })
         .collect()
+}
+
+/// The binaural renderer's room distance of a binaural render mode (Off is a bypass).
+pub(crate) fn binaural_distance(mode: BinauralMode) -> Distance {
+    match mode {
+        BinauralMode::Off => Distance::Anechoic,
+        BinauralMode::Near => Distance::Near,
+        BinauralMode::Mid => Distance::Mid,
+        BinauralMode::Far => Distance::Far,
+    }
 }

@@ -16,7 +16,9 @@ use crate::dsp::{Chain, Delay, DspError, ProcessorSettings};
 use crate::scene::automation::Automation;
 use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
-use crate::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
+use crate::spatial::binaural::{
+    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet,
+};
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::spatial::objectbased::{GainCalc, GainHint};
 use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
@@ -88,6 +90,9 @@ pub struct ObjectConfig {
     pub mute: bool,
     /// Binaural render mode Off: bypass the HRTF, pan to the ears as plain stereo.
     pub binaural_bypass: bool,
+    /// Room distance of the binaural render (binaural modes Near, Mid, Far; `Anechoic`
+    /// is the HRTF alone); unused when bypassed.
+    pub binaural_distance: Distance,
 }
 
 /// A channel bed: its layout and static gain.
@@ -97,6 +102,11 @@ pub struct BedConfig {
     pub layout: Layout,
     pub gain_db: f64,
     pub mute: bool,
+    /// Binaural render of each channel (layout order): `Some(distance)` through the HRTF
+    /// at that room distance, `None` (binaural mode Off) panned to the ears as plain
+    /// stereo. Channels beyond the list are `Some(Anechoic)`; LFE channels are not
+    /// rendered binaurally.
+    pub binaural_distances: Vec<Option<Distance>>,
 }
 
 /// An output of the engine.
@@ -783,14 +793,26 @@ impl BinauralPath {
         let n_sources = (n_obj + bed_sources.len()).max(1);
         let mut renderer =
             BinauralRenderer::new(hrtf, BinauralConfig::new(config.sample_rate, n_sources))?;
-        for &(b, c, src, _) in &bed_sources {
-            renderer.set_direction(src, config.beds[b].layout.channels[c].direction());
-        }
-        let latency = renderer.latency();
         let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
             layout: stereo_layout.name.clone(),
             source,
         })?;
+        let mut gains2 = vec![0.0; 2];
+        for &(b, c, src, _) in &bed_sources {
+            let dir = config.beds[b].layout.channels[c].direction();
+            renderer.set_direction(src, dir);
+            match config.beds[b].binaural_distances.get(c).copied() {
+                Some(None) => {
+                    stereo.point_gains(dir, &mut gains2);
+                    renderer.set_bypass(src, Some([gains2[0] as f32, gains2[1] as f32]));
+                }
+                distance => renderer.set_distance(src, distance.flatten().unwrap_or_default()),
+            }
+        }
+        for (i, obj) in config.objects.iter().enumerate() {
+            renderer.set_distance(i, obj.binaural_distance);
+        }
+        let latency = renderer.latency();
         let room = Layout::builtin("7.1.4")
             .map(|l| l.room_map())
             .unwrap_or_default();
@@ -809,7 +831,7 @@ impl BinauralPath {
                 output: "binaural".into(),
                 source: Box::new(source),
             })?,
-            gains2: vec![0.0; 2],
+            gains2,
             needed: true,
             stale: false,
             cursors: vec![Cursors::default(); n_obj],
@@ -1275,6 +1297,7 @@ mod tests {
                 size: Automation::constant(0.1 * i as f64),
                 mute: false,
                 binaural_bypass: false,
+                binaural_distance: Distance::Mid,
             })
             .collect();
         let mut engine = Engine::new(EngineConfig {

@@ -2,5 +2,6 @@
 //! WAV/BW64/RF64 sample I/O. Only `io` touches the file system.
 
 pub mod adm;
+pub mod dbmd;
 pub mod io;
 pub mod session;

@@ -29,7 +29,8 @@
 //!             binaural: Mid,                // optional: Off | Near | Mid | Far; default Mid
 //!         ),
 //!     ],
-//!     beds: [ (name: "drums", source: "stems/drums.wav", layout: "5.1", gain_db: 0.0, mute: false) ],
+//!     beds: [ (name: "drums", source: "stems/drums.wav", layout: "5.1", gain_db: 0.0, mute: false,
+//!              binaural: [Near, Near, Near, Off, Mid, Mid]) ],  // optional, per channel
 //!     outputs: [
 //!         Speakers(layout: "7.1.4", chain: [ … ], target: "atmos-music"),
 //!         Binaural(hrtf: "my.sofa", lfe_db: -10, chain: [ … ], target: ( … )),
@@ -291,6 +292,8 @@ struct BedFile {
     mute: bool,
     #[serde(default)]
     channels: Option<Vec<i64>>,
+    #[serde(default)]
+    binaural: Option<Vec<BinauralMode>>,
 }
 
 #[derive(Deserialize)]
@@ -960,7 +963,24 @@ pub fn parse(
                     .map_err(|p| ctx.invalid(line, &format!("{place}: channels"), p))?,
             ),
         };
+        if let Some(modes) = &b.binaural
+            && modes.len() != layout.num_channels()
+        {
+            return Err(ctx.invalid(
+                line,
+                &format!("{place}: binaural"),
+                (
+                    format!("{} modes", modes.len()),
+                    format!(
+                        "one mode (Off | Near | Mid | Far) per channel of {}: {}",
+                        layout.name,
+                        layout.num_channels()
+                    ),
+                ),
+            ));
+        }
         beds.push(BedSpec {
+            binaural: b.binaural,
             name: b.name,
             source: ctx.resolve(&b.source),
             layout,
@@ -1349,6 +1369,10 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
         if let Some(ch) = &b.channels {
             let list: Vec<String> = ch.iter().map(|c| (c + 1).to_string()).collect();
             let _ = write!(s, ", channels: [{}]", list.join(", "));
+        }
+        if let Some(modes) = &b.binaural {
+            let list: Vec<String> = modes.iter().map(|m| format!("{m:?}")).collect();
+            let _ = write!(s, ", binaural: [{}]", list.join(", "));
         }
         s.push_str("),\n");
     }

@@ -171,6 +171,9 @@ pub struct BedSpec {
     /// `None`: the file has exactly the layout's channels, in order (as before). Beds of
     /// ADM files are a few channels of one big file.
     pub channels: Option<Vec<usize>>,
+    /// Binaural render mode of each channel, in layout order (`None`: Mid for all; the
+    /// LFE is never rendered binaurally).
+    pub binaural: Option<Vec<BinauralMode>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

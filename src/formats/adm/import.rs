@@ -576,6 +576,12 @@ impl Built {
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
+            } else if let Some(drr) = cf.blocks.iter().find_map(|b| b.headphone_drr_db) {
+                match crate::spatial::binaural::Distance::nearest_to_drr(drr) {
+                    crate::spatial::binaural::Distance::Near => BinauralMode::Near,
+                    crate::spatial::binaural::Distance::Far => BinauralMode::Far,
+                    _ => BinauralMode::Mid,
+                }
             } else {
                 BinauralMode::Mid
             },
@@ -609,6 +615,7 @@ impl Built {
             let channels = order.iter().map(|&i| speakers[i].file_channel).collect();
             let name = self.unique(name, id);
             self.beds.push(BedSpec {
+                binaural: None,
                 name,
                 source: audio.path.clone(),
                 layout,
@@ -633,6 +640,7 @@ impl Built {
             .collect();
         let name = self.unique(name, id);
         self.beds.push(BedSpec {
+                binaural: None,
             name,
             source: audio.path.clone(),
             layout: Layout {

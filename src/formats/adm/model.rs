@@ -159,6 +159,8 @@ pub struct BlockFormat {
     pub speaker_labels: Vec<String>,
     /// `headphoneVirtualise bypass="1"`.
     pub headphone_bypass: bool,
+    /// `headphoneVirtualise DRR="…"` (dB): the binaural mode with the nearest DRR.
+    pub headphone_drr_db: Option<f64>,
     /// The `halo:keys` mark (see the module documentation).
     pub halo_keys: Option<String>,
 }
@@ -179,6 +181,7 @@ impl BlockFormat {
             interpolation_length: None,
             speaker_labels: Vec::new(),
             headphone_bypass: false,
+            headphone_drr_db: None,
             halo_keys: None,
         }
     }

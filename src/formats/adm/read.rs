@@ -708,6 +708,10 @@ pub(super) fn block_format(
     block.speaker_labels = b.texts("speakerLabel");
     if let Some(h) = b.child("headphoneVirtualise") {
         block.headphone_bypass = matches!(h.attr("bypass"), Some("1") | Some("true"));
+        block.headphone_drr_db = h
+            .attr("DRR")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite());
     }
     for (name, message) in UNSUPPORTED_BLOCK_PARTS {
         if b.child(name).is_some() && !warned.contains(&message) {

@@ -61,8 +61,14 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::scene::geometry::{Direction, cross, dot, norm};
 
+pub mod near_field;
+pub mod room;
+
+pub use room::Distance;
+use room::{Room, Sends};
+
 /// The default HRTF set: MIT KEMAR, normal pinna (Gardner & Martin 1994), see `hrtf/README.md`.
-const DEFAULT_SOFA: &[u8] = include_bytes!("../../hrtf/MIT_KEMAR_normal_pinna.sofa");
+const DEFAULT_SOFA: &[u8] = include_bytes!("../../../hrtf/MIT_KEMAR_normal_pinna.sofa");
 /// Name of the default set, used as its origin in errors.
 pub const DEFAULT_SET_NAME: &str = "MIT_KEMAR_normal_pinna.sofa";
 
@@ -888,6 +894,7 @@ struct Params {
     dir: Direction,
     bypass: Option<[f32; 2]>,
     active: bool,
+    distance: Distance,
 }
 
 struct Source {
@@ -920,6 +927,12 @@ struct Source {
     stored: bool,
     /// Direction (unit vector) the filter in use was built for.
     filter_dir: Option<[f64; 3]>,
+    /// Whether the filter in use is from the near-field bank.
+    filter_near: bool,
+    /// Room sends in use, and the direction and distance they were computed for.
+    sends: Sends,
+    send_dir: Option<[f64; 3]>,
+    send_distance: Distance,
 }
 
 /// Multi-source binaural renderer (see the module documentation).
@@ -931,10 +944,15 @@ pub struct BinauralRenderer {
     parts: usize,
     cos_min_update: f64,
     /// Spectra of all measured HRIR partitions, scaled by 1/(2B): measurement, ear,
-    /// partition, bin.
+    /// partition, bin. Measurements `m … 2m` are the near-field bank (`Near` sources):
+    /// measurement `i − m` through its per-ear near-field shelves.
     spec_re: Vec<f32>,
     spec_im: Vec<f32>,
     sources: Vec<Source>,
+    /// Number of measured directions `m` (the near-field bank starts there).
+    measurements: usize,
+    /// The shared virtual room of the `Near`, `Mid` and `Far` distances.
+    room: Room,
     fft: Arc<dyn RealToComplex<f32>>,
     ifft: Arc<dyn ComplexToReal<f32>>,
     fft_in: Vec<f32>,
@@ -1014,19 +1032,25 @@ impl BinauralRenderer {
 
         let m = hrtf.num_directions();
         let per_meas = 2 * parts * bins;
-        let mut spec_re = vec![0.0f32; m * per_meas];
-        let mut spec_im = vec![0.0f32; m * per_meas];
+        let mut spec_re = vec![0.0f32; 2 * m * per_meas];
+        let mut spec_im = vec![0.0f32; 2 * m * per_meas];
         let scale = 1.0 / (2 * b) as f32;
-        for meas in 0..m {
-            for ear in 0..2 {
-                let ir = hrtf.measured_hrir(meas, ear);
+        let near_field = near_field::NearField::shared();
+        let mut ir = vec![0.0f32; parts * b];
+        for (bank, meas) in (0..2).flat_map(|bank| (0..m).map(move |i| (bank, i))) {
+            let shelves = near_field.ear_shelves(hrtf.measured_direction(meas).to_unit());
+            for (ear, shelf) in shelves.iter().enumerate() {
+                let measured = hrtf.measured_hrir(meas, ear);
+                ir.fill(0.0);
+                ir[..measured.len()].copy_from_slice(measured);
+                if bank == 1 {
+                    shelf.apply(config.sample_rate, &mut ir);
+                }
                 for p in 0..parts {
                     fft_in.fill(0.0);
-                    let start = (p * b).min(ir.len());
-                    let end = ((p + 1) * b).min(ir.len());
-                    fft_in[..end - start].copy_from_slice(&ir[start..end]);
+                    fft_in[..b].copy_from_slice(&ir[p * b..(p + 1) * b]);
                     let _ = fft.process_with_scratch(&mut fft_in, &mut fft_out, &mut fft_scratch);
-                    let off = meas * per_meas + (ear * parts + p) * bins;
+                    let off = (bank * m + meas) * per_meas + (ear * parts + p) * bins;
                     for (k, c) in fft_out.iter().enumerate() {
                         spec_re[off + k] = c.re * scale;
                         spec_im[off + k] = c.im * scale;
@@ -1034,10 +1058,12 @@ impl BinauralRenderer {
                 }
             }
         }
+        let room = Room::new(&hrtf, b, &*fft);
         let front = Params {
             dir: Direction::new(0.0, 0.0),
             bypass: None,
             active: true,
+            distance: Distance::Anechoic,
         };
         let sources = (0..config.max_sources)
             .map(|_| Source {
@@ -1056,6 +1082,10 @@ impl BinauralRenderer {
                 filt_im: vec![0.0; per_meas],
                 stored: false,
                 filter_dir: None,
+                filter_near: false,
+                sends: Sends::ZERO,
+                send_dir: None,
+                send_distance: Distance::Anechoic,
             })
             .collect();
         let fade_in = (0..b)
@@ -1073,6 +1103,8 @@ impl BinauralRenderer {
             spec_re,
             spec_im,
             sources,
+            measurements: m,
+            room,
             ifft_in: ifft.make_input_vec(),
             ifft_out: ifft.make_output_vec(),
             ifft_scratch: ifft.make_scratch_vec(),
@@ -1149,6 +1181,22 @@ impl BinauralRenderer {
         self.update(source, |p| p.bypass = gains);
     }
 
+    /// Sets a source's room distance (see [`room`]): `Anechoic` (the default) is the HRTF
+    /// alone; `Near` adds the near-field correction and a small share of the room; `Mid`
+    /// and `Far` send to the shared room. A change applies like a direction change (the
+    /// filter and the sends are crossfaded over one partition). Bypassed sources have no
+    /// room.
+    pub fn set_distance(&mut self, source: usize, distance: Distance) {
+        self.update(source, |p| p.distance = distance);
+    }
+
+    /// Energies (both ears) behind the room's calibration: the direct sound of a source
+    /// ahead, the early reflections of a `Mid` and a `Far` source ahead, the late reverb
+    /// per unit input.
+    pub fn room_energies(&self) -> [f64; 4] {
+        self.room.energies
+    }
+
     /// An inactive source's input is ignored (treated as silence): its convolution tail
     /// rings out, after which it costs nothing. Sources are active by default.
     pub fn set_active(&mut self, source: usize, active: bool) {
@@ -1167,6 +1215,7 @@ impl BinauralRenderer {
             s.filter_dir = None;
             s.stored = false;
         }
+        self.room.reset();
         for ear in 0..2 {
             self.out[ear].fill(0.0);
         }
@@ -1238,6 +1287,7 @@ impl BinauralRenderer {
 
             // Input: one forward FFT unless the partition is silent.
             let hist_silent_before = s.silent_run >= parts;
+            let previous_silent = s.silent_run > 0;
             s.head = (s.head + 1) % parts;
             let slot = s.head * bins;
             let (first, second) = s.time.split_at_mut(b);
@@ -1298,6 +1348,48 @@ impl BinauralRenderer {
                     }
                 }
             }
+            // Room sends (time domain): recomputed when the direction moved more than the
+            // threshold or the distance changed, and ramped over the partition.
+            let target = now.dir.to_unit();
+            let sends = if now.bypass.is_some() || now.distance == Distance::Anechoic {
+                Sends::ZERO
+            } else if s.send_distance == now.distance
+                && s.send_dir
+                    .is_some_and(|f| dot(f, target) >= self.cos_min_update)
+            {
+                s.sends
+            } else {
+                s.send_dir = Some(target);
+                self.room.sends(now.distance, target)
+            };
+            s.send_distance = now.distance;
+            if !silent && (sends.mask | s.sends.mask) != 0 {
+                let mut mask = sends.mask | s.sends.mask;
+                while mask != 0 {
+                    let k = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let g1 = sends.gains[k];
+                    // Ramped from the previous gains while the input was sounding; a
+                    // source starting from silence starts at its gains.
+                    let g0 = if crossfade && !previous_silent {
+                        s.sends.gains[k]
+                    } else {
+                        g1
+                    };
+                    let dst = &mut self.room.input[k];
+                    if g0 == g1 {
+                        for (d, &xv) in dst.iter_mut().zip(x) {
+                            *d += g1 * xv;
+                        }
+                    } else {
+                        for ((d, &xv), &w) in dst.iter_mut().zip(x).zip(&self.fade_in) {
+                            *d += (g0 + (g1 - g0) * w) * xv;
+                        }
+                    }
+                }
+            }
+            s.sends = sends;
+
             let history_silent = s.silent_run >= parts;
             let hrtf_before = prev.bypass.is_none() && crossfade;
             let hrtf_now = now.bypass.is_none();
@@ -1305,11 +1397,13 @@ impl BinauralRenderer {
                 continue;
             }
 
-            // Filter: a new one when the direction moved more than the threshold.
-            let target = now.dir.to_unit();
+            // Filter: a new one when the direction moved more than the threshold (or the
+            // source moves between the far- and the near-field bank).
+            let near = now.distance == Distance::Near;
             let stale = s
                 .filter_dir
-                .is_none_or(|f| dot(f, target) < self.cos_min_update);
+                .is_none_or(|f| dot(f, target) < self.cos_min_update)
+                || s.filter_near != near;
             let old_audible = hrtf_before && hrtf_was_audible;
             // Where the new (in use from now) and old (fading out) filters come from.
             let (mut new, mut old, mut fade_in) = (NONE, NONE, false);
@@ -1320,7 +1414,13 @@ impl BinauralRenderer {
                         .hrtf
                         .mesh
                         .weights_hinted(now.dir, Some(target), &mut s.face);
+                    if near {
+                        for w in &mut new_w {
+                            w.0 += self.measurements;
+                        }
+                    }
                     s.filter_dir = Some(target);
+                    s.filter_near = near;
                     if old_audible && crossfade {
                         // A change: the new filter is interpolated on the fly, the old one
                         // is the stored filter or interpolated from its weights.
@@ -1375,6 +1475,16 @@ impl BinauralRenderer {
             }
             s.weights = new_w;
         }
+        // The shared room: early reflections into `a`, the late reverb into `td`.
+        self.room.process(
+            &*self.fft,
+            &mut self.fft_in,
+            &mut self.fft_out,
+            &mut self.fft_scratch,
+            &mut self.a_re,
+            &mut self.a_im,
+            &mut self.td,
+        );
         // Inverse FFTs: `a` at full weight, `b` faded out over the partition.
         for ear in 0..2 {
             self.out[ear].copy_from_slice(&self.td[ear]);
