@@ -31,85 +31,128 @@ use thiserror::Error;
 /// Frames per engine call in offline renders.
 pub const RENDER_BLOCK_FRAMES: usize = 1024;
 
+/// Errors of an offline render; each names the object, bed, output or file concerned.
 #[derive(Debug, Error)]
 pub enum RenderError {
+    /// An object's source file cannot be read.
     #[error("object '{object}': {source}")]
     ObjectSource {
+        /// The object's name.
         object: String,
+        /// The read error.
         #[source]
         source: IoError,
     },
+    /// An object's source has several channels and no channel was chosen.
     #[error(
         "object '{object}': source {path} has {channels} channels; an object is mono: give `source: (file: \"…\", channel: N)` with N in 1…{channels}"
     )]
     NotMono {
+        /// The object's name.
         object: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
     },
+    /// An object's source channel is beyond the file's channels.
     #[error(
         "object '{object}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
     )]
     NoSuchChannel {
+        /// The object's name.
         object: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The channel asked for, counted from 1.
         channel: usize,
     },
+    /// A bed's channel map names a channel beyond the file's channels.
     #[error(
         "bed '{bed}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
     )]
     BedNoSuchChannel {
+        /// The bed's name.
         bed: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The channel asked for, counted from 1.
         channel: usize,
     },
+    /// A bed's source file cannot be read.
     #[error("bed '{bed}': {source}")]
     BedSource {
+        /// The bed's name.
         bed: String,
+        /// The read error.
         #[source]
         source: IoError,
     },
+    /// A bed's file has not as many channels as its layout (and no channel map).
     #[error(
         "bed '{bed}': source {path} has {channels} channels but its layout {layout} has {expected} ({labels})"
     )]
     BedChannels {
+        /// The bed's name.
         bed: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The bed's layout name.
         layout: String,
+        /// The layout's channel count.
         expected: usize,
+        /// The layout's channel labels, comma-separated.
         labels: String,
     },
+    /// An output file cannot be written.
     #[error("output {path}: {source}")]
     Output {
+        /// The output file.
         path: PathBuf,
+        /// The write error.
         #[source]
         source: IoError,
     },
+    /// The engine refused the configuration.
     #[error("{0}")]
     Engine(#[from] EngineError),
+    /// The HRTF set is invalid.
     #[error("HRTF set {origin}: {source}")]
     Hrtf {
+        /// Where the set came from (a file path or the built-in set's name).
         origin: String,
+        /// What is wrong with it.
         #[source]
         source: BinauralError,
     },
+    /// The HRTF file cannot be read.
     #[error("HRTF set: {0}")]
     HrtfFile(#[source] IoError),
+    /// An output's loudness target is invalid (an unknown preset).
     #[error("output {output}: target: {source}")]
     Target {
+        /// The output's name.
         output: String,
+        /// What is wrong with the target.
         #[source]
         source: LoudnessError,
     },
+    /// An output's loudness meter cannot be built or run.
     #[error("output {output}: {source}")]
     Meter {
+        /// The output's name.
         output: String,
+        /// The meter's error.
         #[source]
         source: LoudnessError,
     },
+    /// Nothing can be rendered (the reason).
     #[error("nothing to render: {0}")]
     Nothing(String),
 }
@@ -128,16 +171,20 @@ impl RenderError {
 
 /// What to render and where.
 pub struct RenderOptions<'a> {
+    /// Folder the output files are written to.
     pub out_dir: PathBuf,
     /// Speaker layouts to render instead of the session's speaker outputs.
     pub layouts: Option<Vec<Layout>>,
     /// Also render a binaural output (if the session has none), with this HRTF file
     /// (None: the session's or the built-in set).
     pub binaural: bool,
+    /// HRTF file (SOFA) for binaural outputs; `None`: the session's or the built-in set.
     pub hrtf: Option<PathBuf>,
     /// Threshold for flagging objects in the translation report, dB.
     pub threshold_db: f64,
+    /// Sample format of the written files.
     pub format: WriteFormat,
+    /// Frames per engine call (default [`RENDER_BLOCK_FRAMES`]).
     pub block_frames: usize,
     /// Called after each block with (frames done, frames total).
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
@@ -145,11 +192,12 @@ pub struct RenderOptions<'a> {
     /// a render would have written). `halo export` measures loudness this way.
     pub write_files: bool,
     /// Threads to render on (0: every core). The outputs are identical whatever the count
-    /// (see [`crate::drivers::parallel`]).
+    /// (see `drivers::parallel`).
     pub threads: usize,
 }
 
 impl RenderOptions<'_> {
+    /// Defaults for rendering into `out_dir`: the session's outputs, 24-bit PCM, every core.
     pub fn new(out_dir: impl Into<PathBuf>) -> Self {
         RenderOptions {
             out_dir: out_dir.into(),
@@ -228,17 +276,28 @@ pub struct TranslationReport {
     pub failures: Vec<String>,
 }
 
+/// What a render did: timing, sources, each output's loudness, the translation analysis.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderReport {
+    /// The session file rendered.
     pub session: PathBuf,
+    /// Sample rate of the outputs, Hz.
     pub sample_rate: u32,
+    /// Length rendered, frames.
     pub frames: u64,
+    /// Length rendered, seconds.
     pub duration_s: f64,
+    /// Wall-clock time the render took, seconds.
     pub render_s: f64,
+    /// `duration_s / render_s`: how many times faster than real time.
     pub realtime_factor: f64,
+    /// Each object's and bed's source file.
     pub sources: Vec<SourceReport>,
+    /// Each output: its file and its loudness (BS.1770-4).
     pub outputs: Vec<OutputReport>,
+    /// Fold-down and binaural versions against the immersive mix; `None`: no analysis ran.
     pub translation: Option<TranslationReport>,
+    /// Problems that did not stop the render.
     pub warnings: Vec<String>,
 }
 
@@ -930,6 +989,7 @@ impl Sink {
     }
 }
 
+/// Renders `scene` to every output (on threads), meters each, and analyses translation.
 pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport, RenderError> {
     let started = Instant::now();
     let rate = scene.sample_rate;
@@ -1416,7 +1476,6 @@ pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
         .objects
         .iter()
         .map(|o| ObjectConfig {
-            name: o.name.clone(),
             gain_db: o.gain_db.clone(),
             position: o.position.clone(),
             size: o.size.clone(),

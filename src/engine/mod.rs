@@ -74,7 +74,6 @@ pub enum EngineError {
 /// One mono object as the engine sees it: automation in frames.
 #[derive(Debug, Clone)]
 pub struct ObjectConfig {
-    pub name: String,
     pub gain_db: Automation<f64>,
     pub position: Automation<Position>,
     pub size: Automation<f64>,
@@ -116,6 +115,9 @@ pub enum OutputConfig {
 }
 
 impl OutputConfig {
+    /// Speaker feeds for `layout` with an empty chain. Test and bench support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn speakers(layout: Layout) -> OutputConfig {
         OutputConfig::Speakers {
             layout,
@@ -461,6 +463,8 @@ impl Engine {
         self.max_block_frames
     }
 
+    /// Number of objects. Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn num_objects(&self) -> usize {
         self.objects.len()
     }
@@ -523,11 +527,6 @@ impl Engine {
         self.update_needed();
     }
 
-    /// Whether output `o` is rendered.
-    pub fn output_enabled(&self, o: usize) -> bool {
-        self.outputs.get(o).is_some_and(|out| out.enabled)
-    }
-
     /// Recomputes which buses and whether the binaural path are read by an enabled output.
     fn update_needed(&mut self) {
         for (i, bus) in self.buses.iter_mut().enumerate() {
@@ -574,11 +573,6 @@ impl Engine {
             b.renderer.reset();
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
-    }
-
-    /// Back to frame 0 with all state cleared.
-    pub fn reset(&mut self) {
-        self.seek(0);
     }
 
     /// Frames of delay between the inputs and every output (all outputs are aligned).
@@ -1234,7 +1228,6 @@ mod tests {
     fn render(avx: bool) -> Vec<f32> {
         let objects = (0..6)
             .map(|i| ObjectConfig {
-                name: format!("o{i}"),
                 gain_db: Automation::constant(-6.0),
                 position: Automation::new(vec![
                     Keyframe {
