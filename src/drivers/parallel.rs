@@ -189,6 +189,15 @@ impl ParallelEngine {
         self.latency
     }
 
+    /// Moves every group's timeline to `frame` (see [`Engine::seek`]). Bench support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
+    pub fn seek(&mut self, frame: u64) {
+        for g in &mut self.groups {
+            g.seek(frame);
+        }
+    }
+
     fn new_inputs(&self) -> Inputs {
         Inputs {
             objects: vec![vec![0.0; self.max_block_frames]; self.n_objects],
