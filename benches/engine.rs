@@ -32,7 +32,6 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 })
                 .collect();
             ObjectConfig {
-                name: format!("obj{i}"),
                 gain_db: Automation::constant(-12.0),
                 position: Automation::new(keys).expect("ordered keyframes"),
                 size: Automation::constant(0.0),

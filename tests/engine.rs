@@ -22,9 +22,8 @@ fn polar(az: f64, el: f64) -> Position {
     }
 }
 
-fn object(name: &str, position: Automation<Position>) -> ObjectConfig {
+fn object(_name: &str, position: Automation<Position>) -> ObjectConfig {
     ObjectConfig {
-        name: name.into(),
         gain_db: Automation::constant(0.0),
         position,
         size: Automation::constant(0.0),

@@ -44,7 +44,6 @@ fn config() -> EngineConfig {
                 })
                 .collect();
             ObjectConfig {
-                name: format!("o{i}"),
                 gain_db: Automation::constant(-3.0 * i as f64),
                 position: Automation::new(keys).unwrap(),
                 size: Automation::constant(if i == 2 { 0.3 } else { 0.0 }),

@@ -15,8 +15,11 @@ const BPM: f64 = 120.0;
 /// One generated stem: a file name under `stems/`, its channel count and its samples
 /// (interleaved).
 pub struct Stem {
+    /// File name under `stems/` (`"pad.wav"`, …).
     pub file: &'static str,
+    /// Channel count.
     pub channels: usize,
+    /// Samples, interleaved, at the rate given to [`stems`].
     pub samples: Vec<f32>,
 }
 

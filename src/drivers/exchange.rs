@@ -26,29 +26,45 @@ const BLOCK_FRAMES: usize = 4096;
 /// The layout whose render the exported loudness describes: the Atmos music reference.
 pub const LOUDNESS_LAYOUT: &str = "7.1.4";
 
+/// Errors of ADM BWF import, export and reading; each names the file.
 #[derive(Debug, Error)]
 pub enum ExchangeError {
+    /// A file cannot be read or written.
     #[error(transparent)]
     Io(#[from] IoError),
+    /// The master's ADM metadata (`axml`, `chna`) is invalid or unsupported.
     #[error("{}: {source}", .path.display())]
     Adm {
+        /// The master file.
         path: PathBuf,
+        /// What is wrong in its ADM.
         #[source]
         source: AdmError,
     },
+    /// The file lacks a chunk an ADM BWF master needs.
     #[error(
         "{}: not an ADM BWF master: it has no `{chunk}` chunk; allowed: a BW64/RF64/WAV file with `chna` and `axml` chunks (as DAWs export for Dolby Atmos), or a halo session (.ron)",
         .path.display()
     )]
-    NotAdm { path: PathBuf, chunk: &'static str },
+    NotAdm {
+        /// The file.
+        path: PathBuf,
+        /// The chunk it lacks (`chna` or `axml`).
+        chunk: &'static str,
+    },
+    /// The master's Dolby metadata chunk (`dbmd`) is malformed.
     #[error("{}: {source}", .path.display())]
     Dbmd {
+        /// The file.
         path: PathBuf,
+        /// What is wrong in the chunk.
         #[source]
         source: dbmd::DbmdError,
     },
+    /// Rendering the master (to measure or export it) failed.
     #[error(transparent)]
     Render(#[from] RenderError),
+    /// The session is invalid.
     #[error(transparent)]
     Session(#[from] SessionError),
 }
@@ -82,6 +98,7 @@ pub fn is_master_path(path: &Path) -> bool {
 /// What a master held besides its scene.
 #[derive(Debug, Clone)]
 pub struct Master {
+    /// The master as a scene (objects and beds reading its tracks).
     pub scene: Scene,
     /// Parts of the ADM halo does not render (HOA, screen-related, divergence, …).
     pub warnings: Vec<String>,
@@ -90,7 +107,7 @@ pub struct Master {
 }
 
 /// Reads an ADM BWF master: its objects and beds become a scene whose sources are the
-/// master's own tracks. The scene has the default outputs ([`default_outputs`]).
+/// master's own tracks. The scene has the default outputs (`default_outputs`).
 /// `programme`: the `audioProgrammeID` or name to render (None: the first).
 pub fn read_master(path: &Path, programme: Option<&str>) -> Result<Master, ExchangeError> {
     read_master_choosing(path, programme, &[])
@@ -215,8 +232,11 @@ struct Stem {
 /// What [`import`] wrote.
 #[derive(Debug, Clone)]
 pub struct ImportReport {
+    /// The session file written.
     pub session: PathBuf,
+    /// The stem files written.
     pub stems: Vec<PathBuf>,
+    /// What was left out or changed on the way, in words.
     pub warnings: Vec<String>,
 }
 
@@ -392,11 +412,15 @@ impl Default for ExportOptions {
 /// What [`export`] wrote.
 #[derive(Debug, Clone)]
 pub struct ExportReport {
+    /// The master file written.
     pub path: PathBuf,
+    /// Number of audio tracks in it.
     pub tracks: usize,
+    /// Length, frames.
     pub frames: u64,
     /// BS.1770 loudness of the 7.1.4 render of the master (what `loudnessMetadata` says).
     pub loudness: Option<LoudnessReport>,
+    /// What was left out or changed on the way, in words.
     pub warnings: Vec<String>,
 }
 

@@ -184,21 +184,14 @@ impl ParallelEngine {
         })
     }
 
-    /// Threads rendering (besides the caller's, which fills the inputs).
-    pub fn render_threads(&self) -> usize {
-        if self.threaded { self.groups.len() } else { 0 }
-    }
-
-    pub fn num_outputs(&self) -> usize {
-        self.map.len()
-    }
-
     /// Frames of delay between the inputs and every output (all outputs are aligned).
     pub fn latency(&self) -> usize {
         self.latency
     }
 
-    /// Moves every group's timeline to `frame` (see [`Engine::seek`]).
+    /// Moves every group's timeline to `frame` (see [`Engine::seek`]). Bench support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn seek(&mut self, frame: u64) {
         for g in &mut self.groups {
             g.seek(frame);

@@ -13,85 +13,128 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
 
+/// Errors of an offline render; each names the object, bed, output or file concerned.
 #[derive(Debug, Error)]
 pub enum RenderError {
+    /// An object's source file cannot be read.
     #[error("object '{object}': {source}")]
     ObjectSource {
+        /// The object's name.
         object: String,
+        /// The read error.
         #[source]
         source: IoError,
     },
+    /// An object's source has several channels and no channel was chosen.
     #[error(
         "object '{object}': source {path} has {channels} channels; an object is mono: give `source: (file: \"…\", channel: N)` with N in 1…{channels}"
     )]
     NotMono {
+        /// The object's name.
         object: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
     },
+    /// An object's source channel is beyond the file's channels.
     #[error(
         "object '{object}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
     )]
     NoSuchChannel {
+        /// The object's name.
         object: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The channel asked for, counted from 1.
         channel: usize,
     },
+    /// A bed's channel map names a channel beyond the file's channels.
     #[error(
         "bed '{bed}': source {path} has {channels} channels, so channel {channel} does not exist (allowed: 1…{channels})"
     )]
     BedNoSuchChannel {
+        /// The bed's name.
         bed: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The channel asked for, counted from 1.
         channel: usize,
     },
+    /// A bed's source file cannot be read.
     #[error("bed '{bed}': {source}")]
     BedSource {
+        /// The bed's name.
         bed: String,
+        /// The read error.
         #[source]
         source: IoError,
     },
+    /// A bed's file has not as many channels as its layout (and no channel map).
     #[error(
         "bed '{bed}': source {path} has {channels} channels but its layout {layout} has {expected} ({labels})"
     )]
     BedChannels {
+        /// The bed's name.
         bed: String,
+        /// The source file.
         path: PathBuf,
+        /// Its channel count.
         channels: usize,
+        /// The bed's layout name.
         layout: String,
+        /// The layout's channel count.
         expected: usize,
+        /// The layout's channel labels, comma-separated.
         labels: String,
     },
+    /// An output file cannot be written.
     #[error("output {path}: {source}")]
     Output {
+        /// The output file.
         path: PathBuf,
+        /// The write error.
         #[source]
         source: IoError,
     },
+    /// The engine refused the configuration.
     #[error("{0}")]
     Engine(#[from] EngineError),
+    /// The HRTF set is invalid.
     #[error("HRTF set {origin}: {source}")]
     Hrtf {
+        /// Where the set came from (a file path or the built-in set's name).
         origin: String,
+        /// What is wrong with it.
         #[source]
         source: BinauralError,
     },
+    /// The HRTF file cannot be read.
     #[error("HRTF set: {0}")]
     HrtfFile(#[source] IoError),
+    /// An output's loudness target is invalid (an unknown preset).
     #[error("output {output}: target: {source}")]
     Target {
+        /// The output's name.
         output: String,
+        /// What is wrong with the target.
         #[source]
         source: LoudnessError,
     },
+    /// An output's loudness meter cannot be built or run.
     #[error("output {output}: {source}")]
     Meter {
+        /// The output's name.
         output: String,
+        /// The meter's error.
         #[source]
         source: LoudnessError,
     },
+    /// Nothing can be rendered (the reason).
     #[error("nothing to render: {0}")]
     Nothing(String),
 }
@@ -182,7 +225,6 @@ pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
         .objects
         .iter()
         .map(|o| ObjectConfig {
-            name: o.name.clone(),
             gain_db: o.gain_db.clone(),
             position: o.position.clone(),
             size: o.size.clone(),

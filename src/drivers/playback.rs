@@ -130,13 +130,17 @@ impl PlaybackError {
 /// What is being listened to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Monitor {
+    /// Headphones: the binaural render.
     #[default]
     Binaural,
+    /// The stereo fold-down.
     Stereo,
+    /// Speaker feeds of the monitor layout.
     Speakers,
 }
 
 impl Monitor {
+    /// Every monitor, in switching order.
     pub const ALL: [Monitor; 3] = [Monitor::Binaural, Monitor::Stereo, Monitor::Speakers];
 
     fn index(self) -> usize {
@@ -1258,16 +1262,22 @@ pub struct Prepared {
     pub controller: Controller,
 }
 
-/// Options of [`prepare`].
+/// Options of `prepare`.
 #[derive(Debug, Clone)]
 pub struct PlayOptions {
+    /// The monitor heard first.
     pub monitor: Monitor,
-    /// The speaker monitor's layout (default: see [`play_setup`]).
+    /// The speaker monitor's layout (default: see `play_setup`).
     pub layout: Option<Layout>,
+    /// HRTF file (SOFA) for the binaural monitor; `None`: the session's or the built-in set.
     pub hrtf: Option<std::path::PathBuf>,
+    /// Where playback starts, seconds from the session's start.
     pub start_s: f64,
+    /// Channels of the audio device; monitors play on the first ones, the rest are silent.
     pub device_channels: usize,
+    /// Source read-ahead, seconds.
     pub read_ahead_s: f64,
+    /// Crossfade when switching monitors, ms (0 … 1000).
     pub crossfade_ms: f64,
     /// Measure every monitor's integrated loudness in the background for matching.
     pub analyse_loudness: bool,

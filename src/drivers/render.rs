@@ -37,16 +37,20 @@ pub const RENDER_BLOCK_FRAMES: usize = 1024;
 
 /// What to render and where.
 pub struct RenderOptions<'a> {
+    /// Folder the output files are written to.
     pub out_dir: PathBuf,
     /// Speaker layouts to render instead of the session's speaker outputs.
     pub layouts: Option<Vec<Layout>>,
     /// Also render a binaural output (if the session has none), with this HRTF file
     /// (None: the session's or the built-in set).
     pub binaural: bool,
+    /// HRTF file (SOFA) for binaural outputs; `None`: the session's or the built-in set.
     pub hrtf: Option<PathBuf>,
     /// Threshold for flagging objects in the translation report, dB.
     pub threshold_db: f64,
+    /// Sample format of the written files.
     pub format: WriteFormat,
+    /// Frames per engine call (default [`RENDER_BLOCK_FRAMES`]).
     pub block_frames: usize,
     /// Called after each block with (frames done, frames total).
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
@@ -54,11 +58,12 @@ pub struct RenderOptions<'a> {
     /// a render would have written). `halo export` measures loudness this way.
     pub write_files: bool,
     /// Threads to render on (0: every core). The outputs are identical whatever the count
-    /// (see [`crate::drivers::parallel`]).
+    /// (see `drivers::parallel`).
     pub threads: usize,
 }
 
 impl RenderOptions<'_> {
+    /// Defaults for rendering into `out_dir`: the session's outputs, 24-bit PCM, every core.
     pub fn new(out_dir: impl Into<PathBuf>) -> Self {
         RenderOptions {
             out_dir: out_dir.into(),
@@ -143,17 +148,28 @@ pub struct TranslationReport {
     pub failures: Vec<String>,
 }
 
+/// What a render did: timing, sources, each output's loudness, the translation analysis.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenderReport {
+    /// The session file rendered.
     pub session: PathBuf,
+    /// Sample rate of the outputs, Hz.
     pub sample_rate: u32,
+    /// Length rendered, frames.
     pub frames: u64,
+    /// Length rendered, seconds.
     pub duration_s: f64,
+    /// Wall-clock time the render took, seconds.
     pub render_s: f64,
+    /// `duration_s / render_s`: how many times faster than real time.
     pub realtime_factor: f64,
+    /// Each object's and bed's source file.
     pub sources: Vec<SourceReport>,
+    /// Each output: its file and its loudness (BS.1770-4).
     pub outputs: Vec<OutputReport>,
+    /// Fold-down and binaural versions against the immersive mix; `None`: no analysis ran.
     pub translation: Option<TranslationReport>,
+    /// Problems that did not stop the render.
     pub warnings: Vec<String>,
     /// The time series for the QC page (written as `timeline.json`, not in the report).
     #[serde(skip)]
@@ -607,6 +623,7 @@ impl Sink {
     }
 }
 
+/// Renders `scene` to every output (on threads), meters each, and analyses translation.
 pub fn render(scene: &Scene, options: &mut RenderOptions) -> Result<RenderReport, RenderError> {
     let (report, pending) = render_uncommitted(scene, options)?;
     io::commit_all(pending).map_err(|source| RenderError::Output {

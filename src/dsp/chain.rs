@@ -151,18 +151,10 @@ impl Chain {
     }
 
     /// True when the chain has no processor (processing is the identity).
+    /// Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.processors.is_empty()
-    }
-
-    /// Number of processors.
-    pub fn len(&self) -> usize {
-        self.processors.len()
-    }
-
-    /// Channel count the chain was built for.
-    pub fn channels(&self) -> usize {
-        self.channels
     }
 }
 

@@ -183,14 +183,10 @@ impl Compressor {
 
     /// Output level (dB, make-up included) for a steady input level `input_db` (detector
     /// level, i.e. sample peak): 1:1 below the knee, slope 1/ratio above, quadratic inside
-    /// the knee (Giannoulis et al. 2012, eq. 4).
+    /// the knee (Giannoulis et al. 2012, eq. 4). Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn static_curve_db(&self, input_db: f64) -> f64 {
         input_db - self.curve.reduction_db(input_db) + self.makeup_db
-    }
-
-    /// Current smoothed gain reduction in dB (≥ 0, make-up not included).
-    pub fn gain_reduction_db(&self) -> f64 {
-        self.y_db
     }
 }
 

@@ -15,9 +15,6 @@ pub struct Delay {
     channels: usize,
 }
 
-/// Alias: the delay line is the `Delay` processor.
-pub type DelayLine = Delay;
-
 impl Delay {
     /// Delay by `frames` (0 ..= 10 000 000) on `channels` channels.
     pub fn new(frames: usize, channels: usize) -> Result<Delay, DspError> {

@@ -107,7 +107,9 @@ impl Dither {
         Ok(d)
     }
 
-    /// One LSB at the configured word length (full scale ±1).
+    /// One LSB at the configured word length (full scale ±1). Test support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn lsb(&self) -> f64 {
         self.lsb
     }
@@ -119,6 +121,8 @@ pub fn lsb(bits: u32) -> f64 {
 }
 
 /// Rounds `x` to the nearest multiple of one LSB at `bits` and clamps to the word's range.
+/// Test support (the `internals` feature).
+#[cfg(feature = "internals")]
 pub fn quantize(x: f32, bits: u32) -> f32 {
     let step = lsb(bits);
     let q = (f64::from(x) / step).round() * step;

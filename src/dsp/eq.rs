@@ -216,7 +216,9 @@ impl Biquad {
         }
     }
 
-    /// |H(e^{jω})|² at normalised angular frequency ω (rad/sample).
+    /// |H(e^{jω})|² at normalised angular frequency ω (rad/sample). Test support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn magnitude_sq(&self, omega: f64) -> f64 {
         let (s1, c1) = omega.sin_cos();
         let (s2, c2) = (2.0 * omega).sin_cos();
@@ -231,6 +233,8 @@ impl Biquad {
 /// A cascade of RBJ biquads per channel: transposed direct form II, f64 state.
 #[derive(Debug, Clone)]
 pub struct Eq {
+    /// Hz; read only by [`Eq::magnitude_db`] (test support).
+    #[cfg(feature = "internals")]
     sample_rate: f64,
     channels: usize,
     coefs: Vec<Biquad>,
@@ -249,6 +253,7 @@ impl Eq {
             coefs.push(Biquad::rbj(band, fs));
         }
         Ok(Eq {
+            #[cfg(feature = "internals")]
             sample_rate: fs,
             channels,
             state: vec![[0.0; 2]; coefs.len() * channels],
@@ -257,18 +262,14 @@ impl Eq {
     }
 
     /// The cascade's analytic magnitude response at `freq_hz`, in dB (RBJ transfer
-    /// functions evaluated at z = e^{jω}).
+    /// functions evaluated at z = e^{jω}). Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn magnitude_db(&self, freq_hz: f64) -> f64 {
         let omega = 2.0 * PI * freq_hz / self.sample_rate;
         self.coefs
             .iter()
             .map(|c| 10.0 * c.magnitude_sq(omega).log10())
             .sum()
-    }
-
-    /// The normalised coefficients, one per band.
-    pub fn coefficients(&self) -> &[Biquad] {
-        &self.coefs
     }
 }
 

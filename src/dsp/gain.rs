@@ -43,7 +43,8 @@ impl Gain {
         })
     }
 
-    /// The linear factor applied.
+    /// The linear factor applied. Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn linear(&self) -> f32 {
         self.gain
     }

@@ -236,5 +236,10 @@ pub use dither::*;
 pub use eq::*;
 pub use gain::*;
 pub use limiter::*;
+// The true-peak kernel for the limiter; `TruePeakDetector` too with the `internals`
+// feature (test support).
+#[cfg(feature = "internals")]
 pub use true_peak::*;
+#[cfg(not(feature = "internals"))]
+use true_peak::*;
 pub use width::*;

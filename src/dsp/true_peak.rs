@@ -52,6 +52,8 @@ pub(super) fn interp_peak(window: &[f32], kernel: &Kernel) -> f32 {
 /// Measures the true peak of planar audio by 4× oversampling (BS.1770-4 Annex 2 style:
 /// a 48-tap windowed-sinc polyphase interpolator). The in-between points after the last
 /// 6 samples are evaluated once more samples arrive (as in meters that stream).
+/// Test support (the `internals` feature): the limiter runs the same kernel inline.
+#[cfg(feature = "internals")]
 #[derive(Debug, Clone)]
 pub struct TruePeakDetector {
     kernel: Kernel,
@@ -61,6 +63,7 @@ pub struct TruePeakDetector {
     peaks: Vec<f32>,
 }
 
+#[cfg(feature = "internals")]
 impl TruePeakDetector {
     /// A detector for `channels` channels.
     pub fn new(channels: usize) -> Result<TruePeakDetector, DspError> {

@@ -83,7 +83,6 @@ pub enum EngineError {
 /// One mono object as the engine sees it: automation in frames.
 #[derive(Debug, Clone)]
 pub struct ObjectConfig {
-    pub name: String,
     pub gain_db: Automation<f64>,
     pub position: Automation<Position>,
     pub size: Automation<f64>,
@@ -133,6 +132,9 @@ pub enum OutputConfig {
 }
 
 impl OutputConfig {
+    /// Speaker feeds for `layout` with an empty chain. Test and bench support (the
+    /// `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn speakers(layout: Layout) -> OutputConfig {
         OutputConfig::Speakers {
             layout,
@@ -481,6 +483,8 @@ impl Engine {
         self.max_block_frames
     }
 
+    /// Number of objects. Test support (the `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn num_objects(&self) -> usize {
         self.objects.len()
     }
@@ -543,11 +547,6 @@ impl Engine {
         self.update_needed();
     }
 
-    /// Whether output `o` is rendered.
-    pub fn output_enabled(&self, o: usize) -> bool {
-        self.outputs.get(o).is_some_and(|out| out.enabled)
-    }
-
     /// Recomputes which buses and whether the binaural path are read by an enabled output.
     fn update_needed(&mut self) {
         for (i, bus) in self.buses.iter_mut().enumerate() {
@@ -594,11 +593,6 @@ impl Engine {
             b.renderer.reset();
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
-    }
-
-    /// Back to frame 0 with all state cleared.
-    pub fn reset(&mut self) {
-        self.seek(0);
     }
 
     /// Frames of delay between the inputs and every output (all outputs are aligned).
@@ -1271,7 +1265,6 @@ mod tests {
     fn render(avx: bool) -> Vec<f32> {
         let objects = (0..6)
             .map(|i| ObjectConfig {
-                name: format!("o{i}"),
                 gain_db: Automation::constant(-6.0),
                 position: Automation::new(vec![
                     Keyframe {

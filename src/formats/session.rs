@@ -94,47 +94,71 @@ const MAX_TIME_S: f64 = 7.0 * 86400.0;
 // ---------------------------------------------------------------------------------------
 // Errors.
 
+/// Errors reading a session; each names the file, the line where known, and what is allowed.
 #[derive(Debug, Error)]
 pub enum SessionError {
     /// The text is not valid RON, or does not fit the schema (unknown field, unknown
     /// variant, wrong type …).
     #[error("{}:{line}:{column}: {message}", file.display())]
     Syntax {
+        /// The session file.
         file: PathBuf,
+        /// Line of the error, counted from 1.
         line: usize,
+        /// Column of the error, counted from 1.
         column: usize,
+        /// What the RON parser says.
         message: String,
     },
+    /// The session file is empty.
     #[error(
         "{}: the file is empty; a session looks like `Session(objects: [(name: \"vox\", \
          source: \"vox.wav\", position: Cart(x: 0, y: 1, z: 0))], outputs: \
          [Speakers(layout: \"7.1.4\")])`",
         file.display()
     )]
-    EmptyFile { file: PathBuf },
+    EmptyFile {
+        /// The session file.
+        file: PathBuf,
+    },
     /// A value out of range or inconsistent with the rest of the session.
     #[error("{}: {place}: {problem}; allowed: {allowed}", Loc(file, *line))]
     Invalid {
+        /// The session file.
         file: PathBuf,
+        /// Line of the value, counted from 1, where known.
         line: Option<usize>,
+        /// Where in the session (`objects[2].gain_db`, …).
         place: String,
+        /// What is wrong.
         problem: String,
+        /// What is allowed.
         allowed: String,
     },
+    /// A layout file named by the session cannot be read.
     #[error("{}: {place}: cannot read layout file {}: {message}", Loc(file, *line), path.display())]
     LayoutRead {
+        /// The session file.
         file: PathBuf,
+        /// Line of the layout's name, counted from 1, where known.
         line: Option<usize>,
+        /// Where in the session the layout is named.
         place: String,
+        /// The layout file.
         path: PathBuf,
+        /// The read error.
         message: String,
     },
     /// An unknown layout name or an invalid layout file.
     #[error("{}: {place}: {source}", Loc(file, *line))]
     Layout {
+        /// The session file.
         file: PathBuf,
+        /// Line of the layout's name, counted from 1, where known.
         line: Option<usize>,
+        /// Where in the session the layout is named.
         place: String,
+        /// What is wrong with the layout.
         source: Box<LayoutError>,
     },
 }

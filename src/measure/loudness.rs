@@ -24,35 +24,69 @@ pub const MAX_CHANNELS: usize = 64;
 /// Tolerance used by [`Target::check`] when a target gives a level but no tolerance.
 pub const DEFAULT_TOLERANCE_LU: f64 = 0.1;
 
+/// Errors building or feeding a loudness meter.
 #[derive(Debug, Error)]
 pub enum LoudnessError {
+    /// The layout has no channels or more than the meter takes.
     #[error("layout '{layout}' has {channels} channels; the meter takes 1 to {max}")]
     ChannelCount {
+        /// The layout's name.
         layout: String,
+        /// Its channel count.
         channels: usize,
+        /// The most channels the meter takes (`MAX_CHANNELS`, 64).
         max: usize,
     },
+    /// The sample rate is outside what the meter supports.
     #[error("sample rate {sample_rate_hz} Hz is not allowed; use {min_hz} to {max_hz} Hz")]
     SampleRate {
+        /// The rate given, Hz.
         sample_rate_hz: u32,
+        /// Lowest rate allowed, Hz.
         min_hz: u32,
+        /// Highest rate allowed, Hz.
         max_hz: u32,
     },
+    /// A planar block has not one slice per layout channel.
     #[error("got {got} planar channels; the layout has {expected}")]
-    PlanarChannels { got: usize, expected: usize },
-    #[error("planar channel {channel} has {frames} frames; channel 0 has {expected}")]
-    PlanarFrames {
-        channel: usize,
-        frames: usize,
+    PlanarChannels {
+        /// Slices given.
+        got: usize,
+        /// The layout's channel count.
         expected: usize,
     },
+    /// The slices of a planar block differ in length.
+    #[error("planar channel {channel} has {frames} frames; channel 0 has {expected}")]
+    PlanarFrames {
+        /// The channel that differs, counted from 0.
+        channel: usize,
+        /// Its length, frames.
+        frames: usize,
+        /// Channel 0's length, frames.
+        expected: usize,
+    },
+    /// An interleaved block is not a whole number of frames.
     #[error("{samples} interleaved samples is not a whole number of {channels}-channel frames")]
-    InterleavedLength { samples: usize, channels: usize },
+    InterleavedLength {
+        /// Samples given.
+        samples: usize,
+        /// The layout's channel count.
+        channels: usize,
+    },
+    /// A loudness target preset name is not known.
     #[error("unknown loudness target '{name}'; allowed: {allowed}")]
-    UnknownTarget { name: String, allowed: String },
+    UnknownTarget {
+        /// The name given.
+        name: String,
+        /// The preset names allowed.
+        allowed: String,
+    },
+    /// The `ebur128` meter failed.
     #[error("loudness meter ({operation}): {source}")]
     Meter {
+        /// What the meter was doing (`"create"`, `"add frames"`, …).
         operation: &'static str,
+        /// The meter crate's error.
         #[source]
         source: ebur128::Error,
     },
@@ -66,12 +100,19 @@ fn meter_err(operation: &'static str) -> impl Fn(ebur128::Error) -> LoudnessErro
 /// `-inf` where nothing was measured (serialised by `serde_json` as `null`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LoudnessReport {
+    /// Programme loudness (BS.1770-4 gated), LUFS.
     pub integrated_lufs: f64,
+    /// Loudness range (EBU Tech 3342), LU.
     pub range_lu: f64,
+    /// Highest true peak over all channels (BS.1770-4 Annex 2, 4× oversampled), dBTP.
     pub true_peak_dbtp: f64,
+    /// Highest sample peak over all channels, dBFS.
     pub sample_peak_dbfs: f64,
+    /// Highest momentary loudness (400 ms window), LUFS.
     pub max_momentary_lufs: f64,
+    /// Highest short-term loudness (3 s window), LUFS.
     pub max_short_term_lufs: f64,
+    /// True peak of each channel in layout order, dBTP.
     pub true_peak_per_channel_dbtp: Vec<f64>,
 }
 
@@ -79,6 +120,9 @@ pub struct LoudnessReport {
 /// Short-term loudness spans 30 blocks of 100 ms.
 const SUB_BLOCKS_SHORT_TERM: usize = 30;
 
+/// A BS.1770-4 / EBU R 128 meter for one layout: momentary, short-term, integrated,
+/// loudness range, sample and true peak, with BS.1770 channel weights from the layout's
+/// channel positions.
 pub struct Meter {
     inner: EbuR128,
     channels: usize,
@@ -126,6 +170,8 @@ fn meter_channel(weight: f64, azimuth_deg: f64) -> MeterChannel {
 }
 
 impl Meter {
+    /// A meter for `layout` at `sample_rate` Hz; errors on no channels, more than 64, or
+    /// an unsupported rate.
     pub fn new(layout: &Layout, sample_rate: u32) -> Result<Meter, LoudnessError> {
         let channels = layout.num_channels();
         if channels == 0 || channels > MAX_CHANNELS {
@@ -211,6 +257,7 @@ impl Meter {
             .collect()
     }
 
+    /// Number of channels the meter takes.
     pub fn num_channels(&self) -> usize {
         self.channels
     }
@@ -330,6 +377,7 @@ impl Meter {
         self.inner.loudness_shortterm().unwrap_or(f64::NEG_INFINITY)
     }
 
+    /// Everything measured since `new` or the last `reset`.
     pub fn report(&self) -> LoudnessReport {
         let per_channel: Vec<f64> = (0..self.channels as u32)
             .map(|c| amplitude_db(self.inner.true_peak(c).unwrap_or(0.0)))
@@ -351,6 +399,7 @@ impl Meter {
         }
     }
 
+    /// Forgets everything measured: the meter is as after `new`.
     pub fn reset(&mut self) {
         self.inner.reset();
         self.since_poll_frames = 0;
@@ -365,7 +414,8 @@ impl Meter {
     }
 }
 
-/// Measures a whole interleaved programme (the `halo loudness FILE` command).
+/// Measures a whole interleaved programme. Test support (the `internals` feature).
+#[cfg(feature = "internals")]
 pub fn measure_interleaved(
     layout: &Layout,
     sample_rate: u32,

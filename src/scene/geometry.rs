@@ -29,7 +29,9 @@
 /// A direction on the sphere, in degrees (azimuth positive to the left).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Direction {
+    /// Degrees, positive to the left (counter-clockwise seen from above), 0 = front.
     pub azimuth_deg: f64,
+    /// Degrees, positive up, −90 … +90.
     pub elevation_deg: f64,
 }
 
@@ -129,11 +131,21 @@ pub fn norm(a: [f64; 3]) -> f64 {
 pub enum Position {
     /// Room coordinates: `x` −1 left … +1 right, `y` −1 back … +1 front, `z` 0 ear
     /// level … +1 ceiling (negative below the listener).
-    Cartesian { x: f64, y: f64, z: f64 },
+    Cartesian {
+        /// −1 left … +1 right.
+        x: f64,
+        /// −1 back … +1 front.
+        y: f64,
+        /// 0 ear level … +1 ceiling (negative below the listener).
+        z: f64,
+    },
     /// Azimuth (positive left) and elevation in degrees; distance (1 = the speakers).
     Polar {
+        /// Degrees, positive to the left, 0 = front.
         azimuth_deg: f64,
+        /// Degrees, positive up, −90 … +90.
         elevation_deg: f64,
+        /// Distance from the listener; 1 = the speaker sphere.
         distance: f64,
     },
 }

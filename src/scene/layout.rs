@@ -70,28 +70,51 @@ pub const WAV_POSITIONS: &[(&str, u32)] = &[
     ("TBR", 0x20000),
 ];
 
+/// Errors reading or looking up a speaker layout.
 #[derive(Debug, Error)]
 pub enum LayoutError {
+    /// The layout text is not valid RON.
     #[error("{origin}:{line}:{column}: {message}")]
     Syntax {
+        /// The layout's file name or built-in name.
         origin: String,
+        /// Line of the error, counted from 1.
         line: usize,
+        /// Column of the error, counted from 1.
         column: usize,
+        /// What the RON parser says.
         message: String,
     },
+    /// A channel's fields are out of range or clash with another channel.
     #[error("{origin}: channel {channel} ({label}): {reason}")]
     InvalidChannel {
+        /// The layout's file name or built-in name.
         origin: String,
+        /// The channel's index, counted from 1.
         channel: usize,
+        /// The channel's label.
         label: String,
+        /// What is wrong and what is allowed.
         reason: String,
     },
+    /// The layout as a whole is invalid (no channels, duplicate names).
     #[error("{origin}: {reason}")]
-    Invalid { origin: String, reason: String },
+    Invalid {
+        /// The layout's file name or built-in name.
+        origin: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// No built-in layout has this name and it is not a layout file.
     #[error(
         "unknown layout '{name}'; built-in layouts are {allowed} (or give a layout file path ending in .ron)"
     )]
-    Unknown { name: String, allowed: String },
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The built-in layout names, comma-separated.
+        allowed: String,
+    },
 }
 
 /// One channel of a layout.
@@ -119,8 +142,11 @@ impl Channel {
 /// A speaker layout: named channels in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
+    /// Name given in sessions (`"7.1.4"`) or the file's name.
     pub name: String,
+    /// Other names the layout is known by (`"4+7+0"` for 7.1.4).
     pub aliases: Vec<String>,
+    /// Channels in file (and WAV) order.
     pub channels: Vec<Channel>,
 }
 
@@ -313,18 +339,22 @@ impl Layout {
             .collect()
     }
 
+    /// Names of the built-in layouts, in table order.
     pub fn builtin_names() -> Vec<&'static str> {
         BUILTIN.iter().map(|(n, _)| *n).collect()
     }
 
+    /// Number of channels.
     pub fn num_channels(&self) -> usize {
         self.channels.len()
     }
 
+    /// Channel labels in channel order.
     pub fn labels(&self) -> Vec<&str> {
         self.channels.iter().map(|c| c.label.as_str()).collect()
     }
 
+    /// Index of the channel with this label, if any.
     pub fn channel_index(&self, label: &str) -> Option<usize> {
         self.channels.iter().position(|c| c.label == label)
     }

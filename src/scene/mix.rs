@@ -24,11 +24,15 @@ impl Interpolate for Position {
 /// A validated session, every time in sample frames.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scene {
+    /// Sample rate of every time in the scene, Hz.
     pub sample_rate: u32,
     /// `None`: as long as the longest source.
     pub duration_frames: Option<u64>,
+    /// Mono objects, positioned and automated.
     pub objects: Vec<ObjectSpec>,
+    /// Channel beds, each fixed to a speaker layout.
     pub beds: Vec<BedSpec>,
+    /// What is rendered: speaker layouts, binaural, stereo fold-downs.
     pub outputs: Vec<OutputSpec>,
     /// The session file's path.
     pub origin: PathBuf,
@@ -119,15 +123,22 @@ fn retime_automation<T: Interpolate>(
     Automation::new(keys).expect("retimed keyframes are strictly increasing")
 }
 
+/// One mono object (an ADM `audioObject` of type Objects), with its keyframed metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectSpec {
+    /// The object's name, unique in the scene.
     pub name: String,
+    /// Where its mono signal comes from.
     pub source: SourceSpec,
+    /// Gain in dB, keyframed.
     pub gain_db: Automation<f64>,
+    /// Whether the object is left out of every output.
     pub mute: bool,
+    /// Position in the room, keyframed.
     pub position: Automation<Position>,
     /// 0 = a point … 1 = everywhere.
     pub size: Automation<f64>,
+    /// Binaural render mode on headphone outputs.
     pub binaural: BinauralMode,
 }
 
@@ -138,6 +149,7 @@ impl ObjectSpec {
     }
 }
 
+/// A channel of an audio file that feeds an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
     /// Resolved against the session file's folder.
@@ -151,20 +163,29 @@ pub struct SourceSpec {
 /// stereo panning); `Near`, `Mid`, `Far` choose the virtual room distance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum BinauralMode {
+    /// No HRTF: plain stereo panning.
     Off,
+    /// Near virtual room distance.
     Near,
+    /// Mid virtual room distance (the default).
     #[default]
     Mid,
+    /// Far virtual room distance.
     Far,
 }
 
+/// A channel bed: a multichannel file played on a fixed speaker layout (ADM DirectSpeakers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedSpec {
+    /// The bed's name, unique in the scene.
     pub name: String,
     /// Resolved against the session file's folder.
     pub source: PathBuf,
+    /// The layout whose speakers the bed's channels feed (ITU-R BS.2051).
     pub layout: Layout,
+    /// Gain in dB, constant.
     pub gain_db: f64,
+    /// Whether the bed is left out of every output.
     pub mute: bool,
     /// The file's channels (0-based) that feed the layout's channels, one per layout
     /// channel in layout order (`channels: [1, 2, …]` in the session file, counted from 1).
@@ -176,31 +197,44 @@ pub struct BedSpec {
     pub binaural: Option<Vec<BinauralMode>>,
 }
 
+/// One rendered output, with its master chain and loudness target.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputSpec {
+    /// Loudspeaker feeds for a layout (ITU-R BS.2051), panned by BS.2127.
     Speakers {
+        /// The speaker layout rendered to.
         layout: Layout,
+        /// Master chain, run in order on every channel.
         chain: Vec<ProcessorSettings>,
+        /// Loudness target the output is checked against; `None`: none.
         target: Option<TargetSpec>,
     },
+    /// Two-channel headphone render by HRTF convolution.
     Binaural {
         /// `None`: the built-in HRTF set.
         hrtf: Option<PathBuf>,
         /// `None`: the LFE is left out.
         lfe_db: Option<f64>,
+        /// Master chain, run in order on both channels.
         chain: Vec<ProcessorSettings>,
+        /// Loudness target the output is checked against; `None`: none.
         target: Option<TargetSpec>,
     },
+    /// Two-channel fold-down (ITU-R BS.775) of an immersive render.
     Stereo {
         /// The immersive layout that is folded down.
         from: Layout,
+        /// Fold-down matrix and coefficients.
         fold: FoldSpec,
+        /// Master chain, run in order on both channels.
         chain: Vec<ProcessorSettings>,
+        /// Loudness target the output is checked against; `None`: none.
         target: Option<TargetSpec>,
     },
 }
 
 impl OutputSpec {
+    /// The output's master chain settings, in processing order.
     pub fn chain(&self) -> &[ProcessorSettings] {
         match self {
             OutputSpec::Speakers { chain, .. }
@@ -209,6 +243,7 @@ impl OutputSpec {
         }
     }
 
+    /// The output's loudness target, if any.
     pub fn target(&self) -> Option<&TargetSpec> {
         match self {
             OutputSpec::Speakers { target, .. }
@@ -218,18 +253,25 @@ impl OutputSpec {
     }
 }
 
+/// A loudness delivery target: a named preset or explicit limits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
     /// A named delivery target; the loudness module owns (and checks) the list.
     Preset(String),
+    /// Explicit limits; each `None` is not checked.
     Custom {
+        /// Programme loudness aimed at, LUFS (BS.1770-4 integrated).
         integrated_lufs: Option<f64>,
+        /// Allowed distance from `integrated_lufs`, LU.
         tolerance_lu: Option<f64>,
+        /// Upper limit for the integrated loudness, LUFS.
         max_integrated_lufs: Option<f64>,
+        /// Upper limit for the true peak, dBTP.
         true_peak_dbtp: Option<f64>,
     },
 }
 
+/// Stereo fold-down matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub enum FoldMatrix {
     /// Left-only/right-only (ITU-R BS.775).
@@ -239,12 +281,18 @@ pub enum FoldMatrix {
     LtRt,
 }
 
+/// How an immersive layout is folded down to two channels (ITU-R BS.775 coefficients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoldSpec {
+    /// Lo/Ro or Lt/Rt.
     pub matrix: FoldMatrix,
+    /// Gain of C (M+000) into both stereo channels, dB.
     pub center_db: f64,
+    /// Gain of the 5.1 surrounds (Ls/Rs) into their stereo side (Lo/Ro only), dB.
     pub surround_db: f64,
+    /// Gain of each surround into Ls/Rs when a side has several (7.x side + rear), dB.
     pub rear_db: f64,
+    /// Gain of each height channel into the ear-level speaker it folds into, dB.
     pub height_db: f64,
     /// `None`: the LFE is dropped.
     pub lfe_db: Option<f64>,
