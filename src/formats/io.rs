@@ -42,8 +42,9 @@ mod guard;
 pub use commit::{commit_all, forget_dir, note_dir, remove_own_temps};
 pub use guard::{MAX_SOFA_BYTES, MAX_TEXT_BYTES, check_outputs, open_input, read_capped};
 
-/// Lowest and highest sample rate accepted from a file (sources, masters, SOFA sets).
+/// Lowest sample rate accepted from a file (sources, masters, SOFA sets), in Hz.
 pub const MIN_RATE_HZ: u32 = 8_000;
+/// Highest sample rate accepted from a file, in Hz.
 pub const MAX_RATE_HZ: u32 = 768_000;
 /// Most channels accepted in a WAV file (ADM masters carry up to a few hundred tracks).
 pub const MAX_CHANNELS: usize = 1024;
@@ -52,90 +53,164 @@ pub const MAX_CHANNELS: usize = 1024;
 #[derive(Debug, Error)]
 pub enum IoError {
     #[error("{}: file not found", .path.display())]
-    NotFound { path: PathBuf },
+    /// The file does not exist.
+    NotFound {
+        /// The file or directory concerned.
+        path: PathBuf,
+    },
     #[error("{}: is {kind}; allowed: a regular file", .path.display())]
-    NotRegular { path: PathBuf, kind: &'static str },
+    /// The path is not a regular file.
+    NotRegular {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What the path is instead (a directory, a device, ...).
+        kind: &'static str,
+    },
     #[error("{}: the file is {size} bytes; allowed: at most {max} bytes", .path.display())]
-    TooLarge { path: PathBuf, size: u64, max: u64 },
+    /// The file exceeds the size limit.
+    TooLarge {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// Size of the file, in bytes.
+        size: u64,
+        /// Largest size allowed, in bytes.
+        max: u64,
+    },
     #[error(
         "{}: output would replace {}, which this command reads; allowed: an output that is none of the inputs (choose another --out)",
         .output.display(), .input.display()
     )]
-    OutputIsInput { output: PathBuf, input: PathBuf },
+    /// An output path is also one of the inputs.
+    OutputIsInput {
+        /// The output path.
+        output: PathBuf,
+        /// The input it would replace.
+        input: PathBuf,
+    },
     #[error(
         "{}: sample {value} (not a finite number) in channel {channel} at frame {frame}; allowed: finite samples",
         .path.display()
     )]
+    /// A sample is NaN or infinite.
     NonFinite {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The offending sample value.
         value: f32,
         /// 1-based.
         channel: usize,
+        /// Frame index (0-based).
         frame: u64,
     },
     #[error("{}: cannot read: {source}", .path.display())]
+    /// The file cannot be read.
     Unreadable {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying operating-system error.
         #[source]
         source: io::Error,
     },
     #[error("{}: not a WAV file: {reason}", .path.display())]
-    NotWav { path: PathBuf, reason: String },
-    #[error("{}: unsupported {what}; allowed: {allowed}", .path.display())]
-    Unsupported {
+    /// The file is not a RIFF/RF64/BW64 WAVE file.
+    NotWav {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    #[error("{}: unsupported {what}; allowed: {allowed}", .path.display())]
+    /// The file uses a feature halo does not support.
+    Unsupported {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// What is unsupported or invalid.
         what: String,
+        /// What is allowed instead.
         allowed: &'static str,
     },
     #[error(
         "{}: truncated: the header declares {expected_frames} frames but the data ends at frame {got_frames}",
         .path.display()
     )]
+    /// The audio data ends before the header says it should.
     Truncated {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// Frames the header declares.
         expected_frames: u64,
+        /// Frames actually present.
         got_frames: u64,
     },
     #[error("{}: corrupt WAV file: {reason}", .path.display())]
-    Corrupt { path: PathBuf, reason: String },
-    #[error("{}: directory is not writable: {source}", .path.display())]
-    NotWritable {
+    /// The file is malformed.
+    Corrupt {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// What is wrong, in words.
+        reason: String,
+    },
+    #[error("{}: directory is not writable: {source}", .path.display())]
+    /// The directory cannot be written to.
+    NotWritable {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying operating-system error.
         #[source]
         source: io::Error,
     },
     #[error("{}: write failed: {source}", .path.display())]
+    /// Writing failed.
     Write {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying operating-system error.
         #[source]
         source: io::Error,
     },
     #[error("{}: invalid output spec: {what}; allowed: {allowed}", .path.display())]
+    /// The output spec is invalid.
     InvalidSpec {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// What is unsupported or invalid.
         what: String,
+        /// What is allowed instead.
         allowed: &'static str,
     },
     #[error(
         "{}: buffer of {len} samples is not a whole number of {channels}-channel frames",
         .path.display()
     )]
+    /// A buffer does not hold whole frames.
     BufferShape {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// Length of the buffer, in samples.
         len: usize,
+        /// Channels per frame.
         channels: usize,
     },
     #[error("{}: cannot seek to frame {frame}; the file has {frames} frames", .path.display())]
+    /// A seek past the end of the file.
     SeekOutOfRange {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// Frame index (0-based).
         frame: u64,
+        /// Frames in the file.
         frames: u64,
     },
     #[error("{}: resampling {from_hz} Hz to {to_hz} Hz failed: {reason}", .path.display())]
+    /// Resampling failed.
     Resample {
+        /// The file or directory concerned.
         path: PathBuf,
+        /// Source sample rate, in Hz.
         from_hz: u32,
+        /// Target sample rate, in Hz.
         to_hz: u32,
+        /// What is wrong, in words.
         reason: String,
     },
 }
@@ -609,6 +684,7 @@ impl WavReader {
         })
     }
 
+    /// Format, length and metadata chunks of the open file.
     pub fn info(&self) -> &WavInfo {
         &self.info
     }
@@ -672,6 +748,7 @@ impl WavReader {
         Ok(Some(body))
     }
 
+    /// Path of the file being read.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -801,12 +878,16 @@ fn decode(format: SampleFormat, bytes: &[u8], out: &mut [f32]) {
 /// Sample encoding of a written file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteFormat {
+    /// 16-bit integer PCM.
     Pcm16,
+    /// 24-bit integer PCM.
     Pcm24,
+    /// 32-bit IEEE float.
     F32,
 }
 
 impl WriteFormat {
+    /// Bytes per sample in this format (2, 3 or 4).
     pub fn bytes(self) -> usize {
         match self {
             WriteFormat::Pcm16 => 2,
@@ -825,8 +906,11 @@ impl WriteFormat {
 /// What to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WavSpec {
+    /// Channels per frame.
     pub channels: usize,
+    /// Sample rate, in Hz.
     pub sample_rate: u32,
+    /// Sample format written.
     pub format: WriteFormat,
     /// `dwChannelMask`; `None` writes 0 (no speaker assignment).
     pub channel_mask: Option<u32>,
@@ -1053,6 +1137,7 @@ impl WavWriter {
         &self.path
     }
 
+    /// Channels, rate and format being written.
     pub fn spec(&self) -> &WavSpec {
         &self.spec
     }
@@ -1100,6 +1185,7 @@ impl WavWriter {
         Ok(())
     }
 
+    /// Frames written so far.
     pub fn frames_written(&self) -> u64 {
         self.frames
     }

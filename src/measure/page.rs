@@ -26,24 +26,35 @@ use thiserror::Error;
 /// File name of the page beside `report.json`.
 pub const PAGE_FILE: &str = "report.html";
 
+/// Errors of the QC page: a report or timeline that cannot be parsed.
 #[derive(Debug, Error)]
 pub enum PageError {
     #[error(
         "{origin}: not a halo report (line {line}, column {column}): {message}; expected the report.json that `halo render` writes"
     )]
+    /// `report.json` is not a halo report.
     Report {
+        /// Where the text came from (a path).
         origin: String,
+        /// Line of the error (1-based).
         line: usize,
+        /// Column of the error (1-based).
         column: usize,
+        /// What the JSON parser says.
         message: String,
     },
     #[error(
         "{origin}: not a halo timeline (line {line}, column {column}): {message}; expected the timeline.json that `halo render` writes beside report.json"
     )]
+    /// `timeline.json` is not a halo timeline.
     Timeline {
+        /// Where the text came from (a path).
         origin: String,
+        /// Line of the error (1-based).
         line: usize,
+        /// Column of the error (1-based).
         column: usize,
+        /// What the JSON parser says.
         message: String,
     },
 }
@@ -52,18 +63,29 @@ pub enum PageError {
 // What the page reads from report.json: only the fields it draws, every level optional
 // (`-inf` is written as null), unknown fields ignored, so that the report can grow.
 
+/// The parts of `report.json` the page draws.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ReportView {
+    /// Path of the session file that was rendered.
     pub session: String,
+    /// Sample rate, in Hz.
     pub sample_rate: u32,
+    /// Length of the render, in frames.
     pub frames: u64,
+    /// Length of the render, in seconds.
     pub duration_s: f64,
+    /// Wall-clock time the render took, in seconds.
     pub render_s: f64,
+    /// Audio seconds rendered per wall-clock second.
     pub realtime_factor: f64,
+    /// Per-source meters.
     pub sources: Vec<SourceView>,
+    /// Per-output meters.
     pub outputs: Vec<OutputView>,
+    /// Translation report, when one was made.
     pub translation: Option<TranslationView>,
+    /// Warnings of the render, one per line.
     pub warnings: Vec<String>,
 }
 

@@ -205,9 +205,12 @@ pub struct Timeline {
     /// The layout the translation report compares against, with its speakers.
     #[serde(default)]
     pub reference_layout: String,
+    /// Speakers of the reference layout.
     #[serde(default)]
     pub reference_speakers: Vec<Speaker>,
+    /// Series of each output.
     pub outputs: Vec<OutputTimeline>,
+    /// Series of each object.
     pub objects: Vec<ObjectTimeline>,
 }
 

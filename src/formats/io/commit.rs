@@ -46,6 +46,7 @@ pub fn note_dir(path: &Path) {
     record().dirs.push(path.to_path_buf());
 }
 
+/// Takes a folder off the record of [`note_dir`]: it now holds committed files and stays.
 pub fn forget_dir(path: &Path) {
     let mut r = record();
     r.dirs.retain(|p| p != path);

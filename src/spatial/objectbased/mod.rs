@@ -28,18 +28,26 @@ use crate::scene::layout::Layout;
 /// Largest number of channels (LFE included) a layout may have.
 pub const MAX_SPEAKERS: usize = 64;
 
+/// Errors of the gain calculator: a layout it cannot pan on.
 #[derive(Debug, Error)]
 pub enum GainCalcError {
     #[error("layout '{layout}': {source}")]
+    /// The point-source panner cannot be built on the layout.
     PointSource {
+        /// Name of the layout.
         layout: String,
+        /// Why the point-source panner failed.
         #[source]
         source: PointSourceError,
     },
     #[error("layout '{layout}': {speakers} channels; at most {max} are supported")]
+    /// The layout has more channels than `MAX_SPEAKERS` (64).
     TooManySpeakers {
+        /// Name of the layout.
         layout: String,
+        /// Channels of the layout (LFE included).
         speakers: usize,
+        /// Most channels supported.
         max: usize,
     },
 }
@@ -154,6 +162,7 @@ pub struct GainCalc {
 }
 
 impl GainCalc {
+    /// Builds the BS.2127 gain calculator for a layout (point-source triangulation, screen, zones).
     pub fn new(layout: &Layout) -> Result<GainCalc, GainCalcError> {
         let speakers = speakers_of(layout);
         if layout.channels.len() > MAX_SPEAKERS {
