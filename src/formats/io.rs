@@ -929,6 +929,8 @@ const DS64_BODY: u32 = 28;
 
 /// The exact header [`WavWriter`] writes for `data_bytes` bytes of audio: RIFF with a
 /// `JUNK` reservation while every size fits in 32 bits, RF64 with `ds64` beyond.
+/// Test support (halo's tests check the RIFF/RF64 switch with it).
+#[cfg(feature = "internals")]
 pub fn header_bytes(spec: &WavSpec, data_bytes: u64) -> Vec<u8> {
     header_bytes_with_chunks(spec, &[], data_bytes)
 }
@@ -1527,10 +1529,6 @@ impl SourceStream {
 
     pub fn path(&self) -> &Path {
         self.reader.path()
-    }
-
-    pub fn target_rate(&self) -> u32 {
-        self.target_rate
     }
 
     pub fn resampled(&self) -> bool {

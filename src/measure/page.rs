@@ -1624,6 +1624,8 @@ fn provenance(out: &mut String, c: &Ctx) {
 /// its size test: `objects` objects circling the room, a 7.1.4 render, binaural and a
 /// stereo fold-down, every series filled through [`crate::measure::timeline::Series`] as
 /// a render fills it.
+/// Test and bench support (the page's size test and benchmark).
+#[cfg(feature = "internals")]
 pub fn synthetic(duration_s: f64, objects: usize) -> (ReportView, Timeline) {
     use crate::measure::timeline::{self as tl, Reduce, Series};
     let polls = (duration_s / tl::LOUDNESS_STEP_S) as u64;

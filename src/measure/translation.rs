@@ -409,11 +409,6 @@ impl StereoMeter {
         self.history = Some(Series::new(bucket, Reduce::Min));
     }
 
-    /// Frames per correlation window.
-    pub fn window_frames(&self) -> usize {
-        self.window
-    }
-
     /// Like [`StereoMeter::finish`], with the correlation series if one was kept.
     pub fn finish_with_history(mut self) -> (StereoImage, Option<Vec<Option<f32>>>) {
         if self.fill > 0 {

@@ -101,12 +101,14 @@ pub(super) struct Track<'d> {
 /// Converts an ADM document and its `chna` to a halo scene whose object and bed sources are
 /// channels (0-based) of the ADM file itself. Returns the scene and the warnings (parts of
 /// the ADM halo does not render, or renders differently).
+/// Test, bench and fuzz support (halo's own reader goes through [`to_scene_choosing`]).
+#[cfg(feature = "internals")]
 pub fn to_scene(
     doc: &AdmDocument,
     chna: &Chna,
     audio: &AdmAudio,
 ) -> Result<(Scene, Vec<String>), AdmError> {
-    to_scene_of(doc, chna, audio, None)
+    to_scene_choosing(doc, chna, audio, None, &[])
 }
 
 /// The programme to render: the one whose `audioProgrammeID` or `audioProgrammeName` is
@@ -137,17 +139,8 @@ pub fn select_programme<'a>(
         })
 }
 
-/// [`to_scene`] of one programme (see [`select_programme`]).
-pub fn to_scene_of(
-    doc: &AdmDocument,
-    chna: &Chna,
-    audio: &AdmAudio,
-    programme: Option<&str>,
-) -> Result<(Scene, Vec<String>), AdmError> {
-    to_scene_choosing(doc, chna, audio, programme, &[])
-}
-
-/// [`to_scene_of`] with the complementary objects chosen: of each complementary group
+/// Converts one programme (see [`select_programme`]) to a scene, as `to_scene` does, with
+/// the complementary objects chosen: of each complementary group
 /// (BS.2076-2), the object named in `complementary`, or the group's leader, renders; the
 /// others do not.
 pub fn to_scene_choosing(
