@@ -94,6 +94,8 @@ impl BinauralRenderMode {
         }
     }
 
+    /// Code of the mode in the chunk (0..=7). Test support (halo writes no `dbmd`).
+    #[cfg(feature = "internals")]
     pub fn code(self) -> u8 {
         match self {
             Self::Off => 0,
@@ -106,6 +108,8 @@ impl BinauralRenderMode {
     }
 
     /// MediaInfo's name of the mode.
+    /// Test support (halo's tests compare it with MediaInfo).
+    #[cfg(feature = "internals")]
     pub fn name(self) -> String {
         match self {
             Self::Off => "Off".into(),
@@ -145,6 +149,8 @@ impl WarpMode {
         }
     }
 
+    /// Code of the mode in the chunk (0..=7). Test support (halo writes no `dbmd`).
+    #[cfg(feature = "internals")]
     pub fn code(self) -> u8 {
         match self {
             Self::DirectRender => 0,
@@ -192,6 +198,8 @@ impl StereoDownmix {
         }
     }
 
+    /// Code of the downmix in the chunk (0..=7). Test support (halo writes no `dbmd`).
+    #[cfg(feature = "internals")]
     pub fn code(self) -> u8 {
         match self {
             Self::NotIndicated => 0,
@@ -274,11 +282,15 @@ pub struct Dbmd {
 
 const ATMOS_ID: u8 = 9;
 const SUPPLEMENTAL_ID: u8 = 10;
+/// Size of the Atmos segment written, in bytes. Test support (halo writes no `dbmd`).
+#[cfg(feature = "internals")]
 const ATMOS_SIZE: usize = 248;
 const SYNC: u32 = 0xF872_6FBD;
 /// The largest `dbmd` chunk halo reads (real chunks are a few hundred bytes).
 pub const MAX_DBMD_BYTES: u64 = 1 << 20;
 /// The version halo writes.
+/// Test support (halo writes no `dbmd`).
+#[cfg(feature = "internals")]
 pub const VERSION: u32 = 0x0100_0006;
 
 fn checksum(size: u16, payload: &[u8]) -> u8 {
@@ -370,6 +382,8 @@ impl Dbmd {
     }
 
     /// The chunk's payload bytes (version, segments, end marker).
+    /// Test and fuzz support (halo writes no `dbmd`).
+    #[cfg(feature = "internals")]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.version.to_le_bytes().to_vec();
         let mut push = |id: u8, payload: &[u8]| {
@@ -392,15 +406,12 @@ impl Dbmd {
         out.push(0);
         out
     }
-
-    /// The binaural render mode of track `i` (`chna` order), if the chunk has one.
-    pub fn binaural_mode(&self, track: usize) -> Option<BinauralRenderMode> {
-        self.supplemental.as_ref()?.binaural.get(track).copied()
-    }
 }
 
 impl AtmosSegment {
     /// A segment written by `tool` (version `tool_version`) with the given downmixes.
+    /// Test support (halo writes no `dbmd`).
+    #[cfg(feature = "internals")]
     pub fn new(
         tool: &str,
         tool_version: [u8; 3],
@@ -445,6 +456,8 @@ fn parse_atmos(p: &[u8], offset: usize) -> Result<AtmosSegment, DbmdError> {
     })
 }
 
+/// Atmos segment payload (raw bytes with the known fields written over). Test support.
+#[cfg(feature = "internals")]
 fn write_atmos(a: &AtmosSegment) -> Vec<u8> {
     let mut p = a.raw.clone();
     if p.len() < ATMOS_SIZE {
@@ -532,6 +545,8 @@ fn parse_supplemental(p: &[u8], offset: usize) -> Result<SupplementalSegment, Db
     })
 }
 
+/// Supplemental segment payload. Test support (halo writes no `dbmd`).
+#[cfg(feature = "internals")]
 fn write_supplemental(s: &SupplementalSegment) -> Vec<u8> {
     let count = s.binaural.len().min(u16::MAX as usize);
     let mut p = SYNC.to_le_bytes().to_vec();
