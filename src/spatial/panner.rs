@@ -140,11 +140,14 @@ pub enum VirtualKind {
     /// Centre of a planar hull face with more than three speakers.
     FaceCentre,
     /// A speaker of the internal 0+5+0 that 2.0 is folded down from (C, Ls, Rs).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     StereoPhantom,
 }
 
 /// A virtual speaker and where its signal goes: `(layout channel, amplitude)` pairs
 /// (before the final power normalisation).
+/// Test support (the panner's tests inspect the virtual speakers).
+#[cfg(feature = "internals")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct VirtualSpeaker {
     pub direction: Direction,
@@ -157,6 +160,8 @@ pub struct VirtualSpeaker {
 struct Tri {
     inv: [[f64; 3]; 3],
     v: [usize; 3],
+    /// Read only by test support (`Panner::in_real_triangle`).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     real: bool,
 }
 
@@ -165,12 +170,16 @@ struct Vertex {
     u: [f64; 3],
     /// Output channel of the core for a real speaker.
     real: Option<usize>,
+    /// Read only by test support (`Panner::virtual_speakers`).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     kind: Option<VirtualKind>,
 }
 
 /// VBAP over a triangulated hull, feeding `n_out` core channels.
 #[derive(Debug, Clone)]
 struct Core {
+    /// Read only by test support (`Panner::virtual_speakers`, `Panner::triangles`).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     verts: Vec<Vertex>,
     tris: Vec<Tri>,
     /// Feeds of vertex `v`: `mix[mix_start[v]..mix_start[v + 1]]`.
@@ -215,12 +224,15 @@ impl Default for PanHint {
 /// non-zero: every channel outside [`SparseGains::mask`] is exactly zero. Filled by
 /// [`Panner::position_gains_sparse`]; a point source has only the few channels of the
 /// speakers around its hull triangle in the mask.
+/// Test and bench support (halo's tests check it against the dense gains).
+#[cfg(feature = "internals")]
 #[derive(Debug, Clone)]
 pub struct SparseGains {
     gains: [f64; MAX_CHANNELS],
     mask: u64,
 }
 
+#[cfg(feature = "internals")]
 impl Default for SparseGains {
     fn default() -> Self {
         SparseGains {
@@ -230,6 +242,7 @@ impl Default for SparseGains {
     }
 }
 
+#[cfg(feature = "internals")]
 impl SparseGains {
     /// The channels that may be non-zero: bit `c` for channel `c`.
     pub fn mask(&self) -> u64 {
@@ -277,7 +290,6 @@ impl Iterator for Channels {
 /// the gain functions never allocate.
 #[derive(Debug, Clone)]
 pub struct Panner {
-    layout_name: String,
     n: usize,
     core: Core,
     mode: Mode,
@@ -384,7 +396,6 @@ impl Panner {
         };
 
         let mut panner = Panner {
-            layout_name: name,
             n,
             core,
             mode,
@@ -412,11 +423,6 @@ impl Panner {
         Ok(panner)
     }
 
-    /// Name of the layout the panner was built for.
-    pub fn layout_name(&self) -> &str {
-        &self.layout_name
-    }
-
     /// Number of output channels (the layout's, LFE included; LFE gains are always 0).
     pub fn num_channels(&self) -> usize {
         self.n
@@ -430,6 +436,8 @@ impl Panner {
     }
 
     /// Gains of a source of size `size` (0 point … 1 whole room) in direction `dir`.
+    /// Test and bench support (halo renders through the position functions).
+    #[cfg(feature = "internals")]
     pub fn gains(&self, dir: Direction, size: f64, out: &mut [f64]) {
         self.gains_hinted(dir, size, &self.core.last, out);
     }
@@ -531,6 +539,8 @@ impl Panner {
     /// [`Panner::position_gains_with_hint`] into a [`SparseGains`]: the same gains, but
     /// only the channels a point source feeds (the speakers around its hull triangle) are
     /// written and listed, so a caller touches a handful of channels instead of all.
+    /// Test support (see [`SparseGains`]).
+    #[cfg(feature = "internals")]
     pub fn position_gains_sparse(
         &self,
         pos: Position,
@@ -609,6 +619,8 @@ impl Panner {
 
     /// Whether `dir` lies in a hull triangle of three real speakers (where the velocity
     /// vector of the gains points exactly at the source). Always false for 2.0.
+    /// Test support (halo's panner tests).
+    #[cfg(feature = "internals")]
     pub fn in_real_triangle(&self, dir: Direction) -> bool {
         match self.mode {
             Mode::Stereo { .. } => false,
@@ -620,6 +632,8 @@ impl Panner {
     }
 
     /// The virtual speakers, with where their signal goes (layout channels).
+    /// Test support (the panner's unit tests).
+    #[cfg(feature = "internals")]
     pub fn virtual_speakers(&self) -> Vec<VirtualSpeaker> {
         let mut list = Vec::new();
         for (v, vert) in self.core.verts.iter().enumerate() {
@@ -671,6 +685,8 @@ impl Panner {
 
     /// The hull's triangles (directions of their corners), for inspection. For 2.0 these
     /// are the internal 0+5+0's.
+    /// Test support (the panner's unit tests).
+    #[cfg(feature = "internals")]
     pub fn triangles(&self) -> Vec<[Direction; 3]> {
         self.core
             .tris

@@ -61,12 +61,6 @@ impl Edges {
             top_elevation_deg: elevation_deg(m(centre, z, 1.0)),
         }
     }
-
-    /// Whether the screen is one the standard can scale with (it does not reach behind
-    /// the listener or over a pole).
-    pub fn is_valid(&self) -> bool {
-        self.right_azimuth_deg <= self.left_azimuth_deg
-    }
 }
 
 /// Screen scaling of an (azimuth, elevation) from the reference to the reproduction
