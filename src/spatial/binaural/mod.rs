@@ -144,6 +144,8 @@ pub struct HrtfSet {
     /// Impulse responses: measurement-major, then ear (0 = left, 1 = right), then taps.
     irs: Vec<f32>,
     /// Frames of common leading silence removed at load.
+    /// Read only by test support (`HrtfSet::trimmed_onset_frames`).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     trimmed_onset_frames: usize,
     mesh: Mesh,
 }
@@ -347,6 +349,8 @@ impl HrtfSet {
     }
 
     /// Frames of leading silence common to all measurements removed at load.
+    /// Test support (halo's binaural tests).
+    #[cfg(feature = "internals")]
     pub fn trimmed_onset_frames(&self) -> usize {
         self.trimmed_onset_frames
     }
@@ -361,6 +365,8 @@ impl HrtfSet {
 
     /// The lowest and highest measured elevations, in degrees: directions outside are
     /// clamped to this range before interpolation.
+    /// Test support (halo's binaural tests).
+    #[cfg(feature = "internals")]
     pub fn elevation_range_deg(&self) -> (f64, f64) {
         (self.mesh.el_min_deg, self.mesh.el_max_deg)
     }
@@ -1130,24 +1136,9 @@ impl BinauralRenderer {
         })
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &BinauralConfig {
-        &self.config
-    }
-
     /// Latency in frames: input frame `n` is heard at output frame `n + latency()`.
     pub fn latency(&self) -> usize {
         self.block
-    }
-
-    /// Length of a filter crossfade, in frames (one partition).
-    pub fn crossfade_frames(&self) -> usize {
-        self.block
-    }
-
-    /// The HRTF set in use.
-    pub fn hrtf(&self) -> &Arc<HrtfSet> {
-        &self.hrtf
     }
 
     fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
@@ -1188,13 +1179,6 @@ impl BinauralRenderer {
     /// room.
     pub fn set_distance(&mut self, source: usize, distance: Distance) {
         self.update(source, |p| p.distance = distance);
-    }
-
-    /// Energies (both ears) behind the room's calibration: the direct sound of a source
-    /// ahead, the early reflections of a `Mid` and a `Far` source ahead, the late reverb
-    /// per unit input.
-    pub fn room_energies(&self) -> [f64; 4] {
-        self.room.energies
     }
 
     /// An inactive source's input is ignored (treated as silence): its convolution tail

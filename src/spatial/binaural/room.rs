@@ -183,9 +183,6 @@ pub(super) struct Room {
     late_gain: [f32; 2],
     late_in: Vec<f32>,
     late_out: [Vec<f32>; 2],
-    /// Energy figures of the calibration (both ears): direct ahead, early reflections of
-    /// the input ahead (Mid, Far), late reverb per unit input.
-    pub(super) energies: [f64; 4],
 }
 
 impl Room {
@@ -268,7 +265,6 @@ impl Room {
             late_gain,
             late_in: vec![0.0; block],
             late_out: [vec![0.0; block], vec![0.0; block]],
-            energies: [direct, er_energy[0], er_energy[1], late_unit],
         }
     }
 
