@@ -65,12 +65,12 @@ fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 })
                 .collect();
             ObjectConfig {
-                name: format!("obj{i}"),
                 gain_db: Automation::constant(-12.0),
                 position: Automation::new(keys).expect("ordered keyframes"),
                 size: Automation::constant(0.0),
                 mute: false,
                 binaural_bypass: false,
+                binaural_distance: Distance::Mid,
             }
         })
         .collect()

@@ -42,10 +42,6 @@ const QUIET_BELOW_TOTAL_DB: f64 = 40.0;
 /// Files halo does not yet render as EAR does, with the reason. Each is rendered anyway
 /// (it must not panic), and a file listed here that matches fails the test.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "dolby_sample_adm_file_6.wav",
-        "Cartesian objects: halo's panner is not yet BS.2127's allocentric panner",
-    ),
     ("ear_matrix.xml", "Matrix packs are not rendered"),
     (
         "eat_diffuse.wav",

@@ -335,7 +335,6 @@ fn output_does_not_depend_on_block_sizes_in_any_mode() {
 /// One object at 60° left rendered binaurally by the engine in each mode.
 fn engine_render(bypass: bool, distance: Distance) -> Vec<f32> {
     let object = ObjectConfig {
-        name: "o".into(),
         gain_db: Automation::constant(0.0),
         position: Automation::constant(Position::Polar {
             azimuth_deg: 60.0,

@@ -146,6 +146,9 @@ enum Kind {
         left: usize,
         right: usize,
     },
+    /// One loudspeaker (a 1.0 layout, outside BS.2051): every direction feeds it at unity
+    /// gain, which is what any power-preserving panner must do with one speaker.
+    Mono,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +172,9 @@ impl PointSourcePanner {
     pub fn new(speakers: &[Speaker]) -> Result<PointSourcePanner, PointSourceError> {
         if speakers.is_empty() {
             return Err(PointSourceError::NoSpeakers);
+        }
+        if speakers.len() == 1 {
+            return Ok(PointSourcePanner { kind: Kind::Mono });
         }
         let labels: Vec<&str> = speakers.iter().map(|s| s.label.as_str()).collect();
         if labels.len() == 2 && labels.contains(&"M+030") && labels.contains(&"M-030") {
@@ -211,6 +217,7 @@ impl PointSourcePanner {
         match &self.kind {
             Kind::Full(f) => f.n,
             Kind::Stereo { .. } => 2,
+            Kind::Mono => 1,
         }
     }
 
@@ -219,6 +226,10 @@ impl PointSourcePanner {
     pub fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
         match &self.kind {
             Kind::Full(f) => f.handle(p, hint, out),
+            Kind::Mono => {
+                out[0] = 1.0;
+                true
+            }
             Kind::Stereo { five, left, right } => {
                 let mut g = [0.0; 5];
                 if !five.handle(p, hint, &mut g) {
