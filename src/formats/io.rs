@@ -1311,7 +1311,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, IoError> {
     read_capped(path, MAX_SOFA_BYTES)
 }
 
-/// Reads a UTF-8 text file (a regular file of at most [`MAX_TEXT_BYTES`]).
+/// Reads a UTF-8 text file (a regular file of at most `MAX_TEXT_BYTES`).
 pub fn read_text(path: &Path) -> Result<String, IoError> {
     let bytes = read_capped(path, MAX_TEXT_BYTES)?;
     String::from_utf8(bytes).map_err(|e| IoError::Unreadable {

@@ -216,7 +216,7 @@ impl Meter {
     }
 
     /// Keeps the momentary and short-term loudness and the true peak of every 100 ms
-    /// (see [`crate::measure::timeline`]), `bucket` polls to a stored point. Off by default:
+    /// (see `measure::timeline`), `bucket` polls to a stored point. Off by default:
     /// the series grow with the programme (live metering never calls this).
     pub fn keep_history(&mut self, bucket: usize) {
         self.history = Some(LoudnessHistory::new(bucket));

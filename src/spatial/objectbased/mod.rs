@@ -513,7 +513,7 @@ pub fn halo_metadata(position: crate::scene::geometry::Position, size: f64) -> O
 
 impl GainCalc {
     /// Direct gains (one per layout channel) of a halo object position and size (see
-    /// [`halo_metadata`]).
+    /// `halo_metadata`).
     pub fn position_gains(
         &self,
         position: crate::scene::geometry::Position,
