@@ -143,7 +143,9 @@ fn cartesian_blocks_follow_the_bs2127_timing_rules() {
             // Block 3 (jumpPosition 1, interpolationLength 0.25 s): 12000 frames.
             (144_000, cart(1.0, 1.0, 0.5), Linear),
             (156_000, cart(1.0, -1.0, 0.5), Step),
-            // Block 4 (jumpPosition 1, no length, sample-form rtime): a jump.
+            // Block 4 (jumpPosition 1, no length, sample-form rtime): a jump, exact to the
+            // sample (held up to the frame before, as the engine ramps between gain points).
+            (191_999, cart(1.0, -1.0, 0.5), Step),
             (192_000, cart(0.0, -1.0, 0.0), Step),
         ]
     );

@@ -56,30 +56,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
     ),
     ("eps_hoa_4ch_bwf_1stOrderAmbix.wav", "HOA is not rendered"),
     (
-        "eat_interpolation_length.wav",
-        "48 samples long: halo pans every 64 samples, BS.2127 interpolates gains per sample",
-    ),
-    (
-        "eat_object_delay.wav",
-        "audio before the first block / outside the object: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_silent_before_after.wav",
-        "audio before the first block / after the last: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_silent_before_after_ds.wav",
-        "audio before the first block / after the last: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_timing_on_object.wav",
-        "audioObject duration is not applied (audio outside it plays)",
-    ),
-    (
-        "eat_zero_size.wav",
-        "48 samples of blocks that BS.2127 silences between and after; halo holds",
-    ),
-    (
         "wavinfo_Test_ADM_ProTools.wav",
         "EAR 2.1.0 does not take RC_LFE for an LFE (halo does, BS.2127 §8 with the Dolby \
          label); M+030 2 dB: Cartesian objects, halo's panner is not yet BS.2127's",
