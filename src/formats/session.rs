@@ -1011,6 +1011,7 @@ pub fn parse(
             gain_db,
             mute: b.mute,
             channels,
+            hoa: None,
         });
     }
 

@@ -195,6 +195,10 @@ pub struct BedSpec {
     /// Binaural render mode of each channel, in layout order (`None`: Mid for all; the
     /// LFE is never rendered binaurally).
     pub binaural: Option<Vec<BinauralMode>>,
+    /// An HOA signal (ADM HOA, BS.2127 §9) instead of speaker feeds: its channels' orders,
+    /// degrees and normalisation; the layout then only counts the channels. Decoded to
+    /// each output by the BS.2127 AllRAD decoder.
+    pub hoa: Option<crate::spatial::hoa::HoaFormat>,
 }
 
 /// One rendered output, with its master chain and loudness target.

@@ -3,5 +3,6 @@
 
 pub mod binaural;
 pub mod downmix;
+pub mod hoa;
 pub mod objectbased;
 pub mod panner;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::scene::layout::Channel;
+use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
 pub(super) struct Finder<'d> {
     doc: &'d AdmDocument,
@@ -502,6 +503,15 @@ impl Built {
                 |c| c.type_def == TypeDefinition::DirectSpeakers,
             )
         });
+        let (hoa, others): (Vec<&Track>, Vec<&Track>) = others.into_iter().partition(|t| {
+            t.channel.map_or_else(
+                || is_common_hoa(&t.channel_id),
+                |c| c.type_def == TypeDefinition::Hoa,
+            )
+        });
+        if !hoa.is_empty() {
+            self.add_hoa(group, &hoa, audio, warnings)?;
+        }
         for t in others {
             self.add_object(group, t, audio, warnings)?;
         }
@@ -611,6 +621,85 @@ impl Built {
         Ok(())
     }
 
+    /// HOA channels (BS.2127 §9): one bed carrying the HOA signal, decoded to each output.
+    fn add_hoa(
+        &mut self,
+        group: &Group,
+        tracks: &[&Track],
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), AdmError> {
+        let (id, name) = (&group.id, &group.name);
+        let element = format!("audioObject {id} {name:?}");
+        let mut channels = Vec::with_capacity(tracks.len());
+        let mut normalization: Option<HoaNormalization> = None;
+        for t in tracks {
+            let (n, m, norm) = hoa_component(t)?;
+            match normalization {
+                Some(first) if first != norm => {
+                    return Err(invalid(
+                        &element,
+                        format!(
+                            "HOA channel {} is {norm:?}, the others {first:?}",
+                            t.channel_id
+                        ),
+                        "one normalization (N3D, SN3D or FuMa) for all channels of an HOA pack",
+                    ));
+                }
+                _ => normalization = Some(norm),
+            }
+            channels.push((n, m));
+        }
+        let format = HoaFormat {
+            channels,
+            normalization: normalization.unwrap_or(HoaNormalization::SN3D),
+        };
+        crate::spatial::hoa::check(&format)
+            .map_err(|e| invalid(&element, e.to_string(), "HOA orders 0…10"))?;
+        let timed = group
+            .object
+            .is_some_and(|o| o.start.is_some() || o.duration.is_some());
+        if timed {
+            warnings.push(format!(
+                "{element}: HOA with audioObject start/duration: halo renders it for the whole \
+                 file (BS.2127 only within the object's span)"
+            ));
+        }
+        let order = format.channels.iter().map(|c| c.0).max().unwrap_or(0);
+        let layout = Layout {
+            name: format!("HOA order {order} {:?}", format.normalization),
+            aliases: Vec::new(),
+            channels: format
+                .channels
+                .iter()
+                .map(|&(n, m)| {
+                    let acn = crate::spatial::hoa::acn(n, m);
+                    Channel {
+                        label: format!("ACN{acn}"),
+                        name: format!("ACN{acn}"),
+                        azimuth_deg: 0.0,
+                        elevation_deg: 0.0,
+                        lfe: false,
+                        distance_m: None,
+                        wav_bit: None,
+                    }
+                })
+                .collect(),
+        };
+        let name = self.unique(name, id);
+        self.beds.push(BedSpec {
+            binaural: None,
+            hoa: Some(format),
+            name,
+            source: audio.path.clone(),
+            layout,
+            gain_db: group.gain_db,
+            mute: group.mute,
+            channels: Some(tracks.iter().map(|t| t.file_channel).collect()),
+        });
+        Ok(())
+    }
+
     /// A DirectSpeakers channel active only part of the time: an object at the speaker's
     /// position, silent outside the `active` intervals. An LFE is left to the bed
     /// (`false`): it is rendered for the whole file, with a warning.
@@ -686,6 +775,7 @@ impl Built {
             let name = self.unique(name, id);
             self.beds.push(BedSpec {
                 binaural: None,
+                hoa: None,
                 name,
                 source: audio.path.clone(),
                 layout,
@@ -711,6 +801,7 @@ impl Built {
         let name = self.unique(name, id);
         self.beds.push(BedSpec {
                 binaural: None,
+                hoa: None,
             name,
             source: audio.path.clone(),
             layout: Layout {
@@ -724,6 +815,67 @@ impl Built {
         });
         Ok(())
     }
+}
+
+/// The order, degree and normalization of an HOA track: from its channel format's block,
+/// or from a BS.2094 common definition `AC_0004ggcc` (group `gg`: 00 SN3D, 01 N3D,
+/// 02 FuMa; `cc` − 1 is the ACN), the rule of BS.2094-1's HOA table.
+pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), AdmError> {
+    let element = format!("audioChannelFormat {}", t.channel_id);
+    if let Some(cf) = t.channel {
+        let b = cf.blocks.first();
+        let (Some(n), Some(m)) = (
+            b.and_then(|b| b.hoa_order),
+            b.and_then(|b| b.hoa_degree),
+        ) else {
+            return Err(invalid(
+                element,
+                "the HOA channel has no order or degree",
+                "<order> and <degree> in its audioBlockFormat",
+            ));
+        };
+        let norm = match b.and_then(|b| b.hoa_normalization.as_deref()) {
+            None => HoaNormalization::SN3D,
+            Some(s) => HoaNormalization::parse(s).ok_or_else(|| {
+                invalid(
+                    &element,
+                    format!("normalization {s:?} is not known"),
+                    "N3D, SN3D or FuMa",
+                )
+            })?,
+        };
+        return Ok((n, m, norm));
+    }
+    let id = &t.channel_id;
+    let hex = |r: std::ops::Range<usize>| {
+        id.get(r)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let (Some(group), Some(index)) = (hex(7..9), hex(9..11)) else {
+        return Err(invalid(element, "not a BS.2094 HOA channel", "AC_0004ggcc"));
+    };
+    let norm = match group {
+        0 => HoaNormalization::SN3D,
+        1 => HoaNormalization::N3D,
+        2 => HoaNormalization::FuMa,
+        _ => {
+            return Err(invalid(
+                element,
+                "not a BS.2094 HOA channel",
+                "AC_000400cc (SN3D), AC_000401cc (N3D), AC_000402cc (FuMa)",
+            ));
+        }
+    };
+    let max_acn = if norm == HoaNormalization::FuMa { 16 } else { 121 };
+    if index == 0 || index > max_acn {
+        return Err(invalid(
+            element,
+            "not a BS.2094 HOA channel",
+            "channel numbers 01…79 (hex; 01…10 for FuMa)",
+        ));
+    }
+    let (n, m) = crate::spatial::hoa::from_acn(index as usize - 1);
+    Ok((n, m, norm))
 }
 
 /// Whether a DirectSpeakers channel is an LFE (BS.2127 §8.2): its label names one (`LFE`,

@@ -163,6 +163,10 @@ pub struct BlockFormat {
     pub headphone_drr_db: Option<f64>,
     /// The `halo:keys` mark (see the module documentation).
     pub halo_keys: Option<String>,
+    /// HOA (BS.2076 §5.4.3.4): the component's `order`, `degree` and `normalization`.
+    pub hoa_order: Option<u32>,
+    pub hoa_degree: Option<i32>,
+    pub hoa_normalization: Option<String>,
 }
 
 impl BlockFormat {
@@ -183,6 +187,9 @@ impl BlockFormat {
             headphone_bypass: false,
             headphone_drr_db: None,
             halo_keys: None,
+            hoa_order: None,
+            hoa_degree: None,
+            hoa_normalization: None,
         }
     }
 }

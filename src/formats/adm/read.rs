@@ -624,7 +624,10 @@ pub(super) fn channel_format(
     for w in warned {
         warnings.push(format!("{element}: {w}"));
     }
-    if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
+    if !matches!(
+        type_def,
+        TypeDefinition::Objects | TypeDefinition::DirectSpeakers | TypeDefinition::Hoa
+    ) {
         warnings.push(format!(
             "{element} ({:?}): {} channels are not supported",
             el.attr("audioChannelFormatName").unwrap_or_default(),
@@ -681,6 +684,25 @@ pub(super) fn block_format(
     block.rtime = opt_time(b, "rtime", &element)?;
     block.duration = opt_time(b, "duration", &element)?;
     block.halo_keys = b.attr("halo:keys").map(str::to_string);
+    if type_def == TypeDefinition::Hoa {
+        let int = |name: &str| -> Result<Option<i64>, AdmError> {
+            b.child(name)
+                .map(|c| {
+                    c.text.trim().parse::<i64>().ok().filter(|v| v.abs() <= 100).ok_or_else(|| {
+                        invalid(
+                            format!("{element}: {name}"),
+                            format!("{:?} is not a whole number from -100 to 100", c.text.trim()),
+                            "an integer (order 0…10, degree −order…order)",
+                        )
+                    })
+                })
+                .transpose()
+        };
+        block.hoa_order = int("order")?.map(|v| v.unsigned_abs() as u32);
+        block.hoa_degree = int("degree")?.map(|v| v as i32);
+        block.hoa_normalization = b.child("normalization").map(|c| c.text.trim().to_string());
+        return Ok(block);
+    }
     if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
         return Ok(block);
     }
