@@ -203,6 +203,7 @@ fn output_does_not_depend_on_block_size() {
             gain_db: -2.0,
             mute: false,
             binaural_distances: vec![],
+            hoa: None,
         }]
     };
     let bed_signals = vec![
@@ -319,6 +320,7 @@ fn matching_bed_passes_bit_exactly() {
         gain_db: 0.0,
         mute: false,
         binaural_distances: vec![],
+        hoa: None,
     };
     let out = render(
         vec![],
@@ -346,6 +348,7 @@ fn bed_51_lands_by_label_in_714() {
             gain_db: 0.0,
             mute: false,
             binaural_distances: vec![],
+            hoa: None,
         };
         let out = render(
             vec![],
@@ -393,6 +396,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         gain_db: 0.0,
         mute: false,
         binaural_distances: vec![],
+        hoa: None,
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

@@ -63,6 +63,7 @@ fn config() -> EngineConfig {
             gain_db: -6.0,
             mute: false,
             binaural_distances: vec![Some(Distance::Mid); 6],
+            hoa: None,
         }],
         outputs: vec![
             OutputConfig::Speakers {

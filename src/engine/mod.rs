@@ -276,6 +276,9 @@ struct Output {
     enabled: bool,
 }
 
+/// (HOA channel, gain) taps feeding one virtual speaker of an HOA bed.
+type HoaTaps = Vec<(usize, f32)>;
+
 /// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
 struct BinauralPath {
     renderer: BinauralRenderer,
@@ -293,7 +296,7 @@ struct BinauralPath {
     /// (bed, channel, renderer source, gain) for the non-LFE bed channels.
     bed_sources: Vec<(usize, usize, usize, f32)>,
     /// HOA beds decoded to virtual speakers: (bed, renderer source, (channel, gain) taps).
-    hoa_sources: Vec<(usize, usize, Vec<(usize, f32)>)>,
+    hoa_sources: Vec<(usize, usize, HoaTaps)>,
     /// (bed, LFE channel, gain) mixed into both ears, delayed by the renderer's latency.
     lfe_taps: Vec<(usize, usize, f32)>,
     lfe: Vec<f32>,
