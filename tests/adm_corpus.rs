@@ -42,7 +42,6 @@ const QUIET_BELOW_TOTAL_DB: f64 = 40.0;
 /// Files halo does not yet render as EAR does, with the reason. Each is rendered anyway
 /// (it must not panic), and a file listed here that matches fails the test.
 const KNOWN_FAILURES: &[(&str, &str)] = &[
-    ("ear_matrix.xml", "Matrix packs are not rendered"),
     (
         "eat_diffuse.wav",
         "diffuse is rendered as direct sound (no BS.2127 decorrelation)",

@@ -21,6 +21,24 @@ impl<'d> Finder<'d> {
         self.doc.track_uids.iter().find(|u| u.id == id)
     }
 
+    /// A track of a Matrix channel that names its output channel (a decode or direct
+    /// matrix whose result the track already carries, BS.2127 §7.1's "pre-applied" use)
+    /// is that output channel: a DirectSpeakers channel of the output pack.
+    fn through_matrix(&self, t: Track<'d>) -> Track<'d> {
+        let output = t.channel.filter(|c| c.type_def == TypeDefinition::Matrix).and_then(|c| {
+            c.blocks.first().and_then(|b| b.matrix_output_ref.clone())
+        });
+        match output {
+            Some(out) => Track {
+                file_channel: t.file_channel,
+                channel: self.channel(&out),
+                channel_id: out,
+                pack_id: t.pack_id,
+            },
+            None => t,
+        }
+    }
+
     /// The channel format a track UID (with its chna entry) refers to.
     fn channel_of(&self, uid: &str, entry: Option<&ChnaEntry>) -> Result<String, AdmError> {
         let element = format!("audioTrackUID {uid}");
@@ -416,6 +434,7 @@ fn groups_of<'d>(
                 channel_id,
                 pack_id: Some(e.pack_ref.clone()).filter(|p| !p.is_empty()),
             };
+            let track = f.through_matrix(track);
             let key = track.pack_id.clone().unwrap_or_default();
             match groups.iter_mut().find(|g| g.id == key) {
                 Some(g) => g.tracks.push(track),
@@ -447,12 +466,12 @@ fn groups_of<'d>(
                 .and_then(|u| u.pack_ref.clone())
                 .or_else(|| Some(entry.pack_ref.clone()).filter(|p| !p.is_empty()))
                 .or_else(|| o.pack_refs.first().cloned());
-            tracks.push(Track {
+            tracks.push(f.through_matrix(Track {
                 file_channel: usize::from(entry.track_index) - 1,
                 channel: f.channel(&channel_id),
                 channel_id,
                 pack_id,
-            });
+            }));
         }
         groups.push(Group {
             id: o.id.clone(),

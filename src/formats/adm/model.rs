@@ -167,6 +167,9 @@ pub struct BlockFormat {
     pub hoa_order: Option<u32>,
     pub hoa_degree: Option<i32>,
     pub hoa_normalization: Option<String>,
+    /// Matrix (BS.2076 §5.4.3.3): the channel a decode or direct matrix channel feeds
+    /// (`outputChannelFormatIDRef`).
+    pub matrix_output_ref: Option<String>,
 }
 
 impl BlockFormat {
@@ -190,6 +193,7 @@ impl BlockFormat {
             hoa_order: None,
             hoa_degree: None,
             hoa_normalization: None,
+            matrix_output_ref: None,
         }
     }
 }

@@ -626,7 +626,10 @@ pub(super) fn channel_format(
     }
     if !matches!(
         type_def,
-        TypeDefinition::Objects | TypeDefinition::DirectSpeakers | TypeDefinition::Hoa
+        TypeDefinition::Objects
+            | TypeDefinition::DirectSpeakers
+            | TypeDefinition::Hoa
+            | TypeDefinition::Matrix
     ) {
         warnings.push(format!(
             "{element} ({:?}): {} channels are not supported",
@@ -684,6 +687,13 @@ pub(super) fn block_format(
     block.rtime = opt_time(b, "rtime", &element)?;
     block.duration = opt_time(b, "duration", &element)?;
     block.halo_keys = b.attr("halo:keys").map(str::to_string);
+    if type_def == TypeDefinition::Matrix {
+        block.matrix_output_ref = b
+            .child("outputChannelFormatIDRef")
+            .map(|c| c.text.trim().to_string())
+            .filter(|t| !t.is_empty() && t.len() <= 64);
+        return Ok(block);
+    }
     if type_def == TypeDefinition::Hoa {
         let int = |name: &str| -> Result<Option<i64>, AdmError> {
             b.child(name)
