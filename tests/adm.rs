@@ -634,8 +634,11 @@ fn unsupported_content_is_warned_not_dropped_silently() {
     };
     let (scene, w) = to_scene(&doc, &chna, &audio(2)).unwrap();
     assert_eq!(scene.objects.len(), 1);
+    // HOA is rendered (BS.2127 §9): a bed carrying the HOA signal (SN3D by default).
+    assert_eq!(scene.beds.len(), 1);
+    assert!(scene.beds[0].hoa.is_some(), "{:?}", scene.beds[0]);
     let all = w.join("\n");
-    for needle in ["HOA", "screenRef", "objectDivergence", "AO_1001"] {
+    for needle in ["screenRef", "objectDivergence"] {
         assert!(all.contains(needle), "{needle} missing in {all}");
     }
 }

@@ -1297,7 +1297,18 @@ fn bed_route(
     }
     let out_lfe = layout.lfe_indices();
     let mut gains = vec![0.0; layout.num_channels()];
+    // A bed on an ITU-R BS.2051 system: BS.2127 §8's mapping rules first.
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for (src, ch) in bed.layout.channels.iter().enumerate() {
+        if let Some(rule) =
+            system.and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+        {
+            taps.extend(
+                rule.into_iter()
+                    .map(|(dst, g)| (src, dst, (g * level) as f32)),
+            );
+            continue;
+        }
         if ch.lfe {
             // Dropped (with a warning from `bed_warnings`) where the output has no LFE.
             if let Some(&dst) = out_lfe.first() {
@@ -1305,10 +1316,7 @@ fn bed_route(
             }
             continue;
         }
-        if let Some(dst) = layout
-            .channel_index(&ch.label)
-            .filter(|&d| !layout.channels[d].lfe)
-        {
+        if let Some(dst) = same_speaker(layout, ch).filter(|&d| !layout.channels[d].lfe) {
             taps.push((src, dst, level as f32));
             continue;
         }
@@ -1350,6 +1358,18 @@ fn hoa_decoder(
     })
 }
 
+/// The output speaker a bed channel feeds directly: the one with its ITU-R BS.2051 name
+/// (BS.2127 §8: "Ls" is M+110 in 5.1 but M+090 in 7.1.4), or, for a channel without a
+/// BS.2051 name, the one with its label.
+fn same_speaker(layout: &Layout, ch: &crate::scene::layout::Channel) -> Option<usize> {
+    let bs2051 = ch.name.contains('+') || ch.name.contains('-') || ch.name.starts_with("LFE");
+    match layout.channels.iter().position(|c| c.name == ch.name) {
+        Some(d) => Some(d),
+        None if !bs2051 => layout.channel_index(&ch.label),
+        None => None,
+    }
+}
+
 /// Warnings about how a bed maps onto a layout (channels panned, LFE dropped).
 pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -1357,7 +1377,14 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
         return warnings;
     }
     let has_lfe = !layout.lfe_indices().is_empty();
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for ch in &bed.layout.channels {
+        if system
+            .and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+            .is_some()
+        {
+            continue;
+        }
         if ch.lfe {
             if !has_lfe {
                 warnings.push(format!(
@@ -1365,7 +1392,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
                     bed.name, ch.label, layout.name
                 ));
             }
-        } else if layout.channel_index(&ch.label).is_none() {
+        } else if same_speaker(layout, ch).is_none() {
             warnings.push(format!(
                 "bed '{}': channel {} is not in layout {}; panned at its nominal direction ({}°, {}°)",
                 bed.name, ch.label, layout.name, ch.azimuth_deg, ch.elevation_deg

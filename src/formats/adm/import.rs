@@ -180,7 +180,10 @@ pub fn to_scene_choosing(
     let leaves = leaves_of(&f, &roots)?;
     let groups = groups_of(&f, chna, &leaves)?;
 
-    let mut out = Built::default();
+    let mut out = Built {
+        halo_written: doc.halo_written,
+        ..Built::default()
+    };
     for group in &groups {
         out.add_group(group, audio, &mut warnings)?;
     }
@@ -488,6 +491,8 @@ fn groups_of<'d>(
 /// The scene's objects and beds as they are built, with unique names.
 #[derive(Default)]
 struct Built {
+    /// The document is halo's own (see [`AdmDocument::halo_written`]).
+    halo_written: bool,
     fixes: TimingFixes,
     objects: Vec<ObjectSpec>,
     beds: Vec<BedSpec>,
@@ -789,8 +794,18 @@ impl Built {
         for t in speakers {
             labels.push(speaker_label(t, &element)?);
         }
-        if let Some((layout, order)) = match_layout(&labels) {
+        if let Some((mut layout, order)) = match_layout(&labels) {
             let channels = order.iter().map(|&i| speakers[i].file_channel).collect();
+            // BS.2127 §8's mapping rules hold for the ITU packs of the common
+            // definitions only: another pack's speakers go by label, or are panned.
+            let common_pack = speakers[0]
+                .pack_id
+                .as_deref()
+                .is_some_and(is_common_itu_pack);
+            if !common_pack && !self.halo_written {
+                layout.name = format!("ADM {}", speakers[0].pack_id.as_deref().unwrap_or(id));
+                layout.aliases.clear();
+            }
             let name = self.unique(name, id);
             self.beds.push(BedSpec {
                 binaural: None,
@@ -895,6 +910,17 @@ pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), A
     }
     let (n, m) = crate::spatial::hoa::from_acn(index as usize - 1);
     Ok((n, m, norm))
+}
+
+/// Whether a pack is one of the ITU-R BS.2051 system packs of the BS.2094 common
+/// definitions (`AP_000100xx`), whose channels BS.2127 §8 maps by its rules.
+pub(super) fn is_common_itu_pack(id: &str) -> bool {
+    const ITU_PACKS: [&str; 12] = [
+        "01", "02", "0c", "03", "04", "05", "10", "07", "08", "09", "0f", "17",
+    ];
+    id.len() == 11
+        && id.to_ascii_lowercase().starts_with("ap_000100")
+        && ITU_PACKS.contains(&id[9..11].to_ascii_lowercase().as_str())
 }
 
 /// Whether a DirectSpeakers channel is an LFE (BS.2127 §8.2): its label names one (`LFE`,

@@ -19,6 +19,9 @@ pub struct AdmDocument {
     /// Complementary object groups (BS.2076-2 `audioComplementaryObjectIDRef`): the leader
     /// (the default, rendered unless another is chosen) and the alternatives to it.
     pub complementary: Vec<(String, Vec<String>)>,
+    /// Written by halo (the document declares halo's namespace): its DirectSpeakers packs
+    /// are halo's built-in layouts, whatever their IDs.
+    pub halo_written: bool,
 }
 
 /// Loudness of a programme or content (`loudnessMetadata`, EBU Tech 3364 / BS.2076).

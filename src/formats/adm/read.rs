@@ -107,6 +107,9 @@ pub fn parse_axml(xml: &[u8]) -> Result<AdmDocument, AdmError> {
                 elements += 1;
                 check_counts(elements, stack.len() + 1)?;
                 let el = start_el(&e, offset)?;
+                if el.attrs.iter().any(|(k, _)| k == "xmlns:halo") {
+                    doc.halo_written = true;
+                }
                 if el.name == "audioFormatExtended" && afe_depth.is_none() {
                     afe_depth = Some(stack.len());
                     found_afe = true;
