@@ -7,33 +7,7 @@
 
 use thiserror::Error;
 
-/// The normalisation of the HOA channels (BS.2076 `normalization`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoaNormalization {
-    N3D,
-    SN3D,
-    /// Furse–Malham (defined up to order 3).
-    FuMa,
-}
-
-impl HoaNormalization {
-    /// From the ADM text (`N3D`, `SN3D`, `FuMa`; case-insensitive).
-    pub fn parse(s: &str) -> Option<HoaNormalization> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "N3D" => Some(HoaNormalization::N3D),
-            "SN3D" => Some(HoaNormalization::SN3D),
-            "FUMA" => Some(HoaNormalization::FuMa),
-            _ => None,
-        }
-    }
-}
-
-/// An HOA signal's channels: (order n, degree m) of each, in the file's channel order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HoaFormat {
-    pub channels: Vec<(u32, i32)>,
-    pub normalization: HoaNormalization,
-}
+pub use crate::scene::mix::{HoaFormat, HoaNormalization};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum HoaError {
