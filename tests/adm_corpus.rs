@@ -47,14 +47,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "diffuse is rendered as direct sound (no BS.2127 decorrelation)",
     ),
     (
-        "eat_hoa_object_delay.wav",
-        "HOA beds have no gain automation: audioObject start/duration not applied",
-    ),
-    (
-        "eat_hoa_timing_on_object.wav",
-        "HOA beds have no gain automation: audioObject start/duration not applied",
-    ),
-    (
         "wavinfo_Test_ADM_ProTools.wav",
         "EAR 2.1.0 does not take RC_LFE for an LFE (halo does, BS.2127 §8 with the Dolby \
          label); M+030 2 dB: Cartesian objects, halo's panner is not yet BS.2127's",

@@ -33,6 +33,7 @@ fn bed_gains(input: &Layout, output: &Layout) -> Vec<Vec<f64>> {
             mute: false,
             binaural_distances: vec![],
             hoa: None,
+            active_frames: None,
         }],
         outputs: vec![OutputConfig::speakers(output.clone())],
     })

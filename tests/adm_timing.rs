@@ -230,3 +230,84 @@ fn the_engine_silences_outside_the_blocks_exactly_for_every_block_size() {
         assert_eq!(out, reference, "block size {block}");
     }
 }
+
+#[test]
+fn a_bed_with_a_time_window_is_silent_outside_it_for_every_block_size() {
+    // An HOA bed of an audioObject with start 100 and duration 500 frames (BS.2127: the
+    // object sounds only within them): its input is silenced outside [100, 600).
+    use halo::engine::BedConfig;
+    use halo::spatial::hoa::{HoaFormat, HoaNormalization};
+    let layout = Layout::builtin("5.0").unwrap();
+    let bed_layout = Layout {
+        name: "HOA".into(),
+        aliases: vec![],
+        channels: vec![layout.channels[0].clone()],
+    };
+    let render = |block: usize| {
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: RATE,
+            max_block_frames: block,
+            objects: vec![],
+            beds: vec![BedConfig {
+                name: "amb".into(),
+                layout: bed_layout.clone(),
+                gain_db: 0.0,
+                mute: false,
+                binaural_distances: vec![],
+                hoa: Some(HoaFormat {
+                    channels: vec![(0, 0)],
+                    normalization: HoaNormalization::SN3D,
+                }),
+                active_frames: Some((100, 600)),
+            }],
+            outputs: vec![OutputConfig::speakers(layout.clone())],
+        })
+        .unwrap();
+        let mut energy = vec![0.0f32; 800];
+        let mut pos = 0;
+        while pos < 800 {
+            let n = block.min(800 - pos);
+            engine.bed_input(0, 0)[..n].fill(1.0);
+            engine.process(n);
+            for ch in engine.output(0) {
+                for (e, &x) in energy[pos..pos + n].iter_mut().zip(&ch[..n]) {
+                    *e += x * x;
+                }
+            }
+            pos += n;
+        }
+        energy
+    };
+    let reference = render(800);
+    for (f, &e) in reference.iter().enumerate() {
+        if (100..600).contains(&f) {
+            // The W channel of a plane wave at unit power (the decoder's normalisation).
+            assert!(e > 0.1, "frame {f}: {e}");
+        } else {
+            assert_eq!(e, 0.0, "frame {f}");
+        }
+    }
+    for block in [1, 7, 64, 333] {
+        assert_eq!(render(block), reference, "block size {block}");
+    }
+}
+
+#[test]
+fn hoa_of_a_timed_object_gets_the_object_window() {
+    let xml = r#"<audioFormatExtended>
+<audioObject audioObjectID="AO_1001" audioObjectName="amb" start="00:00:00.00012S48000" duration="00:00:00.00024S48000"><audioTrackUIDRef>ATU_00000001</audioTrackUIDRef></audioObject>
+<audioChannelFormat audioChannelFormatID="AC_00041001" audioChannelFormatName="W" typeDefinition="HOA"><audioBlockFormat audioBlockFormatID="AB_00041001_00000001"><order>0</order><degree>0</degree><normalization>N3D</normalization></audioBlockFormat></audioChannelFormat>
+<audioTrackUID UID="ATU_00000001"><audioChannelFormatIDRef>AC_00041001</audioChannelFormatIDRef></audioTrackUID>
+</audioFormatExtended>"#;
+    let doc = parse_axml(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let chna = Chna {
+        entries: vec![ChnaEntry {
+            track_index: 1,
+            uid: "ATU_00000001".into(),
+            track_ref: "AC_00041001_00".into(),
+            pack_ref: String::new(),
+        }],
+    };
+    let (scene, _) = to_scene(&doc, &chna, &audio(48)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scene.beds[0].active_frames, Some((12, 36)));
+}

@@ -204,6 +204,7 @@ fn output_does_not_depend_on_block_size() {
             mute: false,
             binaural_distances: vec![],
             hoa: None,
+            active_frames: None,
         }]
     };
     let bed_signals = vec![
@@ -321,6 +322,7 @@ fn matching_bed_passes_bit_exactly() {
         mute: false,
         binaural_distances: vec![],
         hoa: None,
+        active_frames: None,
     };
     let out = render(
         vec![],
@@ -349,6 +351,7 @@ fn bed_51_lands_in_714_as_bs2127_maps_it() {
             mute: false,
             binaural_distances: vec![],
             hoa: None,
+            active_frames: None,
         };
         let out = render(
             vec![],
@@ -404,6 +407,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         mute: false,
         binaural_distances: vec![],
         hoa: None,
+        active_frames: None,
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

@@ -64,6 +64,7 @@ fn config() -> EngineConfig {
             mute: false,
             binaural_distances: vec![Some(Distance::Mid); 6],
             hoa: None,
+            active_frames: None,
         }],
         outputs: vec![
             OutputConfig::Speakers {

@@ -116,6 +116,9 @@ pub struct BedConfig {
     /// An HOA bed (BS.2127 §9): the channels are HOA components, decoded to each speaker
     /// output by the AllRAD decoder and to the headphones through [`HOA_BINAURAL_LAYOUT`].
     pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (BS.2127 object timing): its input is
+    /// silenced outside them. `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
 
 /// The virtual layout an HOA bed is decoded to for the binaural output (each of its
@@ -242,6 +245,8 @@ pub struct Engine {
     object_static: Vec<bool>,
     object_inputs: Vec<Vec<f32>>,
     bed_inputs: Vec<Vec<Vec<f32>>>,
+    /// Per bed: the frames it sounds in (see [`BedConfig::active_frames`]).
+    bed_windows: Vec<Option<(u64, u64)>>,
     buses: Vec<Bus>,
     binaural: Option<BinauralPath>,
     outputs: Vec<Output>,
@@ -481,6 +486,7 @@ impl Engine {
                 .iter()
                 .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
                 .collect(),
+            bed_windows: config.beds.iter().map(|b| b.active_frames).collect(),
             objects: config.objects,
             buses,
             binaural,
@@ -641,6 +647,17 @@ impl Engine {
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
+        // Beds with a time window: silent outside it (exact to the sample).
+        for (window, inputs) in self.bed_windows.iter().zip(&mut self.bed_inputs) {
+            if let &Some((start, end)) = window {
+                let from = start.saturating_sub(self.position).min(frames as u64) as usize;
+                let to = end.saturating_sub(self.position).min(frames as u64) as usize;
+                for ch in inputs.iter_mut() {
+                    ch[..from].fill(0.0);
+                    ch[to.max(from)..frames].fill(0.0);
+                }
+            }
+        }
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             for ch in &mut bus.buffers {
                 ch[..frames].fill(0.0);

@@ -1012,6 +1012,7 @@ pub fn parse(
             mute: b.mute,
             channels,
             hoa: None,
+            active_frames: None,
         });
     }
 

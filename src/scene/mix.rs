@@ -227,6 +227,9 @@ pub struct BedSpec {
     /// degrees and normalisation; the layout then only counts the channels. Decoded to
     /// each output by the BS.2127 AllRAD decoder.
     pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (ADM audioObject start and duration,
+    /// BS.2127); `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
 
 /// One rendered output, with its master chain and loudness target.

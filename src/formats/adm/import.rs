@@ -534,7 +534,7 @@ impl Built {
             )
         });
         if !hoa.is_empty() {
-            self.add_hoa(group, &hoa, audio, warnings)?;
+            self.add_hoa(group, &hoa, audio)?;
         }
         for t in others {
             self.add_object(group, t, audio, warnings)?;
@@ -651,7 +651,6 @@ impl Built {
         group: &Group,
         tracks: &[&Track],
         audio: &AdmAudio,
-        warnings: &mut Vec<String>,
     ) -> Result<(), AdmError> {
         let (id, name) = (&group.id, &group.name);
         let element = format!("audioObject {id} {name:?}");
@@ -680,15 +679,9 @@ impl Built {
         };
         crate::spatial::hoa::check(&format)
             .map_err(|e| invalid(&element, e.to_string(), "HOA orders 0…10"))?;
-        let timed = group
-            .object
-            .is_some_and(|o| o.start.is_some() || o.duration.is_some());
-        if timed {
-            warnings.push(format!(
-                "{element}: HOA with audioObject start/duration: halo renders it for the whole \
-                 file (BS.2127 only within the object's span)"
-            ));
-        }
+        // BS.2127: silent outside the audioObject's start and duration.
+        let span = object_span(group.object, audio.sample_rate);
+        let active_frames = (span != (0, u64::MAX)).then_some(span);
         let order = format.channels.iter().map(|c| c.0).max().unwrap_or(0);
         let layout = Layout {
             name: format!("HOA order {order} {:?}", format.normalization),
@@ -714,6 +707,7 @@ impl Built {
         self.beds.push(BedSpec {
             binaural: None,
             hoa: Some(format),
+            active_frames,
             name,
             source: audio.path.clone(),
             layout,
@@ -810,6 +804,7 @@ impl Built {
             self.beds.push(BedSpec {
                 binaural: None,
                 hoa: None,
+                active_frames: None,
                 name,
                 source: audio.path.clone(),
                 layout,
@@ -836,6 +831,7 @@ impl Built {
         self.beds.push(BedSpec {
                 binaural: None,
                 hoa: None,
+                active_frames: None,
             name,
             source: audio.path.clone(),
             layout: Layout {
