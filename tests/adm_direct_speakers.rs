@@ -34,6 +34,7 @@ fn bed_gains(input: &Layout, output: &Layout) -> Vec<Vec<f64>> {
             binaural_distances: vec![],
             hoa: None,
             active_frames: None,
+            speaker_bounds: vec![],
         }],
         outputs: vec![OutputConfig::speakers(output.clone())],
     })

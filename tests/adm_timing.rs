@@ -259,6 +259,7 @@ fn a_bed_with_a_time_window_is_silent_outside_it_for_every_block_size() {
                     normalization: HoaNormalization::SN3D,
                 }),
                 active_frames: Some((100, 600)),
+                speaker_bounds: vec![],
             }],
             outputs: vec![OutputConfig::speakers(layout.clone())],
         })

@@ -205,6 +205,7 @@ fn output_does_not_depend_on_block_size() {
             binaural_distances: vec![],
             hoa: None,
             active_frames: None,
+            speaker_bounds: vec![],
         }]
     };
     let bed_signals = vec![
@@ -323,6 +324,7 @@ fn matching_bed_passes_bit_exactly() {
         binaural_distances: vec![],
         hoa: None,
         active_frames: None,
+        speaker_bounds: vec![],
     };
     let out = render(
         vec![],
@@ -352,6 +354,7 @@ fn bed_51_lands_in_714_as_bs2127_maps_it() {
             binaural_distances: vec![],
             hoa: None,
             active_frames: None,
+            speaker_bounds: vec![],
         };
         let out = render(
             vec![],
@@ -408,6 +411,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         binaural_distances: vec![],
         hoa: None,
         active_frames: None,
+        speaker_bounds: vec![],
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

@@ -65,6 +65,7 @@ fn config() -> EngineConfig {
             binaural_distances: vec![Some(Distance::Mid); 6],
             hoa: None,
             active_frames: None,
+            speaker_bounds: vec![],
         }],
         outputs: vec![
             OutputConfig::Speakers {

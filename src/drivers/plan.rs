@@ -212,6 +212,7 @@ pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
         mute: b.mute,
         hoa: b.hoa.clone(),
         active_frames: b.active_frames,
+        speaker_bounds: b.speaker_bounds.clone(),
         binaural_distances: match &b.binaural {
             Some(modes) => modes
                 .iter()

@@ -119,6 +119,10 @@ pub struct BedConfig {
     /// The frames `[start, end)` the bed sounds in (BS.2127 object timing): its input is
     /// silenced outside them. `None`: the whole time.
     pub active_frames: Option<(u64, u64)>,
+    /// The position bounds of each channel (ADM DirectSpeakers, BS.2127 §8), in layout
+    /// order: a channel no output speaker has by name goes to the nearest speaker inside
+    /// them, if one is uniquely nearest. Empty, or `None` for a channel: no bounds.
+    pub speaker_bounds: Vec<Option<crate::spatial::direct_speakers::SpeakerBounds>>,
 }
 
 /// The virtual layout an HOA bed is decoded to for the binaural output (each of its
@@ -1333,7 +1337,10 @@ fn bed_route(
             }
             continue;
         }
-        if let Some(dst) = same_speaker(layout, ch).filter(|&d| !layout.channels[d].lfe) {
+        if let Some(dst) = same_speaker(layout, ch)
+            .filter(|&d| !layout.channels[d].lfe)
+            .or_else(|| bounded_speaker(bed, src, layout))
+        {
             taps.push((src, dst, level as f32));
             continue;
         }
@@ -1387,6 +1394,12 @@ fn same_speaker(layout: &Layout, ch: &crate::scene::layout::Channel) -> Option<u
     }
 }
 
+/// The output speaker a bed channel with position bounds goes to (BS.2127 §8).
+fn bounded_speaker(bed: &BedConfig, src: usize, layout: &Layout) -> Option<usize> {
+    let bounds = bed.speaker_bounds.get(src)?.as_ref()?;
+    crate::spatial::direct_speakers::closest_speaker(bounds, layout)
+}
+
 /// Warnings about how a bed maps onto a layout (channels panned, LFE dropped).
 pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -1395,7 +1408,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
     }
     let has_lfe = !layout.lfe_indices().is_empty();
     let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
-    for ch in &bed.layout.channels {
+    for (i, ch) in bed.layout.channels.iter().enumerate() {
         if system
             .and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
             .is_some()
@@ -1409,7 +1422,9 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
                     bed.name, ch.label, layout.name
                 ));
             }
-        } else if same_speaker(layout, ch).is_none() {
+        } else if same_speaker(layout, ch).is_none()
+            && bounded_speaker(bed, i, layout).is_none()
+        {
             warnings.push(format!(
                 "bed '{}': channel {} is not in layout {}; panned at its nominal direction ({}°, {}°)",
                 bed.name, ch.label, layout.name, ch.azimuth_deg, ch.elevation_deg

@@ -1082,6 +1082,7 @@ pub fn parse(
             channels,
             hoa: None,
             active_frames: None,
+            speaker_bounds: Vec::new(),
         });
     }
 

@@ -230,6 +230,23 @@ pub struct BedSpec {
     /// The frames `[start, end)` the bed sounds in (ADM audioObject start and duration,
     /// BS.2127); `None`: the whole time.
     pub active_frames: Option<(u64, u64)>,
+    /// The position bounds of each channel, in layout order (ADM DirectSpeakers, BS.2127
+    /// §8): a channel whose name no output speaker has goes to the nearest speaker inside
+    /// them. Empty, or `None` for a channel: no bounds.
+    pub speaker_bounds: Vec<Option<SpeakerBounds>>,
+}
+
+/// A DirectSpeakers channel's position with its `bound="min"`/`bound="max"` ranges (ITU-R
+/// BS.2076-2 §5.4.3.1; a coordinate without bounds has the range of its value alone).
+/// Azimuth positive to the left, degrees; distance normalised (1 = the speakers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpeakerBounds {
+    pub azimuth_deg: f64,
+    pub elevation_deg: f64,
+    pub distance: f64,
+    pub azimuth_range_deg: (f64, f64),
+    pub elevation_range_deg: (f64, f64),
+    pub distance_range: (f64, f64),
 }
 
 /// One rendered output, with its master chain and loudness target.

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::scene::layout::Channel;
+use crate::spatial::direct_speakers::SpeakerBounds;
 use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
 pub(super) struct Finder<'d> {
@@ -714,6 +715,7 @@ impl Built {
             gain_db: group.gain_db,
             mute: group.mute,
             channels: Some(tracks.iter().map(|t| t.file_channel).collect()),
+            speaker_bounds: Vec::new(),
         });
         Ok(())
     }
@@ -811,6 +813,7 @@ impl Built {
                 gain_db: group.gain_db,
                 mute: group.mute,
                 channels: Some(channels),
+                speaker_bounds: order.iter().map(|&i| speaker_bounds(speakers[i])).collect(),
             });
             return Ok(());
         }
@@ -842,6 +845,7 @@ impl Built {
             gain_db: group.gain_db,
             mute: group.mute,
             channels: Some(speakers.iter().map(|t| t.file_channel).collect()),
+            speaker_bounds: speakers.iter().map(|t| speaker_bounds(t)).collect(),
         });
         Ok(())
     }
@@ -1566,6 +1570,35 @@ pub(super) fn match_layout(labels: &[String]) -> Option<(Layout, Vec<usize>)> {
 
 /// A DirectSpeakers channel's position: its block's, or its BS.2051 name's
 /// (`M+030` = elevation 0, azimuth +30; `U` 30°, `T` 90°, `B` −30°).
+/// The position bounds of a DirectSpeakers track (its first block's polar `bound="min"`
+/// and `"max"` values, each defaulting to the position's value), when it has any.
+pub(super) fn speaker_bounds(t: &Track) -> Option<SpeakerBounds> {
+    let b = t.channel.and_then(|c| c.blocks.first())?;
+    let Some(BlockPosition::Polar {
+        azimuth,
+        elevation,
+        distance,
+    }) = b.position
+    else {
+        return None;
+    };
+    if b.polar_bounds.iter().all(|r| r.0.is_none() && r.1.is_none()) {
+        return None;
+    }
+    let range = |k: usize, v: f64| {
+        let r: (Option<f64>, Option<f64>) = b.polar_bounds[k];
+        (r.0.unwrap_or(v), r.1.unwrap_or(v))
+    };
+    Some(SpeakerBounds {
+        azimuth_deg: azimuth,
+        elevation_deg: elevation,
+        distance,
+        azimuth_range_deg: range(0, azimuth),
+        elevation_range_deg: range(1, elevation),
+        distance_range: range(2, distance),
+    })
+}
+
 pub(super) fn speaker_position(t: &Track, label: &str) -> Position {
     if let Some(p) = t
         .channel

@@ -173,6 +173,9 @@ pub struct BlockFormat {
     /// Matrix (BS.2076 §5.4.3.3): the channel a decode or direct matrix channel feeds
     /// (`outputChannelFormatIDRef`).
     pub matrix_output_ref: Option<String>,
+    /// DirectSpeakers (BS.2076-2 §5.4.3.1): the `bound="min"` and `bound="max"` values of
+    /// azimuth, elevation and distance, in that order.
+    pub polar_bounds: [(Option<f64>, Option<f64>); 3],
 }
 
 impl BlockFormat {
@@ -197,6 +200,7 @@ impl BlockFormat {
             hoa_degree: None,
             hoa_normalization: None,
             matrix_output_ref: None,
+            polar_bounds: [(None, None); 3],
         }
     }
 }

@@ -724,6 +724,9 @@ pub(super) fn block_format(
         None => false,
     };
     block.position = block_position(b, type_def, &element, cartesian, warned)?;
+    if type_def == TypeDefinition::DirectSpeakers {
+        block.polar_bounds = polar_bounds(b, &element)?;
+    }
     if let Some(g) = b.child("gain") {
         let (lin, db) = parse_gain(g, &element)?;
         block.gain = lin;
@@ -754,6 +757,38 @@ pub(super) fn block_format(
         }
     }
     Ok(block)
+}
+
+/// A DirectSpeakers block's `bound="min"`/`bound="max"` azimuth, elevation and distance
+/// (Cartesian X, Y, Z bounds are not read).
+fn polar_bounds(b: &El, element: &str) -> Result<[(Option<f64>, Option<f64>); 3], AdmError> {
+    let mut bounds = [(None, None); 3];
+    for p in b.children.iter().filter(|c| c.name == "position") {
+        let Some(bound) = p.attr("bound") else {
+            continue;
+        };
+        let coord = p.attr("coordinate").unwrap_or_default();
+        let (k, lo, hi) = match coord {
+            "azimuth" => (0, -180.0, 180.0),
+            "elevation" => (1, -90.0, 90.0),
+            "distance" => (2, 0.0, 100.0),
+            _ => continue,
+        };
+        let what = format!("position {coord} bound {bound:?}");
+        let v = parse_number(&p.text, element, &what, lo, hi)?;
+        match bound.trim() {
+            "min" => bounds[k].0 = Some(v),
+            "max" => bounds[k].1 = Some(v),
+            other => {
+                return Err(invalid(
+                    element,
+                    format!("position bound {other:?} is unknown"),
+                    "bound=\"min\" or bound=\"max\"",
+                ));
+            }
+        }
+    }
+    Ok(bounds)
 }
 
 /// A block's `position`s (bounds skipped): polar or Cartesian; `None` only for a
