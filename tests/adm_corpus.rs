@@ -51,10 +51,6 @@ const KNOWN_FAILURES: &[(&str, &str)] = &[
         "EAR 2.1.0 does not take RC_LFE for an LFE (halo does, BS.2127 §8 with the Dolby \
          label); M+030 2 dB: Cartesian objects, halo's panner is not yet BS.2127's",
     ),
-    (
-        "eat_test_bwf.wav",
-        "an object at the side: halo's panner spreads it to M+090, BS.2127's does not",
-    ),
 ];
 
 /// The test noise of track `track` (0-based): a counter-based hash (lowbias32 of
