@@ -35,6 +35,7 @@ fn bed_gains(input: &Layout, output: &Layout) -> Vec<Vec<f64>> {
             hoa: None,
             active_frames: None,
             speaker_bounds: vec![],
+            channel_gains: vec![],
         }],
         outputs: vec![OutputConfig::speakers(output.clone())],
     })

@@ -46,6 +46,7 @@ fn bed_gains(input: &Layout, bounds: &[Option<SpeakerBounds>], output: &Layout) 
             hoa: None,
             active_frames: None,
             speaker_bounds: bounds.to_vec(),
+            channel_gains: vec![],
         }],
         outputs: vec![OutputConfig::speakers(output.clone())],
     })

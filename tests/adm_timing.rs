@@ -260,6 +260,7 @@ fn a_bed_with_a_time_window_is_silent_outside_it_for_every_block_size() {
                 }),
                 active_frames: Some((100, 600)),
                 speaker_bounds: vec![],
+                channel_gains: vec![],
             }],
             outputs: vec![OutputConfig::speakers(layout.clone())],
         })

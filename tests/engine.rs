@@ -206,6 +206,7 @@ fn output_does_not_depend_on_block_size() {
             hoa: None,
             active_frames: None,
             speaker_bounds: vec![],
+            channel_gains: vec![],
         }]
     };
     let bed_signals = vec![
@@ -325,6 +326,7 @@ fn matching_bed_passes_bit_exactly() {
         hoa: None,
         active_frames: None,
         speaker_bounds: vec![],
+        channel_gains: vec![],
     };
     let out = render(
         vec![],
@@ -355,6 +357,7 @@ fn bed_51_lands_in_714_as_bs2127_maps_it() {
             hoa: None,
             active_frames: None,
             speaker_bounds: vec![],
+            channel_gains: vec![],
         };
         let out = render(
             vec![],
@@ -412,6 +415,7 @@ fn bed_channels_missing_from_the_output_are_panned() {
         hoa: None,
         active_frames: None,
         speaker_bounds: vec![],
+        channel_gains: vec![],
     };
     let out = render(vec![], &[], vec![bed], &[signals], &["5.1"], frames, 512);
     let power: f64 = out[0]

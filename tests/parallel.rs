@@ -66,6 +66,7 @@ fn config() -> EngineConfig {
             hoa: None,
             active_frames: None,
             speaker_bounds: vec![],
+            channel_gains: vec![],
         }],
         outputs: vec![
             OutputConfig::Speakers {

@@ -213,6 +213,7 @@ pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
         hoa: b.hoa.clone(),
         active_frames: b.active_frames,
         speaker_bounds: b.speaker_bounds.clone(),
+        channel_gains: b.channel_gains.clone(),
         binaural_distances: match &b.binaural {
             Some(modes) => modes
                 .iter()

@@ -123,6 +123,16 @@ pub struct BedConfig {
     /// order: a channel no output speaker has by name goes to the nearest speaker inside
     /// them, if one is uniquely nearest. Empty, or `None` for a channel: no bounds.
     pub speaker_bounds: Vec<Option<crate::spatial::direct_speakers::SpeakerBounds>>,
+    /// A linear gain for each channel, in layout order (ADM Matrix coefficients, may be
+    /// negative); missing channels have gain 1.
+    pub channel_gains: Vec<f64>,
+}
+
+impl BedConfig {
+    /// The static gain of channel `c` (its [`BedConfig::channel_gains`] entry, or 1).
+    fn channel_gain(&self, c: usize) -> f64 {
+        self.channel_gains.get(c).copied().unwrap_or(1.0)
+    }
 }
 
 /// The virtual layout an HOA bed is decoded to for the binaural output (each of its
@@ -820,6 +830,7 @@ impl BinauralPath {
                 continue;
             }
             for (c, ch) in bed.layout.channels.iter().enumerate() {
+                let level = level * bed.channel_gain(c) as f32;
                 if ch.lfe {
                     if let Some(db) = lfe_db {
                         lfe_taps.push((b, c, level * 10f64.powf(db / 20.0) as f32));
@@ -1321,6 +1332,7 @@ fn bed_route(
     // A bed on an ITU-R BS.2051 system: BS.2127 §8's mapping rules first.
     let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for (src, ch) in bed.layout.channels.iter().enumerate() {
+        let level = level * bed.channel_gain(src);
         if let Some(rule) =
             system.and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
         {

@@ -1083,6 +1083,7 @@ pub fn parse(
             hoa: None,
             active_frames: None,
             speaker_bounds: Vec::new(),
+            channel_gains: Vec::new(),
         });
     }
 

@@ -234,6 +234,9 @@ pub struct BedSpec {
     /// §8): a channel whose name no output speaker has goes to the nearest speaker inside
     /// them. Empty, or `None` for a channel: no bounds.
     pub speaker_bounds: Vec<Option<SpeakerBounds>>,
+    /// A linear gain for each channel, in layout order (an ADM Matrix pack's coefficients,
+    /// which may be negative); missing channels have gain 1.
+    pub channel_gains: Vec<f64>,
 }
 
 /// A DirectSpeakers channel's position with its `bound="min"`/`bound="max"` ranges (ITU-R

@@ -141,6 +141,7 @@ pub fn from_scene(
             type_def: TypeDefinition::DirectSpeakers,
             channel_refs,
             pack_refs: Vec::new(),
+            matrix_output_pack: None,
         });
         let oid = format!("AO_{:04x}", 0x1001 + object_ids.len());
         doc.objects.push(AudioObject {
@@ -178,6 +179,7 @@ pub fn from_scene(
             type_def: TypeDefinition::Objects,
             channel_refs: vec![cid.clone()],
             pack_refs: Vec::new(),
+            matrix_output_pack: None,
         });
         let uid = add_track(&mut doc, &cid, &pack);
         let oid = format!("AO_{:04x}", 0x1001 + object_ids.len());

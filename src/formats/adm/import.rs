@@ -40,6 +40,138 @@ impl<'d> Finder<'d> {
         }
     }
 
+    /// A group whose object refers to a decode or direct Matrix pack (BS.2076-2 §5.3.3)
+    /// while its tracks carry the matrix's inputs (the encode pack's channels, the direct
+    /// pack's input channels, or the input channels of the encode pack a decode pack
+    /// follows): for each track, the output channels of the matrix it feeds, as
+    /// DirectSpeakers tracks of the output pack on the same file channel, with the
+    /// product of the coefficients on the way (BS.2127 §7.1). `None`: not such a group
+    /// (rendered as usual; a pre-applied matrix is already its output channels). An
+    /// empty list: the matrix uses what halo does not apply (warned).
+    fn matrix_inputs(
+        &self,
+        group: &Group<'d>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Vec<Vec<(Track<'d>, f64)>>> {
+        let object = group.object?;
+        let pack = object.pack_refs.iter().find_map(|r| {
+            self.doc.pack_formats.iter().find(|p| {
+                &p.id == r && p.type_def == TypeDefinition::Matrix && p.matrix_output_pack.is_some()
+            })
+        })?;
+        let outputs: Vec<(String, &ChannelFormat)> = pack
+            .channel_refs
+            .iter()
+            .filter_map(|m| self.channel(m))
+            .filter_map(|cf| {
+                let out = cf.blocks.first()?.matrix_output_ref.clone()?;
+                Some((out, cf))
+            })
+            .collect();
+        // Pre-applied: the tracks already carry the output channels.
+        let pre_applied = group.tracks.iter().any(|t| {
+            outputs.iter().any(|(o, _)| *o == t.channel_id)
+                || pack.channel_refs.contains(&t.channel_id)
+        });
+        if pre_applied || outputs.is_empty() {
+            return None;
+        }
+        let element = format!(
+            "audioObject {} {:?}: Matrix audioPackFormat {}",
+            group.id, group.name, pack.id
+        );
+        let mut unsupported: Vec<&'static str> = Vec::new();
+        let mut inputs = Vec::new();
+        for t in &group.tracks {
+            let mut feeds = Vec::new();
+            for (out, cf) in &outputs {
+                let g = self.matrix_gain(cf, &t.channel_id, 0, &mut unsupported);
+                if g != 0.0 {
+                    feeds.push((
+                        Track {
+                            file_channel: t.file_channel,
+                            channel_id: out.clone(),
+                            channel: self.channel(out),
+                            pack_id: pack.matrix_output_pack.clone(),
+                        },
+                        g,
+                    ));
+                }
+            }
+            inputs.push(feeds);
+        }
+        if !unsupported.is_empty() {
+            warnings.push(format!(
+                "{element} uses {}, which halo does not apply: not rendered",
+                unsupported.join(", ")
+            ));
+            return Some(Vec::new());
+        }
+        if inputs.iter().all(Vec::is_empty) {
+            warnings.push(format!(
+                "{element}: no coefficient of the matrix takes the object's tracks ({}): not \
+                 rendered",
+                group
+                    .tracks
+                    .iter()
+                    .map(|t| t.channel_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        Some(inputs)
+    }
+
+    /// The gain from the channel `input` to the matrix channel `cf`: the sum over its
+    /// coefficients of the coefficient's gain times the gain from `input` to the
+    /// coefficient's input channel (itself, or a matrix channel followed further).
+    fn matrix_gain(
+        &self,
+        cf: &ChannelFormat,
+        input: &str,
+        depth: usize,
+        unsupported: &mut Vec<&'static str>,
+    ) -> f64 {
+        if depth > MAX_MATRIX_DEPTH {
+            return 0.0;
+        }
+        let Some(block) = cf.blocks.first() else {
+            return 0.0;
+        };
+        let mut sum = 0.0;
+        for c in &block.matrix {
+            let g = if c.input_ref == input {
+                1.0
+            } else {
+                match self.channel(&c.input_ref) {
+                    Some(next) if next.type_def == TypeDefinition::Matrix => {
+                        self.matrix_gain(next, input, depth + 1, unsupported)
+                    }
+                    _ => 0.0,
+                }
+            };
+            if g == 0.0 {
+                continue;
+            }
+            let mut flag = |what: &'static str| {
+                if !unsupported.contains(&what) {
+                    unsupported.push(what);
+                }
+            };
+            if c.phase_deg.is_some_and(|p| p != 0.0) {
+                flag("a coefficient phase");
+            }
+            if c.delay_ms.is_some_and(|d| d != 0.0) {
+                flag("a coefficient delay");
+            }
+            if c.variable {
+                flag("gainVar/phaseVar/delayVar");
+            }
+            sum += c.gain * g;
+        }
+        sum
+    }
+
     /// The channel format a track UID (with its chna entry) refers to.
     fn channel_of(&self, uid: &str, entry: Option<&ChnaEntry>) -> Result<String, AdmError> {
         let element = format!("audioTrackUID {uid}");
@@ -111,6 +243,9 @@ impl<'d> Finder<'d> {
 }
 
 /// One halo source found in the ADM: a channel of the file with its channel format.
+/// How many Matrix channels deep a coefficient chain is followed (encode then decode is 2).
+const MAX_MATRIX_DEPTH: usize = 8;
+
 pub(super) struct Track<'d> {
     file_channel: usize,
     channel_id: String,
@@ -186,7 +321,10 @@ pub fn to_scene_choosing(
         ..Built::default()
     };
     for group in &groups {
-        out.add_group(group, audio, &mut warnings)?;
+        match f.matrix_inputs(group, &mut warnings) {
+            Some(inputs) => out.add_matrix(group, &inputs, audio, &mut warnings)?,
+            None => out.add_group(group, audio, &mut warnings)?,
+        }
     }
     std::mem::take(&mut out.fixes).into_warnings(&mut warnings);
     if out.objects.is_empty() && out.beds.is_empty() {
@@ -515,6 +653,36 @@ impl Built {
         name
     }
 
+    /// A Matrix group (see [`Finder::matrix_inputs`]): each input track becomes a bed of the
+    /// output channels it feeds, each channel with its matrix gain, rendered as
+    /// DirectSpeakers (BS.2127 §8).
+    fn add_matrix(
+        &mut self,
+        group: &Group,
+        inputs: &[Vec<(Track, f64)>],
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), AdmError> {
+        for (t, feeds) in group.tracks.iter().zip(inputs) {
+            if feeds.is_empty() {
+                continue;
+            }
+            let name = format!("{} {}", group.name, t.channel_id);
+            let g = Group {
+                id: group.id.clone(),
+                name,
+                tracks: Vec::new(),
+                gain_db: group.gain_db,
+                mute: group.mute,
+                object: group.object,
+            };
+            let tracks: Vec<&Track> = feeds.iter().map(|f| &f.0).collect();
+            let gains: Vec<f64> = feeds.iter().map(|f| f.1).collect();
+            self.add_speakers(&g, &tracks, Some(&gains), audio, warnings)?;
+        }
+        Ok(())
+    }
+
     /// Adds a group's Objects channels as objects and its DirectSpeakers channels as a bed.
     fn add_group(
         &mut self,
@@ -567,7 +735,7 @@ impl Built {
             }
         }
         if !speakers.is_empty() {
-            self.add_speakers(group, &speakers, audio, warnings)?;
+            self.add_speakers(group, &speakers, None, audio, warnings)?;
         }
         Ok(())
     }
@@ -716,6 +884,7 @@ impl Built {
             mute: group.mute,
             channels: Some(tracks.iter().map(|t| t.file_channel).collect()),
             speaker_bounds: Vec::new(),
+            channel_gains: Vec::new(),
         });
         Ok(())
     }
@@ -781,6 +950,7 @@ impl Built {
         &mut self,
         group: &Group,
         speakers: &[&Track],
+        gains: Option<&[f64]>,
         audio: &AdmAudio,
         warnings: &mut Vec<String>,
     ) -> Result<(), AdmError> {
@@ -814,6 +984,7 @@ impl Built {
                 mute: group.mute,
                 channels: Some(channels),
                 speaker_bounds: order.iter().map(|&i| speaker_bounds(speakers[i])).collect(),
+                channel_gains: gains.map_or_else(Vec::new, |g| order.iter().map(|&i| g[i]).collect()),
             });
             return Ok(());
         }
@@ -846,6 +1017,7 @@ impl Built {
             mute: group.mute,
             channels: Some(speakers.iter().map(|t| t.file_channel).collect()),
             speaker_bounds: speakers.iter().map(|t| speaker_bounds(t)).collect(),
+            channel_gains: gains.map_or_else(Vec::new, <[f64]>::to_vec),
         });
         Ok(())
     }
@@ -1586,7 +1758,7 @@ pub(super) fn speaker_bounds(t: &Track) -> Option<SpeakerBounds> {
         return None;
     }
     let range = |k: usize, v: f64| {
-        let r: (Option<f64>, Option<f64>) = b.polar_bounds[k];
+        let r: PolarBound = b.polar_bounds[k];
         (r.0.unwrap_or(v), r.1.unwrap_or(v))
     };
     Some(SpeakerBounds {

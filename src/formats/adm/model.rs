@@ -118,6 +118,9 @@ pub struct PackFormat {
     pub type_def: TypeDefinition,
     pub channel_refs: Vec<String>,
     pub pack_refs: Vec<String>,
+    /// Matrix (BS.2076-2 §5.3.3): the pack a decode or direct matrix renders to
+    /// (`outputPackFormatIDRef`).
+    pub matrix_output_pack: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +132,21 @@ pub struct ChannelFormat {
     /// `frequency typeDefinition="lowPass"`, Hz (marks an LFE channel).
     pub low_pass_hz: Option<f64>,
 }
+
+/// One `coefficient` of a Matrix block (BS.2076-2 §5.4.3.3): the input channel it takes,
+/// its linear gain (default 1), and the parts halo does not apply (`phase` in degrees,
+/// `delay` in ms, or a `gainVar`/`phaseVar`/`delayVar` parameter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixCoefficient {
+    pub input_ref: String,
+    pub gain: f64,
+    pub phase_deg: Option<f64>,
+    pub delay_ms: Option<f64>,
+    pub variable: bool,
+}
+
+/// A coordinate's `bound="min"` and `bound="max"` values (DirectSpeakers).
+pub type PolarBound = (Option<f64>, Option<f64>);
 
 /// An object or speaker position.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -173,9 +191,11 @@ pub struct BlockFormat {
     /// Matrix (BS.2076 §5.4.3.3): the channel a decode or direct matrix channel feeds
     /// (`outputChannelFormatIDRef`).
     pub matrix_output_ref: Option<String>,
+    /// Matrix: the `coefficient`s of the block's `matrix` element.
+    pub matrix: Vec<MatrixCoefficient>,
     /// DirectSpeakers (BS.2076-2 §5.4.3.1): the `bound="min"` and `bound="max"` values of
     /// azimuth, elevation and distance, in that order.
-    pub polar_bounds: [(Option<f64>, Option<f64>); 3],
+    pub polar_bounds: [PolarBound; 3],
 }
 
 impl BlockFormat {
@@ -200,6 +220,7 @@ impl BlockFormat {
             hoa_degree: None,
             hoa_normalization: None,
             matrix_output_ref: None,
+            matrix: Vec::new(),
             polar_bounds: [(None, None); 3],
         }
     }

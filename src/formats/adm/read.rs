@@ -367,6 +367,10 @@ pub(super) fn add_top_level(
                 type_def,
                 channel_refs: el.texts("audioChannelFormatIDRef"),
                 pack_refs: el.texts("audioPackFormatIDRef"),
+                matrix_output_pack: el
+                    .child("outputPackFormatIDRef")
+                    .map(|c| c.text.trim().to_string())
+                    .filter(|t| !t.is_empty() && t.len() <= 64),
                 id,
             });
         }
@@ -695,6 +699,7 @@ pub(super) fn block_format(
             .child("outputChannelFormatIDRef")
             .map(|c| c.text.trim().to_string())
             .filter(|t| !t.is_empty() && t.len() <= 64);
+        block.matrix = matrix_coefficients(b, &element)?;
         return Ok(block);
     }
     if type_def == TypeDefinition::Hoa {
@@ -759,9 +764,42 @@ pub(super) fn block_format(
     Ok(block)
 }
 
+/// The `coefficient`s of a Matrix block's `matrix` element.
+fn matrix_coefficients(b: &El, element: &str) -> Result<Vec<MatrixCoefficient>, AdmError> {
+    let Some(m) = b.child("matrix") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for c in m.children.iter().filter(|c| c.name == "coefficient") {
+        let input_ref = c.text.trim().to_string();
+        if input_ref.is_empty() || input_ref.len() > 64 {
+            return Err(invalid(
+                element,
+                "a matrix coefficient names no input channel",
+                "<coefficient gain=\"…\">AC_…</coefficient>",
+            ));
+        }
+        let num = |name: &str, lo: f64, hi: f64| -> Result<Option<f64>, AdmError> {
+            c.attr(name)
+                .map(|v| parse_number(v, element, &format!("coefficient {name}"), lo, hi))
+                .transpose()
+        };
+        out.push(MatrixCoefficient {
+            gain: num("gain", -1e6, 1e6)?.unwrap_or(1.0),
+            phase_deg: num("phase", -360.0, 360.0)?,
+            delay_ms: num("delay", -1e6, 1e6)?,
+            variable: ["gainVar", "phaseVar", "delayVar"]
+                .iter()
+                .any(|v| c.attr(v).is_some()),
+            input_ref,
+        });
+    }
+    Ok(out)
+}
+
 /// A DirectSpeakers block's `bound="min"`/`bound="max"` azimuth, elevation and distance
 /// (Cartesian X, Y, Z bounds are not read).
-fn polar_bounds(b: &El, element: &str) -> Result<[(Option<f64>, Option<f64>); 3], AdmError> {
+fn polar_bounds(b: &El, element: &str) -> Result<[PolarBound; 3], AdmError> {
     let mut bounds = [(None, None); 3];
     for p in b.children.iter().filter(|c| c.name == "position") {
         let Some(bound) = p.attr("bound") else {
