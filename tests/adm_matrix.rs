@@ -88,10 +88,9 @@ fn track_gains(scene: &Scene, tracks: usize, output: &Layout) -> Vec<Vec<f64>> {
 
 #[test]
 fn matrix_documents_render_as_ear_renders_them() {
-    let data: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{DIR}ear_matrix.json")).unwrap(),
-    )
-    .unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}ear_matrix.json")).unwrap())
+            .unwrap();
     let mut checked = 0;
     for case in data["cases"].as_array().unwrap() {
         let name = case["document"].as_str().unwrap();
@@ -123,21 +122,41 @@ fn matrix_documents_render_as_ear_renders_them() {
 #[test]
 fn identity_reproduces_the_input_and_ms_decode_gives_sum_and_difference() {
     let stereo = builtin_of("0+2+0");
-    let l = stereo.channels.iter().position(|c| c.name == "M+030").unwrap();
-    let r = stereo.channels.iter().position(|c| c.name == "M-030").unwrap();
+    let l = stereo
+        .channels
+        .iter()
+        .position(|c| c.name == "M+030")
+        .unwrap();
+    let r = stereo
+        .channels
+        .iter()
+        .position(|c| c.name == "M-030")
+        .unwrap();
     for doc in ["direct_identity.xml", "ms_encode_decode.xml"] {
         let (scene, _, n) = scene_of(doc);
         let g = track_gains(&scene, n, &stereo);
         // Track 1 is L, track 2 is R: each reaches its own speaker alone, at unit gain.
-        assert!((g[0][l] - 1.0).abs() < 1e-6 && g[0][r].abs() < 1e-6, "{doc}: {g:?}");
-        assert!((g[1][r] - 1.0).abs() < 1e-6 && g[1][l].abs() < 1e-6, "{doc}: {g:?}");
+        assert!(
+            (g[0][l] - 1.0).abs() < 1e-6 && g[0][r].abs() < 1e-6,
+            "{doc}: {g:?}"
+        );
+        assert!(
+            (g[1][r] - 1.0).abs() < 1e-6 && g[1][l].abs() < 1e-6,
+            "{doc}: {g:?}"
+        );
     }
     let (scene, _, n) = scene_of("ms_decode.xml");
     let g = track_gains(&scene, n, &stereo);
     // L = M + S, R = M − S.
     let (m, s) = (0, 1);
-    assert!((g[m][l] - 1.0).abs() < 1e-6 && (g[s][l] - 1.0).abs() < 1e-6, "{g:?}");
-    assert!((g[m][r] - 1.0).abs() < 1e-6 && (g[s][r] + 1.0).abs() < 1e-6, "{g:?}");
+    assert!(
+        (g[m][l] - 1.0).abs() < 1e-6 && (g[s][l] - 1.0).abs() < 1e-6,
+        "{g:?}"
+    );
+    assert!(
+        (g[m][r] - 1.0).abs() < 1e-6 && (g[s][r] + 1.0).abs() < 1e-6,
+        "{g:?}"
+    );
 }
 
 #[test]
@@ -169,6 +188,46 @@ fn a_matrix_with_phase_is_refused_with_a_warning() {
         frames: 48000,
     };
     // Nothing else to render: the import fails, naming the matrix and the phase.
-    let e = to_scene(&doc, &Chna { entries }, &audio).unwrap_err().to_string();
+    let e = to_scene(&doc, &Chna { entries }, &audio)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("AP_00021002") && e.contains("phase"), "{e}");
+}
+
+#[test]
+fn a_loop_of_matrix_channels_is_refused_not_followed_forever() {
+    // The encode channel M takes the decode channel L, which takes M.
+    let xml = std::fs::read_to_string(format!("{DIR}matrix/ms_decode.xml"))
+        .unwrap()
+        .replacen(
+            r#"<coefficient gain="0.5">AC_00010001</coefficient>"#,
+            r#"<coefficient gain="0.5">AC_00021003</coefficient>"#,
+            1,
+        );
+    assert!(xml.contains(r#"<coefficient gain="0.5">AC_00021003</coefficient>"#));
+    let doc = parse_axml(xml.as_bytes()).unwrap();
+    let entries = doc
+        .track_uids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| ChnaEntry {
+            track_index: i as u16 + 1,
+            uid: u.id.clone(),
+            track_ref: u.track_format_ref.clone().unwrap(),
+            pack_ref: u.pack_ref.clone().unwrap(),
+        })
+        .collect();
+    let audio = AdmAudio {
+        path: "master.wav".into(),
+        channels: 2,
+        sample_rate: 48000,
+        frames: 48000,
+    };
+    let e = to_scene(&doc, &Chna { entries }, &audio)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("AP_00021002") && e.contains("more coefficients than halo follows"),
+        "{e}"
+    );
 }

@@ -81,11 +81,12 @@ impl<'d> Finder<'d> {
             group.id, group.name, pack.id
         );
         let mut unsupported: Vec<&'static str> = Vec::new();
+        let mut steps = 0;
         let mut inputs = Vec::new();
         for t in &group.tracks {
             let mut feeds = Vec::new();
             for (out, cf) in &outputs {
-                let g = self.matrix_gain(cf, &t.channel_id, 0, &mut unsupported);
+                let g = self.matrix_gain(cf, &t.channel_id, 0, &mut steps, &mut unsupported);
                 if g != 0.0 {
                     feeds.push((
                         Track {
@@ -130,9 +131,13 @@ impl<'d> Finder<'d> {
         cf: &ChannelFormat,
         input: &str,
         depth: usize,
+        steps: &mut usize,
         unsupported: &mut Vec<&'static str>,
     ) -> f64 {
-        if depth > MAX_MATRIX_DEPTH {
+        if depth > MAX_MATRIX_DEPTH || *steps > MAX_MATRIX_STEPS {
+            if !unsupported.contains(&"more coefficients than halo follows") {
+                unsupported.push("more coefficients than halo follows");
+            }
             return 0.0;
         }
         let Some(block) = cf.blocks.first() else {
@@ -140,12 +145,13 @@ impl<'d> Finder<'d> {
         };
         let mut sum = 0.0;
         for c in &block.matrix {
+            *steps += 1;
             let g = if c.input_ref == input {
                 1.0
             } else {
                 match self.channel(&c.input_ref) {
                     Some(next) if next.type_def == TypeDefinition::Matrix => {
-                        self.matrix_gain(next, input, depth + 1, unsupported)
+                        self.matrix_gain(next, input, depth + 1, steps, unsupported)
                     }
                     _ => 0.0,
                 }
@@ -245,6 +251,8 @@ impl<'d> Finder<'d> {
 /// One halo source found in the ADM: a channel of the file with its channel format.
 /// How many Matrix channels deep a coefficient chain is followed (encode then decode is 2).
 const MAX_MATRIX_DEPTH: usize = 8;
+/// How many coefficients one Matrix object may take in all (a bound on the work).
+const MAX_MATRIX_STEPS: usize = 100_000;
 
 pub(super) struct Track<'d> {
     file_channel: usize,
