@@ -38,6 +38,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             }
         })
         .collect()
@@ -71,6 +72,7 @@ fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             }
         })
         .collect()

@@ -962,6 +962,7 @@ pub fn parse(
             position,
             size,
             binaural: o.binaural,
+            controls: Default::default(),
         });
     }
 

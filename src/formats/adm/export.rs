@@ -151,6 +151,7 @@ pub fn from_scene(
             gain_db: (bed.gain_db != 0.0).then_some(bed.gain_db),
             mute: bed.mute,
             halo_binaural: None,
+            importance: None,
         });
         object_ids.push(oid);
     }
@@ -189,6 +190,7 @@ pub fn from_scene(
             gain_db: None,
             mute: obj.mute,
             halo_binaural: Some(obj.binaural),
+            importance: None,
         });
         object_ids.push(oid);
     }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::scene::layout::Channel;
+use crate::scene::mix::{Extent, ObjectControls, Snap};
 
 pub(super) struct Finder<'d> {
     doc: &'d AdmDocument,
@@ -580,10 +581,13 @@ impl Built {
             },
         );
         let name = self.unique(&base, id);
+        let mut controls = obj.controls.clone();
+        controls.importance = group.object.and_then(|o| o.importance).unwrap_or(10);
         self.objects.push(ObjectSpec {
             name,
             binaural,
             mute: group.mute,
+            controls,
             ..obj
         });
         Ok(())
@@ -731,6 +735,9 @@ pub(super) struct Values {
     position: Position,
     gain_db: f64,
     size: f64,
+    extent: Extent,
+    diffuse: f64,
+    divergence: f64,
 }
 
 pub(super) fn object_from_channel(
@@ -772,6 +779,13 @@ pub(super) fn object_from_channel(
             position: p,
             gain_db: block_gain_db(b) + object_gain_db,
             size: block_size(b),
+            extent: Extent {
+                width: b.width,
+                height: b.height,
+                depth: b.depth,
+            },
+            diffuse: b.controls.diffuse,
+            divergence: b.controls.divergence,
         });
     }
 
@@ -795,6 +809,41 @@ pub(super) fn object_from_channel(
         Automation::new(keys)
             .map_err(|e| invalid(element, format!("{what}: {e}"), "blocks in time order"))
     }
+    // The BS.2127 controls: keyframed ones under the same timing rules; the static ones
+    // (snap, zones, screen) from the first block.
+    let first = &cf.blocks[0].controls;
+    let has_extent = values
+        .iter()
+        .any(|v| v.extent.width > 0.0 || v.extent.height > 0.0 || v.extent.depth > 0.0);
+    let controls = ObjectControls {
+        extent: if has_extent {
+            Some(simplify(build(
+                standard_keys(&values, &spans, |v| v.extent),
+                &element,
+                "extent",
+            )?))
+        } else {
+            None
+        },
+        diffuse: simplify(build(
+            standard_keys(&values, &spans, |v| v.diffuse),
+            &element,
+            "diffuse",
+        )?),
+        divergence: simplify(build(
+            standard_keys(&values, &spans, |v| v.divergence),
+            &element,
+            "objectDivergence",
+        )?),
+        divergence_range: first.divergence_range,
+        snap: first.channel_lock.map(|max_distance| Snap { max_distance }),
+        zones: first.zones.clone(),
+        screen_ref: first.screen_ref,
+        screen_edge_lock: first.screen_edge_lock.clone(),
+        importance: 10,
+        // Masters halo wrote (halo:keys) keep halo's position interpolation.
+        interpolate_gains: !marked,
+    };
     Ok(ObjectSpec {
         name: String::new(),
         source: SourceSpec {
@@ -806,6 +855,7 @@ pub(super) fn object_from_channel(
         position: simplify(build(pos, &element, "position")?),
         size: simplify(build(size, &element, "size")?),
         binaural: BinauralMode::Mid,
+        controls,
     })
 }
 
