@@ -567,6 +567,29 @@ impl Built {
             t.file_channel,
             &mut self.fixes,
         )?;
+        let first = &cf.blocks[0].controls;
+        if cf.blocks.iter().any(|b| {
+            let c = &b.controls;
+            c.channel_lock != first.channel_lock
+                || c.zones != first.zones
+                || c.screen_ref != first.screen_ref
+                || c.screen_edge_lock != first.screen_edge_lock
+                || c.divergence_range != first.divergence_range
+        }) {
+            warnings.push(format!(
+                "audioChannelFormat {}: channelLock, zoneExclusion, screenRef, screenEdgeLock \
+                 or the objectDivergence range change between blocks; halo keeps the first \
+                 block's for the whole object",
+                cf.id
+            ));
+        }
+        if cf.blocks.iter().any(|b| b.controls.importance.is_some()) {
+            warnings.push(format!(
+                "audioChannelFormat {}: block importance is not applied (audioObject \
+                 importance is, with --min-importance)",
+                cf.id
+            ));
+        }
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
