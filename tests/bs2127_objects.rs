@@ -203,3 +203,359 @@ fn diffuse_energies_match_ear() {
         );
     }
 }
+
+// ---- Properties of the rendered gains (the engine, 7.1.4) ----
+
+use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
+use halo::scene::automation::{Automation, Interpolation, Keyframe};
+use halo::scene::geometry::Position;
+use halo::scene::mix::{ExclusionZone, Extent, ObjectControls, ScreenEdge, Snap};
+use halo::spatial::binaural::Distance;
+
+fn object(position: Automation<Position>, controls: ObjectControls) -> ObjectConfig {
+    ObjectConfig {
+        gain_db: Automation::constant(0.0),
+        position,
+        size: Automation::constant(0.0),
+        mute: false,
+        binaural_bypass: false,
+        binaural_distance: Distance::Mid,
+        controls,
+    }
+}
+
+/// One object through the engine to 7.1.4 in blocks of `block`; the channels in layout
+/// order (latency removed).
+fn engine_render(obj: ObjectConfig, input: &[f32], block: usize) -> Vec<Vec<f32>> {
+    let layout = Layout::builtin("7.1.4").unwrap();
+    let mut e = Engine::new(EngineConfig {
+        sample_rate: RATE,
+        max_block_frames: block,
+        objects: vec![obj],
+        beds: Vec::new(),
+        outputs: vec![OutputConfig::speakers(layout.clone())],
+    })
+    .unwrap();
+    let latency = e.latency();
+    let total = input.len() + latency;
+    let mut out = vec![Vec::with_capacity(total); layout.num_channels()];
+    let mut pos = 0;
+    while pos < total {
+        let n = block.min(total - pos);
+        for (k, x) in e.object_input(0)[..n].iter_mut().enumerate() {
+            *x = input.get(pos + k).copied().unwrap_or(0.0);
+        }
+        e.process(n);
+        for (o, ch) in out.iter_mut().zip(e.output(0)) {
+            o.extend_from_slice(&ch[..n]);
+        }
+        pos += n;
+    }
+    out.into_iter().map(|c| c[latency..].to_vec()).collect()
+}
+
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The controls the properties are tried with (no diffuse: see `diffuse_keeps_energy`).
+fn control_sets() -> Vec<(&'static str, ObjectControls)> {
+    let ext = |w, h, d| {
+        Some(Automation::constant(Extent {
+            width: w,
+            height: h,
+            depth: d,
+        }))
+    };
+    let base = ObjectControls::default();
+    vec![
+        (
+            "extent",
+            ObjectControls {
+                extent: ext(70.0, 30.0, 0.3),
+                ..base.clone()
+            },
+        ),
+        (
+            "cartesian extent",
+            ObjectControls {
+                extent: ext(0.6, 0.4, 0.8),
+                ..base.clone()
+            },
+        ),
+        (
+            "divergence",
+            ObjectControls {
+                divergence: Automation::constant(0.6),
+                divergence_range: Some(40.0),
+                ..base.clone()
+            },
+        ),
+        (
+            "snap",
+            ObjectControls {
+                snap: Some(Snap {
+                    max_distance: Some(0.5),
+                }),
+                ..base.clone()
+            },
+        ),
+        (
+            "zones",
+            ObjectControls {
+                zones: vec![
+                    ExclusionZone::Speaker("M+030".into()),
+                    ExclusionZone::Polar {
+                        min_azimuth_deg: 130.0,
+                        max_azimuth_deg: 140.0,
+                        min_elevation_deg: -5.0,
+                        max_elevation_deg: 5.0,
+                    },
+                    ExclusionZone::Cartesian {
+                        min_x: 0.5,
+                        max_x: 1.0,
+                        min_y: 0.5,
+                        max_y: 1.0,
+                        min_z: 0.5,
+                        max_z: 1.0,
+                    },
+                ],
+                ..base.clone()
+            },
+        ),
+        (
+            "screen",
+            ObjectControls {
+                screen_ref: true,
+                screen_edge_lock: vec![ScreenEdge::Top],
+                ..base
+            },
+        ),
+    ]
+}
+
+/// The control set mirrored left/right (zones and edge locks).
+fn mirrored(c: &ObjectControls) -> ObjectControls {
+    let zones = c
+        .zones
+        .iter()
+        .map(|z| match z {
+            ExclusionZone::Speaker(n) => ExclusionZone::Speaker(mirror_name(n)),
+            ExclusionZone::Polar {
+                min_azimuth_deg,
+                max_azimuth_deg,
+                min_elevation_deg,
+                max_elevation_deg,
+            } => ExclusionZone::Polar {
+                min_azimuth_deg: -max_azimuth_deg,
+                max_azimuth_deg: -min_azimuth_deg,
+                min_elevation_deg: *min_elevation_deg,
+                max_elevation_deg: *max_elevation_deg,
+            },
+            ExclusionZone::Cartesian {
+                min_x,
+                max_x,
+                min_y,
+                max_y,
+                min_z,
+                max_z,
+            } => ExclusionZone::Cartesian {
+                min_x: -max_x,
+                max_x: -min_x,
+                min_y: *min_y,
+                max_y: *max_y,
+                min_z: *min_z,
+                max_z: *max_z,
+            },
+        })
+        .collect();
+    let screen_edge_lock = c
+        .screen_edge_lock
+        .iter()
+        .map(|e| match e {
+            ScreenEdge::Left => ScreenEdge::Right,
+            ScreenEdge::Right => ScreenEdge::Left,
+            other => *other,
+        })
+        .collect();
+    ObjectControls {
+        zones,
+        screen_edge_lock,
+        ..c.clone()
+    }
+}
+
+/// M+030 ↔ M-030; M+000, M+180 and the LFE stay.
+fn mirror_name(n: &str) -> String {
+    if n.ends_with("000") || n.ends_with("180") {
+        return n.to_string();
+    }
+    n.chars()
+        .map(|c| match c {
+            '+' => '-',
+            '-' => '+',
+            c => c,
+        })
+        .collect()
+}
+
+fn random_position(seed: &mut u64) -> Position {
+    if lcg(seed) < 0.5 {
+        Position::Polar {
+            azimuth_deg: 360.0 * lcg(seed) - 180.0,
+            elevation_deg: 120.0 * lcg(seed) - 30.0,
+            distance: 1.0,
+        }
+    } else {
+        Position::Cartesian {
+            x: 2.0 * lcg(seed) - 1.0,
+            y: 2.0 * lcg(seed) - 1.0,
+            z: lcg(seed),
+        }
+    }
+}
+
+fn mirror_position(p: Position) -> Position {
+    match p {
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            distance,
+        } => Position::Polar {
+            azimuth_deg: -azimuth_deg,
+            elevation_deg,
+            distance,
+        },
+        Position::Cartesian { x, y, z } => Position::Cartesian { x: -x, y, z },
+    }
+}
+
+#[test]
+fn rendered_gains_keep_power_and_mirror() {
+    let layout = Layout::builtin("7.1.4").unwrap();
+    let names: Vec<String> = layout.channels.iter().map(|c| c.name.clone()).collect();
+    let mirror_of: Vec<usize> = names
+        .iter()
+        .map(|n| names.iter().position(|m| *m == mirror_name(n)).unwrap())
+        .collect();
+    let dc = vec![1.0f32; 256];
+    let mut seed = 7;
+    for (what, controls) in control_sets() {
+        for _ in 0..12 {
+            let p = random_position(&mut seed);
+            let out = engine_render(object(Automation::constant(p), controls.clone()), &dc, 256);
+            let g: Vec<f64> = out.iter().map(|c| f64::from(c[100])).collect();
+            let power: f64 = g.iter().map(|x| x * x).sum();
+            assert!((power - 1.0).abs() < 1e-5, "{what} at {p:?}: power {power}");
+            let m = engine_render(
+                object(
+                    Automation::constant(mirror_position(p)),
+                    mirrored(&controls),
+                ),
+                &dc,
+                256,
+            );
+            for (c, &mc) in mirror_of.iter().enumerate() {
+                let (a, b) = (g[c], f64::from(m[mc][100]));
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "{what} at {p:?}: {} {a}, mirrored {} {b}",
+                    names[c],
+                    names[mc]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn diffuse_keeps_energy_and_block_size() {
+    let frames = 24000;
+    let x = noise(frames);
+    let controls = ObjectControls {
+        diffuse: Automation::new(vec![
+            Keyframe {
+                frame: 0,
+                value: 0.0,
+                interpolation: Interpolation::Linear,
+            },
+            Keyframe {
+                frame: 12000,
+                value: 1.0,
+                interpolation: Interpolation::Step,
+            },
+        ])
+        .unwrap(),
+        extent: Some(Automation::constant(Extent {
+            width: 40.0,
+            height: 0.0,
+            depth: 0.0,
+        })),
+        ..ObjectControls::default()
+    };
+    let pos = Automation::constant(Position::Polar {
+        azimuth_deg: 20.0,
+        elevation_deg: 10.0,
+        distance: 1.0,
+    });
+    let out = engine_render(object(pos.clone(), controls.clone()), &x, 512);
+    // All diffuse (after 12000): the decorrelation filters are all-pass and the channels'
+    // signals uncorrelated, so the power is the input's (within the noise of 12000 frames).
+    let ein: f64 = x[12512..].iter().map(|&v| f64::from(v).powi(2)).sum();
+    let eout: f64 = out
+        .iter()
+        .map(|c| {
+            c[12512..]
+                .iter()
+                .map(|&v| f64::from(v).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    let db = 10.0 * (eout / ein).log10();
+    assert!(db.abs() < 0.3, "diffuse power {db:.3} dB off the input's");
+    // Bit-identical for other block sizes.
+    for block in [64, 77, 1000] {
+        let other = engine_render(object(pos.clone(), controls.clone()), &x, block);
+        assert_eq!(other, out, "block {block}");
+    }
+}
+
+#[test]
+fn gain_interpolation_is_continuous() {
+    // A Cartesian extended object jumping across the room, with BS.2127 gain
+    // interpolation over 0.05 s: every channel moves by at most its total change spread
+    // over the interpolation (plus rounding), and never through the front.
+    let key = |frame, x: f64, interpolation| Keyframe {
+        frame,
+        value: Position::Cartesian { x, y: 0.2, z: 0.3 },
+        interpolation,
+    };
+    let position = Automation::new(vec![
+        key(0, 0.9, Interpolation::Step),
+        key(12000, 0.9, Interpolation::Linear),
+        key(14400, -0.9, Interpolation::Step),
+    ])
+    .unwrap();
+    let controls = ObjectControls {
+        extent: Some(Automation::constant(Extent {
+            width: 0.3,
+            height: 0.3,
+            depth: 0.3,
+        })),
+        interpolate_gains: true,
+        ..ObjectControls::default()
+    };
+    let out = engine_render(object(position, controls), &vec![1.0; 20000], 300);
+    for ch in &out {
+        let (a, b) = (ch[11000], ch[15000]);
+        let bound = (b - a).abs() / 2400.0 + 1e-6;
+        for w in ch.windows(2) {
+            assert!((w[1] - w[0]).abs() <= bound, "{} > {bound}", w[1] - w[0]);
+        }
+        // Linear in gains: the midpoint is the mean of the ends.
+        assert!((ch[13200] - (a + b) / 2.0).abs() < 1e-5);
+    }
+}
