@@ -50,6 +50,19 @@ impl Scene {
             .collect()
     }
 
+    /// Mutes every object whose importance (`controls.importance`, ADM's 0…10) is below
+    /// `min`, as BS.2127 renderers leave such objects out; returns how many.
+    pub fn mute_below_importance(&mut self, min: u8) -> usize {
+        let mut n = 0;
+        for o in &mut self.objects {
+            if o.controls.importance < min && !o.mute {
+                o.mute = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The same scene at another sample rate: every time in it — automation keyframes
     /// and the duration — moved from the session rate to `rate` and rounded to the
     /// nearest frame (`round(frame × rate / sample_rate)`, halves up, exact integer
@@ -190,19 +203,29 @@ impl Interpolate for Extent {
 pub enum ExclusionZone {
     /// Speakers whose allocentric position is inside the box (−1…1 on each axis).
     Cartesian {
+        /// Left edge (x, −1 left … 1 right).
         min_x: f64,
+        /// Right edge.
         max_x: f64,
+        /// Back edge (y, −1 back … 1 front).
         min_y: f64,
+        /// Front edge.
         max_y: f64,
+        /// Bottom edge (z, −1 … 1 up).
         min_z: f64,
+        /// Top edge.
         max_z: f64,
     },
     /// Speakers whose nominal direction is inside the range (azimuth from `min`
     /// anticlockwise to `max`, degrees).
     Polar {
+        /// Where the range starts (degrees, positive left).
         min_azimuth_deg: f64,
+        /// Where the range ends, anticlockwise from `min_azimuth_deg`.
         max_azimuth_deg: f64,
+        /// Lowest elevation, degrees.
         min_elevation_deg: f64,
+        /// Highest elevation, degrees.
         max_elevation_deg: f64,
     },
     /// One speaker by its BS.2051 name (`M+110`) or short name (`Ls`): halo's shorthand
@@ -212,11 +235,15 @@ pub enum ExclusionZone {
 }
 
 /// Screen edge an object is locked to (ADM `screenEdgeLock`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum ScreenEdge {
+    /// The screen's left edge (azimuth or X).
     Left,
+    /// The right edge (azimuth or X).
     Right,
+    /// The top edge (elevation or Z).
     Top,
+    /// The bottom edge (elevation or Z).
     Bottom,
 }
 

@@ -160,3 +160,57 @@ def main(out_dir):
 
 if __name__ == "__main__":
     main(sys.argv[1])
+
+
+# ---- `halo gains --controls` cases: EAR's gain calculation on 4+7+0 (direct and diffuse) ----
+
+def gains_cli(out_dir):
+    from ear.core.geom import PolarPosition
+    from ear.core.metadata_input import ObjectTypeMetadata
+    from ear.core.objectbased.gain_calc import GainCalc
+    from ear.fileio.adm.elements import (AudioBlockFormatObjects, ChannelLock, ObjectDivergence,
+                                         PolarZone, CartesianZone, ScreenEdgeLock,
+                                         ObjectPolarPosition, ObjectCartesianPosition)
+    layout = bs2051.get_layout("4+7+0")
+    calc = GainCalc(layout)
+    names = layout.channel_names
+    cases = [
+        ("30,10", False,
+         "(extent: (width: 60, height: 20, depth: 0.2), divergence: 0.5, divergence_range: 40, "
+         "diffuse: 0.3)",
+         dict(position=ObjectPolarPosition(30.0, 10.0, 1.0), width=60.0, height=20.0, depth=0.2,
+              objectDivergence=ObjectDivergence(0.5, azimuthRange=40.0), diffuse=0.3)),
+        ("0.2,-0.4,0.3", True,
+         "(extent: (width: 0.4, height: 0.3, depth: 0.2), snap: Within(0.5))",
+         dict(position=ObjectCartesianPosition(0.2, -0.4, 0.3), cartesian=True, width=0.4,
+              height=0.3, depth=0.2, channelLock=ChannelLock(maxDistance=0.5))),
+        ("-100,0", False,
+         "(zones: [Speaker(\"M-090\"), Cart(min_x: 0.5, max_x: 1, min_y: -1, max_y: 0, min_z: 0, "
+         "max_z: 1)], screen_ref: true)",
+         dict(position=ObjectPolarPosition(-100.0, 0.0, 1.0), screenRef=True,
+              zoneExclusion=[PolarZone(minElevation=0.0, maxElevation=0.0, minAzimuth=-90.0,
+                                       maxAzimuth=-90.0),
+                             CartesianZone(minX=0.5, maxX=1.0, minY=-1.0, maxY=0.0, minZ=0.0,
+                                           maxZ=1.0)])),
+        ("20,0", False, "(screen_edge_lock: [Left, Top], snap: Any)",
+         dict(position=ObjectPolarPosition(
+             20.0, 0.0, 1.0, screenEdgeLock=ScreenEdgeLock(horizontal="left", vertical="top")),
+              channelLock=ChannelLock())),
+        ("-0.6,0.3,0", True, "(divergence: 0.7, divergence_range: 0.3, diffuse: 0.5)",
+         dict(position=ObjectCartesianPosition(-0.6, 0.3, 0.0), cartesian=True,
+              objectDivergence=ObjectDivergence(0.7, positionRange=0.3), diffuse=0.5)),
+    ]
+    result = []
+    for pos, cart_, controls, kw in cases:
+        g = calc.render(ObjectTypeMetadata(block_format=AudioBlockFormatObjects(**kw)))
+        result.append({
+            "position": pos, "cart": cart_, "controls": controls,
+            "direct": {n: float(v) for n, v in zip(names, g.direct)},
+            "diffuse": {n: float(v) for n, v in zip(names, g.diffuse)},
+        })
+    with open(os.path.join(out_dir, "gains_cli.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    gains_cli(sys.argv[1])

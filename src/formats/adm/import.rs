@@ -835,9 +835,28 @@ pub(super) fn object_from_channel(
     // The BS.2127 controls: keyframed ones under the same timing rules; the static ones
     // (snap, zones, screen) from the first block.
     let first = &cf.blocks[0].controls;
-    let has_extent = values
-        .iter()
-        .any(|v| v.extent.width > 0.0 || v.extent.height > 0.0 || v.extent.depth > 0.0);
+    // An extent that `size` already says (Cartesian width = height = depth = size; polar
+    // width = height = 360° × size, depth 0) stays implicit.
+    let has_extent = values.iter().any(|v| {
+        let s = v.size;
+        let implied = if matches!(v.position, Position::Cartesian { .. }) {
+            Extent {
+                width: s,
+                height: s,
+                depth: s,
+            }
+        } else {
+            Extent {
+                width: 360.0 * s,
+                height: 360.0 * s,
+                depth: 0.0,
+            }
+        };
+        let e = v.extent;
+        (e.width - implied.width).abs() > 1e-9
+            || (e.height - implied.height).abs() > 1e-9
+            || (e.depth - implied.depth).abs() > 1e-9
+    });
     let controls = ObjectControls {
         extent: if has_extent {
             Some(simplify(build(

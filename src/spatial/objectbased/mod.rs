@@ -720,3 +720,31 @@ pub fn set_metadata(meta: &mut ObjectMetadata, v: &ObjectValues) {
         },
     });
 }
+
+impl GainCalc {
+    /// Direct and diffuse gains (one per layout channel) of a halo object with its BS.2127
+    /// controls, their keyframed values taken at time 0 (`halo gains`).
+    pub fn object_gains(
+        &self,
+        layout: &Layout,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        controls: &crate::scene::mix::ObjectControls,
+        direct: &mut [f64],
+        diffuse: &mut [f64],
+    ) {
+        let mut meta = self.metadata_template(layout, controls);
+        set_metadata(
+            &mut meta,
+            &ObjectValues {
+                position,
+                size,
+                extent: controls.extent.as_ref().map(|e| e.first_value()),
+                diffuse: controls.diffuse.first_value(),
+                divergence: controls.divergence.first_value(),
+                divergence_range: controls.divergence_range,
+            },
+        );
+        self.gains(&meta, &mut GainHint::default(), direct, diffuse);
+    }
+}
