@@ -618,7 +618,7 @@ fn unsupported_content_is_warned_not_dropped_silently() {
         <audioBlockFormat audioBlockFormatID="AB_00041001_00000001"><order>0</order><degree>0</degree></audioBlockFormat>
       </audioChannelFormat>
       <audioChannelFormat audioChannelFormatID="AC_00031001" audioChannelFormatName="o" typeLabel="0003">
-        <audioBlockFormat audioBlockFormatID="AB_00031001_00000001"><position coordinate="azimuth">-30</position><position coordinate="elevation">0</position><screenRef>1</screenRef><objectDivergence>0.5</objectDivergence></audioBlockFormat>
+        <audioBlockFormat audioBlockFormatID="AB_00031001_00000001"><position coordinate="azimuth">-30</position><position coordinate="elevation">0</position><screenRef>1</screenRef><objectDivergence>0.5</objectDivergence><headLocked>1</headLocked></audioBlockFormat>
       </audioChannelFormat>
       <audioTrackUID UID="ATU_00000001"><audioChannelFormatIDRef>AC_00041001</audioChannelFormatIDRef></audioTrackUID>
       <audioTrackUID UID="ATU_00000002"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef></audioTrackUID>
@@ -633,7 +633,14 @@ fn unsupported_content_is_warned_not_dropped_silently() {
     let (scene, w) = to_scene(&doc, &chna, &audio(2)).unwrap();
     assert_eq!(scene.objects.len(), 1);
     let all = w.join("\n");
-    for needle in ["HOA", "screenRef", "objectDivergence", "AO_1001"] {
+    for needle in ["HOA", "headLocked", "AO_1001"] {
         assert!(all.contains(needle), "{needle} missing in {all}");
     }
+    // screenRef and objectDivergence are rendered (BS.2127), not warned about.
+    assert!(
+        !all.contains("screenRef") && !all.contains("objectDivergence"),
+        "{all}"
+    );
+    assert!(scene.objects[0].controls.screen_ref);
+    assert_eq!(scene.objects[0].controls.divergence.first_value(), 0.5);
 }

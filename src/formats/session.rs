@@ -25,8 +25,23 @@
 //!                                                      // y −1 back…+1 front, z −1…+1 up
 //!             // position: Polar(az: 30, el: 0, dist: 1), // degrees, az positive LEFT;
 //!                                                         // el, dist optional (0, 1)
-//!             size: 0.0,                    // optional, 0…1; default 0
+//!             size: 0.0,                    // optional, 0…1; default 0 (shorthand: Cart
+//!                                           // width = height = depth = size; Polar
+//!                                           // width = height = 360° × size)
 //!             binaural: Mid,                // optional: Off | Near | Mid | Far; default Mid
+//!             // ITU-R BS.2127 controls, all optional (defaults: a point source):
+//!             extent: (width: 60, height: 20, depth: 0), // polar: degrees, depth 0…1;
+//!                                           // Cart: 0…2 each; overrides size; keyframed
+//!             diffuse: 0.0,                 // 0…1, keyframed (decorrelated share)
+//!             divergence: 0.0,              // 0…1, keyframed (objectDivergence)
+//!             divergence_range: 45,         // polar: degrees; Cart: 0…1 (positionRange)
+//!             snap: Within(0.3),            // Any | Within(d): channelLock (maxDistance)
+//!             zones: [Speaker("M+110"), Polar(min_az: 100, max_az: 150, min_el: -10,
+//!                     max_el: 10), Cart(min_x: -1, max_x: -0.5, min_y: -1, max_y: 1)],
+//!             screen_ref: false,            // screen-related scaling
+//!             screen_edge_lock: [Left, Top],
+//!             importance: 10,               // 0…10 (`render --min-importance`)
+//!             interpolate_gains: false,     // keyframes blend gains (BS.2127), not positions
 //!         ),
 //!     ],
 //!     beds: [ (name: "drums", source: "stems/drums.wav", layout: "5.1", gain_db: 0.0, mute: false,
