@@ -726,13 +726,13 @@ fn block_controls(
     if let Some(d) = b.child("diffuse") {
         c.diffuse = parse_number(&d.text, element, "diffuse", 0.0, 1.0)?;
     }
-    if let Some(l) = b.child("channelLock") {
-        if parse_flag(&l.text, &format!("{element}: channelLock"))? {
-            c.channel_lock = Some(match l.attr("maxDistance") {
-                Some(m) => Some(parse_number(m, element, "channelLock maxDistance", 0.0, 2.0)?),
-                None => None,
-            });
-        }
+    if let Some(l) = b.child("channelLock")
+        && parse_flag(&l.text, &format!("{element}: channelLock"))?
+    {
+        c.channel_lock = Some(match l.attr("maxDistance") {
+            Some(m) => Some(parse_number(m, element, "channelLock maxDistance", 0.0, 2.0)?),
+            None => None,
+        });
     }
     if let Some(d) = b.child("objectDivergence") {
         c.divergence = parse_number(&d.text, element, "objectDivergence", 0.0, 1.0)?;
