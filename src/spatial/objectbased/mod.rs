@@ -587,7 +587,7 @@ impl GainCalc {
 impl GainCalc {
     /// The metadata of a halo object on this layout, with everything that does not
     /// change over time filled in from `controls` (zones resolved against the layout's
-    /// speakers); [`set_metadata`] fills the keyframed values per gain point.
+    /// speakers); `set_metadata` fills the keyframed values per gain point.
     pub fn metadata_template(
         &self,
         layout: &Layout,
