@@ -41,46 +41,11 @@ const QUIET_BELOW_TOTAL_DB: f64 = 40.0;
 
 /// Files halo does not yet render as EAR does, with the reason. Each is rendered anyway
 /// (it must not panic), and a file listed here that matches fails the test.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    ("ear_matrix.xml", "Matrix packs are not rendered"),
-    ("eat_hoa_object_delay.wav", "HOA is not rendered"),
-    ("eat_hoa_routing.wav", "HOA is not rendered"),
-    ("eat_hoa_timing_on_object.wav", "HOA is not rendered"),
-    (
-        "eps_hoa_4ch_1stOrderAmbix_commondef.wav",
-        "HOA is not rendered",
-    ),
-    ("eps_hoa_4ch_bwf_1stOrderAmbix.wav", "HOA is not rendered"),
-    (
-        "eat_interpolation_length.wav",
-        "48 samples long: halo pans every 64 samples, BS.2127 interpolates gains per sample",
-    ),
-    (
-        "eat_object_delay.wav",
-        "audio before the first block / outside the object: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_silent_before_after.wav",
-        "audio before the first block / after the last: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_silent_before_after_ds.wav",
-        "audio before the first block / after the last: BS.2127 silences it, halo plays it",
-    ),
-    (
-        "eat_timing_on_object.wav",
-        "audioObject duration is not applied (audio outside it plays)",
-    ),
-    (
-        "eat_zero_size.wav",
-        "48 samples of blocks that BS.2127 silences between and after; halo holds",
-    ),
-    (
-        "eat_test_bwf.wav",
-        "DirectSpeakers M+045 with bounds 30…50°: BS.2127 routes it to M+030 (inside the \
+const KNOWN_FAILURES: &[(&str, &str)] = &[(
+    "eat_test_bwf.wav",
+    "DirectSpeakers M+045 with bounds 30…50°: BS.2127 routes it to M+030 (inside the \
          bounds), halo pans it between M+030 and M+090 (the objects match)",
-    ),
-];
+)];
 
 /// The test noise of track `track` (0-based): a counter-based hash (lowbias32 of
 /// `frame·0x9E3779B1 + track·0x85EBCA77`), uniform in [-0.25, 0.25) (the reference

@@ -64,6 +64,8 @@ fn config() -> EngineConfig {
             gain_db: -6.0,
             mute: false,
             binaural_distances: vec![Some(Distance::Mid); 6],
+            hoa: None,
+            active_frames: None,
         }],
         outputs: vec![
             OutputConfig::Speakers {

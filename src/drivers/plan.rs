@@ -210,6 +210,8 @@ pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
         layout: b.layout.clone(),
         gain_db: b.gain_db,
         mute: b.mute,
+        hoa: b.hoa.clone(),
+        active_frames: b.active_frames,
         binaural_distances: match &b.binaural {
             Some(modes) => modes
                 .iter()

@@ -22,6 +22,7 @@ use crate::spatial::binaural::{
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::scene::mix::ObjectControls;
 use crate::spatial::objectbased::decorrelate::{self, Decorrelator};
+use crate::spatial::hoa::{HoaError, HoaFormat};
 use crate::spatial::objectbased::{
     GainCalc, GainHint, ObjectMetadata, ObjectValues, set_metadata,
 };
@@ -74,6 +75,12 @@ pub enum EngineError {
         #[source]
         source: DownmixError,
     },
+    #[error("bed '{bed}': HOA decoder: {source}")]
+    Hoa {
+        bed: String,
+        #[source]
+        source: HoaError,
+    },
     #[error("binaural output: {0}")]
     Binaural(#[from] BinauralError),
     #[error("invalid engine configuration: {parameter} = {value} ({allowed})")]
@@ -113,7 +120,17 @@ pub struct BedConfig {
     /// stereo. Channels beyond the list are `Some(Anechoic)`; LFE channels are not
     /// rendered binaurally.
     pub binaural_distances: Vec<Option<Distance>>,
+    /// An HOA bed (BS.2127 §9): the channels are HOA components, decoded to each speaker
+    /// output by the AllRAD decoder and to the headphones through [`HOA_BINAURAL_LAYOUT`].
+    pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (BS.2127 object timing): its input is
+    /// silenced outside them. `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
+
+/// The virtual layout an HOA bed is decoded to for the binaural output (each of its
+/// speakers is an HRTF source).
+pub const HOA_BINAURAL_LAYOUT: &str = "9+10+3";
 
 /// An output of the engine.
 #[derive(Clone)]
@@ -314,6 +331,8 @@ pub struct Engine {
     object_static: Vec<bool>,
     object_inputs: Vec<Vec<f32>>,
     bed_inputs: Vec<Vec<Vec<f32>>>,
+    /// Per bed: the frames it sounds in (see [`BedConfig::active_frames`]).
+    bed_windows: Vec<Option<(u64, u64)>>,
     buses: Vec<Bus>,
     binaural: Option<BinauralPath>,
     outputs: Vec<Output>,
@@ -348,6 +367,9 @@ struct Output {
     enabled: bool,
 }
 
+/// (HOA channel, gain) taps feeding one virtual speaker of an HOA bed.
+type HoaTaps = Vec<(usize, f32)>;
+
 /// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
 struct BinauralPath {
     renderer: BinauralRenderer,
@@ -364,6 +386,8 @@ struct BinauralPath {
     level_end: Vec<f32>,
     /// (bed, channel, renderer source, gain) for the non-LFE bed channels.
     bed_sources: Vec<(usize, usize, usize, f32)>,
+    /// HOA beds decoded to virtual speakers: (bed, renderer source, (channel, gain) taps).
+    hoa_sources: Vec<(usize, usize, HoaTaps)>,
     /// (bed, LFE channel, gain) mixed into both ears, delayed by the renderer's latency.
     lfe_taps: Vec<(usize, usize, f32)>,
     lfe: Vec<f32>,
@@ -554,6 +578,7 @@ impl Engine {
                 .iter()
                 .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
                 .collect(),
+            bed_windows: config.beds.iter().map(|b| b.active_frames).collect(),
             objects: config.objects,
             buses,
             binaural,
@@ -717,6 +742,17 @@ impl Engine {
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
+        // Beds with a time window: silent outside it (exact to the sample).
+        for (window, inputs) in self.bed_windows.iter().zip(&mut self.bed_inputs) {
+            if let &Some((start, end)) = window {
+                let from = start.saturating_sub(self.position).min(frames as u64) as usize;
+                let to = end.saturating_sub(self.position).min(frames as u64) as usize;
+                for ch in inputs.iter_mut() {
+                    ch[..from].fill(0.0);
+                    ch[to.max(from)..frames].fill(0.0);
+                }
+            }
+        }
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             for ch in &mut bus.buffers {
                 ch[..frames].fill(0.0);
@@ -864,12 +900,17 @@ impl BinauralPath {
         let mut bed_sources = Vec::new();
         let mut lfe_taps = Vec::new();
         let n_obj = config.objects.len();
+        let mut hoa_beds = Vec::new();
         for (b, bed) in config.beds.iter().enumerate() {
             let level = if bed.mute {
                 0.0
             } else {
                 10f64.powf(bed.gain_db / 20.0) as f32
             };
+            if let Some(hoa) = &bed.hoa {
+                hoa_beds.push((b, hoa, level));
+                continue;
+            }
             for (c, ch) in bed.layout.channels.iter().enumerate() {
                 if ch.lfe {
                     if let Some(db) = lfe_db {
@@ -880,7 +921,41 @@ impl BinauralPath {
                 }
             }
         }
-        let n_sources = (n_obj + bed_sources.len()).max(1);
+        // HOA beds: decoded (BS.2127 §9) to a virtual layout, each speaker an HRTF source.
+        let mut hoa_sources = Vec::new();
+        let mut hoa_directions = Vec::new();
+        if !hoa_beds.is_empty() {
+            let virtual_layout =
+                Layout::builtin(HOA_BINAURAL_LAYOUT).map_err(|_| EngineError::Config {
+                    parameter: "HOA_BINAURAL_LAYOUT",
+                    value: HOA_BINAURAL_LAYOUT.into(),
+                    allowed: "a built-in layout",
+                })?;
+            let gain_calc =
+                GainCalc::new(&virtual_layout).map_err(|source| EngineError::GainCalc {
+                    layout: virtual_layout.name.clone(),
+                    source,
+                })?;
+            for (b, hoa, level) in hoa_beds {
+                let d = hoa_decoder(&config.beds[b].name, hoa, &virtual_layout, &gain_calc)?;
+                for (s, row) in d.iter().enumerate() {
+                    let ch = &virtual_layout.channels[s];
+                    if ch.lfe {
+                        continue;
+                    }
+                    let taps = row
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, g)| **g != 0.0)
+                        .map(|(c, &g)| (c, g as f32 * level))
+                        .collect();
+                    let src = n_obj + bed_sources.len() + hoa_sources.len();
+                    hoa_sources.push((b, src, taps));
+                    hoa_directions.push(ch.direction());
+                }
+            }
+        }
+        let n_sources = (n_obj + bed_sources.len() + hoa_sources.len()).max(1);
         let mut renderer =
             BinauralRenderer::new(hrtf, BinauralConfig::new(config.sample_rate, n_sources))?;
         let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
@@ -899,6 +974,16 @@ impl BinauralPath {
                 distance => renderer.set_distance(src, distance.flatten().unwrap_or_default()),
             }
         }
+        for (&(b, src, _), &dir) in hoa_sources.iter().zip(&hoa_directions) {
+            renderer.set_direction(src, dir);
+            let distance = config.beds[b]
+                .binaural_distances
+                .first()
+                .copied()
+                .flatten()
+                .unwrap_or_default();
+            renderer.set_distance(src, distance);
+        }
         for (i, obj) in config.objects.iter().enumerate() {
             renderer.set_distance(i, obj.binaural_distance);
         }
@@ -915,6 +1000,7 @@ impl BinauralPath {
             level_slope: vec![0.0; n_obj],
             level_end: vec![0.0; n_obj],
             bed_sources,
+            hoa_sources,
             lfe_taps,
             lfe: vec![0.0; config.max_block_frames],
             lfe_delay: Delay::new(latency, 1).map_err(|source| EngineError::Chain {
@@ -1020,6 +1106,15 @@ impl BinauralPath {
                 *d = x * level;
             }
         }
+        for (b, src, taps) in &self.hoa_sources {
+            let dst = &mut self.scratch[*src][..run];
+            dst.fill(0.0);
+            for &(c, g) in taps {
+                for (d, &x) in dst.iter_mut().zip(&bed_inputs[*b][c][at..at + run]) {
+                    *d += x * g;
+                }
+            }
+        }
         // Every scratch buffer holds at least `run` frames; the renderer reads `run`.
         self.renderer.process(&self.scratch, left, right);
     }
@@ -1093,7 +1188,7 @@ impl Bus {
         let routes = beds
             .iter()
             .map(|bed| bed_route(bed, layout, &gain_calc))
-            .collect();
+            .collect::<Result<_, _>>()?;
         let templates = objects
             .iter()
             .map(|o| {
@@ -1427,7 +1522,11 @@ fn prefetch(x: &[f32]) {
 
 /// How a bed reaches a bus: same channels pass through; otherwise by label; a channel the
 /// bus lacks is panned as a virtual source at its nominal direction; LFE to LFE.
-fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute {
+fn bed_route(
+    bed: &BedConfig,
+    layout: &Layout,
+    gain_calc: &GainCalc,
+) -> Result<BedRoute, EngineError> {
     let level = if bed.mute {
         0.0
     } else {
@@ -1435,11 +1534,33 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
     };
     let mut taps = Vec::new();
     if level == 0.0 {
-        return BedRoute { taps };
+        return Ok(BedRoute { taps });
+    }
+    if let Some(hoa) = &bed.hoa {
+        let d = hoa_decoder(&bed.name, hoa, layout, gain_calc)?;
+        for (dst, row) in d.iter().enumerate() {
+            for (src, &g) in row.iter().enumerate() {
+                if g != 0.0 {
+                    taps.push((src, dst, (g * level) as f32));
+                }
+            }
+        }
+        return Ok(BedRoute { taps });
     }
     let out_lfe = layout.lfe_indices();
     let mut gains = vec![0.0; layout.num_channels()];
+    // A bed on an ITU-R BS.2051 system: BS.2127 §8's mapping rules first.
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for (src, ch) in bed.layout.channels.iter().enumerate() {
+        if let Some(rule) =
+            system.and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+        {
+            taps.extend(
+                rule.into_iter()
+                    .map(|(dst, g)| (src, dst, (g * level) as f32)),
+            );
+            continue;
+        }
         if ch.lfe {
             // Dropped (with a warning from `bed_warnings`) where the output has no LFE.
             if let Some(&dst) = out_lfe.first() {
@@ -1447,10 +1568,7 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
             }
             continue;
         }
-        if let Some(dst) = layout
-            .channel_index(&ch.label)
-            .filter(|&d| !layout.channels[d].lfe)
-        {
+        if let Some(dst) = same_speaker(layout, ch).filter(|&d| !layout.channels[d].lfe) {
             taps.push((src, dst, level as f32));
             continue;
         }
@@ -1467,14 +1585,58 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
             }
         }
     }
-    BedRoute { taps }
+    Ok(BedRoute { taps })
+}
+
+/// The BS.2127 §9 decoder of an HOA bed to `layout` (rows per speaker; LFE rows zero),
+/// with the point-source panner of `gain_calc`.
+fn hoa_decoder(
+    bed: &str,
+    hoa: &HoaFormat,
+    layout: &Layout,
+    gain_calc: &GainCalc,
+) -> Result<Vec<Vec<f64>>, EngineError> {
+    crate::spatial::hoa::decode_matrix(hoa, layout.num_channels(), |az, el, g| {
+        let at = Position::Polar {
+            azimuth_deg: az,
+            elevation_deg: el,
+            distance: 1.0,
+        };
+        gain_calc.position_gains(at, 0.0, g);
+    })
+    .map_err(|source| EngineError::Hoa {
+        bed: bed.into(),
+        source,
+    })
+}
+
+/// The output speaker a bed channel feeds directly: the one with its ITU-R BS.2051 name
+/// (BS.2127 §8: "Ls" is M+110 in 5.1 but M+090 in 7.1.4), or, for a channel without a
+/// BS.2051 name, the one with its label.
+fn same_speaker(layout: &Layout, ch: &crate::scene::layout::Channel) -> Option<usize> {
+    let bs2051 = ch.name.contains('+') || ch.name.contains('-') || ch.name.starts_with("LFE");
+    match layout.channels.iter().position(|c| c.name == ch.name) {
+        Some(d) => Some(d),
+        None if !bs2051 => layout.channel_index(&ch.label),
+        None => None,
+    }
 }
 
 /// Warnings about how a bed maps onto a layout (channels panned, LFE dropped).
 pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
     let mut warnings = Vec::new();
+    if bed.hoa.is_some() {
+        return warnings;
+    }
     let has_lfe = !layout.lfe_indices().is_empty();
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for ch in &bed.layout.channels {
+        if system
+            .and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+            .is_some()
+        {
+            continue;
+        }
         if ch.lfe {
             if !has_lfe {
                 warnings.push(format!(
@@ -1482,7 +1644,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
                     bed.name, ch.label, layout.name
                 ));
             }
-        } else if layout.channel_index(&ch.label).is_none() {
+        } else if same_speaker(layout, ch).is_none() {
             warnings.push(format!(
                 "bed '{}': channel {} is not in layout {}; panned at its nominal direction ({}°, {}°)",
                 bed.name, ch.label, layout.name, ch.azimuth_deg, ch.elevation_deg

@@ -97,7 +97,6 @@ use crate::scene::mix::{
     FoldMatrix, FoldSpec, ObjectControls, ObjectSpec, OutputSpec, Scene, ScreenEdge, Snap,
     SourceSpec, TargetSpec,
 };
-use ron::value::RawValue;
 use serde::Deserialize;
 use std::fmt;
 use std::fmt::Write as _;
@@ -219,6 +218,45 @@ impl fmt::Display for Loc<'_> {
 type Problem = (String, String);
 
 /// Checks a number: finite and `ok`.
+/// The text of one RON value, as the deserializer read it, for a second, typed reading
+/// with the value's own position in messages.
+///
+/// Why not `ron::value::RawValue`: it parses every captured value a second time to validate
+/// it, so captures nested in captures (session → object → automation list) parse a
+/// million-keyframe list five times (issue 15: 1M keyframes took over 6 s of CPU). The
+/// deserializer has already read the value when it hands over the text, so `Raw` keeps it
+/// as it is. It asks ron for the text as `RawValue` does, through ron's raw-value newtype
+/// name; `raw_matches_rons_raw_value` (below) fails if a ron upgrade changes that.
+#[derive(Clone, Copy, Debug)]
+struct Raw<'a>(&'a str);
+
+impl<'a> Raw<'a> {
+    fn get_ron(self) -> &'a str {
+        self.0
+    }
+}
+
+/// ron's name for its raw-value newtype (`ron::value::raw::RAW_VALUE_TOKEN`, crate-private).
+const RON_RAW_VALUE_TOKEN: &str = "$ron::private::RawValue";
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = &'de str;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a RON value")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<&'de str, E> {
+                Ok(v)
+            }
+        }
+        deserializer
+            .deserialize_newtype_struct(RON_RAW_VALUE_TOKEN, Text)
+            .map(Raw)
+    }
+}
+
 fn check(v: f64, ok: bool, name: &str, unit: &str, allowed: &str) -> Result<f64, Problem> {
     if !v.is_finite() {
         Err((
@@ -256,15 +294,15 @@ fn check_in(v: f64, lo: f64, hi: f64, name: &str, unit: &str) -> Result<f64, Pro
 #[serde(rename = "Session", deny_unknown_fields)]
 struct SessionFile<'a> {
     #[serde(default, borrow)]
-    sample_rate: Option<&'a RawValue>,
+    sample_rate: Option<Raw<'a>>,
     #[serde(default, borrow)]
-    duration: Option<&'a RawValue>,
+    duration: Option<Raw<'a>>,
     #[serde(default, borrow)]
-    objects: Vec<&'a RawValue>,
+    objects: Vec<Raw<'a>>,
     #[serde(default, borrow)]
-    beds: Vec<&'a RawValue>,
+    beds: Vec<Raw<'a>>,
     #[serde(default, borrow)]
-    outputs: Vec<&'a RawValue>,
+    outputs: Vec<Raw<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -272,23 +310,23 @@ struct SessionFile<'a> {
 struct ObjectFile<'a> {
     name: String,
     #[serde(borrow)]
-    source: &'a RawValue,
+    source: Raw<'a>,
     #[serde(default, borrow, alias = "gain")]
-    gain_db: Option<&'a RawValue>,
+    gain_db: Option<Raw<'a>>,
     #[serde(default)]
     mute: bool,
     #[serde(borrow)]
-    position: &'a RawValue,
+    position: Raw<'a>,
     #[serde(default, borrow)]
-    size: Option<&'a RawValue>,
+    size: Option<Raw<'a>>,
     #[serde(default)]
     binaural: BinauralMode,
     #[serde(default, borrow)]
-    extent: Option<&'a RawValue>,
+    extent: Option<Raw<'a>>,
     #[serde(default, borrow)]
-    diffuse: Option<&'a RawValue>,
+    diffuse: Option<Raw<'a>>,
     #[serde(default, borrow)]
-    divergence: Option<&'a RawValue>,
+    divergence: Option<Raw<'a>>,
     #[serde(default)]
     divergence_range: Option<f64>,
     #[serde(default)]
@@ -408,9 +446,9 @@ enum OutputFile<'a> {
     Speakers {
         layout: String,
         #[serde(default, borrow)]
-        chain: Vec<&'a RawValue>,
+        chain: Vec<Raw<'a>>,
         #[serde(default, borrow)]
-        target: Option<&'a RawValue>,
+        target: Option<Raw<'a>>,
     },
     Binaural {
         #[serde(default)]
@@ -418,9 +456,9 @@ enum OutputFile<'a> {
         #[serde(default)]
         lfe_db: Option<f64>,
         #[serde(default, borrow)]
-        chain: Vec<&'a RawValue>,
+        chain: Vec<Raw<'a>>,
         #[serde(default, borrow)]
-        target: Option<&'a RawValue>,
+        target: Option<Raw<'a>>,
     },
     Stereo {
         #[serde(default = "default_from")]
@@ -428,9 +466,9 @@ enum OutputFile<'a> {
         #[serde(default)]
         fold: FoldFile,
         #[serde(default, borrow)]
-        chain: Vec<&'a RawValue>,
+        chain: Vec<Raw<'a>>,
         #[serde(default, borrow)]
-        target: Option<&'a RawValue>,
+        target: Option<Raw<'a>>,
     },
 }
 
@@ -593,7 +631,7 @@ impl<'a> Ctx<'a, '_> {
     /// The line where a raw value's first token is. Only the line: counting the column
     /// scans the line, which for a machine-written session with every keyframe on one
     /// line made parsing quadratic.
-    fn line_of(&self, raw: &RawValue) -> Option<usize> {
+    fn line_of(&self, raw: Raw<'_>) -> Option<usize> {
         Some(self.line_at(self.offset(skip_trivia(raw.get_ron()))))
     }
 
@@ -635,7 +673,7 @@ impl<'a> Ctx<'a, '_> {
     /// Deserializes a raw value, with error positions in the whole file.
     fn de<T: Deserialize<'a>>(
         &self,
-        raw: &'a RawValue,
+        raw: Raw<'a>,
         hint: Option<&str>,
     ) -> Result<T, SessionError> {
         let s = raw.get_ron();
@@ -722,7 +760,7 @@ impl<'a> Ctx<'a, '_> {
     /// A parameter written as one value or as a keyframe list.
     fn automation<V, T>(
         &self,
-        raw: &'a RawValue,
+        raw: Raw<'a>,
         place: &str,
         hint: &str,
         convert: &dyn Fn(V) -> Result<T, Problem>,
@@ -738,7 +776,16 @@ impl<'a> Ctx<'a, '_> {
             let value = convert(v).map_err(|p| self.invalid(line, place, p))?;
             return Ok(Automation::constant(value));
         }
-        let raws: Vec<&'a RawValue> = self.de(raw, Some(hint))?;
+        // Fast path, one pass over the list: a machine-written session may carry a million
+        // keyframes. Any problem sends the list through the slow path, which reads it key by
+        // key to name the keyframe and its line in the message.
+        if let Ok(keys) = ron_options().from_str::<Vec<KeyFile<V>>>(raw.get_ron())
+            && !keys.is_empty()
+            && let Ok(automation) = self.keyframes(keys, place, line, &|_| None, convert, same_kind)
+        {
+            return Ok(automation);
+        }
+        let raws: Vec<Raw<'a>> = self.de(raw, Some(hint))?;
         if raws.is_empty() {
             return Err(self.invalid(
                 line,
@@ -749,59 +796,81 @@ impl<'a> Ctx<'a, '_> {
                 ),
             ));
         }
-        let mut keys: Vec<Keyframe<T>> = Vec::with_capacity(raws.len());
+        let keys = raws
+            .iter()
+            .map(|&kraw| self.de::<KeyFile<V>>(kraw, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let automation = self.keyframes(
+            keys,
+            place,
+            line,
+            &|k| self.line_of(raws[k]),
+            convert,
+            same_kind,
+        )?;
+        Ok(automation)
+    }
+
+    /// Checks keyframes (times in range and strictly increasing, one kind of value) and
+    /// converts them; `line_of_key(k)` gives keyframe k's line for messages, where known.
+    fn keyframes<V, T>(
+        &self,
+        keys: Vec<KeyFile<V>>,
+        place: &str,
+        list_line: Option<usize>,
+        line_of_key: &dyn Fn(usize) -> Option<usize>,
+        convert: &dyn Fn(V) -> Result<T, Problem>,
+        same_kind: &dyn Fn(&V, &V) -> bool,
+    ) -> Result<Automation<T>, SessionError>
+    where
+        V: Copy,
+        T: Interpolate,
+    {
+        let mut out: Vec<Keyframe<T>> = Vec::with_capacity(keys.len());
         let mut previous: Option<(f64, u64, V)> = None;
-        for (k, kraw) in raws.into_iter().enumerate() {
-            let kplace = format!("{place} keyframe {}", k + 1);
-            let kline = self.line_of(kraw);
-            let key: KeyFile<V> = self.de(kraw, None)?;
+        let time_allowed = format!("a time in seconds from 0 to {MAX_TIME_S}");
+        for (k, key) in keys.into_iter().enumerate() {
+            let invalid = |p: Problem| {
+                self.invalid(line_of_key(k), &format!("{place} keyframe {}", k + 1), p)
+            };
             let time = check(
                 key.time,
                 (0.0..=MAX_TIME_S).contains(&key.time),
                 "time",
                 " s",
-                &format!("a time in seconds from 0 to {MAX_TIME_S}"),
+                &time_allowed,
             )
-            .map_err(|p| self.invalid(kline, &kplace, p))?;
+            .map_err(invalid)?;
             let frame = self.seconds_to_frames(time);
             if let Some((prev_time, prev_frame, prev_value)) = &previous {
                 if frame <= *prev_frame {
-                    return Err(self.invalid(
-                        kline,
-                        &kplace,
-                        (
-                            format!(
-                                "time = {time} s (frame {frame}) is not after keyframe {}'s \
-                                 time {prev_time} s (frame {prev_frame})",
-                                k
-                            ),
-                            "keyframe times in strictly increasing order, at least one sample \
-                             apart"
-                                .into(),
+                    return Err(invalid((
+                        format!(
+                            "time = {time} s (frame {frame}) is not after keyframe {}'s \
+                             time {prev_time} s (frame {prev_frame})",
+                            k
                         ),
-                    ));
+                        "keyframe times in strictly increasing order, at least one sample apart"
+                            .into(),
+                    )));
                 }
                 if !same_kind(prev_value, &key.value) {
-                    return Err(self.invalid(
-                        kline,
-                        &kplace,
-                        (
-                            format!("the value's kind differs from keyframe {k}'s"),
-                            "the same kind of value in every keyframe (all Cart or all Polar)"
-                                .into(),
-                        ),
-                    ));
+                    return Err(invalid((
+                        format!("the value's kind differs from keyframe {k}'s"),
+                        "the same kind of value in every keyframe (all Cart or all Polar)".into(),
+                    )));
                 }
             }
             previous = Some((time, frame, key.value));
-            let value = convert(key.value).map_err(|p| self.invalid(kline, &kplace, p))?;
-            keys.push(Keyframe {
+            let value = convert(key.value).map_err(invalid)?;
+            out.push(Keyframe {
                 frame,
                 value,
                 interpolation: key.interp,
             });
         }
-        Automation::new(keys).map_err(|e| self.invalid(line, place, (e.to_string(), String::new())))
+        Automation::new(out)
+            .map_err(|e| self.invalid(list_line, place, (e.to_string(), String::new())))
     }
 }
 
@@ -1096,7 +1165,7 @@ pub fn parse(
     };
 
     let mut objects = Vec::with_capacity(top.objects.len());
-    for (i, raw) in top.objects.iter().enumerate() {
+    for (i, &raw) in top.objects.iter().enumerate() {
         let line = ctx.line_of(raw);
         let o: ObjectFile = ctx.de(raw, None)?;
         check_name(&ctx, &o.name, format!("objects[{i}]"), line)?;
@@ -1129,7 +1198,7 @@ pub fn parse(
                 &|_, _| true,
             )?,
         };
-        let unit = |raw: Option<&RawValue>, name: &'static str| match raw {
+        let unit = |raw: Option<Raw<'_>>, name: &'static str| match raw {
             None => Ok(Automation::constant(0.0)),
             Some(r) => ctx.automation(
                 r,
@@ -1223,7 +1292,7 @@ pub fn parse(
     }
 
     let mut beds = Vec::with_capacity(top.beds.len());
-    for (i, raw) in top.beds.iter().enumerate() {
+    for (i, &raw) in top.beds.iter().enumerate() {
         let line = ctx.line_of(raw);
         let b: BedFile = ctx.de(raw, None)?;
         check_name(&ctx, &b.name, format!("beds[{i}]"), line)?;
@@ -1268,11 +1337,13 @@ pub fn parse(
             gain_db,
             mute: b.mute,
             channels,
+            hoa: None,
+            active_frames: None,
         });
     }
 
     let mut outputs = Vec::with_capacity(top.outputs.len());
-    for (i, raw) in top.outputs.iter().enumerate() {
+    for (i, &raw) in top.outputs.iter().enumerate() {
         outputs.push(parse_output(&mut ctx, raw, i)?);
     }
 
@@ -1288,7 +1359,7 @@ pub fn parse(
 
 fn parse_source<'a>(
     ctx: &Ctx<'a, '_>,
-    raw: &'a RawValue,
+    raw: Raw<'a>,
     place: &str,
 ) -> Result<SourceSpec, SessionError> {
     let line = ctx.line_of(raw);
@@ -1339,7 +1410,7 @@ fn parse_source<'a>(
 
 fn parse_output<'a>(
     ctx: &mut Ctx<'a, '_>,
-    raw: &'a RawValue,
+    raw: Raw<'a>,
     i: usize,
 ) -> Result<OutputSpec, SessionError> {
     let line = ctx.line_of(raw);
@@ -1458,7 +1529,7 @@ fn parse_output<'a>(
 
 fn parse_chain<'a>(
     ctx: &Ctx<'a, '_>,
-    chain: &[&'a RawValue],
+    chain: &[Raw<'a>],
     output: &str,
 ) -> Result<Vec<ProcessorSettings>, SessionError> {
     let mut out = Vec::with_capacity(chain.len());
@@ -1483,7 +1554,7 @@ fn dsp_problem(e: &DspError) -> Problem {
 
 fn parse_target<'a>(
     ctx: &Ctx<'a, '_>,
-    raw: Option<&'a RawValue>,
+    raw: Option<Raw<'a>>,
     output: &str,
 ) -> Result<Option<TargetSpec>, SessionError> {
     let Some(raw) = raw else { return Ok(None) };
@@ -1901,5 +1972,41 @@ fn write_target(t: &TargetSpec) -> String {
             .collect();
             format!("Custom({})", fields.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Raw` hands over the same text as ron's own `RawValue` (so a ron upgrade that
+    /// renames the raw-value token fails here, not in every session), and a value that is
+    /// not RON is still refused.
+    #[test]
+    fn raw_matches_rons_raw_value() {
+        #[derive(Deserialize)]
+        struct Ours<'a> {
+            #[serde(borrow)]
+            a: Raw<'a>,
+            #[serde(borrow)]
+            b: Vec<Raw<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Rons<'a> {
+            #[serde(borrow)]
+            a: &'a ron::value::RawValue,
+            #[serde(borrow)]
+            b: Vec<&'a ron::value::RawValue>,
+        }
+        let text = "(a: Polar(az: 30, /* c */ el: 0) , b: [ 1.5, (time: 0, value: -3), \"x\" ])";
+        let ours: Ours = ron_options().from_str(text).expect("ours");
+        let rons: Rons = ron_options().from_str(text).expect("ron's");
+        assert_eq!(ours.a.get_ron(), rons.a.get_ron());
+        assert_eq!(ours.a.get_ron(), "Polar(az: 30, /* c */ el: 0)");
+        let ours_b: Vec<&str> = ours.b.iter().map(|r| r.get_ron()).collect();
+        let rons_b: Vec<&str> = rons.b.iter().map(|r| r.get_ron()).collect();
+        assert_eq!(ours_b, rons_b);
+        assert_eq!(ours_b, ["1.5", "(time: 0, value: -3)", "\"x\""]);
+        assert!(ron_options().from_str::<Ours>("(a: Polar(az: , b: [])").is_err());
     }
 }

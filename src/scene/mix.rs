@@ -349,6 +349,34 @@ pub enum BinauralMode {
     Far,
 }
 
+/// The normalisation of HOA channels (BS.2076 `normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoaNormalization {
+    N3D,
+    SN3D,
+    /// Furse–Malham (defined up to order 3).
+    FuMa,
+}
+
+impl HoaNormalization {
+    /// From the ADM text (`N3D`, `SN3D`, `FuMa`; case-insensitive).
+    pub fn parse(s: &str) -> Option<HoaNormalization> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "N3D" => Some(HoaNormalization::N3D),
+            "SN3D" => Some(HoaNormalization::SN3D),
+            "FUMA" => Some(HoaNormalization::FuMa),
+            _ => None,
+        }
+    }
+}
+
+/// An HOA signal's channels: (order n, degree m) of each, in the file's channel order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoaFormat {
+    pub channels: Vec<(u32, i32)>,
+    pub normalization: HoaNormalization,
+}
+
 /// A channel bed: a multichannel file played on a fixed speaker layout (ADM DirectSpeakers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedSpec {
@@ -370,6 +398,13 @@ pub struct BedSpec {
     /// Binaural render mode of each channel, in layout order (`None`: Mid for all; the
     /// LFE is never rendered binaurally).
     pub binaural: Option<Vec<BinauralMode>>,
+    /// An HOA signal (ADM HOA, BS.2127 §9) instead of speaker feeds: its channels' orders,
+    /// degrees and normalisation; the layout then only counts the channels. Decoded to
+    /// each output by the BS.2127 AllRAD decoder.
+    pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (ADM audioObject start and duration,
+    /// BS.2127); `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
 
 /// One rendered output, with its master chain and loudness target.

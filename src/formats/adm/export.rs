@@ -92,7 +92,11 @@ pub fn from_scene(
 ) -> Result<AdmDocument, AdmError> {
     check_plan(scene, plan)?;
     let rate = scene.sample_rate;
-    let mut doc = AdmDocument::default();
+    let mut doc = AdmDocument {
+        // `write_axml` declares halo's namespace.
+        halo_written: true,
+        ..AdmDocument::default()
+    };
     let mut object_ids = Vec::new();
     let total_end = scene
         .duration_frames

@@ -19,6 +19,9 @@ pub struct AdmDocument {
     /// Complementary object groups (BS.2076-2 `audioComplementaryObjectIDRef`): the leader
     /// (the default, rendered unless another is chosen) and the alternatives to it.
     pub complementary: Vec<(String, Vec<String>)>,
+    /// Written by halo (the document declares halo's namespace): its DirectSpeakers packs
+    /// are halo's built-in layouts, whatever their IDs.
+    pub halo_written: bool,
 }
 
 /// Loudness of a programme or content (`loudnessMetadata`, EBU Tech 3364 / BS.2076).
@@ -167,6 +170,13 @@ pub struct BlockFormat {
     pub halo_keys: Option<String>,
     /// Objects: the BS.2127 metadata beyond position, gain and extent.
     pub controls: BlockControls,
+    /// HOA (BS.2076 §5.4.3.4): the component's `order`, `degree` and `normalization`.
+    pub hoa_order: Option<u32>,
+    pub hoa_degree: Option<i32>,
+    pub hoa_normalization: Option<String>,
+    /// Matrix (BS.2076 §5.4.3.3): the channel a decode or direct matrix channel feeds
+    /// (`outputChannelFormatIDRef`).
+    pub matrix_output_ref: Option<String>,
 }
 
 /// The BS.2076 object metadata of an Objects block that BS.2127's gain calculation reads
@@ -225,6 +235,10 @@ impl BlockFormat {
             headphone_drr_db: None,
             halo_keys: None,
             controls: BlockControls::default(),
+            hoa_order: None,
+            hoa_degree: None,
+            hoa_normalization: None,
+            matrix_output_ref: None,
         }
     }
 }

@@ -107,6 +107,9 @@ pub fn parse_axml(xml: &[u8]) -> Result<AdmDocument, AdmError> {
                 elements += 1;
                 check_counts(elements, stack.len() + 1)?;
                 let el = start_el(&e, offset)?;
+                if el.attrs.iter().any(|(k, _)| k == "xmlns:halo") {
+                    doc.halo_written = true;
+                }
                 if el.name == "audioFormatExtended" && afe_depth.is_none() {
                     afe_depth = Some(stack.len());
                     found_afe = true;
@@ -628,7 +631,13 @@ pub(super) fn channel_format(
     for w in warned {
         warnings.push(format!("{element}: {w}"));
     }
-    if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
+    if !matches!(
+        type_def,
+        TypeDefinition::Objects
+            | TypeDefinition::DirectSpeakers
+            | TypeDefinition::Hoa
+            | TypeDefinition::Matrix
+    ) {
         warnings.push(format!(
             "{element} ({:?}): {} channels are not supported",
             el.attr("audioChannelFormatName").unwrap_or_default(),
@@ -671,6 +680,32 @@ pub(super) fn block_format(
     block.rtime = opt_time(b, "rtime", &element)?;
     block.duration = opt_time(b, "duration", &element)?;
     block.halo_keys = b.attr("halo:keys").map(str::to_string);
+    if type_def == TypeDefinition::Matrix {
+        block.matrix_output_ref = b
+            .child("outputChannelFormatIDRef")
+            .map(|c| c.text.trim().to_string())
+            .filter(|t| !t.is_empty() && t.len() <= 64);
+        return Ok(block);
+    }
+    if type_def == TypeDefinition::Hoa {
+        let int = |name: &str| -> Result<Option<i64>, AdmError> {
+            b.child(name)
+                .map(|c| {
+                    c.text.trim().parse::<i64>().ok().filter(|v| v.abs() <= 100).ok_or_else(|| {
+                        invalid(
+                            format!("{element}: {name}"),
+                            format!("{:?} is not a whole number from -100 to 100", c.text.trim()),
+                            "an integer (order 0…10, degree −order…order)",
+                        )
+                    })
+                })
+                .transpose()
+        };
+        block.hoa_order = int("order")?.map(|v| v.unsigned_abs() as u32);
+        block.hoa_degree = int("degree")?.map(|v| v as i32);
+        block.hoa_normalization = b.child("normalization").map(|c| c.text.trim().to_string());
+        return Ok(block);
+    }
     if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
         return Ok(block);
     }
