@@ -67,6 +67,7 @@ pub use scene::layout::{Layout, LayoutError};
 pub use scene::mix::{
     BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
 };
+pub use scene::mix::{ExclusionZone, Extent, ObjectControls, ScreenEdge, Snap};
 
 /// Reading and writing halo's session format (RON).
 pub mod session {

@@ -176,6 +176,7 @@ fn render(scene: &Scene, input: &[f32], block: usize) -> Vec<Vec<f32>> {
             mute: false,
             binaural_bypass: false,
             binaural_distance: Distance::Anechoic,
+            controls: Default::default(),
         }],
         beds: vec![],
         outputs: vec![OutputConfig::speakers(Layout::builtin("5.0").unwrap())],

@@ -30,6 +30,7 @@ fn object(_name: &str, position: Automation<Position>) -> ObjectConfig {
         mute: false,
         binaural_bypass: false,
         binaural_distance: Distance::Anechoic,
+        controls: Default::default(),
     }
 }
 

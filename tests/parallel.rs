@@ -50,6 +50,7 @@ fn config() -> EngineConfig {
                 mute: i == 4,
                 binaural_bypass: i == 5,
                 binaural_distance: [Distance::Near, Distance::Mid, Distance::Far][i as usize % 3],
+                controls: Default::default(),
             }
         })
         .collect();

@@ -235,6 +235,7 @@ pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
             mute: o.mute,
             binaural_bypass: o.binaural == BinauralMode::Off,
             binaural_distance: binaural_distance(o.binaural),
+            controls: o.controls.clone(),
         })
         .collect()
 }

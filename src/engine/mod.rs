@@ -20,8 +20,12 @@ use crate::spatial::binaural::{
     BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet,
 };
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
+use crate::scene::mix::ObjectControls;
+use crate::spatial::objectbased::decorrelate::{self, Decorrelator};
 use crate::spatial::hoa::{HoaError, HoaFormat};
-use crate::spatial::objectbased::{GainCalc, GainHint};
+use crate::spatial::objectbased::{
+    GainCalc, GainHint, ObjectMetadata, ObjectValues, set_metadata,
+};
 use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
@@ -99,6 +103,9 @@ pub struct ObjectConfig {
     /// Room distance of the binaural render (binaural modes Near, Mid, Far; `Anechoic`
     /// is the HRTF alone); unused when bypassed.
     pub binaural_distance: Distance,
+    /// The rest of the BS.2127 metadata (speaker outputs; the binaural path pans by
+    /// position and size only).
+    pub controls: ObjectControls,
 }
 
 /// A channel bed: its layout and static gain.
@@ -228,6 +235,21 @@ struct Bus {
     levels: Vec<Option<f64>>,
     /// Size (clamped to 0…1) of each object whose size is not automated.
     sizes: Vec<Option<f64>>,
+    /// Per object: its BS.2127 metadata with the static controls filled in, when it has
+    /// any beyond position and size (`None`: the point-source fast path).
+    templates: Vec<Option<ObjectMetadata>>,
+    /// Scratch for one object's diffuse gains.
+    diffuse: Vec<f64>,
+    /// Gains per object per gain point: the layout's channels, then (when any object is
+    /// diffuse) as many diffuse-bus channels.
+    width: usize,
+    /// The diffuse bus's decorrelation filters and the direct sound's matching delay.
+    decorrelator: Option<(Decorrelator, crate::dsp::Delay)>,
+    /// Per object that interpolates gains (BS.2127): its gain breakpoints (frame, whether
+    /// gains move linearly to the next one) and the gains at the current segment's ends.
+    interp: Vec<Option<GainInterp>>,
+    /// Scratch: one gain point's gains (`width` channels).
+    raw: Vec<f32>,
     /// Whether an enabled output reads this bus (see [`Engine::set_output_enabled`]).
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
@@ -245,9 +267,73 @@ struct Cursors {
     gain: usize,
     position: usize,
     size: usize,
+    extent: usize,
+    diffuse: usize,
+    divergence: usize,
     pan: PanHint,
     /// The BS.2127 gain calculation's lookup state (region last found in).
     bs2127: GainHint,
+}
+
+/// BS.2127 gain interpolation of one object: gains move linearly between breakpoints
+/// (instead of positions), and are computed only at the breakpoints.
+#[derive(Debug, Clone)]
+struct GainInterp {
+    /// (frame, whether the gains ramp linearly from here to the next breakpoint).
+    breaks: Vec<(u64, bool)>,
+    /// The segment (start, end) whose end gains `from`, `to` hold.
+    segment: Option<(u64, u64)>,
+    from: Vec<f32>,
+    to: Vec<f32>,
+}
+
+impl GainInterp {
+    fn new(obj: &ObjectConfig, width: usize) -> GainInterp {
+        use crate::scene::automation::{Automation, Interpolate, Interpolation};
+        fn frames<T: Interpolate>(a: &Automation<T>, out: &mut Vec<u64>) {
+            out.extend(a.keyframes().iter().map(|k| k.frame));
+        }
+        fn moving<T: Interpolate>(a: &Automation<T>, at: u64) -> bool {
+            let keys = a.keyframes();
+            let after = keys.partition_point(|k| k.frame <= at);
+            after > 0 && after < keys.len() && keys[after - 1].interpolation != Interpolation::Step
+        }
+        let c = &obj.controls;
+        let mut f = Vec::new();
+        frames(&obj.position, &mut f);
+        frames(&obj.gain_db, &mut f);
+        frames(&obj.size, &mut f);
+        f.extend(c.keyframe_frames());
+        f.sort_unstable();
+        f.dedup();
+        let breaks = f
+            .iter()
+            .map(|&at| {
+                let lin = moving(&obj.position, at)
+                    || moving(&obj.gain_db, at)
+                    || moving(&obj.size, at)
+                    || c.extent.as_ref().is_some_and(|e| moving(e, at))
+                    || moving(&c.diffuse, at)
+                    || moving(&c.divergence, at);
+                (at, lin)
+            })
+            .collect();
+        GainInterp {
+            breaks,
+            segment: None,
+            from: vec![0.0; width],
+            to: vec![0.0; width],
+        }
+    }
+
+    /// The linear segment containing `frame`, if it is in one.
+    fn segment_at(&self, frame: u64) -> Option<(u64, u64)> {
+        let k = self.breaks.partition_point(|b| b.0 <= frame);
+        if k == 0 || k >= self.breaks.len() || !self.breaks[k - 1].1 {
+            return None;
+        }
+        Some((self.breaks[k - 1].0, self.breaks[k].0))
+    }
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -458,8 +544,8 @@ impl Engine {
             o.chain.latency()
                 + match o.source {
                     Source::Binaural => bin.as_ref().map_or(0, |b| b.renderer.latency()),
-                    Source::Fold(_, ref f) => f.latency(),
-                    Source::Bus(_) => 0,
+                    Source::Fold(b, ref f) => f.latency() + buses[b].latency(),
+                    Source::Bus(b) => buses[b].latency(),
                 }
         };
         let latency = outputs
@@ -481,6 +567,7 @@ impl Engine {
                     .map(|k| k.frame)
                     .chain(o.gain_db.keyframes().iter().map(|k| k.frame))
                     .chain(o.size.keyframes().iter().map(|k| k.frame))
+                    .chain(o.controls.keyframe_frames())
             })
             .collect();
         keyframes.sort_unstable();
@@ -488,7 +575,12 @@ impl Engine {
         let object_static = config
             .objects
             .iter()
-            .map(|o| o.position.is_constant() && o.gain_db.is_constant() && o.size.is_constant())
+            .map(|o| {
+                o.position.is_constant()
+                    && o.gain_db.is_constant()
+                    && o.size.is_constant()
+                    && o.controls.is_static()
+            })
             .collect();
         Ok(Engine {
             sample_rate: rate,
@@ -632,6 +724,9 @@ impl Engine {
             b.renderer.reset();
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
+        for bus in &mut self.buses {
+            bus.reset_diffuse();
+        }
     }
 
     /// Frames of delay between the inputs and every output (all outputs are aligned).
@@ -711,6 +806,7 @@ impl Engine {
         }
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             bus.mix_beds(&self.bed_inputs, frames);
+            bus.mix_diffuse(frames);
         }
         for o in self.outputs.iter_mut().filter(|o| o.enabled) {
             match &mut o.source {
@@ -1072,13 +1168,35 @@ impl Bus {
             source,
         })?;
         let nch = layout.num_channels();
+        let any_diffuse = objects.iter().any(|o| o.controls.has_diffuse());
+        let width = if any_diffuse { 2 * nch } else { nch };
+        if width > 64 {
+            return Err(EngineError::Config {
+                parameter: "layout",
+                value: format!("{} ({nch} channels) with diffuse objects", layout.name),
+                allowed: "at most 32 channels when an object has a diffuse part",
+            });
+        }
+        let decorrelator = if any_diffuse {
+            let names: Vec<String> = layout.channels.iter().map(|c| c.name.clone()).collect();
+            let filters = decorrelate::layout_filters(&names);
+            let delay = crate::dsp::Delay::new(decorrelate::LATENCY_FRAMES, nch).map_err(
+                |source| EngineError::Chain {
+                    output: layout.name.clone(),
+                    source: Box::new(source),
+                },
+            )?;
+            Some((Decorrelator::new(&filters), delay))
+        } else {
+            None
+        };
         let ramp = Ramp {
-            gains: [vec![0.0; nch], vec![0.0; nch]],
+            gains: [vec![0.0; width], vec![0.0; width]],
             nonzero: [0; 2],
             end: 0,
-            channel: vec![0; nch],
-            start: vec![0.0; nch],
-            slope: vec![0.0; nch],
+            channel: vec![0; width],
+            start: vec![0.0; width],
+            slope: vec![0.0; width],
             n_active: 0,
             fixed: true,
         };
@@ -1086,9 +1204,29 @@ impl Bus {
             .iter()
             .map(|bed| bed_route(bed, layout, &gain_calc))
             .collect::<Result<_, _>>()?;
+        let templates = objects
+            .iter()
+            .map(|o| {
+                (o.controls != ObjectControls::default())
+                    .then(|| gain_calc.metadata_template(layout, &o.controls))
+            })
+            .collect();
         Ok(Bus {
             layout: layout.clone(),
-            buffers: vec![vec![0.0; block]; nch],
+            buffers: vec![vec![0.0; block]; width],
+            templates,
+            diffuse: vec![0.0; nch],
+            width,
+            decorrelator,
+            interp: objects
+                .iter()
+                .map(|o| {
+                    o.controls
+                        .interpolate_gains
+                        .then(|| GainInterp::new(o, width))
+                })
+                .collect(),
+            raw: vec![0.0; width],
             ramps: vec![ramp; n_obj],
             beds: routes,
             gain_calc,
@@ -1116,9 +1254,86 @@ impl Bus {
         })
     }
 
-    /// Object `i`'s gains at `frame` (BS.2127 gains × level) into `ramps[i].gains[half]`,
-    /// with the mask of its non-zero channels.
+    /// Frames the bus's output lags its input (the decorrelation filters' delay when an
+    /// object is diffuse, 0 otherwise).
+    fn latency(&self) -> usize {
+        if self.decorrelator.is_some() {
+            decorrelate::LATENCY_FRAMES
+        } else {
+            0
+        }
+    }
+
+    /// Clears the decorrelation filters' and the direct delay's state (seek).
+    fn reset_diffuse(&mut self) {
+        if let Some((d, delay)) = &mut self.decorrelator {
+            d.reset();
+            crate::dsp::Processor::reset(delay);
+        }
+    }
+
+    /// Diffuse objects: the direct channels delayed to line up with the decorrelated
+    /// diffuse bus, which is added to them.
+    fn mix_diffuse(&mut self, frames: usize) {
+        let Some((decorrelator, delay)) = &mut self.decorrelator else {
+            return;
+        };
+        let nch = self.layout.num_channels();
+        let (direct, diffuse) = self.buffers.split_at_mut(nch);
+        let mut d = slices_mut(direct, frames);
+        crate::dsp::Processor::process(delay, &mut d[..nch]);
+        let mut f = slices_mut(diffuse, frames);
+        decorrelator.process(&mut f[..nch]);
+        for (o, x) in d[..nch].iter_mut().zip(&f[..nch]) {
+            for (a, &b) in o.iter_mut().zip(x.iter()) {
+                *a += b;
+            }
+        }
+    }
+
+    /// Object `i`'s gains at `frame` into `ramps[i].gains[half]`, with the mask of its
+    /// non-zero channels. Objects that interpolate gains (BS.2127) get the linear blend of
+    /// the gains at the ends of their breakpoint segment; others the gains of their
+    /// metadata at `frame`.
     fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64, half: usize) {
+        let w = self.width;
+        let segment = self.interp[i].as_ref().and_then(|g| g.segment_at(frame));
+        if let Some((a, b)) = segment {
+            if self.interp[i].as_ref().and_then(|g| g.segment) != Some((a, b)) {
+                self.raw_gains(i, obj, a);
+                if let Some(g) = self.interp[i].as_mut() {
+                    g.from.copy_from_slice(&self.raw);
+                }
+                self.raw_gains(i, obj, b);
+                if let Some(g) = self.interp[i].as_mut() {
+                    g.to.copy_from_slice(&self.raw);
+                    g.segment = Some((a, b));
+                }
+            }
+            if let Some(g) = self.interp[i].as_ref() {
+                let t = ((frame - a) as f64 / (b - a) as f64) as f32;
+                for ((r, &x), &y) in self.raw.iter_mut().zip(&g.from).zip(&g.to) {
+                    *r = x + (y - x) * t;
+                }
+            }
+        } else {
+            self.raw_gains(i, obj, frame);
+        }
+        let ramp = &mut self.ramps[i];
+        let gains = &mut ramp.gains[half][..w];
+        let mut nonzero = 0u64;
+        for (c, (slot, &g)) in gains.iter_mut().zip(&self.raw).enumerate() {
+            *slot = g;
+            if g != 0.0 {
+                nonzero |= 1 << c;
+            }
+        }
+        ramp.nonzero[half] = nonzero;
+    }
+
+    /// Object `i`'s gains of its metadata at `frame` (BS.2127 gains × level) into `raw`:
+    /// the layout's channels, then the diffuse bus's.
+    fn raw_gains(&mut self, i: usize, obj: &ObjectConfig, frame: u64) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
@@ -1129,25 +1344,45 @@ impl Bus {
             Some(size) => size,
             None => obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
         };
-        // BS.2127 gains at this gain point (BS.2127 interpolates gains, not positions,
-        // between blocks; the ramps below do the same between gain points).
-        self.gain_calc.position_gains_hinted(
-            obj.position.value_at_cursor(t, &mut cur.position),
-            size,
-            &mut cur.bs2127,
-            &mut self.direct,
-        );
-        let ramp = &mut self.ramps[i];
-        let gains = &mut ramp.gains[half][..];
-        let mut nonzero = 0u64;
-        for (c, (slot, &g)) in gains.iter_mut().zip(&self.direct).enumerate() {
-            let g = (g * level) as f32;
-            *slot = g;
-            if g != 0.0 {
-                nonzero |= 1 << c;
+        let position = obj.position.value_at_cursor(t, &mut cur.position);
+        let nch = self.layout.num_channels();
+        if let Some(meta) = self.templates[i].as_mut() {
+            let c = &obj.controls;
+            set_metadata(
+                meta,
+                &ObjectValues {
+                    position,
+                    size,
+                    extent: c
+                        .extent
+                        .as_ref()
+                        .map(|e| e.value_at_cursor(t, &mut cur.extent)),
+                    diffuse: c.diffuse.value_at_cursor(t, &mut cur.diffuse),
+                    divergence: c.divergence.value_at_cursor(t, &mut cur.divergence),
+                    divergence_range: c.divergence_range,
+                },
+            );
+            self.gain_calc
+                .gains(meta, &mut cur.bs2127, &mut self.direct, &mut self.diffuse);
+        } else {
+            // BS.2127 gains at this gain point (the ramps between gain points interpolate
+            // gains, as BS.2127 does between blocks).
+            self.gain_calc.position_gains_hinted(
+                position,
+                size,
+                &mut cur.bs2127,
+                &mut self.direct,
+            );
+            self.diffuse.fill(0.0);
+        }
+        for (slot, &g) in self.raw[..nch].iter_mut().zip(&self.direct) {
+            *slot = (g * level) as f32;
+        }
+        if self.width > nch {
+            for (slot, &g) in self.raw[nch..].iter_mut().zip(&self.diffuse) {
+                *slot = (g * level) as f32;
             }
         }
-        ramp.nonzero[half] = nonzero;
     }
 
     /// Sets object `i`'s ramp for the segment [start, end): from the gains at `start`
@@ -1480,6 +1715,7 @@ mod tests {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             })
             .collect();
         let mut engine = Engine::new(EngineConfig {

@@ -25,8 +25,23 @@
 //!                                                      // y −1 back…+1 front, z −1…+1 up
 //!             // position: Polar(az: 30, el: 0, dist: 1), // degrees, az positive LEFT;
 //!                                                         // el, dist optional (0, 1)
-//!             size: 0.0,                    // optional, 0…1; default 0
+//!             size: 0.0,                    // optional, 0…1; default 0 (shorthand: Cart
+//!                                           // width = height = depth = size; Polar
+//!                                           // width = height = 360° × size)
 //!             binaural: Mid,                // optional: Off | Near | Mid | Far; default Mid
+//!             // ITU-R BS.2127 controls, all optional (defaults: a point source):
+//!             extent: (width: 60, height: 20, depth: 0), // polar: degrees, depth 0…1;
+//!                                           // Cart: 0…2 each; overrides size; keyframed
+//!             diffuse: 0.0,                 // 0…1, keyframed (decorrelated share)
+//!             divergence: 0.0,              // 0…1, keyframed (objectDivergence)
+//!             divergence_range: 45,         // polar: degrees; Cart: 0…1 (positionRange)
+//!             snap: Within(0.3),            // Any | Within(d): channelLock (maxDistance)
+//!             zones: [Speaker("M+110"), Polar(min_az: 100, max_az: 150, min_el: -10,
+//!                     max_el: 10), Cart(min_x: -1, max_x: -0.5, min_y: -1, max_y: 1)],
+//!             screen_ref: false,            // screen-related scaling
+//!             screen_edge_lock: [Left, Top],
+//!             importance: 10,               // 0…10 (`render --min-importance`)
+//!             interpolate_gains: false,     // keyframes blend gains (BS.2127), not positions
 //!         ),
 //!     ],
 //!     beds: [ (name: "drums", source: "stems/drums.wav", layout: "5.1", gain_db: 0.0, mute: false,
@@ -78,8 +93,9 @@ use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe}
 use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
-    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, FoldMatrix, FoldSpec,
-    ObjectSpec, OutputSpec, Scene, SourceSpec, TargetSpec,
+    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
+    FoldMatrix, FoldSpec, ObjectControls, ObjectSpec, OutputSpec, Scene, ScreenEdge, Snap,
+    SourceSpec, TargetSpec,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -305,6 +321,72 @@ struct ObjectFile<'a> {
     size: Option<Raw<'a>>,
     #[serde(default)]
     binaural: BinauralMode,
+    #[serde(default, borrow)]
+    extent: Option<Raw<'a>>,
+    #[serde(default, borrow)]
+    diffuse: Option<Raw<'a>>,
+    #[serde(default, borrow)]
+    divergence: Option<Raw<'a>>,
+    #[serde(default)]
+    divergence_range: Option<f64>,
+    #[serde(default)]
+    snap: Option<SnapFile>,
+    #[serde(default)]
+    zones: Vec<ZoneFile>,
+    #[serde(default)]
+    screen_ref: bool,
+    #[serde(default)]
+    screen_edge_lock: Vec<ScreenEdge>,
+    #[serde(default)]
+    importance: Option<i64>,
+    #[serde(default)]
+    interpolate_gains: bool,
+}
+
+/// `extent: (width: …, height: …, depth: …)`, each optional (0).
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename = "Extent", deny_unknown_fields)]
+struct ExtentFile {
+    #[serde(default)]
+    width: f64,
+    #[serde(default)]
+    height: f64,
+    #[serde(default)]
+    depth: f64,
+}
+
+/// `snap: Any` or `snap: Within(0.3)`.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename = "Snap")]
+enum SnapFile {
+    Any,
+    Within(f64),
+}
+
+/// An excluded zone: `Speaker("M+030")`, `Polar(min_az, max_az, min_el, max_el)` or
+/// `Cart(min_x, max_x, min_y, max_y, min_z, max_z)`.
+#[derive(Deserialize, Clone)]
+#[serde(rename = "Zone", deny_unknown_fields)]
+enum ZoneFile {
+    Speaker(String),
+    Polar {
+        min_az: f64,
+        max_az: f64,
+        #[serde(default)]
+        min_el: f64,
+        #[serde(default)]
+        max_el: f64,
+    },
+    Cart {
+        min_x: f64,
+        max_x: f64,
+        min_y: f64,
+        max_y: f64,
+        #[serde(default)]
+        min_z: f64,
+        #[serde(default)]
+        max_z: f64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -839,6 +921,95 @@ fn convert_size(v: f64) -> Result<f64, Problem> {
     check_in(v, 0.0, 1.0, "size", "")
 }
 
+fn convert_unit(name: &'static str) -> impl Fn(f64) -> Result<f64, Problem> {
+    move |v| check_in(v, 0.0, 1.0, name, "")
+}
+
+fn convert_extent(e: ExtentFile) -> Result<Extent, Problem> {
+    let allowed = "width and height from 0 to 360 (degrees, polar objects) or 0 to 2 \
+        (Cartesian objects); depth from 0 to 2";
+    check(e.width, (0.0..=360.0).contains(&e.width), "width", "", allowed)?;
+    check(e.height, (0.0..=360.0).contains(&e.height), "height", "", allowed)?;
+    check(e.depth, (0.0..=2.0).contains(&e.depth), "depth", "", allowed)?;
+    Ok(Extent {
+        width: e.width,
+        height: e.height,
+        depth: e.depth,
+    })
+}
+
+/// The object's BS.2127 controls, checked; `cartesian`: its position is `Cart`.
+fn convert_zone(z: ZoneFile) -> Result<ExclusionZone, Problem> {
+    let unit = "Cart zones: min_x…max_z from -1 to 1, each min ≤ max";
+    Ok(match z {
+        ZoneFile::Speaker(name) => {
+            if name.trim().is_empty() {
+                return Err((
+                    "an empty speaker name".into(),
+                    "a BS.2051 name (`M+030`) or a short name (`Ls`)".into(),
+                ));
+            }
+            ExclusionZone::Speaker(name)
+        }
+        ZoneFile::Polar {
+            min_az,
+            max_az,
+            min_el,
+            max_el,
+        } => {
+            let allowed = "Polar zones: min_az, max_az from -180 to 180 (from min_az \
+                anticlockwise to max_az), min_el ≤ max_el from -90 to 90";
+            for (n, v) in [("min_az", min_az), ("max_az", max_az)] {
+                check(v, (-180.0..=180.0).contains(&v), n, "°", allowed)?;
+            }
+            for (n, v) in [("min_el", min_el), ("max_el", max_el)] {
+                check(v, (-90.0..=90.0).contains(&v), n, "°", allowed)?;
+            }
+            check(max_el, min_el <= max_el, "max_el", "°", allowed)?;
+            ExclusionZone::Polar {
+                min_azimuth_deg: min_az,
+                max_azimuth_deg: max_az,
+                min_elevation_deg: min_el,
+                max_elevation_deg: max_el,
+            }
+        }
+        ZoneFile::Cart {
+            min_x,
+            max_x,
+            min_y,
+            max_y,
+            min_z,
+            max_z,
+        } => {
+            for (n, v) in [
+                ("min_x", min_x),
+                ("max_x", max_x),
+                ("min_y", min_y),
+                ("max_y", max_y),
+                ("min_z", min_z),
+                ("max_z", max_z),
+            ] {
+                check(v, (-1.0..=1.0).contains(&v), n, "", unit)?;
+            }
+            for (n, lo, hi) in [
+                ("max_x", min_x, max_x),
+                ("max_y", min_y, max_y),
+                ("max_z", min_z, max_z),
+            ] {
+                check(hi, lo <= hi, n, "", unit)?;
+            }
+            ExclusionZone::Cartesian {
+                min_x,
+                max_x,
+                min_y,
+                max_y,
+                min_z,
+                max_z,
+            }
+        }
+    })
+}
+
 fn convert_position(p: PositionFile) -> Result<Position, Problem> {
     match p {
         PositionFile::Cart { x, y, z } => {
@@ -881,6 +1052,10 @@ fn convert_position(p: PositionFile) -> Result<Position, Problem> {
 
 const GAIN_HINT: &str = "a gain in dB (`gain_db: -3.0`) or keyframes \
     `[(time: 0.0, value: -6.0), (time: 2.0, value: 0.0, interp: Smooth)]`";
+const EXTENT_HINT: &str = "`(width: 60, height: 20, depth: 0)` (polar: degrees; Cartesian: \
+    0…2) or keyframes `[(time: 0.0, value: (width: 0.4, height: 0.4, depth: 0.4)), …]`";
+const UNIT_HINT: &str = "a value from 0 to 1 (`diffuse: 0.3`) or keyframes \
+    `[(time: 0.0, value: 0.0), (time: 4.0, value: 0.5)]`";
 const SIZE_HINT: &str = "a size from 0 to 1 (`size: 0.2`) or keyframes \
     `[(time: 0.0, value: 0.0), (time: 4.0, value: 0.5)]`";
 const POSITION_HINT: &str = "`Cart(x: …, y: …, z: …)`, `Polar(az: …, el: …, dist: …)` or \
@@ -1023,6 +1198,87 @@ pub fn parse(
                 &|_, _| true,
             )?,
         };
+        let unit = |raw: Option<Raw<'_>>, name: &'static str| match raw {
+            None => Ok(Automation::constant(0.0)),
+            Some(r) => ctx.automation(
+                r,
+                &format!("{place}: {name}"),
+                UNIT_HINT,
+                &convert_unit(name),
+                &|_, _| true,
+            ),
+        };
+        let extent = match o.extent {
+            None => None,
+            Some(r) => Some(ctx.automation(
+                r,
+                &format!("{place}: extent"),
+                EXTENT_HINT,
+                &convert_extent,
+                &|_, _| true,
+            )?),
+        };
+        let snap = match o.snap {
+            None => None,
+            Some(SnapFile::Any) => Some(Snap { max_distance: None }),
+            Some(SnapFile::Within(d)) => {
+                check(
+                    d,
+                    (0.0..=2.0).contains(&d),
+                    "snap",
+                    "",
+                    "`snap: Any` or `snap: Within(d)` with d from 0 to 2 (the room is 2 wide)",
+                )
+                .map_err(|p| ctx.invalid(line, &format!("{place}: snap"), p))?;
+                Some(Snap {
+                    max_distance: Some(d),
+                })
+            }
+        };
+        let zones = o
+            .zones
+            .into_iter()
+            .enumerate()
+            .map(|(k, z)| {
+                convert_zone(z).map_err(|p| ctx.invalid(line, &format!("{place}: zones[{k}]"), p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(r) = o.divergence_range {
+            check(
+                r,
+                (0.0..=180.0).contains(&r),
+                "divergence_range",
+                "",
+                "polar objects: degrees from 0 to 180; Cartesian: 0 to 1",
+            )
+            .map_err(|p| ctx.invalid(line, &format!("{place}: divergence_range"), p))?;
+        }
+        let importance = match o.importance {
+            None => 10,
+            Some(v) if (0..=10).contains(&v) => v as u8,
+            Some(v) => {
+                return Err(ctx.invalid(
+                    line,
+                    &format!("{place}: importance"),
+                    (
+                        format!("importance {v} is out of range"),
+                        "an importance from 0 (least) to 10 (most, the default)".into(),
+                    ),
+                ));
+            }
+        };
+        let controls = ObjectControls {
+            extent,
+            diffuse: unit(o.diffuse, "diffuse")?,
+            divergence: unit(o.divergence, "divergence")?,
+            divergence_range: o.divergence_range,
+            snap,
+            zones,
+            screen_ref: o.screen_ref,
+            screen_edge_lock: o.screen_edge_lock,
+            importance,
+            interpolate_gains: o.interpolate_gains,
+        };
         objects.push(ObjectSpec {
             name: o.name,
             source,
@@ -1031,6 +1287,7 @@ pub fn parse(
             position,
             size,
             binaural: o.binaural,
+            controls,
         });
     }
 
@@ -1450,6 +1707,7 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
             "            size: {},",
             write_automation(&o.size, &secs, &|v| num(*v))
         );
+        write_controls(&mut s, &o.controls, &secs);
         let _ = writeln!(s, "            binaural: {:?},\n        ),", o.binaural);
     }
     s.push_str("    ],\n    beds: [\n");
@@ -1568,6 +1826,98 @@ fn write_position(p: &Position) -> String {
             num(elevation_deg),
             num(distance)
         ),
+    }
+}
+
+/// The object's BS.2127 controls that differ from the defaults, one field a line.
+fn write_controls(s: &mut String, c: &ObjectControls, secs: &dyn Fn(u64) -> String) {
+    let d = ObjectControls::default();
+    if let Some(e) = &c.extent {
+        let _ = writeln!(
+            s,
+            "            extent: {},",
+            write_automation(e, secs, &|e: &Extent| format!(
+                "(width: {}, height: {}, depth: {})",
+                num(e.width),
+                num(e.height),
+                num(e.depth)
+            ))
+        );
+    }
+    for (name, a, default) in [
+        ("diffuse", &c.diffuse, &d.diffuse),
+        ("divergence", &c.divergence, &d.divergence),
+    ] {
+        if a != default {
+            let _ = writeln!(
+                s,
+                "            {name}: {},",
+                write_automation(a, secs, &|v| num(*v))
+            );
+        }
+    }
+    if let Some(r) = c.divergence_range {
+        let _ = writeln!(s, "            divergence_range: {},", num(r));
+    }
+    match c.snap {
+        None => {}
+        Some(Snap { max_distance: None }) => s.push_str("            snap: Any,\n"),
+        Some(Snap {
+            max_distance: Some(m),
+        }) => {
+            let _ = writeln!(s, "            snap: Within({}),", num(m));
+        }
+    }
+    if !c.zones.is_empty() {
+        let zones: Vec<String> = c
+            .zones
+            .iter()
+            .map(|z| match z {
+                ExclusionZone::Speaker(n) => format!("Speaker({n:?})"),
+                ExclusionZone::Polar {
+                    min_azimuth_deg,
+                    max_azimuth_deg,
+                    min_elevation_deg,
+                    max_elevation_deg,
+                } => format!(
+                    "Polar(min_az: {}, max_az: {}, min_el: {}, max_el: {})",
+                    num(*min_azimuth_deg),
+                    num(*max_azimuth_deg),
+                    num(*min_elevation_deg),
+                    num(*max_elevation_deg)
+                ),
+                ExclusionZone::Cartesian {
+                    min_x,
+                    max_x,
+                    min_y,
+                    max_y,
+                    min_z,
+                    max_z,
+                } => format!(
+                    "Cart(min_x: {}, max_x: {}, min_y: {}, max_y: {}, min_z: {}, max_z: {})",
+                    num(*min_x),
+                    num(*max_x),
+                    num(*min_y),
+                    num(*max_y),
+                    num(*min_z),
+                    num(*max_z)
+                ),
+            })
+            .collect();
+        let _ = writeln!(s, "            zones: [{}],", zones.join(", "));
+    }
+    if c.screen_ref {
+        s.push_str("            screen_ref: true,\n");
+    }
+    if !c.screen_edge_lock.is_empty() {
+        let edges: Vec<String> = c.screen_edge_lock.iter().map(|e| format!("{e:?}")).collect();
+        let _ = writeln!(s, "            screen_edge_lock: [{}],", edges.join(", "));
+    }
+    if c.importance != d.importance {
+        let _ = writeln!(s, "            importance: {},", c.importance);
+    }
+    if c.interpolate_gains {
+        s.push_str("            interpolate_gains: true,\n");
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::scene::layout::Channel;
+use crate::scene::mix::{Extent, ObjectControls, Snap};
 use crate::spatial::direct_speakers::SpeakerBounds;
 use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
@@ -799,6 +800,29 @@ impl Built {
             t.file_channel,
             &mut self.fixes,
         )?;
+        let first = &cf.blocks[0].controls;
+        if cf.blocks.iter().any(|b| {
+            let c = &b.controls;
+            c.channel_lock != first.channel_lock
+                || c.zones != first.zones
+                || c.screen_ref != first.screen_ref
+                || c.screen_edge_lock != first.screen_edge_lock
+                || c.divergence_range != first.divergence_range
+        }) {
+            warnings.push(format!(
+                "audioChannelFormat {}: channelLock, zoneExclusion, screenRef, screenEdgeLock \
+                 or the objectDivergence range change between blocks; halo keeps the first \
+                 block's for the whole object",
+                cf.id
+            ));
+        }
+        if cf.blocks.iter().any(|b| b.controls.importance.is_some()) {
+            warnings.push(format!(
+                "audioChannelFormat {}: block importance is not applied (audioObject \
+                 importance is, with --min-importance)",
+                cf.id
+            ));
+        }
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
@@ -813,10 +837,13 @@ impl Built {
             },
         );
         let name = self.unique(&base, id);
+        let mut controls = obj.controls.clone();
+        controls.importance = group.object.and_then(|o| o.importance).unwrap_or(10);
         self.objects.push(ObjectSpec {
             name,
             binaural,
             mute: group.mute,
+            controls,
             ..obj
         });
         Ok(())
@@ -948,6 +975,7 @@ impl Built {
             position: Automation::constant(speaker_position(t, &bs2051)),
             size: Automation::constant(0.0),
             binaural: BinauralMode::Mid,
+            controls: Default::default(),
         });
         Ok(true)
     }
@@ -1185,6 +1213,9 @@ pub(super) struct Values {
     position: Position,
     gain_db: f64,
     size: f64,
+    extent: Extent,
+    diffuse: f64,
+    divergence: f64,
 }
 
 pub(super) fn object_from_channel(
@@ -1226,6 +1257,13 @@ pub(super) fn object_from_channel(
             position: p,
             gain_db: block_gain_db(b) + object_gain_db,
             size: block_size(b),
+            extent: Extent {
+                width: b.width,
+                height: b.height,
+                depth: b.depth,
+            },
+            diffuse: b.controls.diffuse,
+            divergence: b.controls.divergence,
         });
     }
 
@@ -1259,6 +1297,60 @@ pub(super) fn object_from_channel(
         Automation::new(keys)
             .map_err(|e| invalid(element, format!("{what}: {e}"), "blocks in time order"))
     }
+    // The BS.2127 controls: keyframed ones under the same timing rules; the static ones
+    // (snap, zones, screen) from the first block.
+    let first = &cf.blocks[0].controls;
+    // An extent that `size` already says (Cartesian width = height = depth = size; polar
+    // width = height = 360° × size, depth 0) stays implicit.
+    let has_extent = values.iter().any(|v| {
+        let s = v.size;
+        let implied = if matches!(v.position, Position::Cartesian { .. }) {
+            Extent {
+                width: s,
+                height: s,
+                depth: s,
+            }
+        } else {
+            Extent {
+                width: 360.0 * s,
+                height: 360.0 * s,
+                depth: 0.0,
+            }
+        };
+        let e = v.extent;
+        (e.width - implied.width).abs() > 1e-9
+            || (e.height - implied.height).abs() > 1e-9
+            || (e.depth - implied.depth).abs() > 1e-9
+    });
+    let controls = ObjectControls {
+        extent: if has_extent {
+            Some(simplify(build(
+                standard_keys(&values, &spans, |v| v.extent),
+                &element,
+                "extent",
+            )?))
+        } else {
+            None
+        },
+        diffuse: simplify(build(
+            standard_keys(&values, &spans, |v| v.diffuse),
+            &element,
+            "diffuse",
+        )?),
+        divergence: simplify(build(
+            standard_keys(&values, &spans, |v| v.divergence),
+            &element,
+            "objectDivergence",
+        )?),
+        divergence_range: first.divergence_range,
+        snap: first.channel_lock.map(|max_distance| Snap { max_distance }),
+        zones: first.zones.clone(),
+        screen_ref: first.screen_ref,
+        screen_edge_lock: first.screen_edge_lock.clone(),
+        importance: 10,
+        // Masters halo wrote (halo:keys) keep halo's position interpolation.
+        interpolate_gains: !marked,
+    };
     Ok(ObjectSpec {
         name: String::new(),
         source: SourceSpec {
@@ -1270,6 +1362,7 @@ pub(super) fn object_from_channel(
         position: simplify(build(pos, &element, "position")?),
         size: simplify(build(size, &element, "size")?),
         binaural: BinauralMode::Mid,
+        controls,
     })
 }
 

@@ -66,6 +66,8 @@ pub struct AudioObject {
     pub mute: bool,
     /// halo's binaural render mode (`halo:binaural`), when written by halo.
     pub halo_binaural: Option<BinauralMode>,
+    /// `importance` (0…10; `None`: not given, the highest).
+    pub importance: Option<u8>,
 }
 
 /// `typeDefinition` / `typeLabel` of pack and channel formats.
@@ -184,6 +186,8 @@ pub struct BlockFormat {
     pub headphone_drr_db: Option<f64>,
     /// The `halo:keys` mark (see the module documentation).
     pub halo_keys: Option<String>,
+    /// Objects: the BS.2127 metadata beyond position, gain and extent.
+    pub controls: BlockControls,
     /// HOA (BS.2076 §5.4.3.4): the component's `order`, `degree` and `normalization`.
     pub hoa_order: Option<u32>,
     pub hoa_degree: Option<i32>,
@@ -196,6 +200,43 @@ pub struct BlockFormat {
     /// DirectSpeakers (BS.2076-2 §5.4.3.1): the `bound="min"` and `bound="max"` values of
     /// azimuth, elevation and distance, in that order.
     pub polar_bounds: [PolarBound; 3],
+}
+
+/// The BS.2076 object metadata of an Objects block that BS.2127's gain calculation reads
+/// beyond position, gain and width/height/depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockControls {
+    /// `diffuse`, 0…1.
+    pub diffuse: f64,
+    /// `channelLock`: `Some(maxDistance)` when set.
+    pub channel_lock: Option<Option<f64>>,
+    /// `objectDivergence` value, 0…1.
+    pub divergence: f64,
+    /// `objectDivergence azimuthRange` (polar) or `positionRange` (Cartesian).
+    pub divergence_range: Option<f64>,
+    /// `zoneExclusion` zones.
+    pub zones: Vec<crate::scene::mix::ExclusionZone>,
+    /// `screenRef`.
+    pub screen_ref: bool,
+    /// `screenEdgeLock` of the position coordinates.
+    pub screen_edge_lock: Vec<crate::scene::mix::ScreenEdge>,
+    /// `importance`, 0…10 (`None`: not given, the highest).
+    pub importance: Option<u8>,
+}
+
+impl Default for BlockControls {
+    fn default() -> Self {
+        BlockControls {
+            diffuse: 0.0,
+            channel_lock: None,
+            divergence: 0.0,
+            divergence_range: None,
+            zones: Vec::new(),
+            screen_ref: false,
+            screen_edge_lock: Vec::new(),
+            importance: None,
+        }
+    }
 }
 
 impl BlockFormat {
@@ -216,6 +257,7 @@ impl BlockFormat {
             headphone_bypass: false,
             headphone_drr_db: None,
             halo_keys: None,
+            controls: BlockControls::default(),
             hoa_order: None,
             hoa_degree: None,
             hoa_normalization: None,
