@@ -231,3 +231,63 @@ fn a_loop_of_matrix_channels_is_refused_not_followed_forever() {
         "{e}"
     );
 }
+
+#[test]
+fn import_bakes_the_coefficients_into_the_bed_stems() {
+    use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adm_matrix_import");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let xml = std::fs::read(format!("{DIR}matrix/ms_decode.xml")).unwrap();
+    let doc = parse_axml(&xml).unwrap();
+    let entries = doc
+        .track_uids
+        .iter()
+        .enumerate()
+        .map(|(i, u)| ChnaEntry {
+            track_index: i as u16 + 1,
+            uid: u.id.clone(),
+            track_ref: u.track_format_ref.clone().unwrap(),
+            pack_ref: u.pack_ref.clone().unwrap(),
+        })
+        .collect();
+    let master = dir.join("master.wav");
+    let spec = WavSpec {
+        channels: 2,
+        sample_rate: 48000,
+        format: WriteFormat::F32,
+        channel_mask: None,
+    };
+    let chunks = vec![
+        Chunk {
+            id: *b"chna",
+            data: write_chna(&Chna { entries }),
+        },
+        Chunk {
+            id: *b"axml",
+            data: xml,
+        },
+    ];
+    let mut w = WavWriter::create_with_chunks(&master, spec, chunks).unwrap();
+    // M = 0.25, S = 0.125.
+    w.write(&[0.25f32, 0.125].repeat(4800)).unwrap();
+    w.finish().unwrap().commit().unwrap();
+    let report =
+        halo::drivers::exchange::import(&master, None, &dir.join("session.halo"), WriteFormat::F32)
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.stems.len(), 2, "{:?}", report.stems);
+    // The stems (2.0, L then R) add up to L = M + S, R = M − S.
+    let mut sum = [0.0f64; 2];
+    for stem in &report.stems {
+        let mut r = WavReader::open(stem).unwrap();
+        assert_eq!(r.info().channels, 2);
+        let mut buf = vec![0.0f32; 2 * 100];
+        assert_eq!(r.read(&mut buf).unwrap(), 100);
+        sum[0] += f64::from(buf[100]);
+        sum[1] += f64::from(buf[101]);
+    }
+    assert!(
+        (sum[0] - 0.375).abs() < 1e-6 && (sum[1] - 0.125).abs() < 1e-6,
+        "{sum:?}"
+    );
+}

@@ -251,8 +251,17 @@ pub fn import(
     format: WriteFormat,
 ) -> Result<ImportReport, ExchangeError> {
     let Master {
-        scene, warnings, ..
+        scene,
+        mut warnings,
+        ..
     } = read_master(master, programme)?;
+    for bed in scene.beds.iter().filter(|b| b.speaker_bounds.iter().any(Option::is_some)) {
+        warnings.push(format!(
+            "bed '{}': its DirectSpeakers position bounds are not kept in the session (a \
+             channel the output lacks is panned at its position)",
+            bed.name
+        ));
+    }
     let dir = session_path.parent().unwrap_or(Path::new(""));
     let stem_name = session_path
         .file_stem()
@@ -372,8 +381,14 @@ fn write_stems(
                 interleaved.resize(n * nch, 0.0);
                 for (file_ch, &layout_ch) in order.iter().enumerate() {
                     sources.bed_channel(b, layout_ch, &mut mono[..n]);
+                    // An ADM Matrix coefficient (BedSpec::channel_gains) goes into the stem:
+                    // the session has no per-channel gain.
+                    let gain = scene.beds[b]
+                        .channel_gains
+                        .get(layout_ch)
+                        .map_or(1.0, |&g| g as f32);
                     for (f, &x) in mono[..n].iter().enumerate() {
-                        interleaved[f * nch + file_ch] = x;
+                        interleaved[f * nch + file_ch] = x * gain;
                     }
                 }
                 writer.write(&interleaved)?;
