@@ -87,6 +87,7 @@ pub mod exchange {
         ExchangeError, ExportOptions, ExportReport, ImportReport, Master, export, import,
         is_master_path, read_master, read_master_choosing,
     };
+    pub use crate::formats::adm::{AdmProfile, MAX_PROFILE_OBJECTS};
 }
 
 /// WAV/BW64 files and atomic writes: the only place halo touches the file system.

@@ -694,6 +694,14 @@ pub(super) fn block_format(
         block.gain = lin;
         block.gain_db = db;
     }
+    // halo's exact dB gain, written beside the linear gain of the Dolby Atmos profile.
+    if let Some(db) = b
+        .attr("halo:gainDb")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+    {
+        block.gain_db = Some(db);
+    }
     let (wmax, dmax) = if cartesian { (2.0, 2.0) } else { (360.0, 1.0) };
     if let Some(w) = b.child("width") {
         block.width = parse_number(&w.text, &element, "width", 0.0, wmax)?;

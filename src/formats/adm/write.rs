@@ -16,8 +16,10 @@ pub fn write_axml(doc: &AdmDocument) -> String {
          xmlns=\"urn:ebu:metadata-schema:ebuCore_2016\" xmlns:halo=\"{HALO_NAMESPACE}\" \
          schema=\"EBU_CORE_20161222.xsd\" version=\"1.7\">"
     );
-    x.push_str(
-        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-2\">\n",
+    let _ = writeln!(
+        x,
+        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-{}\">",
+        if doc.version == 1 { 1 } else { 2 }
     );
     let ind = "        ";
     write_programmes(&mut x, doc, ind);
@@ -285,6 +287,9 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
     if let Some(k) = &b.halo_keys {
         let _ = write!(x, " halo:keys=\"{}\"", esc(k));
     }
+    if let Some(db) = b.halo_gain_db {
+        let _ = write!(x, " halo:gainDb=\"{db:?}\"");
+    }
     x.push_str(">\n");
     let i2 = format!("{ind}    ");
     for l in &b.speaker_labels {
@@ -308,6 +313,21 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
                 x,
                 "{i2}<position coordinate=\"distance\">{distance:?}</position>"
             );
+            for (coordinate, range) in [
+                ("azimuth", b.azimuth_range_deg),
+                ("elevation", b.elevation_range_deg),
+            ] {
+                if let Some((lo, hi)) = range {
+                    let _ = writeln!(
+                        x,
+                        "{i2}<position coordinate=\"{coordinate}\" bound=\"min\">{lo:?}</position>"
+                    );
+                    let _ = writeln!(
+                        x,
+                        "{i2}<position coordinate=\"{coordinate}\" bound=\"max\">{hi:?}</position>"
+                    );
+                }
+            }
         }
         Some(BlockPosition::Cartesian { x: px, y, z }) => {
             let _ = writeln!(x, "{i2}<cartesian>1</cartesian>");
@@ -345,8 +365,17 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
         } else {
             let _ = writeln!(x, "{i2}<jumpPosition>0</jumpPosition>");
         }
-        if b.headphone_bypass {
-            let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
+        match (b.headphone_bypass, b.headphone_drr_db) {
+            (true, _) => {
+                let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
+            }
+            (false, Some(drr)) => {
+                let _ = writeln!(
+                    x,
+                    "{i2}<headphoneVirtualise bypass=\"0\" DRR=\"{drr:?}\"/>"
+                );
+            }
+            (false, None) => {}
         }
     }
     let _ = writeln!(x, "{ind}  </audioBlockFormat>");
