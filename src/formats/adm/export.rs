@@ -511,7 +511,7 @@ fn check_profile(scene: &Scene, plan: &TrackPlan) -> Result<(), AdmError> {
 /// - Object block gains linear, with the object's mute folded in (gain 0); halo's exact
 ///   dB value rides in `halo:gainDb` so that re-import is exact.
 /// - `headphoneVirtualise` on every object block: `bypass="1"` for `Off`, otherwise
-///   `bypass="0"` with the mode's documented DRR (`Near` 18 dB, `Mid` 6 dB, `Far` 0 dB),
+///   `bypass="0"` with the mode's documented DRR (`Near` 16 dB, `Mid` 6 dB, `Far` 0 dB),
 ///   which halo reads back as the same mode.
 /// - Objects keep the session's coordinates. Cartesian objects are written Cartesian as the
 ///   profile asks; a polar object stays polar (named in a warning), because converting it

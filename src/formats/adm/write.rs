@@ -107,6 +107,14 @@ fn write_objects(x: &mut String, doc: &AdmDocument, ind: &str) {
             let _ = writeln!(x, "{ind}  <audioObjectIDRef>{}</audioObjectIDRef>", esc(r));
         }
         match o.gain_db {
+            Some(db) if db != 0.0 && doc.version == 1 => {
+                // BS.2076-1 readers take linear gains; halo keeps its exact dB value.
+                let _ = writeln!(
+                    x,
+                    "{ind}  <gain halo:gainDb=\"{db:?}\">{:?}</gain>",
+                    10f64.powf(db / 20.0)
+                );
+            }
             Some(db) if db != 0.0 => {
                 let _ = writeln!(x, "{ind}  <gain gainUnit=\"dB\">{db:?}</gain>");
             }
