@@ -66,6 +66,7 @@ pub use scene::geometry::{Direction, Position};
 pub use scene::layout::{Layout, LayoutError};
 pub use scene::mix::{
     BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
+    TrimMode,
 };
 
 /// Reading and writing halo's session format (RON).

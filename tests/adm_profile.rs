@@ -16,7 +16,7 @@ use halo::formats::adm::{AdmTime, parse_chna};
 use halo::formats::dbmd::{BinauralRenderMode, Dbmd, StereoDownmix, WarpMode};
 use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
 use halo::formats::session;
-use halo::scene::mix::{BinauralMode, Scene};
+use halo::scene::mix::{BinauralMode, FoldMatrix, OutputSpec, Scene, TrimMode};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,7 +27,8 @@ const RATE: u32 = 48000;
 const SESSION: &str = r#"Session(
     sample_rate: 48000,
     duration: 2.0,
-    beds: [(name: "bed", source: "stems/drums_bass_5.1.wav", layout: "5.1", gain_db: -2)],
+    beds: [(name: "bed", source: "stems/drums_bass_5.1.wav", layout: "5.1", gain_db: -2,
+            binaural: [Near, Near, Near, Off, Far, Far])],
     objects: [
         (name: "off", source: "stems/pad.wav", position: Cart(x: -1, y: 1, z: 0), binaural: Off),
         (
@@ -48,14 +49,14 @@ const SESSION: &str = r#"Session(
 )
 "#;
 
-/// The session's modes per track: six bed channels (Mid), then the objects.
+/// The session's modes per track: the six bed channels, then the objects.
 const TRACK_MODES: [BinauralRenderMode; 10] = [
-    BinauralRenderMode::Mid,
-    BinauralRenderMode::Mid,
-    BinauralRenderMode::Mid,
-    BinauralRenderMode::Mid,
-    BinauralRenderMode::Mid,
-    BinauralRenderMode::Mid,
+    BinauralRenderMode::Near,
+    BinauralRenderMode::Near,
+    BinauralRenderMode::Near,
+    BinauralRenderMode::Off,
+    BinauralRenderMode::Far,
+    BinauralRenderMode::Far,
     BinauralRenderMode::Off,
     BinauralRenderMode::Near,
     BinauralRenderMode::Mid,
@@ -248,6 +249,47 @@ fn the_profile_form_of_the_axml_and_its_dbmd() {
         assert_eq!(a.position.keyframes(), b.position.keyframes(), "{}", a.name);
     }
     assert_eq!(back.scene.beds[0].gain_db, -2.0);
+    // From the dbmd: the bed channels' modes, the manual 2.0 trims and the Lt/Rt downmix.
+    assert_eq!(back.scene.beds[0].binaural, scene.beds[0].binaural);
+    let fold = back
+        .scene
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            OutputSpec::Stereo { fold, .. } => Some(fold.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(fold.trim_mode, TrimMode::Manual);
+    assert_eq!(fold.center_db, -4.5);
+    assert_eq!(fold.matrix, FoldMatrix::LtRt);
+}
+
+#[test]
+fn trim_mode_is_manual_when_trims_are_given_and_round_trips() {
+    let parse = |fold: &str| {
+        let text = format!(
+            "Session(objects: [(name: \"a\", source: \"a.wav\", position: Cart(x: 0, y: 1))], \
+             outputs: [Stereo(fold: ({fold}))])"
+        );
+        session::parse(&text, Path::new("t.ron"), &mut |_| Err("none".into()))
+    };
+    let fold_of = |scene: &Scene| match &scene.outputs[0] {
+        OutputSpec::Stereo { fold, .. } => fold.clone(),
+        _ => panic!(),
+    };
+    assert_eq!(fold_of(&parse("").unwrap()).trim_mode, TrimMode::Automatic);
+    assert_eq!(
+        fold_of(&parse("center_db: -4.5").unwrap()).trim_mode,
+        TrimMode::Manual
+    );
+    let manual = parse("trim_mode: Manual").unwrap();
+    assert_eq!(fold_of(&manual).trim_mode, TrimMode::Manual);
+    let text = session::write(&manual).unwrap();
+    let again = session::parse(&text, Path::new("t.ron"), &mut |_| Err("none".into())).unwrap();
+    assert_eq!(fold_of(&again), fold_of(&manual), "{text}");
+    let err = parse("trim_mode: Automatic, height_db: -6").unwrap_err().to_string();
+    assert!(err.contains("trim_mode") && err.contains("Manual"), "{err}");
 }
 
 #[test]

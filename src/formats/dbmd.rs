@@ -614,15 +614,15 @@ pub enum Track {
 
 /// The `dbmd` chunk halo writes with a master (the inverse of [`apply_to_scene`]): written
 /// by "halo"; the binaural render mode of every track (`modes`, in file order); the 2.0
-/// trims from the first stereo output's fold-down (automatic when it has halo's default
-/// −3 dB figures, manual otherwise), automatic trims for the other layouts; the 5.1 → 2.0
+/// trims from the first stereo output's fold-down (its trim mode and figures; the dbmd has
+/// one surround trim, the fold's `surround_db`), automatic trims for the other layouts; the 5.1 → 2.0
 /// downmix from its matrix (Lo/Ro or Lt/Rt; not indicated without a stereo output); the 5.1
 /// and 5.1.x downmix "Direct Render", which is how halo renders every layout.
 pub fn for_master(
     scene: &crate::scene::mix::Scene,
     modes: &[crate::scene::mix::BinauralMode],
 ) -> Dbmd {
-    use crate::scene::mix::{FoldMatrix, FoldSpec, OutputSpec};
+    use crate::scene::mix::{FoldMatrix, OutputSpec, TrimMode};
     let fold = scene.outputs.iter().find_map(|o| match o {
         OutputSpec::Stereo { fold, .. } => Some(fold.clone()),
         _ => None,
@@ -633,18 +633,17 @@ pub fn for_master(
         None => StereoDownmix::NotIndicated,
     };
     let mut trims = [Trim::AUTOMATIC; 9];
-    if let Some(f) = &fold {
-        let d = FoldSpec::default();
-        if (f.center_db, f.surround_db, f.height_db) != (d.center_db, d.surround_db, d.height_db) {
-            trims[0] = Trim {
-                automatic: false,
-                center_db: f.center_db as f32,
-                surround_db: f.surround_db as f32,
-                height_db: f.height_db as f32,
-                balance_overhead_floor: 0.0,
-                balance_listener: 0.0,
-            };
-        }
+    if let Some(f) = &fold
+        && f.trim_mode == TrimMode::Manual
+    {
+        trims[0] = Trim {
+            automatic: false,
+            center_db: f.center_db as f32,
+            surround_db: f.surround_db as f32,
+            height_db: f.height_db as f32,
+            balance_overhead_floor: 0.0,
+            balance_listener: 0.0,
+        };
     }
     let version: Vec<u8> = env!("CARGO_PKG_VERSION")
         .split('.')
@@ -690,7 +689,7 @@ pub fn scene_mode(mode: BinauralRenderMode) -> crate::scene::mix::BinauralMode {
 /// order), the 2.0 trims (when manual) and the 5.1 → 2.0 downmix to the stereo
 /// fold-downs. Returns one warning naming what is not applied (none if all is).
 pub fn apply_to_scene(dbmd: &Dbmd, scene: &mut crate::scene::mix::Scene) -> Vec<String> {
-    use crate::scene::mix::{BinauralMode, FoldMatrix, OutputSpec};
+    use crate::scene::mix::{BinauralMode, FoldMatrix, OutputSpec, TrimMode};
     let mut not_applied = Vec::new();
     if let Some(sup) = &dbmd.supplemental {
         let mode_of = |channel: usize| sup.binaural.get(channel).map(|&m| scene_mode(m));
@@ -715,13 +714,16 @@ pub fn apply_to_scene(dbmd: &Dbmd, scene: &mut crate::scene::mix::Scene) -> Vec<
         }
         let stereo = sup.trims[0];
         for o in &mut scene.outputs {
-            if let OutputSpec::Stereo { fold, .. } = o
-                && !stereo.automatic
-            {
-                fold.center_db = stereo.center_db as f64;
-                fold.surround_db = stereo.surround_db as f64;
-                fold.rear_db = stereo.surround_db as f64;
-                fold.height_db = stereo.height_db as f64;
+            if let OutputSpec::Stereo { fold, .. } = o {
+                if stereo.automatic {
+                    fold.trim_mode = TrimMode::Automatic;
+                } else {
+                    fold.trim_mode = TrimMode::Manual;
+                    fold.center_db = stereo.center_db as f64;
+                    fold.surround_db = stereo.surround_db as f64;
+                    fold.rear_db = stereo.surround_db as f64;
+                    fold.height_db = stereo.height_db as f64;
+                }
             }
         }
         let manual: Vec<&str> = TRIM_LAYOUTS
