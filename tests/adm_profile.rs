@@ -288,7 +288,9 @@ fn trim_mode_is_manual_when_trims_are_given_and_round_trips() {
     let text = session::write(&manual).unwrap();
     let again = session::parse(&text, Path::new("t.ron"), &mut |_| Err("none".into())).unwrap();
     assert_eq!(fold_of(&again), fold_of(&manual), "{text}");
-    let err = parse("trim_mode: Automatic, height_db: -6").unwrap_err().to_string();
+    let err = parse("trim_mode: Automatic, height_db: -6")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("trim_mode") && err.contains("Manual"), "{err}");
 }
 
