@@ -84,6 +84,11 @@ pub const NEAR_DRR_DB: f64 = 16.0;
 pub const COHERENCE_HZ: f64 = 700.0;
 /// A source sends to the virtual loudspeakers within this angle.
 pub const SEND_SPREAD_DEG: f64 = 65.0;
+/// A moving source's sends are recomputed (and ramped over a partition) when its direction
+/// has moved this far since they were: the sends spread over 65°, so a 4° step changes
+/// them by a few per cent, ramped. Holding them in between saves most of the per-source
+/// cost of the room (a held send is one multiply-add per frame, a ramped one four).
+pub const SEND_UPDATE_DEG: f64 = 4.0;
 /// Virtual loudspeakers per distance.
 pub const N_INPUTS: usize = 8;
 /// Directions (azimuth, elevation) of the virtual loudspeakers.
