@@ -65,7 +65,7 @@ pub mod near_field;
 pub mod room;
 
 pub use room::Distance;
-use room::{Room, SEND_UPDATE_DEG, Sends};
+use room::{Room, Sends};
 
 /// The default HRTF set: MIT KEMAR, normal pinna (Gardner & Martin 1994), see `hrtf/README.md`.
 const DEFAULT_SOFA: &[u8] = include_bytes!("../../../hrtf/MIT_KEMAR_normal_pinna.sofa");
@@ -949,8 +949,6 @@ pub struct BinauralRenderer {
     bins: usize,
     parts: usize,
     cos_min_update: f64,
-    /// cos of [`SEND_UPDATE_DEG`]: the room sends' update threshold.
-    cos_send_update: f64,
     /// Spectra of all measured HRIR partitions, scaled by 1/(2B): measurement, ear,
     /// partition, bin. Measurements `m … 2m` are the near-field bank (`Near` sources):
     /// measurement `i − m` through its per-ear near-field shelves.
@@ -1105,7 +1103,6 @@ impl BinauralRenderer {
         let zeros = || vec![0.0f32; bins];
         Ok(BinauralRenderer {
             cos_min_update: config.min_update_deg.to_radians().cos(),
-            cos_send_update: SEND_UPDATE_DEG.to_radians().cos(),
             block: b,
             bins,
             parts,
@@ -1337,17 +1334,17 @@ impl BinauralRenderer {
             }
             // Room sends (time domain): recomputed when the direction moved more than the
             // threshold or the distance changed, and ramped over the partition.
+            // The sends follow the direction snapped to a grid (`room::send_cell`), so they
+            // depend on where the source is, never on its history.
             let target = now.dir.to_unit();
+            let cell = room::send_cell(target);
             let sends = if now.bypass.is_some() || now.distance == Distance::Anechoic {
                 Sends::ZERO
-            } else if s.send_distance == now.distance
-                && s.send_dir
-                    .is_some_and(|f| dot(f, target) >= self.cos_send_update)
-            {
+            } else if s.send_distance == now.distance && s.send_dir == Some(cell) {
                 s.sends
             } else {
-                s.send_dir = Some(target);
-                self.room.sends(now.distance, target)
+                s.send_dir = Some(cell);
+                self.room.sends(now.distance, cell)
             };
             s.send_distance = now.distance;
             if !silent && (sends.mask | s.sends.mask) != 0 {
