@@ -36,6 +36,7 @@ fn scene(objects: usize, keys: u64) -> Scene {
             .expect("keys increase"),
             size: Automation::constant(0.1),
             binaural: BinauralMode::Mid,
+            controls: Default::default(),
         })
         .collect();
     Scene {

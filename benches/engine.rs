@@ -38,6 +38,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             }
         })
         .collect()
@@ -71,6 +72,7 @@ fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             }
         })
         .collect()
@@ -291,10 +293,83 @@ fn bench_whole_render_parallel(c: &mut Criterion) {
     group.finish();
 }
 
+/// 128 moving objects with BS.2127 controls → 7.1.4: Cartesian ones with an extent and
+/// ADM-style gain interpolation (gains at the keyframes, blended in between), and polar
+/// ones with divergence, an extent and a diffuse part (the decorrelation filters run).
+fn bench_engine_controls(c: &mut Criterion) {
+    use halo::scene::mix::{Extent, ObjectControls};
+    let mut group = c.benchmark_group("engine_bs2127_controls_to_7.1.4");
+    group.sample_size(10);
+    let n = 128;
+    let cartesian: Vec<ObjectConfig> = moving_cartesian_objects(n, 60.0)
+        .into_iter()
+        .map(|mut o| {
+            o.controls = ObjectControls {
+                extent: Some(Automation::constant(Extent {
+                    width: 0.3,
+                    height: 0.2,
+                    depth: 0.3,
+                })),
+                interpolate_gains: true,
+                ..ObjectControls::default()
+            };
+            o
+        })
+        .collect();
+    let polar: Vec<ObjectConfig> = moving_objects(n, 60.0)
+        .into_iter()
+        .map(|mut o| {
+            o.controls = ObjectControls {
+                extent: Some(Automation::constant(Extent {
+                    width: 30.0,
+                    height: 10.0,
+                    depth: 0.0,
+                })),
+                divergence: Automation::constant(0.4),
+                diffuse: Automation::constant(0.3),
+                ..ObjectControls::default()
+            };
+            o
+        })
+        .collect();
+    for (name, objects) in [
+        ("cartesian extent, gain interpolation", cartesian),
+        ("polar extent, divergence, diffuse", polar),
+    ] {
+        let mut engine = Engine::new(EngineConfig {
+            sample_rate: RATE,
+            max_block_frames: BLOCK,
+            objects,
+            beds: vec![],
+            outputs: vec![OutputConfig::speakers(
+                Layout::builtin("7.1.4").expect("built-in"),
+            )],
+        })
+        .expect("engine");
+        for i in 0..n {
+            for (k, x) in engine.object_input(i).iter_mut().enumerate() {
+                *x = signal(i, k);
+            }
+        }
+        group.throughput(Throughput::Elements(RATE as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                engine.seek(0);
+                for _ in 0..(RATE as usize).div_ceil(BLOCK) {
+                    engine.process(BLOCK);
+                }
+                black_box(engine.output(0)[0][0])
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_engine,
     bench_engine_cartesian,
+    bench_engine_controls,
     bench_whole_render,
     bench_whole_render_parallel
 );

@@ -42,6 +42,7 @@ fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             }
         })
         .collect()

@@ -68,6 +68,7 @@ pub use scene::mix::{
     BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
     TrimMode,
 };
+pub use scene::mix::{ExclusionZone, Extent, ObjectControls, ScreenEdge, Snap};
 
 /// Reading and writing halo's session format (RON).
 pub mod session {

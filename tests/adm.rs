@@ -143,7 +143,9 @@ fn cartesian_blocks_follow_the_bs2127_timing_rules() {
             // Block 3 (jumpPosition 1, interpolationLength 0.25 s): 12000 frames.
             (144_000, cart(1.0, 1.0, 0.5), Linear),
             (156_000, cart(1.0, -1.0, 0.5), Step),
-            // Block 4 (jumpPosition 1, no length, sample-form rtime): a jump.
+            // Block 4 (jumpPosition 1, no length, sample-form rtime): a jump, exact to the
+            // sample (held up to the frame before, as the engine ramps between gain points).
+            (191_999, cart(1.0, -1.0, 0.5), Step),
             (192_000, cart(0.0, -1.0, 0.0), Step),
         ]
     );
@@ -618,7 +620,7 @@ fn unsupported_content_is_warned_not_dropped_silently() {
         <audioBlockFormat audioBlockFormatID="AB_00041001_00000001"><order>0</order><degree>0</degree></audioBlockFormat>
       </audioChannelFormat>
       <audioChannelFormat audioChannelFormatID="AC_00031001" audioChannelFormatName="o" typeLabel="0003">
-        <audioBlockFormat audioBlockFormatID="AB_00031001_00000001"><position coordinate="azimuth">-30</position><position coordinate="elevation">0</position><screenRef>1</screenRef><objectDivergence>0.5</objectDivergence></audioBlockFormat>
+        <audioBlockFormat audioBlockFormatID="AB_00031001_00000001"><position coordinate="azimuth">-30</position><position coordinate="elevation">0</position><screenRef>1</screenRef><objectDivergence>0.5</objectDivergence><headLocked>1</headLocked></audioBlockFormat>
       </audioChannelFormat>
       <audioTrackUID UID="ATU_00000001"><audioChannelFormatIDRef>AC_00041001</audioChannelFormatIDRef></audioTrackUID>
       <audioTrackUID UID="ATU_00000002"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef></audioTrackUID>
@@ -632,8 +634,16 @@ fn unsupported_content_is_warned_not_dropped_silently() {
     };
     let (scene, w) = to_scene(&doc, &chna, &audio(2)).unwrap();
     assert_eq!(scene.objects.len(), 1);
+    // HOA is rendered (BS.2127 §9): a bed carrying the HOA signal (SN3D by default).
+    assert_eq!(scene.beds.len(), 1);
+    assert!(scene.beds[0].hoa.is_some(), "{:?}", scene.beds[0]);
     let all = w.join("\n");
-    for needle in ["HOA", "screenRef", "objectDivergence", "AO_1001"] {
-        assert!(all.contains(needle), "{needle} missing in {all}");
-    }
+    assert!(all.contains("headLocked"), "headLocked missing in {all}");
+    // screenRef and objectDivergence are rendered (BS.2127), not warned about.
+    assert!(
+        !all.contains("screenRef") && !all.contains("objectDivergence"),
+        "{all}"
+    );
+    assert!(scene.objects[0].controls.screen_ref);
+    assert_eq!(scene.objects[0].controls.divergence.first_value(), 0.5);
 }

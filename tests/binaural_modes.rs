@@ -345,6 +345,7 @@ fn engine_render(bypass: bool, distance: Distance) -> Vec<f32> {
         mute: false,
         binaural_bypass: bypass,
         binaural_distance: distance,
+        controls: Default::default(),
     };
     let mut engine = Engine::new(EngineConfig {
         sample_rate: SR,

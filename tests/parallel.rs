@@ -50,6 +50,7 @@ fn config() -> EngineConfig {
                 mute: i == 4,
                 binaural_bypass: i == 5,
                 binaural_distance: [Distance::Near, Distance::Mid, Distance::Far][i as usize % 3],
+                controls: Default::default(),
             }
         })
         .collect();
@@ -63,6 +64,8 @@ fn config() -> EngineConfig {
             gain_db: -6.0,
             mute: false,
             binaural_distances: vec![Some(Distance::Mid); 6],
+            hoa: None,
+            active_frames: None,
         }],
         outputs: vec![
             OutputConfig::Speakers {

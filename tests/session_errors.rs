@@ -114,14 +114,14 @@ fn empty_session() {
 #[test]
 fn unknown_layout_lists_the_allowed_names() {
     let text =
-        "Session(\n  beds: [\n    (name: \"drums\", source: \"d.wav\", layout: \"13.1\"),\n  ],\n)";
+        "Session(\n  beds: [\n    (name: \"drums\", source: \"d.wav\", layout: \"13.2\"),\n  ],\n)";
     let m = msg(text);
     has(
         &m,
         &[
             "mix/song.ron:3:",
             "beds[0] \"drums\": layout",
-            "'13.1'",
+            "'13.2'",
             "2.0",
             "5.1",
             "7.1.4",

@@ -2,7 +2,10 @@
 //! scene: no input may panic. The first byte chooses how the rest is split between the
 //! axml and the chna; the chna is also converted alone (a chna-only file of BS.2094 common
 //! definitions), and the sample rate varies so the timing fixes (snapping, overlaps, gaps
-//! under a sample) meet rates the times do not divide.
+//! under a sample) meet rates the times do not divide. The conversion covers the BS.2127
+//! timing (silence outside blocks and objects, zero-duration blocks), HOA channels
+//! (order/degree/normalization, common `AC_0004ggcc` IDs), Matrix output channels and the
+//! DirectSpeakers pack rules.
 #![no_main]
 
 use halo::formats::adm::{AdmAudio, AdmDocument, parse_axml, parse_chna, to_scene};

@@ -210,6 +210,8 @@ pub(crate) fn bed_config(b: &crate::scene::mix::BedSpec) -> BedConfig {
         layout: b.layout.clone(),
         gain_db: b.gain_db,
         mute: b.mute,
+        hoa: b.hoa.clone(),
+        active_frames: b.active_frames,
         binaural_distances: match &b.binaural {
             Some(modes) => modes
                 .iter()
@@ -231,6 +233,7 @@ pub(crate) fn object_configs(scene: &Scene) -> Vec<ObjectConfig> {
             mute: o.mute,
             binaural_bypass: o.binaural == BinauralMode::Off,
             binaural_distance: binaural_distance(o.binaural),
+            controls: o.controls.clone(),
         })
         .collect()
 }

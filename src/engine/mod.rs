@@ -20,7 +20,12 @@ use crate::spatial::binaural::{
     BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet,
 };
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
-use crate::spatial::objectbased::{GainCalc, GainHint};
+use crate::scene::mix::ObjectControls;
+use crate::spatial::objectbased::decorrelate::{self, Decorrelator};
+use crate::spatial::hoa::{HoaError, HoaFormat};
+use crate::spatial::objectbased::{
+    GainCalc, GainHint, ObjectMetadata, ObjectValues, set_metadata,
+};
 use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
@@ -70,6 +75,12 @@ pub enum EngineError {
         #[source]
         source: DownmixError,
     },
+    #[error("bed '{bed}': HOA decoder: {source}")]
+    Hoa {
+        bed: String,
+        #[source]
+        source: HoaError,
+    },
     #[error("binaural output: {0}")]
     Binaural(#[from] BinauralError),
     #[error("invalid engine configuration: {parameter} = {value} ({allowed})")]
@@ -92,6 +103,9 @@ pub struct ObjectConfig {
     /// Room distance of the binaural render (binaural modes Near, Mid, Far; `Anechoic`
     /// is the HRTF alone); unused when bypassed.
     pub binaural_distance: Distance,
+    /// The rest of the BS.2127 metadata (speaker outputs; the binaural path pans by
+    /// position and size only).
+    pub controls: ObjectControls,
 }
 
 /// A channel bed: its layout and static gain.
@@ -106,7 +120,17 @@ pub struct BedConfig {
     /// stereo. Channels beyond the list are `Some(Anechoic)`; LFE channels are not
     /// rendered binaurally.
     pub binaural_distances: Vec<Option<Distance>>,
+    /// An HOA bed (BS.2127 §9): the channels are HOA components, decoded to each speaker
+    /// output by the AllRAD decoder and to the headphones through [`HOA_BINAURAL_LAYOUT`].
+    pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (BS.2127 object timing): its input is
+    /// silenced outside them. `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
+
+/// The virtual layout an HOA bed is decoded to for the binaural output (each of its
+/// speakers is an HRTF source).
+pub const HOA_BINAURAL_LAYOUT: &str = "9+10+3";
 
 /// An output of the engine.
 #[derive(Clone)]
@@ -197,6 +221,21 @@ struct Bus {
     levels: Vec<Option<f64>>,
     /// Size (clamped to 0…1) of each object whose size is not automated.
     sizes: Vec<Option<f64>>,
+    /// Per object: its BS.2127 metadata with the static controls filled in, when it has
+    /// any beyond position and size (`None`: the point-source fast path).
+    templates: Vec<Option<ObjectMetadata>>,
+    /// Scratch for one object's diffuse gains.
+    diffuse: Vec<f64>,
+    /// Gains per object per gain point: the layout's channels, then (when any object is
+    /// diffuse) as many diffuse-bus channels.
+    width: usize,
+    /// The diffuse bus's decorrelation filters and the direct sound's matching delay.
+    decorrelator: Option<(Decorrelator, crate::dsp::Delay)>,
+    /// Per object that interpolates gains (BS.2127): its gain breakpoints (frame, whether
+    /// gains move linearly to the next one) and the gains at the current segment's ends.
+    interp: Vec<Option<GainInterp>>,
+    /// Scratch: one gain point's gains (`width` channels).
+    raw: Vec<f32>,
     /// Whether an enabled output reads this bus (see [`Engine::set_output_enabled`]).
     needed: bool,
     /// Skipped while not needed: the next segment recomputes every ramp from scratch.
@@ -214,9 +253,73 @@ struct Cursors {
     gain: usize,
     position: usize,
     size: usize,
+    extent: usize,
+    diffuse: usize,
+    divergence: usize,
     pan: PanHint,
     /// The BS.2127 gain calculation's lookup state (region last found in).
     bs2127: GainHint,
+}
+
+/// BS.2127 gain interpolation of one object: gains move linearly between breakpoints
+/// (instead of positions), and are computed only at the breakpoints.
+#[derive(Debug, Clone)]
+struct GainInterp {
+    /// (frame, whether the gains ramp linearly from here to the next breakpoint).
+    breaks: Vec<(u64, bool)>,
+    /// The segment (start, end) whose end gains `from`, `to` hold.
+    segment: Option<(u64, u64)>,
+    from: Vec<f32>,
+    to: Vec<f32>,
+}
+
+impl GainInterp {
+    fn new(obj: &ObjectConfig, width: usize) -> GainInterp {
+        use crate::scene::automation::{Automation, Interpolate, Interpolation};
+        fn frames<T: Interpolate>(a: &Automation<T>, out: &mut Vec<u64>) {
+            out.extend(a.keyframes().iter().map(|k| k.frame));
+        }
+        fn moving<T: Interpolate>(a: &Automation<T>, at: u64) -> bool {
+            let keys = a.keyframes();
+            let after = keys.partition_point(|k| k.frame <= at);
+            after > 0 && after < keys.len() && keys[after - 1].interpolation != Interpolation::Step
+        }
+        let c = &obj.controls;
+        let mut f = Vec::new();
+        frames(&obj.position, &mut f);
+        frames(&obj.gain_db, &mut f);
+        frames(&obj.size, &mut f);
+        f.extend(c.keyframe_frames());
+        f.sort_unstable();
+        f.dedup();
+        let breaks = f
+            .iter()
+            .map(|&at| {
+                let lin = moving(&obj.position, at)
+                    || moving(&obj.gain_db, at)
+                    || moving(&obj.size, at)
+                    || c.extent.as_ref().is_some_and(|e| moving(e, at))
+                    || moving(&c.diffuse, at)
+                    || moving(&c.divergence, at);
+                (at, lin)
+            })
+            .collect();
+        GainInterp {
+            breaks,
+            segment: None,
+            from: vec![0.0; width],
+            to: vec![0.0; width],
+        }
+    }
+
+    /// The linear segment containing `frame`, if it is in one.
+    fn segment_at(&self, frame: u64) -> Option<(u64, u64)> {
+        let k = self.breaks.partition_point(|b| b.0 <= frame);
+        if k == 0 || k >= self.breaks.len() || !self.breaks[k - 1].1 {
+            return None;
+        }
+        Some((self.breaks[k - 1].0, self.breaks[k].0))
+    }
 }
 
 /// The renderer. Fill the inputs, call [`Engine::process`], read the outputs.
@@ -228,6 +331,8 @@ pub struct Engine {
     object_static: Vec<bool>,
     object_inputs: Vec<Vec<f32>>,
     bed_inputs: Vec<Vec<Vec<f32>>>,
+    /// Per bed: the frames it sounds in (see [`BedConfig::active_frames`]).
+    bed_windows: Vec<Option<(u64, u64)>>,
     buses: Vec<Bus>,
     binaural: Option<BinauralPath>,
     outputs: Vec<Output>,
@@ -262,6 +367,9 @@ struct Output {
     enabled: bool,
 }
 
+/// (HOA channel, gain) taps feeding one virtual speaker of an HOA bed.
+type HoaTaps = Vec<(usize, f32)>;
+
 /// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
 struct BinauralPath {
     renderer: BinauralRenderer,
@@ -278,6 +386,8 @@ struct BinauralPath {
     level_end: Vec<f32>,
     /// (bed, channel, renderer source, gain) for the non-LFE bed channels.
     bed_sources: Vec<(usize, usize, usize, f32)>,
+    /// HOA beds decoded to virtual speakers: (bed, renderer source, (channel, gain) taps).
+    hoa_sources: Vec<(usize, usize, HoaTaps)>,
     /// (bed, LFE channel, gain) mixed into both ears, delayed by the renderer's latency.
     lfe_taps: Vec<(usize, usize, f32)>,
     lfe: Vec<f32>,
@@ -420,8 +530,8 @@ impl Engine {
             o.chain.latency()
                 + match o.source {
                     Source::Binaural => bin.as_ref().map_or(0, |b| b.renderer.latency()),
-                    Source::Fold(_, ref f) => f.latency(),
-                    Source::Bus(_) => 0,
+                    Source::Fold(b, ref f) => f.latency() + buses[b].latency(),
+                    Source::Bus(b) => buses[b].latency(),
                 }
         };
         let latency = outputs
@@ -443,6 +553,7 @@ impl Engine {
                     .map(|k| k.frame)
                     .chain(o.gain_db.keyframes().iter().map(|k| k.frame))
                     .chain(o.size.keyframes().iter().map(|k| k.frame))
+                    .chain(o.controls.keyframe_frames())
             })
             .collect();
         keyframes.sort_unstable();
@@ -450,7 +561,12 @@ impl Engine {
         let object_static = config
             .objects
             .iter()
-            .map(|o| o.position.is_constant() && o.gain_db.is_constant() && o.size.is_constant())
+            .map(|o| {
+                o.position.is_constant()
+                    && o.gain_db.is_constant()
+                    && o.size.is_constant()
+                    && o.controls.is_static()
+            })
             .collect();
         Ok(Engine {
             sample_rate: rate,
@@ -462,6 +578,7 @@ impl Engine {
                 .iter()
                 .map(|b| vec![vec![0.0; block]; b.layout.num_channels()])
                 .collect(),
+            bed_windows: config.beds.iter().map(|b| b.active_frames).collect(),
             objects: config.objects,
             buses,
             binaural,
@@ -593,6 +710,9 @@ impl Engine {
             b.renderer.reset();
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
+        for bus in &mut self.buses {
+            bus.reset_diffuse();
+        }
     }
 
     /// Frames of delay between the inputs and every output (all outputs are aligned).
@@ -622,6 +742,17 @@ impl Engine {
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
+        // Beds with a time window: silent outside it (exact to the sample).
+        for (window, inputs) in self.bed_windows.iter().zip(&mut self.bed_inputs) {
+            if let &Some((start, end)) = window {
+                let from = start.saturating_sub(self.position).min(frames as u64) as usize;
+                let to = end.saturating_sub(self.position).min(frames as u64) as usize;
+                for ch in inputs.iter_mut() {
+                    ch[..from].fill(0.0);
+                    ch[to.max(from)..frames].fill(0.0);
+                }
+            }
+        }
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             for ch in &mut bus.buffers {
                 ch[..frames].fill(0.0);
@@ -661,6 +792,7 @@ impl Engine {
         }
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             bus.mix_beds(&self.bed_inputs, frames);
+            bus.mix_diffuse(frames);
         }
         for o in self.outputs.iter_mut().filter(|o| o.enabled) {
             match &mut o.source {
@@ -768,12 +900,17 @@ impl BinauralPath {
         let mut bed_sources = Vec::new();
         let mut lfe_taps = Vec::new();
         let n_obj = config.objects.len();
+        let mut hoa_beds = Vec::new();
         for (b, bed) in config.beds.iter().enumerate() {
             let level = if bed.mute {
                 0.0
             } else {
                 10f64.powf(bed.gain_db / 20.0) as f32
             };
+            if let Some(hoa) = &bed.hoa {
+                hoa_beds.push((b, hoa, level));
+                continue;
+            }
             for (c, ch) in bed.layout.channels.iter().enumerate() {
                 if ch.lfe {
                     if let Some(db) = lfe_db {
@@ -784,7 +921,41 @@ impl BinauralPath {
                 }
             }
         }
-        let n_sources = (n_obj + bed_sources.len()).max(1);
+        // HOA beds: decoded (BS.2127 §9) to a virtual layout, each speaker an HRTF source.
+        let mut hoa_sources = Vec::new();
+        let mut hoa_directions = Vec::new();
+        if !hoa_beds.is_empty() {
+            let virtual_layout =
+                Layout::builtin(HOA_BINAURAL_LAYOUT).map_err(|_| EngineError::Config {
+                    parameter: "HOA_BINAURAL_LAYOUT",
+                    value: HOA_BINAURAL_LAYOUT.into(),
+                    allowed: "a built-in layout",
+                })?;
+            let gain_calc =
+                GainCalc::new(&virtual_layout).map_err(|source| EngineError::GainCalc {
+                    layout: virtual_layout.name.clone(),
+                    source,
+                })?;
+            for (b, hoa, level) in hoa_beds {
+                let d = hoa_decoder(&config.beds[b].name, hoa, &virtual_layout, &gain_calc)?;
+                for (s, row) in d.iter().enumerate() {
+                    let ch = &virtual_layout.channels[s];
+                    if ch.lfe {
+                        continue;
+                    }
+                    let taps = row
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, g)| **g != 0.0)
+                        .map(|(c, &g)| (c, g as f32 * level))
+                        .collect();
+                    let src = n_obj + bed_sources.len() + hoa_sources.len();
+                    hoa_sources.push((b, src, taps));
+                    hoa_directions.push(ch.direction());
+                }
+            }
+        }
+        let n_sources = (n_obj + bed_sources.len() + hoa_sources.len()).max(1);
         let mut renderer =
             BinauralRenderer::new(hrtf, BinauralConfig::new(config.sample_rate, n_sources))?;
         let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
@@ -803,6 +974,16 @@ impl BinauralPath {
                 distance => renderer.set_distance(src, distance.flatten().unwrap_or_default()),
             }
         }
+        for (&(b, src, _), &dir) in hoa_sources.iter().zip(&hoa_directions) {
+            renderer.set_direction(src, dir);
+            let distance = config.beds[b]
+                .binaural_distances
+                .first()
+                .copied()
+                .flatten()
+                .unwrap_or_default();
+            renderer.set_distance(src, distance);
+        }
         for (i, obj) in config.objects.iter().enumerate() {
             renderer.set_distance(i, obj.binaural_distance);
         }
@@ -819,6 +1000,7 @@ impl BinauralPath {
             level_slope: vec![0.0; n_obj],
             level_end: vec![0.0; n_obj],
             bed_sources,
+            hoa_sources,
             lfe_taps,
             lfe: vec![0.0; config.max_block_frames],
             lfe_delay: Delay::new(latency, 1).map_err(|source| EngineError::Chain {
@@ -924,6 +1106,15 @@ impl BinauralPath {
                 *d = x * level;
             }
         }
+        for (b, src, taps) in &self.hoa_sources {
+            let dst = &mut self.scratch[*src][..run];
+            dst.fill(0.0);
+            for &(c, g) in taps {
+                for (d, &x) in dst.iter_mut().zip(&bed_inputs[*b][c][at..at + run]) {
+                    *d += x * g;
+                }
+            }
+        }
         // Every scratch buffer holds at least `run` frames; the renderer reads `run`.
         self.renderer.process(&self.scratch, left, right);
     }
@@ -962,23 +1153,65 @@ impl Bus {
             source,
         })?;
         let nch = layout.num_channels();
+        let any_diffuse = objects.iter().any(|o| o.controls.has_diffuse());
+        let width = if any_diffuse { 2 * nch } else { nch };
+        if width > 64 {
+            return Err(EngineError::Config {
+                parameter: "layout",
+                value: format!("{} ({nch} channels) with diffuse objects", layout.name),
+                allowed: "at most 32 channels when an object has a diffuse part",
+            });
+        }
+        let decorrelator = if any_diffuse {
+            let names: Vec<String> = layout.channels.iter().map(|c| c.name.clone()).collect();
+            let filters = decorrelate::layout_filters(&names);
+            let delay = crate::dsp::Delay::new(decorrelate::LATENCY_FRAMES, nch).map_err(
+                |source| EngineError::Chain {
+                    output: layout.name.clone(),
+                    source: Box::new(source),
+                },
+            )?;
+            Some((Decorrelator::new(&filters), delay))
+        } else {
+            None
+        };
         let ramp = Ramp {
-            gains: [vec![0.0; nch], vec![0.0; nch]],
+            gains: [vec![0.0; width], vec![0.0; width]],
             nonzero: [0; 2],
             end: 0,
-            channel: vec![0; nch],
-            start: vec![0.0; nch],
-            slope: vec![0.0; nch],
+            channel: vec![0; width],
+            start: vec![0.0; width],
+            slope: vec![0.0; width],
             n_active: 0,
             fixed: true,
         };
         let routes = beds
             .iter()
             .map(|bed| bed_route(bed, layout, &gain_calc))
+            .collect::<Result<_, _>>()?;
+        let templates = objects
+            .iter()
+            .map(|o| {
+                (o.controls != ObjectControls::default())
+                    .then(|| gain_calc.metadata_template(layout, &o.controls))
+            })
             .collect();
         Ok(Bus {
             layout: layout.clone(),
-            buffers: vec![vec![0.0; block]; nch],
+            buffers: vec![vec![0.0; block]; width],
+            templates,
+            diffuse: vec![0.0; nch],
+            width,
+            decorrelator,
+            interp: objects
+                .iter()
+                .map(|o| {
+                    o.controls
+                        .interpolate_gains
+                        .then(|| GainInterp::new(o, width))
+                })
+                .collect(),
+            raw: vec![0.0; width],
             ramps: vec![ramp; n_obj],
             beds: routes,
             gain_calc,
@@ -1006,9 +1239,86 @@ impl Bus {
         })
     }
 
-    /// Object `i`'s gains at `frame` (BS.2127 gains × level) into `ramps[i].gains[half]`,
-    /// with the mask of its non-zero channels.
+    /// Frames the bus's output lags its input (the decorrelation filters' delay when an
+    /// object is diffuse, 0 otherwise).
+    fn latency(&self) -> usize {
+        if self.decorrelator.is_some() {
+            decorrelate::LATENCY_FRAMES
+        } else {
+            0
+        }
+    }
+
+    /// Clears the decorrelation filters' and the direct delay's state (seek).
+    fn reset_diffuse(&mut self) {
+        if let Some((d, delay)) = &mut self.decorrelator {
+            d.reset();
+            crate::dsp::Processor::reset(delay);
+        }
+    }
+
+    /// Diffuse objects: the direct channels delayed to line up with the decorrelated
+    /// diffuse bus, which is added to them.
+    fn mix_diffuse(&mut self, frames: usize) {
+        let Some((decorrelator, delay)) = &mut self.decorrelator else {
+            return;
+        };
+        let nch = self.layout.num_channels();
+        let (direct, diffuse) = self.buffers.split_at_mut(nch);
+        let mut d = slices_mut(direct, frames);
+        crate::dsp::Processor::process(delay, &mut d[..nch]);
+        let mut f = slices_mut(diffuse, frames);
+        decorrelator.process(&mut f[..nch]);
+        for (o, x) in d[..nch].iter_mut().zip(&f[..nch]) {
+            for (a, &b) in o.iter_mut().zip(x.iter()) {
+                *a += b;
+            }
+        }
+    }
+
+    /// Object `i`'s gains at `frame` into `ramps[i].gains[half]`, with the mask of its
+    /// non-zero channels. Objects that interpolate gains (BS.2127) get the linear blend of
+    /// the gains at the ends of their breakpoint segment; others the gains of their
+    /// metadata at `frame`.
     fn gains_at(&mut self, i: usize, obj: &ObjectConfig, frame: u64, half: usize) {
+        let w = self.width;
+        let segment = self.interp[i].as_ref().and_then(|g| g.segment_at(frame));
+        if let Some((a, b)) = segment {
+            if self.interp[i].as_ref().and_then(|g| g.segment) != Some((a, b)) {
+                self.raw_gains(i, obj, a);
+                if let Some(g) = self.interp[i].as_mut() {
+                    g.from.copy_from_slice(&self.raw);
+                }
+                self.raw_gains(i, obj, b);
+                if let Some(g) = self.interp[i].as_mut() {
+                    g.to.copy_from_slice(&self.raw);
+                    g.segment = Some((a, b));
+                }
+            }
+            if let Some(g) = self.interp[i].as_ref() {
+                let t = ((frame - a) as f64 / (b - a) as f64) as f32;
+                for ((r, &x), &y) in self.raw.iter_mut().zip(&g.from).zip(&g.to) {
+                    *r = x + (y - x) * t;
+                }
+            }
+        } else {
+            self.raw_gains(i, obj, frame);
+        }
+        let ramp = &mut self.ramps[i];
+        let gains = &mut ramp.gains[half][..w];
+        let mut nonzero = 0u64;
+        for (c, (slot, &g)) in gains.iter_mut().zip(&self.raw).enumerate() {
+            *slot = g;
+            if g != 0.0 {
+                nonzero |= 1 << c;
+            }
+        }
+        ramp.nonzero[half] = nonzero;
+    }
+
+    /// Object `i`'s gains of its metadata at `frame` (BS.2127 gains × level) into `raw`:
+    /// the layout's channels, then the diffuse bus's.
+    fn raw_gains(&mut self, i: usize, obj: &ObjectConfig, frame: u64) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
@@ -1019,25 +1329,45 @@ impl Bus {
             Some(size) => size,
             None => obj.size.value_at_cursor(t, &mut cur.size).clamp(0.0, 1.0),
         };
-        // BS.2127 gains at this gain point (BS.2127 interpolates gains, not positions,
-        // between blocks; the ramps below do the same between gain points).
-        self.gain_calc.position_gains_hinted(
-            obj.position.value_at_cursor(t, &mut cur.position),
-            size,
-            &mut cur.bs2127,
-            &mut self.direct,
-        );
-        let ramp = &mut self.ramps[i];
-        let gains = &mut ramp.gains[half][..];
-        let mut nonzero = 0u64;
-        for (c, (slot, &g)) in gains.iter_mut().zip(&self.direct).enumerate() {
-            let g = (g * level) as f32;
-            *slot = g;
-            if g != 0.0 {
-                nonzero |= 1 << c;
+        let position = obj.position.value_at_cursor(t, &mut cur.position);
+        let nch = self.layout.num_channels();
+        if let Some(meta) = self.templates[i].as_mut() {
+            let c = &obj.controls;
+            set_metadata(
+                meta,
+                &ObjectValues {
+                    position,
+                    size,
+                    extent: c
+                        .extent
+                        .as_ref()
+                        .map(|e| e.value_at_cursor(t, &mut cur.extent)),
+                    diffuse: c.diffuse.value_at_cursor(t, &mut cur.diffuse),
+                    divergence: c.divergence.value_at_cursor(t, &mut cur.divergence),
+                    divergence_range: c.divergence_range,
+                },
+            );
+            self.gain_calc
+                .gains(meta, &mut cur.bs2127, &mut self.direct, &mut self.diffuse);
+        } else {
+            // BS.2127 gains at this gain point (the ramps between gain points interpolate
+            // gains, as BS.2127 does between blocks).
+            self.gain_calc.position_gains_hinted(
+                position,
+                size,
+                &mut cur.bs2127,
+                &mut self.direct,
+            );
+            self.diffuse.fill(0.0);
+        }
+        for (slot, &g) in self.raw[..nch].iter_mut().zip(&self.direct) {
+            *slot = (g * level) as f32;
+        }
+        if self.width > nch {
+            for (slot, &g) in self.raw[nch..].iter_mut().zip(&self.diffuse) {
+                *slot = (g * level) as f32;
             }
         }
-        ramp.nonzero[half] = nonzero;
     }
 
     /// Sets object `i`'s ramp for the segment [start, end): from the gains at `start`
@@ -1192,7 +1522,11 @@ fn prefetch(x: &[f32]) {
 
 /// How a bed reaches a bus: same channels pass through; otherwise by label; a channel the
 /// bus lacks is panned as a virtual source at its nominal direction; LFE to LFE.
-fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute {
+fn bed_route(
+    bed: &BedConfig,
+    layout: &Layout,
+    gain_calc: &GainCalc,
+) -> Result<BedRoute, EngineError> {
     let level = if bed.mute {
         0.0
     } else {
@@ -1200,11 +1534,33 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
     };
     let mut taps = Vec::new();
     if level == 0.0 {
-        return BedRoute { taps };
+        return Ok(BedRoute { taps });
+    }
+    if let Some(hoa) = &bed.hoa {
+        let d = hoa_decoder(&bed.name, hoa, layout, gain_calc)?;
+        for (dst, row) in d.iter().enumerate() {
+            for (src, &g) in row.iter().enumerate() {
+                if g != 0.0 {
+                    taps.push((src, dst, (g * level) as f32));
+                }
+            }
+        }
+        return Ok(BedRoute { taps });
     }
     let out_lfe = layout.lfe_indices();
     let mut gains = vec![0.0; layout.num_channels()];
+    // A bed on an ITU-R BS.2051 system: BS.2127 §8's mapping rules first.
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for (src, ch) in bed.layout.channels.iter().enumerate() {
+        if let Some(rule) =
+            system.and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+        {
+            taps.extend(
+                rule.into_iter()
+                    .map(|(dst, g)| (src, dst, (g * level) as f32)),
+            );
+            continue;
+        }
         if ch.lfe {
             // Dropped (with a warning from `bed_warnings`) where the output has no LFE.
             if let Some(&dst) = out_lfe.first() {
@@ -1212,10 +1568,7 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
             }
             continue;
         }
-        if let Some(dst) = layout
-            .channel_index(&ch.label)
-            .filter(|&d| !layout.channels[d].lfe)
-        {
+        if let Some(dst) = same_speaker(layout, ch).filter(|&d| !layout.channels[d].lfe) {
             taps.push((src, dst, level as f32));
             continue;
         }
@@ -1232,14 +1585,58 @@ fn bed_route(bed: &BedConfig, layout: &Layout, gain_calc: &GainCalc) -> BedRoute
             }
         }
     }
-    BedRoute { taps }
+    Ok(BedRoute { taps })
+}
+
+/// The BS.2127 §9 decoder of an HOA bed to `layout` (rows per speaker; LFE rows zero),
+/// with the point-source panner of `gain_calc`.
+fn hoa_decoder(
+    bed: &str,
+    hoa: &HoaFormat,
+    layout: &Layout,
+    gain_calc: &GainCalc,
+) -> Result<Vec<Vec<f64>>, EngineError> {
+    crate::spatial::hoa::decode_matrix(hoa, layout.num_channels(), |az, el, g| {
+        let at = Position::Polar {
+            azimuth_deg: az,
+            elevation_deg: el,
+            distance: 1.0,
+        };
+        gain_calc.position_gains(at, 0.0, g);
+    })
+    .map_err(|source| EngineError::Hoa {
+        bed: bed.into(),
+        source,
+    })
+}
+
+/// The output speaker a bed channel feeds directly: the one with its ITU-R BS.2051 name
+/// (BS.2127 §8: "Ls" is M+110 in 5.1 but M+090 in 7.1.4), or, for a channel without a
+/// BS.2051 name, the one with its label.
+fn same_speaker(layout: &Layout, ch: &crate::scene::layout::Channel) -> Option<usize> {
+    let bs2051 = ch.name.contains('+') || ch.name.contains('-') || ch.name.starts_with("LFE");
+    match layout.channels.iter().position(|c| c.name == ch.name) {
+        Some(d) => Some(d),
+        None if !bs2051 => layout.channel_index(&ch.label),
+        None => None,
+    }
 }
 
 /// Warnings about how a bed maps onto a layout (channels panned, LFE dropped).
 pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
     let mut warnings = Vec::new();
+    if bed.hoa.is_some() {
+        return warnings;
+    }
     let has_lfe = !layout.lfe_indices().is_empty();
+    let system = crate::spatial::direct_speakers::itu_system(&bed.layout);
     for ch in &bed.layout.channels {
+        if system
+            .and_then(|s| crate::spatial::direct_speakers::rule_gains(s, &ch.name, layout))
+            .is_some()
+        {
+            continue;
+        }
         if ch.lfe {
             if !has_lfe {
                 warnings.push(format!(
@@ -1247,7 +1644,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
                     bed.name, ch.label, layout.name
                 ));
             }
-        } else if layout.channel_index(&ch.label).is_none() {
+        } else if same_speaker(layout, ch).is_none() {
             warnings.push(format!(
                 "bed '{}': channel {} is not in layout {}; panned at its nominal direction ({}°, {}°)",
                 bed.name, ch.label, layout.name, ch.azimuth_deg, ch.elevation_deg
@@ -1291,6 +1688,7 @@ mod tests {
                 mute: false,
                 binaural_bypass: false,
                 binaural_distance: Distance::Mid,
+                controls: Default::default(),
             })
             .collect();
         let mut engine = Engine::new(EngineConfig {

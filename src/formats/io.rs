@@ -48,6 +48,9 @@ pub const MIN_RATE_HZ: u32 = 8_000;
 pub const MAX_RATE_HZ: u32 = 768_000;
 /// Most channels accepted in a WAV file (ADM masters carry up to a few hundred tracks).
 pub const MAX_CHANNELS: usize = 1024;
+/// Largest magnitude of a float sample read (+120 dBFS): beyond it a file is refused, as
+/// its sums (resampler, meters, mix) would overflow; real overs are a few dB.
+pub const MAX_FLOAT_SAMPLE: f32 = 1.0e6;
 
 /// Errors of the I/O module: each names the file (or directory) and what is wrong.
 #[derive(Debug, Error)]
@@ -97,6 +100,24 @@ pub enum IoError {
         path: PathBuf,
         /// The offending sample value.
         value: f32,
+        /// 1-based.
+        channel: usize,
+        /// Frame index (0-based).
+        frame: u64,
+    },
+    #[error(
+        "{}: sample {value:e} ({level_db:.0} dBFS) in channel {channel} at frame {frame} is beyond +120 dBFS; allowed: float samples within ±1e6 (+120 dBFS)",
+        .path.display()
+    )]
+    /// A float sample so large that it cannot be a signal (and overflows the resampler's
+    /// and the meters' sums).
+    Overrange {
+        /// The file concerned.
+        path: PathBuf,
+        /// The offending sample value.
+        value: f32,
+        /// Its level, dBFS.
+        level_db: f64,
         /// 1-based.
         channel: usize,
         /// Frame index (0-based).
@@ -775,13 +796,25 @@ impl WavReader {
             let out = &mut interleaved[done * ch..(done + n) * ch];
             decode(self.info.format, bytes, out);
             if matches!(self.info.format, SampleFormat::F32 | SampleFormat::F64)
-                && let Some(i) = out.iter().position(|x| !x.is_finite())
+                && let Some(i) = out.iter().position(|x| !x.is_finite() || x.abs() > MAX_FLOAT_SAMPLE)
             {
-                return Err(IoError::NonFinite {
-                    path: self.path.clone(),
-                    value: out[i],
-                    channel: i % ch + 1,
-                    frame: self.pos + (i / ch) as u64,
+                let (value, channel, frame) = (out[i], i % ch + 1, self.pos + (i / ch) as u64);
+                let path = self.path.clone();
+                return Err(if value.is_finite() {
+                    IoError::Overrange {
+                        path,
+                        value,
+                        level_db: 20.0 * f64::from(value.abs()).log10(),
+                        channel,
+                        frame,
+                    }
+                } else {
+                    IoError::NonFinite {
+                        path,
+                        value,
+                        channel,
+                        frame,
+                    }
                 });
             }
             self.raw_pos += n * self.block_align;
@@ -1446,6 +1479,11 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// Most samples (frames × channels) in one resampler block.
 const MAX_RESAMPLE_BLOCK_SAMPLES: usize = 8 << 20;
+/// Largest input block of the smallest whole-number ratio of a source's rate to the
+/// session's: the synchronous resampler's FFT is a few times this long. Every rate in use
+/// is far below (44.1 kHz → 48 kHz: 147; 44.056 kHz: 5507; 47.952 kHz: 999); a rate such as
+/// 131 249 Hz (prime) would need a 262 498-point FFT per block (seconds per block).
+const MAX_RESAMPLE_RATIO_FRAMES: u64 = 8192;
 
 /// Target resampler chunk, in input frames (rounded up to a valid FFT block size).
 const RESAMPLE_CHUNK_FRAMES: usize = 1024;
@@ -1469,7 +1507,21 @@ impl SourceStream {
         let rs = if from == to {
             None
         } else {
-            let min_in = (from / gcd(from, to)) as usize;
+            let min_in = from / gcd(from, to);
+            if min_in > MAX_RESAMPLE_RATIO_FRAMES {
+                return Err(IoError::Unsupported {
+                    path: path.to_path_buf(),
+                    what: format!(
+                        "resampling from {from} Hz to {to} Hz (their ratio {min_in}:{} is too \
+                         fine for the synchronous resampler)",
+                        to / gcd(from, to)
+                    ),
+                    allowed: "rates whose ratio to the session's rate reduces to at most \
+                              8192:N (every rate in use: the 44.1k and 48k families, 32k, \
+                              44.056k, 47.952k, …)",
+                });
+            }
+            let min_in = min_in as usize;
             // An even number of minimal blocks makes the FFT block even on both sides, so
             // the filter centre (half a block) is a whole number of output frames.
             let chunk = RESAMPLE_CHUNK_FRAMES.div_ceil(2 * min_in) * 2 * min_in;

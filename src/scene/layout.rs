@@ -30,12 +30,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ("7.0.4", include_str!("../../layouts/7.0.4.ron")),
     ("4+5+1", include_str!("../../layouts/4+5+1.ron")),
     ("3+7+0", include_str!("../../layouts/3+7+0.ron")),
+    ("4+9+0", include_str!("../../layouts/4+9+0.ron")),
     ("9+10+3", include_str!("../../layouts/9+10+3.ron")),
 ];
 
 /// The ITU-R BS.2051 systems, by their ITU names, and the built-in layout each is (the
-/// systems' letters in comments). System G (4+9+0) is not built in: its screen speakers
-/// at ±15° make 2° source moves change gains by 0.29, past the panner's continuity bound.
+/// systems' letters in comments).
 pub const ITU_SYSTEMS: &[(&str, &str)] = &[
     ("0+2+0", "2.0"),     // A
     ("0+5+0", "5.1"),     // B
@@ -43,6 +43,7 @@ pub const ITU_SYSTEMS: &[(&str, &str)] = &[
     ("4+5+0", "5.1.4"),   // D
     ("4+5+1", "4+5+1"),   // E
     ("3+7+0", "3+7+0"),   // F
+    ("4+9+0", "4+9+0"),   // G
     ("9+10+3", "9+10+3"), // H
     ("0+7+0", "7.1"),     // I
     ("4+7+0", "7.1.4"),   // J
@@ -496,15 +497,15 @@ mod tests {
     #[test]
     fn builtins_parse_and_resolve_aliases() {
         // The original eight, seven without LFE, BS.2051 systems E, F and H.
-        assert_eq!(Layout::builtins().len(), 18);
+        assert_eq!(Layout::builtins().len(), 19);
         for (itu, name) in ITU_SYSTEMS {
             assert_eq!(Layout::builtin(itu).unwrap().name, *name, "{itu}");
         }
         assert_eq!(Layout::builtin("9+10+3").unwrap().num_channels(), 24);
         assert_eq!(Layout::builtin("4+7+0").unwrap().name, "7.1.4");
         assert_eq!(Layout::builtin("0+2+0").unwrap().name, "2.0");
-        let err = Layout::builtin("13.1").unwrap_err().to_string();
-        assert!(err.contains("13.1") && err.contains("7.1.4"), "{err}");
+        let err = Layout::builtin("11.1").unwrap_err().to_string();
+        assert!(err.contains("11.1") && err.contains("7.1.4"), "{err}");
     }
 
     #[test]

@@ -50,6 +50,19 @@ impl Scene {
             .collect()
     }
 
+    /// Mutes every object whose importance (`controls.importance`, ADM's 0…10) is below
+    /// `min`, as BS.2127 renderers leave such objects out; returns how many.
+    pub fn mute_below_importance(&mut self, min: u8) -> usize {
+        let mut n = 0;
+        for o in &mut self.objects {
+            if o.controls.importance < min && !o.mute {
+                o.mute = true;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// The same scene at another sample rate: every time in it — automation keyframes
     /// and the duration — moved from the session rate to `rate` and rounded to the
     /// nearest frame (`round(frame × rate / sample_rate)`, halves up, exact integer
@@ -77,6 +90,12 @@ impl Scene {
                     gain_db: retime_automation(&o.gain_db, frame),
                     position: retime_automation(&o.position, frame),
                     size: retime_automation(&o.size, frame),
+                    controls: ObjectControls {
+                        extent: o.controls.extent.as_ref().map(|e| retime_automation(e, frame)),
+                        diffuse: retime_automation(&o.controls.diffuse, frame),
+                        divergence: retime_automation(&o.controls.divergence, frame),
+                        ..o.controls.clone()
+                    },
                     ..o.clone()
                 })
                 .collect(),
@@ -140,12 +159,168 @@ pub struct ObjectSpec {
     pub size: Automation<f64>,
     /// Binaural render mode on headphone outputs.
     pub binaural: BinauralMode,
+    /// The rest of the ITU-R BS.2127 object metadata (extent, diffuse, divergence, snap,
+    /// zones, screen, importance, gain interpolation).
+    pub controls: ObjectControls,
 }
 
 impl ObjectSpec {
     /// Whether gain, position and size never change.
     pub fn is_static(&self) -> bool {
-        self.gain_db.is_constant() && self.position.is_constant() && self.size.is_constant()
+        self.gain_db.is_constant()
+            && self.position.is_constant()
+            && self.size.is_constant()
+            && self.controls.is_static()
+    }
+}
+
+/// An object's extent as ITU-R BS.2127 takes it: polar objects width and height in
+/// degrees and depth as a distance range (0…1); Cartesian objects the size along x
+/// (width), z (height) and y (depth), each 0…2 (the room is 2 wide).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Extent {
+    /// Polar: degrees (0…360); Cartesian: size along x (0…2).
+    pub width: f64,
+    /// Polar: degrees (0…360); Cartesian: size along z (0…2).
+    pub height: f64,
+    /// Polar: distance range (0…1); Cartesian: size along y (0…2).
+    pub depth: f64,
+}
+
+impl Interpolate for Extent {
+    fn interpolate(a: Extent, b: Extent, t: f64) -> Extent {
+        let l = |x: f64, y: f64| x + (y - x) * t;
+        Extent {
+            width: l(a.width, b.width),
+            height: l(a.height, b.height),
+            depth: l(a.depth, b.depth),
+        }
+    }
+}
+
+/// A zone whose speakers an object must not use (ADM `zoneExclusion`, BS.2127 §7.3.12).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExclusionZone {
+    /// Speakers whose allocentric position is inside the box (−1…1 on each axis).
+    Cartesian {
+        /// Left edge (x, −1 left … 1 right).
+        min_x: f64,
+        /// Right edge.
+        max_x: f64,
+        /// Back edge (y, −1 back … 1 front).
+        min_y: f64,
+        /// Front edge.
+        max_y: f64,
+        /// Bottom edge (z, −1 … 1 up).
+        min_z: f64,
+        /// Top edge.
+        max_z: f64,
+    },
+    /// Speakers whose nominal direction is inside the range (azimuth from `min`
+    /// anticlockwise to `max`, degrees).
+    Polar {
+        /// Where the range starts (degrees, positive left).
+        min_azimuth_deg: f64,
+        /// Where the range ends, anticlockwise from `min_azimuth_deg`.
+        max_azimuth_deg: f64,
+        /// Lowest elevation, degrees.
+        min_elevation_deg: f64,
+        /// Highest elevation, degrees.
+        max_elevation_deg: f64,
+    },
+    /// One speaker by its BS.2051 name (`M+110`) or short name (`Ls`): halo's shorthand
+    /// for a polar zone around that speaker's nominal direction. Names not in the
+    /// rendered layout exclude nothing.
+    Speaker(String),
+}
+
+/// Screen edge an object is locked to (ADM `screenEdgeLock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ScreenEdge {
+    /// The screen's left edge (azimuth or X).
+    Left,
+    /// The right edge (azimuth or X).
+    Right,
+    /// The top edge (elevation or Z).
+    Top,
+    /// The bottom edge (elevation or Z).
+    Bottom,
+}
+
+/// `channelLock` (halo: `snap`): the object plays from the nearest speaker, if one is
+/// within `max_distance` (`None`: any distance).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snap {
+    /// Largest distance to the speaker (Cartesian units, the room is 2 wide).
+    pub max_distance: Option<f64>,
+}
+
+/// The ITU-R BS.2127 object metadata beyond position, gain and size; the default is a
+/// plain point source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectControls {
+    /// Width, height, depth, keyframed; `None`: from `size` (Cartesian: width = height
+    /// = depth = size; polar: width = height = 360° × size).
+    pub extent: Option<Automation<Extent>>,
+    /// 0 (direct) … 1 (all diffuse), keyframed.
+    pub diffuse: Automation<f64>,
+    /// `objectDivergence` value 0…1, keyframed.
+    pub divergence: Automation<f64>,
+    /// Polar: `azimuthRange` (degrees, default 45); Cartesian: `positionRange` (default 0).
+    pub divergence_range: Option<f64>,
+    /// `channelLock`.
+    pub snap: Option<Snap>,
+    /// `zoneExclusion`.
+    pub zones: Vec<ExclusionZone>,
+    /// `screenRef`: scaled from the reference screen to the reproduction screen (both
+    /// the BS.2127 default screen in halo).
+    pub screen_ref: bool,
+    /// `screenEdgeLock`, horizontal and vertical.
+    pub screen_edge_lock: Vec<ScreenEdge>,
+    /// `importance` 0…10 (10 = most important); `--min-importance` leaves out less.
+    pub importance: u8,
+    /// BS.2127 interpolation: gains (not positions) move linearly between keyframes.
+    /// ADM masters from other tools; halo sessions interpolate positions.
+    pub interpolate_gains: bool,
+}
+
+impl Default for ObjectControls {
+    fn default() -> Self {
+        ObjectControls {
+            extent: None,
+            diffuse: Automation::constant(0.0),
+            divergence: Automation::constant(0.0),
+            divergence_range: None,
+            snap: None,
+            zones: Vec::new(),
+            screen_ref: false,
+            screen_edge_lock: Vec::new(),
+            importance: 10,
+            interpolate_gains: false,
+        }
+    }
+}
+
+impl ObjectControls {
+    /// Whether no keyframed control changes.
+    pub fn is_static(&self) -> bool {
+        self.extent.as_ref().is_none_or(Automation::is_constant)
+            && self.diffuse.is_constant()
+            && self.divergence.is_constant()
+    }
+
+    /// Whether the object has any diffuse part.
+    pub fn has_diffuse(&self) -> bool {
+        self.diffuse.keyframes().iter().any(|k| k.value > 0.0)
+    }
+
+    /// The keyframe frames of the keyframed controls.
+    pub fn keyframe_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.extent
+            .iter()
+            .flat_map(|e| e.keyframes().iter().map(|k| k.frame))
+            .chain(self.diffuse.keyframes().iter().map(|k| k.frame))
+            .chain(self.divergence.keyframes().iter().map(|k| k.frame))
     }
 }
 
@@ -174,6 +349,34 @@ pub enum BinauralMode {
     Far,
 }
 
+/// The normalisation of HOA channels (BS.2076 `normalization`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoaNormalization {
+    N3D,
+    SN3D,
+    /// Furse–Malham (defined up to order 3).
+    FuMa,
+}
+
+impl HoaNormalization {
+    /// From the ADM text (`N3D`, `SN3D`, `FuMa`; case-insensitive).
+    pub fn parse(s: &str) -> Option<HoaNormalization> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "N3D" => Some(HoaNormalization::N3D),
+            "SN3D" => Some(HoaNormalization::SN3D),
+            "FUMA" => Some(HoaNormalization::FuMa),
+            _ => None,
+        }
+    }
+}
+
+/// An HOA signal's channels: (order n, degree m) of each, in the file's channel order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoaFormat {
+    pub channels: Vec<(u32, i32)>,
+    pub normalization: HoaNormalization,
+}
+
 /// A channel bed: a multichannel file played on a fixed speaker layout (ADM DirectSpeakers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BedSpec {
@@ -195,6 +398,13 @@ pub struct BedSpec {
     /// Binaural render mode of each channel, in layout order (`None`: Mid for all; the
     /// LFE is never rendered binaurally).
     pub binaural: Option<Vec<BinauralMode>>,
+    /// An HOA signal (ADM HOA, BS.2127 §9) instead of speaker feeds: its channels' orders,
+    /// degrees and normalisation; the layout then only counts the channels. Decoded to
+    /// each output by the BS.2127 AllRAD decoder.
+    pub hoa: Option<HoaFormat>,
+    /// The frames `[start, end)` the bed sounds in (ADM audioObject start and duration,
+    /// BS.2127); `None`: the whole time.
+    pub active_frames: Option<(u64, u64)>,
 }
 
 /// One rendered output, with its master chain and loudness target.

@@ -11,6 +11,9 @@ Writes
       checked against the shipped outputs.npz).
   tests/data/bs2127/point_sources.json  polar and Cartesian point sources on several
       BS.2051 layouts, with EAR's gains.
+  tests/data/bs2127/point_sources_4+9+0.json  the same for System G (4+9+0), whose screen
+      speakers M+SC/M-SC sit between the front speakers (its own file and seed, so the
+      seven layouts' data above stays as it was).
 """
 import json
 import os
@@ -112,10 +115,11 @@ def pvs():
             "layout": layout_dict(layout), "vectors": vectors}
 
 
-def point_sources():
-    rng = random.Random(2127)
+def point_sources(names=("0+2+0", "0+5+0", "2+5+0", "4+5+0", "4+7+0", "9+10+3", "0+7+0"),
+                  seed=2127):
+    rng = random.Random(seed)
     layouts = []
-    for name in ["0+2+0", "0+5+0", "2+5+0", "4+5+0", "4+7+0", "9+10+3", "0+7+0"]:
+    for name in names:
         layout = bs2051.get_layout(name)
         calc = gc.GainCalc(layout)
         vectors = []
@@ -154,3 +158,4 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     write("gain_calc_pvs.json", pvs())
     write("point_sources.json", point_sources())
+    write("point_sources_4+9+0.json", point_sources(names=("4+9+0",), seed=2051))

@@ -118,6 +118,10 @@ enum Command {
         /// group's default; repeatable, one per group.
         #[arg(long = "complementary", value_name = "ID")]
         complementary: Vec<String>,
+        /// Leave out objects whose importance (ADM audioObject `importance`, a session
+        /// object's `importance`; 0…10, 10 by default) is below this.
+        #[arg(long, value_name = "0-10", value_parser = clap::value_parser!(u8).range(0..=10))]
+        min_importance: Option<u8>,
     },
     /// Split an ADM BWF master into an editable session and mono stems (SESSION-stems/).
     Import {
@@ -176,6 +180,12 @@ enum Command {
         /// Positions are room coordinates x,y,z instead of az,el.
         #[arg(long)]
         cart: bool,
+        /// BS.2127 object controls, as a session object writes them:
+        /// `(extent: (width: 60, height: 20), divergence: 0.5, divergence_range: 30,
+        /// snap: Within(0.3), zones: [Speaker("M+030")], diffuse: 0.3, screen_ref: true)`.
+        /// The output then has "diffuse" gains beside "gains" (the direct ones).
+        #[arg(long)]
+        controls: Option<String>,
         /// Read positions from standard input, one a line.
         #[arg(long)]
         stdin: bool,
@@ -364,6 +374,7 @@ fn run() -> ExitCode {
             threads,
             programme,
             complementary,
+            min_importance,
         } => cmd_render(
             &session,
             programme.as_deref(),
@@ -378,6 +389,7 @@ fn run() -> ExitCode {
                 threshold,
                 block,
                 threads,
+                min_importance,
             },
         ),
         Command::Import {
@@ -406,9 +418,10 @@ fn run() -> ExitCode {
             layout,
             size,
             cart,
+            controls,
             stdin,
             positions,
-        } => cmd_gains(&layout, size, cart, stdin, &positions),
+        } => cmd_gains(&layout, size, cart, controls.as_deref(), stdin, &positions),
         Command::Layouts { json } => cmd_layouts(json).map_err(classify),
         Command::Demo { out } => cmd_demo(&out),
         Command::Report(args) => report::run(args),
@@ -590,6 +603,7 @@ struct RenderFlags {
     threshold: f64,
     block: usize,
     threads: usize,
+    min_importance: Option<u8>,
 }
 
 fn cmd_render(
@@ -624,6 +638,13 @@ fn cmd_render(
             session.display()
         )));
     };
+    let mut notes = notes;
+    if let Some(min) = flags.min_importance {
+        let n = scene.mute_below_importance(min);
+        notes.push(format!(
+            "--min-importance {min}: {n} object(s) of lower importance left out"
+        ));
+    }
     if !layouts.is_empty() && exchange::is_master_path(session) {
         // A master's default outputs (7.1.4, binaural, stereo) are halo's choice, not the
         // user's: with --layout it renders only what was asked (--binaural for headphones).
@@ -966,9 +987,14 @@ fn cmd_gains(
     layout: &str,
     size: f64,
     cart: bool,
+    controls: Option<&str>,
     stdin: bool,
     positions: &[String],
 ) -> Result<(), Failure> {
+    let controls = match controls {
+        None => None,
+        Some(text) => Some(parse_controls(text).map_err(bad_input)?),
+    };
     let layout = resolve_layout(layout).map_err(bad_input)?;
     if !(0.0..=1.0).contains(&size) {
         return Err(bad_input(anyhow!(
@@ -991,23 +1017,53 @@ fn cmd_gains(
         )));
     }
     let mut rows = Vec::with_capacity(lines.len());
+    let mut diffuse_rows = Vec::with_capacity(lines.len());
     let mut gains = vec![0.0; calc.num_channels()];
+    let mut diffuse = vec![0.0; calc.num_channels()];
     for (i, line) in lines.iter().enumerate() {
         let pos = parse_position(line, cart)
             .with_context(|| format!("position {}", i + 1))
             .map_err(bad_input)?;
         // ITU-R BS.2127 gains (a polar distance below 1 widens the extent, as in the
         // standard).
-        calc.position_gains(pos, size, &mut gains);
+        match &controls {
+            Some(c) => {
+                calc.object_gains(&layout, pos, size, c, &mut gains, &mut diffuse);
+                diffuse_rows.push(diffuse.clone());
+            }
+            None => calc.position_gains(pos, size, &mut gains),
+        }
         rows.push(gains.clone());
     }
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "layout": layout.name,
         "channels": layout.labels(),
         "gains": rows,
     });
+    if controls.is_some() {
+        json["diffuse"] = serde_json::json!(diffuse_rows);
+    }
     outln!("{json}");
     Ok(())
+}
+
+/// `--controls`: the fields of a session object's BS.2127 controls, checked by the
+/// session parser (as the controls of a one-object session).
+fn parse_controls(text: &str) -> Result<halo::ObjectControls> {
+    let inner = text.trim();
+    let inner = inner
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or(inner);
+    let session = format!(
+        "Session(objects: [(name: \"gains\", source: \"gains.wav\", \
+         position: Polar(az: 0), {inner})], outputs: [])"
+    );
+    let scene = halo::session::parse(&session, std::path::Path::new("--controls"), &mut |_| {
+        Err("no layout files here".into())
+    })
+    .with_context(|| format!("--controls {text:?}"))?;
+    Ok(scene.objects[0].controls.clone())
 }
 
 fn cmd_layouts(json: bool) -> Result<()> {
@@ -1118,6 +1174,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         threshold: 3.0,
         block: render::RENDER_BLOCK_FRAMES,
         threads: 0,
+        min_importance: None,
     };
     let report = render_scene(&scene, None, out, &flags, Vec::new())?;
     print_summary(&report);

@@ -92,7 +92,11 @@ pub fn from_scene(
 ) -> Result<AdmDocument, AdmError> {
     check_plan(scene, plan)?;
     let rate = scene.sample_rate;
-    let mut doc = AdmDocument::default();
+    let mut doc = AdmDocument {
+        // `write_axml` declares halo's namespace.
+        halo_written: true,
+        ..AdmDocument::default()
+    };
     let mut object_ids = Vec::new();
     let total_end = scene
         .duration_frames
@@ -151,6 +155,7 @@ pub fn from_scene(
             gain_db: (bed.gain_db != 0.0).then_some(bed.gain_db),
             mute: bed.mute,
             halo_binaural: None,
+            importance: None,
         });
         object_ids.push(oid);
     }
@@ -189,6 +194,7 @@ pub fn from_scene(
             gain_db: None,
             mute: obj.mute,
             halo_binaural: Some(obj.binaural),
+            importance: (obj.controls.importance < 10).then_some(obj.controls.importance),
         });
         object_ids.push(oid);
     }
@@ -321,6 +327,7 @@ pub(super) fn object_blocks(
         .map(|k| k.frame)
         .chain(obj.gain_db.keyframes().iter().map(|k| k.frame))
         .chain(obj.size.keyframes().iter().map(|k| k.frame))
+        .chain(obj.controls.keyframe_frames())
         .chain(std::iter::once(0))
         .collect();
     grid.sort_unstable();
@@ -416,6 +423,7 @@ pub(super) fn object_blocks(
             prev_targets = Some(at_f);
         }
     }
+    block_controls(obj, &mut blocks, rate);
     if blocks.len() > MAX_BLOCKS_PER_CHANNEL {
         return Err(AdmError::TooLarge {
             what: format!("the number of block formats for object {:?}", obj.name),
@@ -813,4 +821,29 @@ fn list_names(names: &[&str]) -> String {
         s.push(format!("and {} more", names.len() - 8));
     }
     s.join(", ")
+}
+/// The object's BS.2127 controls on its blocks: the static ones on every block, the
+/// keyframed ones (extent, diffuse, divergence) at the block's end when it ramps from the
+/// previous block, at its start otherwise.
+fn block_controls(obj: &ObjectSpec, blocks: &mut [BlockFormat], rate: u32) {
+    let c = &obj.controls;
+    for b in blocks {
+        let start = b.rtime.map_or(0, |t| t.to_frames(rate));
+        let end = start + b.duration.map_or(0, |d| d.to_frames(rate));
+        let f = if b.jump_position { start } else { end } as f64;
+        if let Some(e) = &c.extent {
+            let e = e.value_at(f);
+            (b.width, b.height, b.depth) = (e.width, e.height, e.depth);
+        }
+        b.controls = BlockControls {
+            diffuse: c.diffuse.value_at(f),
+            channel_lock: c.snap.map(|s| s.max_distance),
+            divergence: c.divergence.value_at(f),
+            divergence_range: c.divergence_range,
+            zones: c.zones.clone(),
+            screen_ref: c.screen_ref,
+            screen_edge_lock: c.screen_edge_lock.clone(),
+            importance: None,
+        };
+    }
 }

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::scene::layout::Channel;
+use crate::scene::mix::{Extent, ObjectControls, Snap};
+use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
 pub(super) struct Finder<'d> {
     doc: &'d AdmDocument,
@@ -18,6 +20,24 @@ impl<'d> Finder<'d> {
     }
     fn uid(&self, id: &str) -> Option<&'d TrackUid> {
         self.doc.track_uids.iter().find(|u| u.id == id)
+    }
+
+    /// A track of a Matrix channel that names its output channel (a decode or direct
+    /// matrix whose result the track already carries, BS.2127 §7.1's "pre-applied" use)
+    /// is that output channel: a DirectSpeakers channel of the output pack.
+    fn through_matrix(&self, t: Track<'d>) -> Track<'d> {
+        let output = t.channel.filter(|c| c.type_def == TypeDefinition::Matrix).and_then(|c| {
+            c.blocks.first().and_then(|b| b.matrix_output_ref.clone())
+        });
+        match output {
+            Some(out) => Track {
+                file_channel: t.file_channel,
+                channel: self.channel(&out),
+                channel_id: out,
+                pack_id: t.pack_id,
+            },
+            None => t,
+        }
     }
 
     /// The channel format a track UID (with its chna entry) refers to.
@@ -161,7 +181,10 @@ pub fn to_scene_choosing(
     let leaves = leaves_of(&f, &roots)?;
     let groups = groups_of(&f, chna, &leaves)?;
 
-    let mut out = Built::default();
+    let mut out = Built {
+        halo_written: doc.halo_written,
+        ..Built::default()
+    };
     for group in &groups {
         out.add_group(group, audio, &mut warnings)?;
     }
@@ -415,6 +438,7 @@ fn groups_of<'d>(
                 channel_id,
                 pack_id: Some(e.pack_ref.clone()).filter(|p| !p.is_empty()),
             };
+            let track = f.through_matrix(track);
             let key = track.pack_id.clone().unwrap_or_default();
             match groups.iter_mut().find(|g| g.id == key) {
                 Some(g) => g.tracks.push(track),
@@ -446,12 +470,12 @@ fn groups_of<'d>(
                 .and_then(|u| u.pack_ref.clone())
                 .or_else(|| Some(entry.pack_ref.clone()).filter(|p| !p.is_empty()))
                 .or_else(|| o.pack_refs.first().cloned());
-            tracks.push(Track {
+            tracks.push(f.through_matrix(Track {
                 file_channel: usize::from(entry.track_index) - 1,
                 channel: f.channel(&channel_id),
                 channel_id,
                 pack_id,
-            });
+            }));
         }
         groups.push(Group {
             id: o.id.clone(),
@@ -468,6 +492,8 @@ fn groups_of<'d>(
 /// The scene's objects and beds as they are built, with unique names.
 #[derive(Default)]
 struct Built {
+    /// The document is halo's own (see [`AdmDocument::halo_written`]).
+    halo_written: bool,
     fixes: TimingFixes,
     objects: Vec<ObjectSpec>,
     beds: Vec<BedSpec>,
@@ -502,8 +528,43 @@ impl Built {
                 |c| c.type_def == TypeDefinition::DirectSpeakers,
             )
         });
+        let (hoa, others): (Vec<&Track>, Vec<&Track>) = others.into_iter().partition(|t| {
+            t.channel.map_or_else(
+                || is_common_hoa(&t.channel_id),
+                |c| c.type_def == TypeDefinition::Hoa,
+            )
+        });
+        if !hoa.is_empty() {
+            self.add_hoa(group, &hoa, audio)?;
+        }
         for t in others {
             self.add_object(group, t, audio, warnings)?;
+        }
+        // A DirectSpeakers channel whose blocks leave part of the file silent (BS.2127
+        // timing) becomes an object at its speaker's position, which can fall silent.
+        let span = object_span(group.object, audio.sample_rate);
+        let mut speakers = speakers;
+        let mut timed = Vec::new();
+        speakers.retain(|t| {
+            let active = t.channel.map_or_else(Vec::new, |cf| {
+                active_intervals(&block_spans(
+                    cf,
+                    span.0,
+                    span.1,
+                    audio.sample_rate,
+                    &mut TimingFixes::default(),
+                ))
+            });
+            let keep = t.channel.is_none() || !silences_any(&active, audio.frames);
+            if !keep {
+                timed.push((*t, active));
+            }
+            keep
+        });
+        for (t, active) in timed {
+            if !self.add_timed_speaker(group, t, &active, audio, warnings)? {
+                speakers.push(t);
+            }
         }
         if !speakers.is_empty() {
             self.add_speakers(group, &speakers, audio, warnings)?;
@@ -554,18 +615,37 @@ impl Built {
         } else {
             name.clone()
         };
-        let start = group
-            .object
-            .and_then(|o| o.start)
-            .map_or(0, |t| t.to_frames(audio.sample_rate));
         let obj = object_from_channel(
             cf,
-            start,
+            object_span(group.object, audio.sample_rate),
             group.gain_db,
             audio,
             t.file_channel,
             &mut self.fixes,
         )?;
+        let first = &cf.blocks[0].controls;
+        if cf.blocks.iter().any(|b| {
+            let c = &b.controls;
+            c.channel_lock != first.channel_lock
+                || c.zones != first.zones
+                || c.screen_ref != first.screen_ref
+                || c.screen_edge_lock != first.screen_edge_lock
+                || c.divergence_range != first.divergence_range
+        }) {
+            warnings.push(format!(
+                "audioChannelFormat {}: channelLock, zoneExclusion, screenRef, screenEdgeLock \
+                 or the objectDivergence range change between blocks; halo keeps the first \
+                 block's for the whole object",
+                cf.id
+            ));
+        }
+        if cf.blocks.iter().any(|b| b.controls.importance.is_some()) {
+            warnings.push(format!(
+                "audioChannelFormat {}: block importance is not applied (audioObject \
+                 importance is, with --min-importance)",
+                cf.id
+            ));
+        }
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
@@ -580,13 +660,145 @@ impl Built {
             },
         );
         let name = self.unique(&base, id);
+        let mut controls = obj.controls.clone();
+        controls.importance = group.object.and_then(|o| o.importance).unwrap_or(10);
         self.objects.push(ObjectSpec {
             name,
             binaural,
             mute: group.mute,
+            controls,
             ..obj
         });
         Ok(())
+    }
+
+    /// HOA channels (BS.2127 §9): one bed carrying the HOA signal, decoded to each output.
+    fn add_hoa(
+        &mut self,
+        group: &Group,
+        tracks: &[&Track],
+        audio: &AdmAudio,
+    ) -> Result<(), AdmError> {
+        let (id, name) = (&group.id, &group.name);
+        let element = format!("audioObject {id} {name:?}");
+        let mut channels = Vec::with_capacity(tracks.len());
+        let mut normalization: Option<HoaNormalization> = None;
+        for t in tracks {
+            let (n, m, norm) = hoa_component(t)?;
+            match normalization {
+                Some(first) if first != norm => {
+                    return Err(invalid(
+                        &element,
+                        format!(
+                            "HOA channel {} is {norm:?}, the others {first:?}",
+                            t.channel_id
+                        ),
+                        "one normalization (N3D, SN3D or FuMa) for all channels of an HOA pack",
+                    ));
+                }
+                _ => normalization = Some(norm),
+            }
+            channels.push((n, m));
+        }
+        let format = HoaFormat {
+            channels,
+            normalization: normalization.unwrap_or(HoaNormalization::SN3D),
+        };
+        crate::spatial::hoa::check(&format)
+            .map_err(|e| invalid(&element, e.to_string(), "HOA orders 0…10"))?;
+        // BS.2127: silent outside the audioObject's start and duration.
+        let span = object_span(group.object, audio.sample_rate);
+        let active_frames = (span != (0, u64::MAX)).then_some(span);
+        let order = format.channels.iter().map(|c| c.0).max().unwrap_or(0);
+        let layout = Layout {
+            name: format!("HOA order {order} {:?}", format.normalization),
+            aliases: Vec::new(),
+            channels: format
+                .channels
+                .iter()
+                .map(|&(n, m)| {
+                    let acn = crate::spatial::hoa::acn(n, m);
+                    Channel {
+                        label: format!("ACN{acn}"),
+                        name: format!("ACN{acn}"),
+                        azimuth_deg: 0.0,
+                        elevation_deg: 0.0,
+                        lfe: false,
+                        distance_m: None,
+                        wav_bit: None,
+                    }
+                })
+                .collect(),
+        };
+        let name = self.unique(name, id);
+        self.beds.push(BedSpec {
+            binaural: None,
+            hoa: Some(format),
+            active_frames,
+            name,
+            source: audio.path.clone(),
+            layout,
+            gain_db: group.gain_db,
+            mute: group.mute,
+            channels: Some(tracks.iter().map(|t| t.file_channel).collect()),
+        });
+        Ok(())
+    }
+
+    /// A DirectSpeakers channel active only part of the time: an object at the speaker's
+    /// position, silent outside the `active` intervals. An LFE is left to the bed
+    /// (`false`): it is rendered for the whole file, with a warning.
+    fn add_timed_speaker(
+        &mut self,
+        group: &Group,
+        t: &Track,
+        active: &[(u64, u64)],
+        audio: &AdmAudio,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, AdmError> {
+        let (id, name) = (&group.id, &group.name);
+        let element = format!("audioObject {id} {name:?}");
+        let label = speaker_label(t, &element)?;
+        if is_lfe(t, &label) {
+            warnings.push(format!(
+                "{element}: the LFE channel {} has block timing; halo renders it for the whole \
+                 file",
+                t.channel_id
+            ));
+            return Ok(false);
+        }
+        let bs2051 = short_name_alias(&label).unwrap_or(&label).to_string();
+        let keys = silence_outside(
+            vec![Keyframe {
+                frame: 0,
+                value: group.gain_db,
+                interpolation: Interpolation::Step,
+            }],
+            active,
+        );
+        let gain_db = Automation::new(keys).map_err(|e| {
+            invalid(&element, format!("block timing: {e}"), "blocks in time order")
+        })?;
+        let base = if group.tracks.len() > 1 {
+            format!("{name} {label}")
+        } else {
+            name.clone()
+        };
+        let name = self.unique(&base, id);
+        self.objects.push(ObjectSpec {
+            name,
+            source: SourceSpec {
+                path: audio.path.clone(),
+                channel: Some(t.file_channel),
+            },
+            gain_db,
+            mute: group.mute,
+            position: Automation::constant(speaker_position(t, &bs2051)),
+            size: Automation::constant(0.0),
+            binaural: BinauralMode::Mid,
+            controls: Default::default(),
+        });
+        Ok(true)
     }
 
     /// DirectSpeakers channels: a bed when their labels make a built-in layout, point
@@ -604,11 +816,23 @@ impl Built {
         for t in speakers {
             labels.push(speaker_label(t, &element)?);
         }
-        if let Some((layout, order)) = match_layout(&labels) {
+        if let Some((mut layout, order)) = match_layout(&labels) {
             let channels = order.iter().map(|&i| speakers[i].file_channel).collect();
+            // BS.2127 §8's mapping rules hold for the ITU packs of the common
+            // definitions only: another pack's speakers go by label, or are panned.
+            let common_pack = speakers[0]
+                .pack_id
+                .as_deref()
+                .is_some_and(is_common_itu_pack);
+            if !common_pack && !self.halo_written {
+                layout.name = format!("ADM {}", speakers[0].pack_id.as_deref().unwrap_or(id));
+                layout.aliases.clear();
+            }
             let name = self.unique(name, id);
             self.beds.push(BedSpec {
                 binaural: None,
+                hoa: None,
+                active_frames: None,
                 name,
                 source: audio.path.clone(),
                 layout,
@@ -634,6 +858,8 @@ impl Built {
         let name = self.unique(name, id);
         self.beds.push(BedSpec {
                 binaural: None,
+                hoa: None,
+                active_frames: None,
             name,
             source: audio.path.clone(),
             layout: Layout {
@@ -647,6 +873,78 @@ impl Built {
         });
         Ok(())
     }
+}
+
+/// The order, degree and normalization of an HOA track: from its channel format's block,
+/// or from a BS.2094 common definition `AC_0004ggcc` (group `gg`: 00 SN3D, 01 N3D,
+/// 02 FuMa; `cc` − 1 is the ACN), the rule of BS.2094-1's HOA table.
+pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), AdmError> {
+    let element = format!("audioChannelFormat {}", t.channel_id);
+    if let Some(cf) = t.channel {
+        let b = cf.blocks.first();
+        let (Some(n), Some(m)) = (
+            b.and_then(|b| b.hoa_order),
+            b.and_then(|b| b.hoa_degree),
+        ) else {
+            return Err(invalid(
+                element,
+                "the HOA channel has no order or degree",
+                "<order> and <degree> in its audioBlockFormat",
+            ));
+        };
+        let norm = match b.and_then(|b| b.hoa_normalization.as_deref()) {
+            None => HoaNormalization::SN3D,
+            Some(s) => HoaNormalization::parse(s).ok_or_else(|| {
+                invalid(
+                    &element,
+                    format!("normalization {s:?} is not known"),
+                    "N3D, SN3D or FuMa",
+                )
+            })?,
+        };
+        return Ok((n, m, norm));
+    }
+    let id = &t.channel_id;
+    let hex = |r: std::ops::Range<usize>| {
+        id.get(r)
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+    };
+    let (Some(group), Some(index)) = (hex(7..9), hex(9..11)) else {
+        return Err(invalid(element, "not a BS.2094 HOA channel", "AC_0004ggcc"));
+    };
+    let norm = match group {
+        0 => HoaNormalization::SN3D,
+        1 => HoaNormalization::N3D,
+        2 => HoaNormalization::FuMa,
+        _ => {
+            return Err(invalid(
+                element,
+                "not a BS.2094 HOA channel",
+                "AC_000400cc (SN3D), AC_000401cc (N3D), AC_000402cc (FuMa)",
+            ));
+        }
+    };
+    let max_acn = if norm == HoaNormalization::FuMa { 16 } else { 121 };
+    if index == 0 || index > max_acn {
+        return Err(invalid(
+            element,
+            "not a BS.2094 HOA channel",
+            "channel numbers 01…79 (hex; 01…10 for FuMa)",
+        ));
+    }
+    let (n, m) = crate::spatial::hoa::from_acn(index as usize - 1);
+    Ok((n, m, norm))
+}
+
+/// Whether a pack is one of the ITU-R BS.2051 system packs of the BS.2094 common
+/// definitions (`AP_000100xx`), whose channels BS.2127 §8 maps by its rules.
+pub(super) fn is_common_itu_pack(id: &str) -> bool {
+    const ITU_PACKS: [&str; 12] = [
+        "01", "02", "0c", "03", "04", "05", "10", "07", "08", "09", "0f", "17",
+    ];
+    id.len() == 11
+        && id.to_ascii_lowercase().starts_with("ap_000100")
+        && ITU_PACKS.contains(&id[9..11].to_ascii_lowercase().as_str())
 }
 
 /// Whether a DirectSpeakers channel is an LFE (BS.2127 §8.2): its label names one (`LFE`,
@@ -731,11 +1029,14 @@ pub(super) struct Values {
     position: Position,
     gain_db: f64,
     size: f64,
+    extent: Extent,
+    diffuse: f64,
+    divergence: f64,
 }
 
 pub(super) fn object_from_channel(
     cf: &ChannelFormat,
-    start: u64,
+    (start, object_end): (u64, u64),
     object_gain_db: f64,
     audio: &AdmAudio,
     file_channel: usize,
@@ -772,13 +1073,20 @@ pub(super) fn object_from_channel(
             position: p,
             gain_db: block_gain_db(b) + object_gain_db,
             size: block_size(b),
+            extent: Extent {
+                width: b.width,
+                height: b.height,
+                depth: b.depth,
+            },
+            diffuse: b.controls.diffuse,
+            divergence: b.controls.divergence,
         });
     }
 
-    let spans = block_spans(cf, start, rate, fixes);
+    let spans = block_spans(cf, start, object_end, rate, fixes);
 
     let marked = cf.blocks.iter().all(|b| b.halo_keys.is_some());
-    let (pos, gain, size) = if marked {
+    let (pos, mut gain, size) = if marked {
         marked_keys(cf, &values, &spans)?
     } else {
         (
@@ -787,6 +1095,16 @@ pub(super) fn object_from_channel(
             standard_keys(&values, &spans, |v| v.size),
         )
     };
+    // BS.2127: the object is silent where none of its blocks is active (before the first,
+    // after the last, in gaps, outside the audioObject's start and duration).
+    let active = active_intervals(&spans);
+    let (mut pos, mut size) = (pos, size);
+    if silences_any(&active, audio.frames) {
+        gain = silence_outside(gain, &active);
+        let ends: Vec<u64> = active.iter().map(|a| a.1).collect();
+        end_ramps_before(&mut pos, &ends);
+        end_ramps_before(&mut size, &ends);
+    }
     fn build<T: crate::scene::automation::Interpolate>(
         keys: Vec<Keyframe<T>>,
         element: &str,
@@ -795,6 +1113,60 @@ pub(super) fn object_from_channel(
         Automation::new(keys)
             .map_err(|e| invalid(element, format!("{what}: {e}"), "blocks in time order"))
     }
+    // The BS.2127 controls: keyframed ones under the same timing rules; the static ones
+    // (snap, zones, screen) from the first block.
+    let first = &cf.blocks[0].controls;
+    // An extent that `size` already says (Cartesian width = height = depth = size; polar
+    // width = height = 360° × size, depth 0) stays implicit.
+    let has_extent = values.iter().any(|v| {
+        let s = v.size;
+        let implied = if matches!(v.position, Position::Cartesian { .. }) {
+            Extent {
+                width: s,
+                height: s,
+                depth: s,
+            }
+        } else {
+            Extent {
+                width: 360.0 * s,
+                height: 360.0 * s,
+                depth: 0.0,
+            }
+        };
+        let e = v.extent;
+        (e.width - implied.width).abs() > 1e-9
+            || (e.height - implied.height).abs() > 1e-9
+            || (e.depth - implied.depth).abs() > 1e-9
+    });
+    let controls = ObjectControls {
+        extent: if has_extent {
+            Some(simplify(build(
+                standard_keys(&values, &spans, |v| v.extent),
+                &element,
+                "extent",
+            )?))
+        } else {
+            None
+        },
+        diffuse: simplify(build(
+            standard_keys(&values, &spans, |v| v.diffuse),
+            &element,
+            "diffuse",
+        )?),
+        divergence: simplify(build(
+            standard_keys(&values, &spans, |v| v.divergence),
+            &element,
+            "objectDivergence",
+        )?),
+        divergence_range: first.divergence_range,
+        snap: first.channel_lock.map(|max_distance| Snap { max_distance }),
+        zones: first.zones.clone(),
+        screen_ref: first.screen_ref,
+        screen_edge_lock: first.screen_edge_lock.clone(),
+        importance: 10,
+        // Masters halo wrote (halo:keys) keep halo's position interpolation.
+        interpolate_gains: !marked,
+    };
     Ok(ObjectSpec {
         name: String::new(),
         source: SourceSpec {
@@ -806,7 +1178,42 @@ pub(super) fn object_from_channel(
         position: simplify(build(pos, &element, "position")?),
         size: simplify(build(size, &element, "size")?),
         binaural: BinauralMode::Mid,
+        controls,
     })
+}
+
+/// The frames an audioObject covers: from its `start` (0 without) to `start + duration`
+/// (`u64::MAX` without a duration).
+pub(super) fn object_span(object: Option<&AudioObject>, rate: u32) -> (u64, u64) {
+    let start = object.and_then(|o| o.start);
+    let s = start.map_or(0, |t| t.to_frames(rate));
+    let e = object
+        .and_then(|o| o.duration)
+        .map_or(u64::MAX, |d| start.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate));
+    (s, e.max(s))
+}
+
+/// The engine's gain interval (`engine::GAIN_INTERVAL_FRAMES`): a ramp no longer than
+/// this has gain points only at its ends, so the engine interpolates its gains as BS.2127
+/// does.
+const SHORT_RAMP_FRAMES: u64 = 64;
+
+/// Short ramps that end where the object falls silent end one frame earlier. The gain lane
+/// has a gain point one frame before each silence (see [`silence_outside`]); a position
+/// interpolated there would be panned on its own (BS.2127 interpolates gains between the
+/// blocks' gains), so the ramp reaches its target there instead. Longer ramps have gain
+/// points inside anyway and are left alone.
+pub(super) fn end_ramps_before<T: Copy>(keys: &mut [Keyframe<T>], ends: &[u64]) {
+    for i in 1..keys.len() {
+        let (a, b) = (keys[i - 1].frame, keys[i].frame);
+        if ends.contains(&b)
+            && keys[i - 1].interpolation != Interpolation::Step
+            && a + 1 < b
+            && b - a <= SHORT_RAMP_FRAMES
+        {
+            keys[i].frame = b - 1;
+        }
+    }
 }
 
 /// The timing fixes made while reading a document, one entry per kind: how many and the
@@ -839,19 +1246,33 @@ pub(super) const FIX_GAP: &str =
 pub(super) const FIX_INTERPOLATION: &str =
     "interpolationLength longer than its block, clamped to the block";
 pub(super) const FIX_NO_RTIME: &str = "first block with a duration but no rtime, starting at 0";
-pub(super) const FIX_GAPS_HELD: &str =
-    "gap between blocks: BS.2127 silences the object there, halo holds its last position and gain";
 
-/// Block timing in frames (BS.2127 §7.3 with the EBU ADM toolbox's fixes): for each block
-/// (start, whether it interpolates from the previous block, interpolation end). A block
-/// runs to the next block's rtime when they overlap or leave less than a sample; times are
-/// snapped to the sample; an interpolationLength is clamped to its block.
+/// One block's timing in frames (see [`block_spans`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct BlockSpan {
+    /// First frame of the block (the object's start + rtime).
+    pub(super) start: u64,
+    /// Whether it interpolates from the previous block (it starts where that one ended).
+    pub(super) interpolates: bool,
+    /// Where the interpolation ends (= `start` when it does not interpolate).
+    pub(super) target: u64,
+    /// The frame after the block's last (`u64::MAX`: open-ended).
+    pub(super) end: u64,
+}
+
+/// Block timing in frames (BS.2127 §7.3 with the EBU ADM toolbox's fixes). A block runs to
+/// the next block's rtime when they overlap or leave less than a sample; times are snapped
+/// to the sample; an interpolationLength is clamped to its block. Blocks are offset by the
+/// object's `start` (frames) and end at the latest at the object's end (`object_end`,
+/// frames; `u64::MAX` without a duration); a block without rtime and duration lasts the
+/// whole object.
 pub(super) fn block_spans(
     cf: &ChannelFormat,
     start: u64,
+    object_end: u64,
     rate: u32,
     fixes: &mut TimingFixes,
-) -> Vec<(u64, bool, u64)> {
+) -> Vec<BlockSpan> {
     let secs = |t: AdmTime| t.seconds_f64();
     let sample_s = 1.0 / f64::from(rate);
     let mut spans = Vec::with_capacity(cf.blocks.len());
@@ -873,7 +1294,7 @@ pub(super) fn block_spans(
             fixes.note(FIX_NO_RTIME, id);
         }
         let rtime = b.rtime.unwrap_or(AdmTime::ZERO);
-        let s = start.saturating_add(rtime.to_frames(rate));
+        let s = start.saturating_add(rtime.to_frames(rate)).min(object_end);
         let mut e = b
             .duration
             .map(|d| start.saturating_add(rtime.add(d).to_frames(rate)));
@@ -889,32 +1310,105 @@ pub(super) fn block_spans(
                 e = Some(next_f);
             }
         }
-        let block_frames = e.map_or(u64::MAX, |e| e.saturating_sub(s));
+        // Without a duration, a block runs to the next block's start, or to the object's end.
+        let e = e
+            .or_else(|| {
+                cf.blocks
+                    .get(i + 1)
+                    .and_then(|n| n.rtime)
+                    .map(|n| start.saturating_add(n.to_frames(rate)))
+            })
+            .unwrap_or(u64::MAX)
+            .clamp(s, object_end.max(s));
+        let block_frames = e - s;
         let len = if b.jump_position {
             let l = b.interpolation_length.map_or(0, |l| l.to_frames(rate));
             if l > block_frames {
                 fixes.note(FIX_INTERPOLATION, id);
             }
             l.min(block_frames)
+        } else if e == u64::MAX {
+            0
         } else {
-            e.map_or(0, |e| e.saturating_sub(s))
+            block_frames
         };
         let contiguous = prev_end == Some(s);
-        if let Some(pe) = prev_end
-            && pe < s
-        {
-            fixes.note(FIX_GAPS_HELD, || {
-                format!("before audioBlockFormat {}", b.id)
-            });
-        }
-        spans.push((
-            s,
-            contiguous && len > 0,
-            s.saturating_add(if contiguous { len } else { 0 }),
-        ));
-        prev_end = e;
+        spans.push(BlockSpan {
+            start: s,
+            interpolates: contiguous && len > 0,
+            target: s.saturating_add(if contiguous { len } else { 0 }),
+            end: e,
+        });
+        prev_end = Some(e);
     }
     spans
+}
+
+/// The frames where an object sounds (BS.2127: only while one of its blocks is active):
+/// the blocks' spans merged, as sorted disjoint `[start, end)` intervals.
+pub(super) fn active_intervals(spans: &[BlockSpan]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for sp in spans.iter().filter(|sp| sp.end > sp.start) {
+        match out.last_mut() {
+            Some(last) if sp.start <= last.1 => last.1 = last.1.max(sp.end),
+            _ => out.push((sp.start, sp.end)),
+        }
+    }
+    out
+}
+
+/// Whether the intervals leave any of the file's `frames` silent.
+pub(super) fn silences_any(active: &[(u64, u64)], frames: u64) -> bool {
+    !matches!(active, [(0, end)] if *end >= frames)
+}
+
+/// The gain keyframes with the object silenced ([`SILENT_GAIN_DB`]) outside the `active`
+/// intervals, each edge exact to the sample: the engine ramps between gain points, so a
+/// keyframe one frame before each edge holds the value up to it.
+pub(super) fn silence_outside(
+    keys: Vec<Keyframe<f64>>,
+    active: &[(u64, u64)],
+) -> Vec<Keyframe<f64>> {
+    let Ok(auto) = Automation::new(keys.clone()) else {
+        return keys;
+    };
+    let interpolation_at = |frame: u64| {
+        let k = keys.partition_point(|k| k.frame <= frame);
+        keys.get(k.wrapping_sub(1))
+            .map_or(Interpolation::Step, |k| k.interpolation)
+    };
+    let step = |frame, value| Keyframe {
+        frame,
+        value,
+        interpolation: Interpolation::Step,
+    };
+    let mut out: Vec<Keyframe<f64>> = Vec::new();
+    for &(a, b) in active {
+        if a > 0 {
+            if out.is_empty() {
+                out.push(step(0, SILENT_GAIN_DB));
+            }
+            if out.last().is_some_and(|k| k.frame + 1 < a) {
+                out.push(step(a - 1, SILENT_GAIN_DB));
+            }
+        }
+        out.push(Keyframe {
+            frame: a,
+            value: auto.value_at(a as f64),
+            interpolation: interpolation_at(a),
+        });
+        out.extend(keys.iter().filter(|k| k.frame > a && k.frame < b).cloned());
+        if b != u64::MAX {
+            if out.last().is_some_and(|k| k.frame + 1 < b) {
+                out.push(step(b - 1, auto.value_at((b - 1) as f64)));
+            }
+            out.push(step(b, SILENT_GAIN_DB));
+        }
+    }
+    if out.is_empty() {
+        out.push(step(0, SILENT_GAIN_DB));
+    }
+    out
 }
 
 /// An automation whose values never change becomes a constant.
@@ -928,39 +1422,81 @@ pub(super) fn simplify<T: crate::scene::automation::Interpolate>(
     }
 }
 
-/// Keyframes under the BS.2127 timing rules (see the module documentation).
-pub(super) fn standard_keys<T: Copy + PartialEq>(
-    values: &[Values],
-    spans: &[(u64, bool, u64)],
-    get: impl Fn(&Values) -> T,
-) -> Vec<Keyframe<T>> {
-    let mut keys: Vec<Keyframe<T>> = Vec::new();
-    let push =
-        |keys: &mut Vec<Keyframe<T>>, frame: u64, value: T, interpolation| match keys.last_mut() {
-            Some(k) if k.frame == frame => {
-                k.value = value;
-                k.interpolation = interpolation;
+/// Adds a keyframe, keeping every step exact to the sample: the engine ramps between gain
+/// points, so a jump at `frame` gets a keyframe at `frame - 1` holding the value reached
+/// there. A keyframe at the same frame is replaced (a zero-length block), after the value
+/// the ramp into it reaches one frame before has been kept.
+fn push_key<T: crate::scene::automation::Interpolate>(
+    keys: &mut Vec<Keyframe<T>>,
+    frame: u64,
+    value: T,
+    interpolation: Interpolation,
+) {
+    let n = keys.len();
+    match keys.last() {
+        Some(k) if k.frame == frame => {
+            if k.value != value
+                && n >= 2
+                && keys[n - 2].interpolation != Interpolation::Step
+                && keys[n - 2].frame + 1 < frame
+            {
+                let (a, b) = (&keys[n - 2], &keys[n - 1]);
+                let t = (frame - 1 - a.frame) as f64 / (frame - a.frame) as f64;
+                let held = Keyframe {
+                    frame: frame - 1,
+                    value: T::interpolate(a.value, b.value, a.interpolation.shape(t)),
+                    interpolation: Interpolation::Step,
+                };
+                keys.insert(n - 1, held);
             }
-            Some(k) if k.frame > frame => {}
-            _ => keys.push(Keyframe {
+            let k = keys.last_mut().expect("a keyframe");
+            k.value = value;
+            k.interpolation = interpolation;
+        }
+        Some(k) if k.frame > frame => {}
+        Some(k) => {
+            if k.interpolation == Interpolation::Step && k.value != value && k.frame + 1 < frame {
+                let held = Keyframe {
+                    frame: frame - 1,
+                    value: k.value,
+                    interpolation: Interpolation::Step,
+                };
+                keys.push(held);
+            }
+            keys.push(Keyframe {
                 frame,
                 value,
                 interpolation,
-            }),
-        };
-    for (i, (v, &(s, interpolates, target))) in values.iter().zip(spans).enumerate() {
+            });
+        }
+        None => keys.push(Keyframe {
+            frame,
+            value,
+            interpolation,
+        }),
+    }
+}
+
+/// Keyframes under the BS.2127 timing rules (see the module documentation).
+pub(super) fn standard_keys<T: crate::scene::automation::Interpolate>(
+    values: &[Values],
+    spans: &[BlockSpan],
+    get: impl Fn(&Values) -> T,
+) -> Vec<Keyframe<T>> {
+    let mut keys: Vec<Keyframe<T>> = Vec::new();
+    for (i, (v, sp)) in values.iter().zip(spans).enumerate() {
         let to = get(v);
-        if interpolates && i > 0 {
+        if sp.interpolates && i > 0 {
             let from = get(&values[i - 1]);
             match keys.last_mut() {
-                Some(k) if k.frame == s && k.value == from => {
+                Some(k) if k.frame == sp.start && k.value == from => {
                     k.interpolation = Interpolation::Linear;
                 }
-                _ => push(&mut keys, s, from, Interpolation::Linear),
+                _ => push_key(&mut keys, sp.start, from, Interpolation::Linear),
             }
-            push(&mut keys, target, to, Interpolation::Step);
+            push_key(&mut keys, sp.target, to, Interpolation::Step);
         } else {
-            push(&mut keys, s, to, Interpolation::Step);
+            push_key(&mut keys, sp.start, to, Interpolation::Step);
         }
     }
     keys
@@ -977,12 +1513,12 @@ pub(super) type KeySets = (
 pub(super) fn marked_keys(
     cf: &ChannelFormat,
     values: &[Values],
-    spans: &[(u64, bool, u64)],
+    spans: &[BlockSpan],
 ) -> Result<KeySets, AdmError> {
     let (mut pos, mut gain, mut size) = (Vec::new(), Vec::new(), Vec::new());
     for (i, b) in cf.blocks.iter().enumerate() {
         let marks = b.halo_keys.as_deref().unwrap_or_default();
-        let (frame, interpolates, _) = spans[i];
+        let (frame, interpolates) = (spans[i].start, spans[i].interpolates);
         let at = if interpolates && i > 0 {
             values[i - 1]
         } else {

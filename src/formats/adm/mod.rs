@@ -16,8 +16,11 @@
 //! ≤ 200 Hz), reached through `audioTrackUID` → `audioTrackFormat` → `audioStreamFormat`,
 //! or directly from the `audioTrackUID` to the channel format (the BS.2076-2 shortcut), or
 //! from the `chna` entries alone; BS.2094-1 common definitions need no copy in the file
-//! (`common`). HOA, Matrix and Binaural content, screen-related metadata, zone exclusion,
-//! divergence and channel lock are reported as warnings, never silently dropped. Of each
+//! (`common`). **HOA** channels (order, degree, normalization; own or common packs) become
+//! an HOA bed decoded per output (BS.2127 §9, `spatial::hoa`); a **Matrix** channel that
+//! names its output channel renders as that DirectSpeakers channel. Other Matrix and
+//! Binaural content, screen-related metadata, zone exclusion, divergence and channel lock
+//! are reported as warnings, never silently dropped. Of each
 //! group of complementary objects only one renders (the leader, or the one chosen). Timing
 //! that DAWs round (overlaps and interpolation lengths up to [`TIMING_TOLERANCE_S`], gaps
 //! under a sample, times off the sample grid) is fixed with one warning line per kind of
@@ -31,7 +34,12 @@
 //! is 0, `interpolationLength` (default 0) when it is 1 — and then hold. A first block, or
 //! one after a gap, jumps to its values at once. halo turns this into keyframes: a `Linear`
 //! keyframe at `rtime` with the previous values and a keyframe at `rtime + length` with
-//! the block's own (or a single keyframe when the length is 0). BS.2127 interpolates the
+//! the block's own (or a single keyframe when the length is 0); a jump gets a keyframe one
+//! frame before it holding the value reached there, so that it is exact to the sample (the
+//! engine ramps between gain points). Outside its blocks (before the first, after the last,
+//! in gaps, outside the audioObject's `start`/`duration`) the object is silent: its gain
+//! steps to [`SILENT_GAIN_DB`]. A zero-duration block only sets the values the next block
+//! interpolates from. BS.2127 interpolates the
 //! loudspeaker gains; halo interpolates the position and pans every 64 samples, which is
 //! the same at the block ends and a close match in between.
 //!

@@ -21,6 +21,9 @@ pub struct AdmDocument {
     pub complementary: Vec<(String, Vec<String>)>,
     /// The BS.2076 version written in `audioFormatExtended` (1 or 2; 0 means 2).
     pub version: u8,
+    /// Written by halo (the document declares halo's namespace): its DirectSpeakers packs
+    /// are halo's built-in layouts, whatever their IDs.
+    pub halo_written: bool,
 }
 
 /// Loudness of a programme or content (`loudnessMetadata`, EBU Tech 3364 / BS.2076).
@@ -65,6 +68,8 @@ pub struct AudioObject {
     pub mute: bool,
     /// halo's binaural render mode (`halo:binaural`), when written by halo.
     pub halo_binaural: Option<BinauralMode>,
+    /// `importance` (0…10; `None`: not given, the highest).
+    pub importance: Option<u8>,
 }
 
 /// `typeDefinition` / `typeLabel` of pack and channel formats.
@@ -172,6 +177,52 @@ pub struct BlockFormat {
     /// speaker may be found (`position bound="min"/"max"`), written by the profile.
     pub azimuth_range_deg: Option<(f64, f64)>,
     pub elevation_range_deg: Option<(f64, f64)>,
+    /// Objects: the BS.2127 metadata beyond position, gain and extent.
+    pub controls: BlockControls,
+    /// HOA (BS.2076 §5.4.3.4): the component's `order`, `degree` and `normalization`.
+    pub hoa_order: Option<u32>,
+    pub hoa_degree: Option<i32>,
+    pub hoa_normalization: Option<String>,
+    /// Matrix (BS.2076 §5.4.3.3): the channel a decode or direct matrix channel feeds
+    /// (`outputChannelFormatIDRef`).
+    pub matrix_output_ref: Option<String>,
+}
+
+/// The BS.2076 object metadata of an Objects block that BS.2127's gain calculation reads
+/// beyond position, gain and width/height/depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockControls {
+    /// `diffuse`, 0…1.
+    pub diffuse: f64,
+    /// `channelLock`: `Some(maxDistance)` when set.
+    pub channel_lock: Option<Option<f64>>,
+    /// `objectDivergence` value, 0…1.
+    pub divergence: f64,
+    /// `objectDivergence azimuthRange` (polar) or `positionRange` (Cartesian).
+    pub divergence_range: Option<f64>,
+    /// `zoneExclusion` zones.
+    pub zones: Vec<crate::scene::mix::ExclusionZone>,
+    /// `screenRef`.
+    pub screen_ref: bool,
+    /// `screenEdgeLock` of the position coordinates.
+    pub screen_edge_lock: Vec<crate::scene::mix::ScreenEdge>,
+    /// `importance`, 0…10 (`None`: not given, the highest).
+    pub importance: Option<u8>,
+}
+
+impl Default for BlockControls {
+    fn default() -> Self {
+        BlockControls {
+            diffuse: 0.0,
+            channel_lock: None,
+            divergence: 0.0,
+            divergence_range: None,
+            zones: Vec::new(),
+            screen_ref: false,
+            screen_edge_lock: Vec::new(),
+            importance: None,
+        }
+    }
 }
 
 impl BlockFormat {
@@ -195,6 +246,11 @@ impl BlockFormat {
             halo_gain_db: None,
             azimuth_range_deg: None,
             elevation_range_deg: None,
+            controls: BlockControls::default(),
+            hoa_order: None,
+            hoa_degree: None,
+            hoa_normalization: None,
+            matrix_output_ref: None,
         }
     }
 }

@@ -107,6 +107,9 @@ pub fn parse_axml(xml: &[u8]) -> Result<AdmDocument, AdmError> {
                 elements += 1;
                 check_counts(elements, stack.len() + 1)?;
                 let el = start_el(&e, offset)?;
+                if el.attrs.iter().any(|(k, _)| k == "xmlns:halo") {
+                    doc.halo_written = true;
+                }
                 if el.name == "audioFormatExtended" && afe_depth.is_none() {
                     afe_depth = Some(stack.len());
                     found_afe = true;
@@ -350,6 +353,10 @@ pub(super) fn add_top_level(
                 gain_db,
                 mute,
                 halo_binaural,
+                importance: match el.attr("importance") {
+                    Some(v) => Some(parse_number(v, &element, "importance", 0.0, 10.0)? as u8),
+                    None => None,
+                },
                 id,
             });
         }
@@ -632,7 +639,13 @@ pub(super) fn channel_format(
     for w in warned {
         warnings.push(format!("{element}: {w}"));
     }
-    if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
+    if !matches!(
+        type_def,
+        TypeDefinition::Objects
+            | TypeDefinition::DirectSpeakers
+            | TypeDefinition::Hoa
+            | TypeDefinition::Matrix
+    ) {
         warnings.push(format!(
             "{element} ({:?}): {} channels are not supported",
             el.attr("audioChannelFormatName").unwrap_or_default(),
@@ -651,22 +664,8 @@ pub(super) fn channel_format(
     })
 }
 
-pub(super) const UNSUPPORTED_BLOCK_PARTS: [(&str, &str); 8] = [
-    (
-        "screenRef",
-        "screenRef (screen-related scaling) is not supported",
-    ),
-    ("zoneExclusion", "zoneExclusion is not supported"),
-    ("objectDivergence", "objectDivergence is not supported"),
-    ("channelLock", "channelLock is not supported"),
-    (
-        "diffuse",
-        "diffuse is not supported (rendered as direct sound)",
-    ),
-    ("screenEdgeLock", "screenEdgeLock is not supported"),
-    ("importance", "importance is ignored"),
-    ("headLocked", "headLocked is not supported"),
-];
+pub(super) const UNSUPPORTED_BLOCK_PARTS: [(&str, &str); 1] =
+    [("headLocked", "headLocked is not supported")];
 
 pub(super) fn block_format(
     b: &El,
@@ -689,6 +688,32 @@ pub(super) fn block_format(
     block.rtime = opt_time(b, "rtime", &element)?;
     block.duration = opt_time(b, "duration", &element)?;
     block.halo_keys = b.attr("halo:keys").map(str::to_string);
+    if type_def == TypeDefinition::Matrix {
+        block.matrix_output_ref = b
+            .child("outputChannelFormatIDRef")
+            .map(|c| c.text.trim().to_string())
+            .filter(|t| !t.is_empty() && t.len() <= 64);
+        return Ok(block);
+    }
+    if type_def == TypeDefinition::Hoa {
+        let int = |name: &str| -> Result<Option<i64>, AdmError> {
+            b.child(name)
+                .map(|c| {
+                    c.text.trim().parse::<i64>().ok().filter(|v| v.abs() <= 100).ok_or_else(|| {
+                        invalid(
+                            format!("{element}: {name}"),
+                            format!("{:?} is not a whole number from -100 to 100", c.text.trim()),
+                            "an integer (order 0…10, degree −order…order)",
+                        )
+                    })
+                })
+                .transpose()
+        };
+        block.hoa_order = int("order")?.map(|v| v.unsigned_abs() as u32);
+        block.hoa_degree = int("degree")?.map(|v| v as i32);
+        block.hoa_normalization = b.child("normalization").map(|c| c.text.trim().to_string());
+        return Ok(block);
+    }
     if type_def != TypeDefinition::Objects && type_def != TypeDefinition::DirectSpeakers {
         return Ok(block);
     }
@@ -721,6 +746,9 @@ pub(super) fn block_format(
         block.depth = parse_number(&d.text, &element, "depth", 0.0, dmax)?;
     }
     block_jump(b, &element, &mut block)?;
+    if type_def == TypeDefinition::Objects {
+        block.controls = block_controls(b, &element, cartesian)?;
+    }
     block.speaker_labels = b.texts("speakerLabel");
     if let Some(h) = b.child("headphoneVirtualise") {
         block.headphone_bypass = matches!(h.attr("bypass"), Some("1") | Some("true"));
@@ -737,6 +765,119 @@ pub(super) fn block_format(
     Ok(block)
 }
 
+/// The BS.2127 controls of an Objects block: diffuse, channelLock, objectDivergence,
+/// zoneExclusion, screenRef, the positions' screenEdgeLock and importance.
+fn block_controls(
+    b: &El,
+    element: &str,
+    cartesian: bool,
+) -> Result<BlockControls, AdmError> {
+    use crate::scene::mix::{ExclusionZone, ScreenEdge};
+    let mut c = BlockControls::default();
+    if let Some(d) = b.child("diffuse") {
+        c.diffuse = parse_number(&d.text, element, "diffuse", 0.0, 1.0)?;
+    }
+    if let Some(l) = b.child("channelLock")
+        && parse_flag(&l.text, &format!("{element}: channelLock"))?
+    {
+        c.channel_lock = Some(match l.attr("maxDistance") {
+            Some(m) => Some(parse_number(m, element, "channelLock maxDistance", 0.0, 2.0)?),
+            None => None,
+        });
+    }
+    if let Some(d) = b.child("objectDivergence") {
+        c.divergence = parse_number(&d.text, element, "objectDivergence", 0.0, 1.0)?;
+        let (attr, hi) = if cartesian {
+            ("positionRange", 1.0)
+        } else {
+            ("azimuthRange", 180.0)
+        };
+        if let Some(r) = d.attr(attr) {
+            c.divergence_range = Some(parse_number(r, element, attr, 0.0, hi)?);
+        }
+    }
+    if let Some(z) = b.child("zoneExclusion") {
+        for zone in z.children.iter().filter(|c| c.name == "zone") {
+            let num = |name: &str, lo: f64, hi: f64| -> Result<Option<f64>, AdmError> {
+                match zone.attr(name) {
+                    Some(v) => Ok(Some(parse_number(v, element, &format!("zone {name}"), lo, hi)?)),
+                    None => Ok(None),
+                }
+            };
+            let cart = (
+                num("minX", -1.0, 1.0)?,
+                num("maxX", -1.0, 1.0)?,
+                num("minY", -1.0, 1.0)?,
+                num("maxY", -1.0, 1.0)?,
+                num("minZ", -1.0, 1.0)?,
+                num("maxZ", -1.0, 1.0)?,
+            );
+            let polar = (
+                num("minAzimuth", -180.0, 180.0)?,
+                num("maxAzimuth", -180.0, 180.0)?,
+                num("minElevation", -90.0, 90.0)?,
+                num("maxElevation", -90.0, 90.0)?,
+            );
+            match (cart, polar) {
+                ((Some(a), Some(b_), Some(cy), Some(d), Some(e), Some(f)), _) => {
+                    c.zones.push(ExclusionZone::Cartesian {
+                        min_x: a,
+                        max_x: b_,
+                        min_y: cy,
+                        max_y: d,
+                        min_z: e,
+                        max_z: f,
+                    });
+                }
+                (_, (Some(a), Some(b_), Some(e), Some(f))) => {
+                    c.zones.push(ExclusionZone::Polar {
+                        min_azimuth_deg: a,
+                        max_azimuth_deg: b_,
+                        min_elevation_deg: e,
+                        max_elevation_deg: f,
+                    });
+                }
+                _ => {
+                    return Err(invalid(
+                        element,
+                        "a zoneExclusion zone lacks some of its bounds",
+                        "minX maxX minY maxY minZ maxZ, or minAzimuth maxAzimuth minElevation \
+                         maxElevation",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(s) = b.child("screenRef") {
+        c.screen_ref = parse_flag(&s.text, &format!("{element}: screenRef"))?;
+    }
+    for p in b.children.iter().filter(|c| c.name == "position") {
+        let Some(lock) = p.attr("screenEdgeLock") else {
+            continue;
+        };
+        let edge = match lock.trim() {
+            "left" => ScreenEdge::Left,
+            "right" => ScreenEdge::Right,
+            "top" => ScreenEdge::Top,
+            "bottom" => ScreenEdge::Bottom,
+            other => {
+                return Err(invalid(
+                    element,
+                    format!("screenEdgeLock {other:?} is not a screen edge"),
+                    "left, right (azimuth or X), top, bottom (elevation or Z)",
+                ));
+            }
+        };
+        if !c.screen_edge_lock.contains(&edge) {
+            c.screen_edge_lock.push(edge);
+        }
+    }
+    if let Some(i) = b.child("importance") {
+        c.importance = Some(parse_number(&i.text, element, "importance", 0.0, 10.0)? as u8);
+    }
+    Ok(c)
+}
+
 /// A block's `position`s (bounds skipped): polar or Cartesian; `None` only for a
 /// DirectSpeakers block without one.
 fn block_position(
@@ -744,16 +885,13 @@ fn block_position(
     type_def: TypeDefinition,
     element: &str,
     cartesian: bool,
-    warned: &mut Vec<&'static str>,
+    _warned: &mut Vec<&'static str>,
 ) -> Result<Option<BlockPosition>, AdmError> {
     let element = element.to_string();
     let (mut az, mut el_, mut dist, mut x, mut y, mut z) = (None, None, None, None, None, None);
     for p in b.children.iter().filter(|c| c.name == "position") {
         if p.attr("bound").is_some() {
             continue; // DirectSpeakers min/max bounds: not used.
-        }
-        if p.attr("screenEdgeLock").is_some() && !warned.contains(&UNSUPPORTED_BLOCK_PARTS[5].1) {
-            warned.push(UNSUPPORTED_BLOCK_PARTS[5].1);
         }
         let coord = p.attr("coordinate").unwrap_or_default();
         let v = |lo, hi| parse_number(&p.text, &element, &format!("position {coord}"), lo, hi);

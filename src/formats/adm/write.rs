@@ -95,6 +95,9 @@ fn write_objects(x: &mut String, doc: &AdmDocument, ind: &str) {
             };
             let _ = write!(x, " halo:binaural=\"{m}\"");
         }
+        if let Some(i) = o.importance {
+            let _ = write!(x, " importance=\"{i}\"");
+        }
         x.push_str(">\n");
         for r in &o.pack_refs {
             let _ = writeln!(
@@ -311,11 +314,13 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
         }) => {
             let _ = writeln!(
                 x,
-                "{i2}<position coordinate=\"azimuth\">{azimuth:?}</position>"
+                "{i2}<position coordinate=\"azimuth\"{}>{azimuth:?}</position>",
+                edge_lock(&b.controls, true)
             );
             let _ = writeln!(
                 x,
-                "{i2}<position coordinate=\"elevation\">{elevation:?}</position>"
+                "{i2}<position coordinate=\"elevation\"{}>{elevation:?}</position>",
+                edge_lock(&b.controls, false)
             );
             let _ = writeln!(
                 x,
@@ -339,9 +344,17 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
         }
         Some(BlockPosition::Cartesian { x: px, y, z }) => {
             let _ = writeln!(x, "{i2}<cartesian>1</cartesian>");
-            let _ = writeln!(x, "{i2}<position coordinate=\"X\">{px:?}</position>");
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"X\"{}>{px:?}</position>",
+                edge_lock(&b.controls, true)
+            );
             let _ = writeln!(x, "{i2}<position coordinate=\"Y\">{y:?}</position>");
-            let _ = writeln!(x, "{i2}<position coordinate=\"Z\">{z:?}</position>");
+            let _ = writeln!(
+                x,
+                "{i2}<position coordinate=\"Z\"{}>{z:?}</position>",
+                edge_lock(&b.controls, false)
+            );
         }
         None => {}
     }
@@ -385,6 +398,129 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
             }
             (false, None) => {}
         }
+        write_block_controls(x, &b.controls, &i2);
     }
     let _ = writeln!(x, "{ind}  </audioBlockFormat>");
+}
+
+/// The ` screenEdgeLock="…"` attribute of a horizontal (azimuth, X) or vertical
+/// (elevation, Z) position coordinate, or nothing.
+fn edge_lock(c: &BlockControls, horizontal: bool) -> &'static str {
+    use crate::scene::mix::ScreenEdge;
+    c.screen_edge_lock
+        .iter()
+        .find_map(|e| match (e, horizontal) {
+            (ScreenEdge::Left, true) => Some(" screenEdgeLock=\"left\""),
+            (ScreenEdge::Right, true) => Some(" screenEdgeLock=\"right\""),
+            (ScreenEdge::Top, false) => Some(" screenEdgeLock=\"top\""),
+            (ScreenEdge::Bottom, false) => Some(" screenEdgeLock=\"bottom\""),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// The BS.2076 object elements of an Objects block beyond position, gain and extent:
+/// diffuse, channelLock, objectDivergence, zoneExclusion, screenRef (defaults left out).
+fn write_block_controls(x: &mut String, c: &BlockControls, i2: &str) {
+    use crate::scene::mix::ExclusionZone;
+    if c.diffuse != 0.0 {
+        let _ = writeln!(x, "{i2}<diffuse>{:?}</diffuse>", c.diffuse);
+    }
+    match c.channel_lock {
+        None => {}
+        Some(None) => {
+            let _ = writeln!(x, "{i2}<channelLock>1</channelLock>");
+        }
+        Some(Some(m)) => {
+            let _ = writeln!(x, "{i2}<channelLock maxDistance=\"{m:?}\">1</channelLock>");
+        }
+    }
+    if c.divergence != 0.0 || c.divergence_range.is_some() {
+        // The range is written as both attributes: readers take the one of the block's
+        // coordinate kind (azimuthRange polar, positionRange Cartesian).
+        let range = c.divergence_range.map_or(String::new(), |r| {
+            format!(" azimuthRange=\"{r:?}\" positionRange=\"{:?}\"", r.min(1.0))
+        });
+        let _ = writeln!(
+            x,
+            "{i2}<objectDivergence{range}>{:?}</objectDivergence>",
+            c.divergence
+        );
+    }
+    if !c.zones.is_empty() {
+        let _ = writeln!(x, "{i2}<zoneExclusion>");
+        for z in &c.zones {
+            match z {
+                ExclusionZone::Cartesian {
+                    min_x,
+                    max_x,
+                    min_y,
+                    max_y,
+                    min_z,
+                    max_z,
+                } => {
+                    let _ = writeln!(
+                        x,
+                        "{i2}  <zone minX=\"{min_x:?}\" maxX=\"{max_x:?}\" minY=\"{min_y:?}\" \
+                         maxY=\"{max_y:?}\" minZ=\"{min_z:?}\" maxZ=\"{max_z:?}\"/>"
+                    );
+                }
+                ExclusionZone::Polar {
+                    min_azimuth_deg,
+                    max_azimuth_deg,
+                    min_elevation_deg,
+                    max_elevation_deg,
+                } => {
+                    let _ = writeln!(
+                        x,
+                        "{i2}  <zone minElevation=\"{min_elevation_deg:?}\" \
+                         maxElevation=\"{max_elevation_deg:?}\" \
+                         minAzimuth=\"{min_azimuth_deg:?}\" maxAzimuth=\"{max_azimuth_deg:?}\"/>"
+                    );
+                }
+                ExclusionZone::Speaker(name) => {
+                    // halo's speaker shorthand: a polar zone of ±0.5° around the speaker's
+                    // BS.2051 nominal direction (an unknown name excludes nothing).
+                    if let Some((az, el)) = nominal_direction(name) {
+                        let _ = writeln!(
+                            x,
+                            "{i2}  <zone minElevation=\"{:?}\" maxElevation=\"{:?}\" \
+                             minAzimuth=\"{:?}\" maxAzimuth=\"{:?}\">{}</zone>",
+                            (el - 0.5).max(-90.0),
+                            (el + 0.5).min(90.0),
+                            wrap_deg(az - 0.5),
+                            wrap_deg(az + 0.5),
+                            esc(name)
+                        );
+                    }
+                }
+            }
+        }
+        let _ = writeln!(x, "{i2}</zoneExclusion>");
+    }
+    if c.screen_ref {
+        let _ = writeln!(x, "{i2}<screenRef>1</screenRef>");
+    }
+}
+
+/// The BS.2051 nominal direction (azimuth, elevation, degrees) of a speaker named by its
+/// BS.2051 name (`U+045`: layer M 0°, U 30°, T 90°, B −30°) or by a built-in layout's
+/// short label (`Ls`).
+fn nominal_direction(name: &str) -> Option<(f64, f64)> {
+    let full = Layout::builtin_names()
+        .into_iter()
+        .filter_map(|l| Layout::builtin(l).ok())
+        .flat_map(|l| l.channels)
+        .find(|c| c.label.eq_ignore_ascii_case(name) || c.name.eq_ignore_ascii_case(name))
+        .map_or_else(|| name.to_ascii_uppercase(), |c| c.name);
+    let el = match full.get(..1)? {
+        "M" => 0.0,
+        "U" => 30.0,
+        "T" => 90.0,
+        "B" => -30.0,
+        _ => return None,
+    };
+    let az: f64 = full.get(1..)?.parse().ok()?;
+    let az = if az.abs() > 180.0 { return None } else { az };
+    Some((az, el))
 }

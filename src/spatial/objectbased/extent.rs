@@ -117,7 +117,13 @@ impl PolarExtent {
             let h = height_deg.max(FADE_DEG / 2.0);
             let weight = Weight::new(position, w, h);
             let mut total = [0.0; super::MAX_SPEAKERS];
+            // Grid points outside the weight's cap have weight 0: skipped with one dot
+            // product instead of the weight's trigonometry (same sum, exactly).
+            let centre = safe_normalise(position);
             for (k, &p) in self.grid.iter().enumerate() {
+                if dot(p, centre) < weight.cap_cos {
+                    continue;
+                }
                 let wk = weight.at(p);
                 if wk == 0.0 {
                     continue;
@@ -174,6 +180,8 @@ fn spreading_grid(rows: usize) -> Vec<Vec3> {
 /// The §7.3.8.2.3 weighting function: a `width` × `height` rectangle around the source
 /// with maximally rounded ends, in the source's own coordinates.
 struct Weight {
+    /// Cosine of the angle from the source beyond which the weight is 0 (with a margin).
+    cap_cos: f64,
     basis: [Vec3; 3],
     circle_radius: f64,
     circle_pos: f64,
@@ -206,6 +214,10 @@ impl Weight {
             &[width_mod, width_mod, width, width],
         );
         let circle_pos = width - circle_radius;
+        // Every point of weight > 0 is within `width` (the spine's half-length plus the
+        // circles' radius) plus the fade of the source, by the triangle inequality.
+        let reach = width + FADE_DEG.to_radians() + 1e-6;
+        let cap_cos = if reach >= PI { -2.0 } else { reach.cos() - 1e-9 };
         let on_basis = |a: f64| {
             let (s, c) = a.sin_cos();
             [
@@ -215,6 +227,7 @@ impl Weight {
             ]
         };
         Weight {
+            cap_cos,
             basis,
             circle_radius,
             circle_pos,

@@ -3,6 +3,7 @@
 //! layout channel's real (measured) position.
 
 use super::geom::{Vec3, cart};
+use super::screen::point_polar_to_cart;
 use crate::scene::layout::Layout;
 
 /// One non-LFE loudspeaker of a layout.
@@ -114,6 +115,20 @@ pub fn allocentric_fallback(azimuth_deg: f64, elevation_deg: f64) -> Vec3 {
     [r(h[0]), r(h[1]), z]
 }
 
+/// Allocentric position of a screen speaker (M+SC, M-SC) at its real azimuth, as BS.2127
+/// places them (EAR's `allocentric.py`): the §10 polar → Cartesian conversion of the
+/// mirrored left position, pinned to the front wall (|azimuth| ≤ 30°) or to the side wall.
+fn screen_speaker_allocentric(azimuth_deg: f64) -> Vec3 {
+    let mut p = point_polar_to_cart(azimuth_deg.abs(), 0.0, 1.0);
+    if (p[1] - 1.0).abs() < 1e-10 {
+        p[1] = 1.0;
+    }
+    if (p[0] + 1.0).abs() < 1e-10 {
+        p[0] = -1.0;
+    }
+    [p[0] * azimuth_deg.signum(), p[1], p[2]]
+}
+
 /// The non-LFE speakers of a layout, in channel order.
 pub fn speakers_of(layout: &Layout) -> Vec<Speaker> {
     layout
@@ -131,8 +146,11 @@ pub fn speakers_of(layout: &Layout) -> Vec<Speaker> {
                 nominal_elevation_deg: nel,
                 real_azimuth_deg: c.azimuth_deg,
                 real_elevation_deg: c.elevation_deg,
-                allocentric: allocentric_of_label(&c.name)
-                    .unwrap_or_else(|| allocentric_fallback(naz, nel)),
+                allocentric: if matches!(c.name.as_str(), "M+SC" | "M-SC") {
+                    screen_speaker_allocentric(c.azimuth_deg)
+                } else {
+                    allocentric_of_label(&c.name).unwrap_or_else(|| allocentric_fallback(naz, nel))
+                },
             }
         })
         .collect()

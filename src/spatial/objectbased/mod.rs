@@ -7,6 +7,7 @@
 //! polar extents.
 
 pub mod allocentric;
+pub mod decorrelate;
 pub mod extent;
 pub mod geom;
 pub mod layouts;
@@ -580,5 +581,170 @@ impl GainCalc {
         let n = self.n_channels;
         let meta = halo_metadata(position, size);
         self.gains(&meta, hint, out, &mut diffuse[..n]);
+    }
+}
+
+impl GainCalc {
+    /// The metadata of a halo object on this layout, with everything that does not
+    /// change over time filled in from `controls` (zones resolved against the layout's
+    /// speakers); `set_metadata` fills the keyframed values per gain point.
+    pub fn metadata_template(
+        &self,
+        layout: &Layout,
+        controls: &crate::scene::mix::ObjectControls,
+    ) -> ObjectMetadata {
+        use crate::scene::mix::{ExclusionZone, ScreenEdge};
+        let zone_exclusion = controls
+            .zones
+            .iter()
+            .filter_map(|z| match z {
+                ExclusionZone::Cartesian {
+                    min_x,
+                    max_x,
+                    min_y,
+                    max_y,
+                    min_z,
+                    max_z,
+                } => Some(Zone::Cartesian {
+                    min_x: *min_x,
+                    max_x: *max_x,
+                    min_y: *min_y,
+                    max_y: *max_y,
+                    min_z: *min_z,
+                    max_z: *max_z,
+                }),
+                ExclusionZone::Polar {
+                    min_azimuth_deg,
+                    max_azimuth_deg,
+                    min_elevation_deg,
+                    max_elevation_deg,
+                } => Some(Zone::Polar {
+                    min_elevation_deg: *min_elevation_deg,
+                    max_elevation_deg: *max_elevation_deg,
+                    min_azimuth_deg: *min_azimuth_deg,
+                    max_azimuth_deg: *max_azimuth_deg,
+                }),
+                ExclusionZone::Speaker(name) => {
+                    let s = self.speakers.iter().find(|s| {
+                        layout.channels.get(s.channel).is_some_and(|c| {
+                            c.name.eq_ignore_ascii_case(name) || c.label.eq_ignore_ascii_case(name)
+                        })
+                    })?;
+                    Some(Zone::Polar {
+                        min_elevation_deg: s.nominal_elevation_deg,
+                        max_elevation_deg: s.nominal_elevation_deg,
+                        min_azimuth_deg: s.nominal_azimuth_deg,
+                        max_azimuth_deg: s.nominal_azimuth_deg,
+                    })
+                }
+            })
+            .collect();
+        let edge = |e: ScreenEdge| controls.screen_edge_lock.contains(&e);
+        ObjectMetadata {
+            channel_lock: controls.snap.map(|s| ChannelLock {
+                max_distance: s.max_distance,
+            }),
+            screen_ref: controls.screen_ref,
+            screen_edge_lock_horizontal: if edge(ScreenEdge::Left) {
+                Some(HorizontalEdge::Left)
+            } else if edge(ScreenEdge::Right) {
+                Some(HorizontalEdge::Right)
+            } else {
+                None
+            },
+            screen_edge_lock_vertical: if edge(ScreenEdge::Top) {
+                Some(VerticalEdge::Top)
+            } else if edge(ScreenEdge::Bottom) {
+                Some(VerticalEdge::Bottom)
+            } else {
+                None
+            },
+            zone_exclusion,
+            ..ObjectMetadata::default()
+        }
+    }
+}
+
+/// The keyframed values of a halo object at one gain point, as BS.2127 metadata.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObjectValues {
+    pub position: crate::scene::geometry::Position,
+    /// 0…1: the shorthand used when `extent` is `None`.
+    pub size: f64,
+    pub extent: Option<crate::scene::mix::Extent>,
+    pub diffuse: f64,
+    pub divergence: f64,
+    /// Polar `azimuthRange` or Cartesian `positionRange`.
+    pub divergence_range: Option<f64>,
+}
+
+/// Fills `meta` (made by [`GainCalc::metadata_template`]) with an object's values at one
+/// gain point: the position and its kind, the extent (from `size` by the rule of
+/// [`halo_metadata`] when there is no explicit extent), diffuse and divergence.
+/// Non-finite values count as 0 (a position as the front).
+pub fn set_metadata(meta: &mut ObjectMetadata, v: &ObjectValues) {
+    let base = halo_metadata(v.position, v.size);
+    meta.position = base.position;
+    meta.cartesian = base.cartesian;
+    let fin = |x: f64, hi: f64| if x.is_finite() { x.clamp(0.0, hi) } else { 0.0 };
+    match v.extent {
+        Some(e) if meta.cartesian => {
+            meta.width = fin(e.width, 2.0);
+            meta.height = fin(e.height, 2.0);
+            meta.depth = fin(e.depth, 2.0);
+        }
+        Some(e) => {
+            meta.width = fin(e.width, 360.0);
+            meta.height = fin(e.height, 360.0);
+            meta.depth = fin(e.depth, 1.0);
+        }
+        None => {
+            meta.width = base.width;
+            meta.height = base.height;
+            meta.depth = base.depth;
+        }
+    }
+    meta.diffuse = fin(v.diffuse, 1.0);
+    let d = fin(v.divergence, 1.0);
+    meta.divergence = (d > 0.0).then(|| Divergence {
+        value: d,
+        azimuth_range_deg: if meta.cartesian {
+            None
+        } else {
+            v.divergence_range.filter(|r| r.is_finite())
+        },
+        position_range: if meta.cartesian {
+            v.divergence_range.filter(|r| r.is_finite())
+        } else {
+            None
+        },
+    });
+}
+
+impl GainCalc {
+    /// Direct and diffuse gains (one per layout channel) of a halo object with its BS.2127
+    /// controls, their keyframed values taken at time 0 (`halo gains`).
+    pub fn object_gains(
+        &self,
+        layout: &Layout,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        controls: &crate::scene::mix::ObjectControls,
+        direct: &mut [f64],
+        diffuse: &mut [f64],
+    ) {
+        let mut meta = self.metadata_template(layout, controls);
+        set_metadata(
+            &mut meta,
+            &ObjectValues {
+                position,
+                size,
+                extent: controls.extent.as_ref().map(|e| e.first_value()),
+                diffuse: controls.diffuse.first_value(),
+                divergence: controls.divergence.first_value(),
+                divergence_range: controls.divergence_range,
+            },
+        );
+        self.gains(&meta, &mut GainHint::default(), direct, diffuse);
     }
 }

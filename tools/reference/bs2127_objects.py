@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Reference figures for tests/bs2127_objects.rs: EAR 2.1.0 (ITU-R BS.2127) renders to 4+7+0
+of one-object ADM documents, one per object feature (extent, Cartesian extent and points,
+divergence, channelLock, zoneExclusion, screenRef, screenEdgeLock, block gain, jumpPosition
+with interpolationLength, diffuse).
+
+Each case is an axml document written to tests/data/bs2127_objects/<case>.xml (the Rust test
+reads the same files). The audio is one track of 48000 frames at 48 kHz: a constant 0.5 for
+the direct-only cases, so that every output sample is 0.5 × the object's gain on that channel
+at that time (EAR interpolates gains linearly, so the mid-interpolation samples are checked
+too); the test noise of tests/adm_corpus.rs for the diffuse case, whose figures are energies.
+EAR's output is aligned by its reported delay (none with the ear-render CLI: it is checked).
+
+Run: /root/.cache/halo-ref-venv/bin/python tools/reference/bs2127_objects.py \
+        tests/data/bs2127_objects
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from ear.core import bs2051
+from ear.fileio import openBw64
+from ear.fileio.bw64 import Bw64Writer
+from ear.fileio.bw64.chunks import AudioID, ChnaChunk, FormatInfoChunk
+
+EAR_RENDER = os.path.join(os.path.dirname(sys.executable), "ear-render")
+FRAMES = 48000
+RATE = 48000
+LEVEL = 0.5
+# Frames sampled in the direct cases: inside block 1, through block 2's interpolation
+# (0.1 s from 24000, or the whole block without jumpPosition) and after it.
+SAMPLES = [12000, 24000, 25200, 26400, 27600, 30000, 36000, 47000]
+
+
+def polar(az, el, extra=""):
+    return (f'<position coordinate="azimuth">{az}</position>'
+            f'<position coordinate="elevation">{el}</position>{extra}')
+
+
+def cart(x, y, z, extra=""):
+    return (f'<cartesian>1</cartesian><position coordinate="X">{x}</position>'
+            f'<position coordinate="Y">{y}</position><position coordinate="Z">{z}</position>{extra}')
+
+
+JUMP = '<jumpPosition interpolationLength="0.1">1</jumpPosition>'
+
+CASES = {
+    "polar_extent": [polar(30, 0, "<width>60</width><height>20</height>"),
+                     polar(-110, 30, "<width>120</width><height>45</height>" + JUMP)],
+    "polar_depth": [polar(45, 10, "<width>30</width><depth>0.5</depth>"),
+                    polar(-45, 10, "<width>30</width><depth>1</depth>")],
+    "cartesian_points": [cart(0.3, 0.4, 0.2), cart(-0.8, -0.5, 0.7)],
+    "cartesian_extent": [cart(0.5, 0.5, 0.0, "<width>0.4</width><height>0.2</height><depth>0.6</depth>"),
+                         cart(-0.2, -0.9, 0.5, "<width>1.2</width><height>0.8</height><depth>0.3</depth>" + JUMP)],
+    "divergence_polar": [polar(0, 0, '<objectDivergence azimuthRange="60">0.5</objectDivergence>'),
+                         polar(20, 15, '<objectDivergence azimuthRange="60">1</objectDivergence>')],
+    "divergence_cartesian": [cart(0, 0.8, 0, '<objectDivergence positionRange="0.4">0.7</objectDivergence>'),
+                             cart(0.2, -0.3, 0.4, '<objectDivergence positionRange="0.4">0.2</objectDivergence>')],
+    "channel_lock_polar": [polar(20, 5, '<channelLock maxDistance="0.3">1</channelLock>'),
+                           polar(70, 5, '<channelLock maxDistance="0.3">1</channelLock>')],
+    "channel_lock_cartesian": [cart(-0.7, 0.8, 0, '<channelLock>1</channelLock>'),
+                               cart(0.1, 0.1, 0.9, '<channelLock>1</channelLock>')],
+    "zone_polar": [polar(30, 0, '<zoneExclusion><zone minElevation="-5" maxElevation="5" '
+                               'minAzimuth="25" maxAzimuth="35">M+030</zone></zoneExclusion>'),
+                   polar(100, 30, '<zoneExclusion><zone minElevation="-5" maxElevation="5" '
+                                  'minAzimuth="25" maxAzimuth="35">M+030</zone></zoneExclusion>')],
+    "zone_cartesian": [cart(-1, 1, 0, '<zoneExclusion><zone minX="-1" maxX="-0.5" minY="0.5" '
+                                      'maxY="1" minZ="-1" maxZ="0.5">front left</zone></zoneExclusion>'),
+                       cart(-0.5, 0.5, 0.5, '<zoneExclusion><zone minX="-1" maxX="-0.5" minY="0.5" '
+                                            'maxY="1" minZ="-1" maxZ="0.5">front left</zone></zoneExclusion>')],
+    "screen_ref": [polar(20, 10, "<screenRef>1</screenRef>"),
+                   polar(-25, -5, "<screenRef>1</screenRef>")],
+    "screen_edge_lock_right": [
+        '<position coordinate="azimuth" screenEdgeLock="right">10</position>'
+        '<position coordinate="elevation">10</position>',
+        '<position coordinate="azimuth" screenEdgeLock="right">-10</position>'
+        '<position coordinate="elevation">-10</position>'],
+    "screen_edge_lock_top": [
+        '<position coordinate="azimuth">25</position>'
+        '<position coordinate="elevation" screenEdgeLock="top">0</position>',
+        '<position coordinate="azimuth">-5</position>'
+        '<position coordinate="elevation" screenEdgeLock="top">-20</position>'],
+    "block_gain": [polar(30, 0, "<gain>0.5</gain>"), polar(30, 0, "<gain>0</gain>" + JUMP)],
+    "jump": [polar(70, 0), polar(-70, 0, JUMP)],
+    "diffuse": [polar(30, 0, "<width>30</width><diffuse>0.6</diffuse>"),
+                polar(-30, 20, "<width>30</width><diffuse>0.6</diffuse>")],
+}
+
+
+def document(blocks):
+    bfs = []
+    for i, b in enumerate(blocks):
+        rtime = f"00:00:00.{i * 50000:05d}"
+        bfs.append(f'<audioBlockFormat audioBlockFormatID="AB_00031001_{i + 1:08d}" '
+                   f'rtime="{rtime}" duration="00:00:00.50000">{b}</audioBlockFormat>')
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<ebuCoreMain xmlns="urn:ebu:metadata-schema:ebuCore_2017"><coreMetadata><format><audioFormatExtended>
+<audioProgramme audioProgrammeID="APR_1001" audioProgrammeName="p"><audioContentIDRef>ACO_1001</audioContentIDRef></audioProgramme>
+<audioContent audioContentID="ACO_1001" audioContentName="c"><audioObjectIDRef>AO_1001</audioObjectIDRef></audioContent>
+<audioObject audioObjectID="AO_1001" audioObjectName="o"><audioPackFormatIDRef>AP_00031001</audioPackFormatIDRef><audioTrackUIDRef>ATU_00000001</audioTrackUIDRef></audioObject>
+<audioPackFormat audioPackFormatID="AP_00031001" audioPackFormatName="p" typeLabel="0003" typeDefinition="Objects"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef></audioPackFormat>
+<audioChannelFormat audioChannelFormatID="AC_00031001" audioChannelFormatName="c" typeLabel="0003" typeDefinition="Objects">
+{chr(10).join(bfs)}
+</audioChannelFormat>
+<audioStreamFormat audioStreamFormatID="AS_00031001" audioStreamFormatName="s" formatLabel="0001" formatDefinition="PCM"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef><audioTrackFormatIDRef>AT_00031001_01</audioTrackFormatIDRef></audioStreamFormat>
+<audioTrackFormat audioTrackFormatID="AT_00031001_01" audioTrackFormatName="t" formatLabel="0001" formatDefinition="PCM"><audioStreamFormatIDRef>AS_00031001</audioStreamFormatIDRef></audioTrackFormat>
+<audioTrackUID UID="ATU_00000001"><audioTrackFormatIDRef>AT_00031001_01</audioTrackFormatIDRef><audioPackFormatIDRef>AP_00031001</audioPackFormatIDRef></audioTrackUID>
+</audioFormatExtended></format></coreMetadata></ebuCoreMain>
+"""
+
+
+def noise(track, frames):
+    with np.errstate(over="ignore"):
+        z = np.arange(frames, dtype=np.uint32) * np.uint32(0x9E3779B1) + np.uint32((track * 0x85EBCA77) & 0xFFFFFFFF)
+        z ^= z >> np.uint32(16)
+        z *= np.uint32(0x7FEB352D)
+        z ^= z >> np.uint32(15)
+        z *= np.uint32(0x846CA68B)
+        z ^= z >> np.uint32(16)
+    return (z.astype(np.float64) / 4294967296.0 - 0.5) * 0.5
+
+
+def render(xml, samples, tmp):
+    src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
+    chna = ChnaChunk([AudioID(1, "ATU_00000001", "AT_00031001_01", "AP_00031001")])
+    fmt = FormatInfoChunk(formatTag=3, channelCount=1, sampleRate=RATE, bitsPerSample=32)
+    with open(src, "wb") as f:
+        w = Bw64Writer(f, formatInfo=fmt, chna=chna, axml=xml.encode("utf-8"))
+        w.write(samples.reshape(-1, 1))
+        w.close()
+    subprocess.run([EAR_RENDER, "-s", "4+7+0", src, dst], check=True, capture_output=True)
+    with openBw64(dst) as r:
+        return r.read(len(r)).astype(np.float64)
+
+
+def main(out_dir):
+    spk = bs2051.get_layout("4+7+0")
+    names = spk.channel_names
+    figures = {"labels": names, "level": LEVEL, "samples": SAMPLES, "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, blocks in CASES.items():
+            xml = document(blocks)
+            with open(os.path.join(out_dir, name + ".xml"), "w") as f:
+                f.write(xml)
+            if name == "diffuse":
+                out = render(xml, noise(0, FRAMES), tmp)
+                e = (out.astype(np.float64) ** 2).sum(axis=0)
+                figures["cases"][name] = {
+                    "energy_db": [float(10 * np.log10(max(v, 1e-30))) for v in e]}
+            else:
+                out = render(xml, np.full(FRAMES, LEVEL), tmp)
+                figures["cases"][name] = {
+                    "gains": [[float(v / LEVEL) for v in out[s]] for s in SAMPLES]}
+    with open(os.path.join(out_dir, "ear.json"), "w") as f:
+        json.dump(figures, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+
+
+# ---- `halo gains --controls` cases: EAR's gain calculation on 4+7+0 (direct and diffuse) ----
+
+def gains_cli(out_dir):
+    from ear.core.geom import PolarPosition
+    from ear.core.metadata_input import ObjectTypeMetadata
+    from ear.core.objectbased.gain_calc import GainCalc
+    from ear.fileio.adm.elements import (AudioBlockFormatObjects, ChannelLock, ObjectDivergence,
+                                         PolarZone, CartesianZone, ScreenEdgeLock,
+                                         ObjectPolarPosition, ObjectCartesianPosition)
+    layout = bs2051.get_layout("4+7+0")
+    calc = GainCalc(layout)
+    names = layout.channel_names
+    cases = [
+        ("30,10", False,
+         "(extent: (width: 60, height: 20, depth: 0.2), divergence: 0.5, divergence_range: 40, "
+         "diffuse: 0.3)",
+         dict(position=ObjectPolarPosition(30.0, 10.0, 1.0), width=60.0, height=20.0, depth=0.2,
+              objectDivergence=ObjectDivergence(0.5, azimuthRange=40.0), diffuse=0.3)),
+        ("0.2,-0.4,0.3", True,
+         "(extent: (width: 0.4, height: 0.3, depth: 0.2), snap: Within(0.5))",
+         dict(position=ObjectCartesianPosition(0.2, -0.4, 0.3), cartesian=True, width=0.4,
+              height=0.3, depth=0.2, channelLock=ChannelLock(maxDistance=0.5))),
+        ("-100,0", False,
+         "(zones: [Speaker(\"M-090\"), Cart(min_x: 0.5, max_x: 1, min_y: -1, max_y: 0, min_z: 0, "
+         "max_z: 1)], screen_ref: true)",
+         dict(position=ObjectPolarPosition(-100.0, 0.0, 1.0), screenRef=True,
+              zoneExclusion=[PolarZone(minElevation=0.0, maxElevation=0.0, minAzimuth=-90.0,
+                                       maxAzimuth=-90.0),
+                             CartesianZone(minX=0.5, maxX=1.0, minY=-1.0, maxY=0.0, minZ=0.0,
+                                           maxZ=1.0)])),
+        ("20,0", False, "(screen_edge_lock: [Left, Top], snap: Any)",
+         dict(position=ObjectPolarPosition(
+             20.0, 0.0, 1.0, screenEdgeLock=ScreenEdgeLock(horizontal="left", vertical="top")),
+              channelLock=ChannelLock())),
+        ("-0.6,0.3,0", True, "(divergence: 0.7, divergence_range: 0.3, diffuse: 0.5)",
+         dict(position=ObjectCartesianPosition(-0.6, 0.3, 0.0), cartesian=True,
+              objectDivergence=ObjectDivergence(0.7, positionRange=0.3), diffuse=0.5)),
+    ]
+    result = []
+    for pos, cart_, controls, kw in cases:
+        g = calc.render(ObjectTypeMetadata(block_format=AudioBlockFormatObjects(**kw)))
+        result.append({
+            "position": pos, "cart": cart_, "controls": controls,
+            "direct": {n: float(v) for n, v in zip(names, g.direct)},
+            "diffuse": {n: float(v) for n, v in zip(names, g.diffuse)},
+        })
+    with open(os.path.join(out_dir, "gains_cli.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    gains_cli(sys.argv[1])
