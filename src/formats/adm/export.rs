@@ -605,6 +605,7 @@ pub fn to_dolby_profile(doc: &mut AdmDocument, scene: &Scene) -> Vec<String> {
             b.headphone_drr_db = drr;
         }
     }
+    use_common_packs(doc, scene);
     let mut warnings = Vec::new();
     let polar: Vec<&str> = scene
         .objects
@@ -788,6 +789,77 @@ fn block_position(p: Position) -> BlockPosition {
             elevation: elevation_deg,
             distance,
         },
+    }
+}
+
+/// The BS.2094 common-definition ITU pack (`AP_000100xx`, one BS.2051 system) whose
+/// speakers are exactly the bed's, with the common channel format (`AC_000100yy`) of each
+/// bed channel in the bed's order.
+fn common_itu_pack(layout: &Layout) -> Option<(String, Vec<String>)> {
+    let labels: Vec<&str> = layout
+        .channels
+        .iter()
+        .map(|c| if c.name.is_empty() { &c.label } else { &c.name }.as_str())
+        .collect();
+    (1u8..=0xff).find_map(|n| {
+        let pack = format!("AP_000100{n:02x}");
+        if !super::import::is_common_itu_pack(&pack) {
+            return None;
+        }
+        let channels = common_pack(&pack)?;
+        if channels.len() != labels.len() {
+            return None;
+        }
+        let mut refs = Vec::with_capacity(labels.len());
+        for l in &labels {
+            let c = channels.iter().find(|c| common_channel(c) == Some(*l))?;
+            if refs.contains(c) {
+                return None;
+            }
+            refs.push(c.clone());
+        }
+        Some((pack, refs))
+    })
+}
+
+/// Beds whose speakers are a BS.2051 system with a BS.2094 common-definition pack refer to
+/// it instead of their own pack (BS.2076-1 form, as Dolby Atmos masters do: each track UID
+/// names `AT_000100yy_01` and `AP_000100xx`, which the axml does not redefine). BS.2127
+/// §8's mapping rules hold for these packs only, so EAR then maps a 5.1 bed's M±110 onto
+/// the M±135 of 7.1.4 as halo's engine does; other beds keep their own pack with bounds.
+fn use_common_packs(doc: &mut AdmDocument, scene: &Scene) {
+    for (i, bed) in scene.beds.iter().enumerate() {
+        let Some((pack, channels)) = common_itu_pack(&bed.layout) else {
+            continue;
+        };
+        let Some(obj) = doc.objects.get_mut(i) else {
+            break;
+        };
+        let Some(own) = obj.pack_refs.first().cloned() else {
+            continue;
+        };
+        obj.pack_refs = vec![pack.clone()];
+        let uids = obj.track_uid_refs.clone();
+        let own_channels = doc
+            .pack_formats
+            .iter()
+            .find(|p| p.id == own)
+            .map(|p| p.channel_refs.clone())
+            .unwrap_or_default();
+        for (uid, common) in uids.iter().zip(&channels) {
+            if let Some(u) = doc.track_uids.iter_mut().find(|u| u.id == *uid) {
+                u.track_format_ref = Some(format!("AT_{}_01", &common[3..]));
+                u.pack_ref = Some(pack.clone());
+            }
+        }
+        doc.pack_formats.retain(|p| p.id != own);
+        doc.channel_formats
+            .retain(|c| !own_channels.contains(&c.id));
+        let suffixes: Vec<&str> = own_channels.iter().map(|c| &c[3..]).collect();
+        doc.stream_formats
+            .retain(|s| !suffixes.contains(&&s.id[3..]));
+        doc.track_formats
+            .retain(|t| !suffixes.iter().any(|x| t.id[3..].starts_with(x)));
     }
 }
 
