@@ -221,6 +221,26 @@ fn the_profile_form_of_the_axml_and_its_dbmd() {
     let chna = parse_chna(&chunk(&master, b"chna").unwrap()).unwrap();
     let first = chna.entries.iter().find(|e| e.track_index == 1).unwrap();
     assert!(first.pack_ref.starts_with("AP_0001"), "{first:?}");
+    // The 5.1 bed refers to BS.2094's common 5.1 pack and channels (BS.2127 §8 maps them),
+    // which the axml does not redefine.
+    let mut bed: Vec<_> = chna.entries.iter().filter(|e| e.track_index <= 6).collect();
+    bed.sort_by_key(|e| e.track_index);
+    let refs: Vec<&str> = bed.iter().map(|e| e.track_ref.as_str()).collect();
+    assert_eq!(
+        refs,
+        [
+            "AT_00010001_01",
+            "AT_00010002_01",
+            "AT_00010003_01",
+            "AT_00010004_01",
+            "AT_00010005_01",
+            "AT_00010006_01"
+        ]
+    );
+    assert!(bed.iter().all(|e| e.pack_ref == "AP_00010003"), "{bed:?}");
+    assert!(!xml.contains("audioPackFormatID=\"AP_00010003\""));
+    assert!(!xml.contains("audioChannelFormatID=\"AC_00010001\""));
+    assert!(xml.contains("<audioPackFormatIDRef>AP_00010003</audioPackFormatIDRef>"));
 
     // dbmd: written by halo, the modes per track, Lt/Rt, the manual 2.0 centre trim.
     let dbmd = Dbmd::parse(&chunk(&master, b"dbmd").unwrap()).unwrap();
@@ -447,4 +467,63 @@ fn write_mediainfo_fixture() {
         &dir.join("master.wav"),
         AdmProfile::DolbyAtmosMaster,
     );
+}
+
+/// A bed without a BS.2094 common-definition pack (9.1.6) keeps its own pack, each channel
+/// bounded to the speakers of its label; a 7.1.4 bed refers to the common `AP_00010017`.
+/// Both re-import as the session's layouts.
+#[test]
+fn beds_without_a_common_pack_keep_their_own_with_bounds() {
+    let dir = scratch("own_packs");
+    std::fs::create_dir_all(dir.join("stems")).unwrap();
+    for (file, channels) in [("a.wav", 12usize), ("b.wav", 16)] {
+        let spec = WavSpec {
+            channels,
+            sample_rate: RATE,
+            format: WriteFormat::F32,
+            channel_mask: None,
+        };
+        let mut w = WavWriter::create(&dir.join("stems").join(file), spec).unwrap();
+        let samples: Vec<f32> = (0..4800 * channels)
+            .map(|i| ((i * 7919) % 1000) as f32 / 4000.0 - 0.125)
+            .collect();
+        w.write(&samples).unwrap();
+        w.finish().unwrap().commit().unwrap();
+    }
+    let path = dir.join("beds.ron");
+    std::fs::write(
+        &path,
+        r#"Session(
+    sample_rate: 48000,
+    duration: 0.1,
+    beds: [(name: "a", source: "stems/a.wav", layout: "7.1.4"),
+           (name: "b", source: "stems/b.wav", layout: "9.1.6")],
+    objects: [],
+    outputs: [Speakers(layout: "7.1.4")],
+)
+"#,
+    )
+    .unwrap();
+    let scene = load(&path);
+    let master = dir.join("master.wav");
+    export(&scene, &master, AdmProfile::DolbyAtmosMaster);
+    let xml = String::from_utf8(chunk(&master, b"axml").unwrap()).unwrap();
+    let chna = parse_chna(&chunk(&master, b"chna").unwrap()).unwrap();
+    let packs: Vec<&str> = chna.entries.iter().map(|e| e.pack_ref.as_str()).collect();
+    assert!(packs[..12].iter().all(|p| *p == "AP_00010017"), "{packs:?}");
+    assert!(
+        packs[12..].iter().all(|p| p.starts_with("AP_00011")),
+        "{packs:?}"
+    );
+    // Only 9.1.6's channels are defined in the axml, its side surrounds bounded.
+    assert_eq!(xml.matches("<audioChannelFormat ").count(), 16);
+    assert!(xml.contains("bound=\"min\""), "bounds on the own pack");
+    let back = exchange::read_master(&master, None).unwrap();
+    let layouts: Vec<&str> = back
+        .scene
+        .beds
+        .iter()
+        .map(|b| b.layout.name.as_str())
+        .collect();
+    assert_eq!(layouts, ["7.1.4", "9.1.6"]);
 }
