@@ -66,6 +66,7 @@ pub use scene::geometry::{Direction, Position};
 pub use scene::layout::{Layout, LayoutError};
 pub use scene::mix::{
     BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
+    TrimMode,
 };
 pub use scene::mix::{ExclusionZone, Extent, ObjectControls, ScreenEdge, Snap};
 
@@ -88,6 +89,7 @@ pub mod exchange {
         ExchangeError, ExportOptions, ExportReport, ImportReport, Master, export, import,
         is_master_path, read_master, read_master_choosing,
     };
+    pub use crate::formats::adm::{AdmProfile, MAX_PROFILE_OBJECTS};
 }
 
 /// WAV/BW64 files and atomic writes: the only place halo touches the file system.

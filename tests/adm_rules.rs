@@ -165,8 +165,9 @@ fn a_gap_under_a_sample_is_closed() {
 fn times_off_the_sample_grid_give_one_line_not_one_per_block() {
     let mut blocks = String::new();
     for i in 0..50u32 {
-        // 1/3 ms steps: never on a 48 kHz sample.
-        let rtime = format!("00:00:00.{:05}", i as u64 * 33 + 1);
+        // 1/3 ms steps: never on a 48 kHz sample. Six digits: a five-decimal time that is a
+        // sample rounded to 10 µs (as Dolby tools and halo's profile write) is not a fix.
+        let rtime = format!("00:00:00.{:05}0", i as u64 * 33 + 1);
         blocks += &block(i + 1, Some(&rtime), "00:00:00.00033", 0.0, "");
     }
     let (_, warnings) = object_doc(&blocks);

@@ -539,6 +539,7 @@ fn an_adm_master_plays_the_same_frames_as_its_session() {
     let options_export = halo::drivers::exchange::ExportOptions {
         format: halo::formats::io::WriteFormat::F32,
         measure_loudness: false,
+        ..Default::default()
     };
     halo::drivers::exchange::export(&scene, &master, &options_export).unwrap();
     let mut adm = halo::drivers::exchange::read_master(&master, None)

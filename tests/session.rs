@@ -299,6 +299,7 @@ fn outputs_chains_and_targets() {
     assert_eq!(
         fold,
         &FoldSpec {
+            trim_mode: halo::scene::mix::TrimMode::Manual,
             matrix: FoldMatrix::LtRt,
             center_db: -3.0,
             surround_db: -4.5,

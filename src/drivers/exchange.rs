@@ -413,6 +413,13 @@ pub struct ExportOptions {
     pub format: WriteFormat,
     /// Measure the 7.1.4 render and fill in the programme's `loudnessMetadata`.
     pub measure_loudness: bool,
+    /// The ADM form: the Dolby Atmos Master profile (with a `dbmd` chunk) or BS.2076-2.
+    pub profile: adm::AdmProfile,
+    /// Write each bed's gain and mute into its tracks (the bed then plays at 0 dB in its
+    /// metadata). Dolby Atmos beds have no gain, and EAR 2.1 ignores `audioObject` gain and
+    /// mute; without this, they travel as `audioObject` metadata, which halo reads back
+    /// exactly.
+    pub bake_bed_gains: bool,
 }
 
 impl Default for ExportOptions {
@@ -420,6 +427,8 @@ impl Default for ExportOptions {
         ExportOptions {
             format: WriteFormat::Pcm24,
             measure_loudness: true,
+            profile: adm::AdmProfile::DolbyAtmosMaster,
+            bake_bed_gains: false,
         }
     }
 }
@@ -440,7 +449,8 @@ pub struct ExportReport {
 }
 
 /// Writes `scene` as an ADM BWF master: beds (each in its layout's order) then one track
-/// per object, `chna` and `axml` before the audio, BW64 (RF64 header past 4 GiB). Object
+/// per object, `chna`, `axml` (and in the Dolby Atmos profile `dbmd`: binaural render
+/// modes, trims, downmix modes) before the audio, BW64 (RF64 header past 4 GiB). Object
 /// and bed gains travel as metadata; the tracks are the sources as they are.
 pub fn export(
     scene: &Scene,
@@ -453,6 +463,16 @@ pub fn export(
         &[out.to_path_buf()],
     )?;
     let mut warnings = Vec::new();
+    if options.profile == adm::AdmProfile::DolbyAtmosMaster {
+        // The profile's limits, before the measuring render.
+        let plan = TrackPlan::beds_then_objects(scene, 0);
+        adm::from_scene_as(scene, &plan, None, options.profile).map_err(|source| {
+            ExchangeError::Adm {
+                path: out.to_path_buf(),
+                source,
+            }
+        })?;
+    }
     for o in &scene.outputs {
         if !o.chain().is_empty() {
             warnings.push(format!(
@@ -489,13 +509,64 @@ pub fn export(
         loudness_range_lu: finite(l.range_lu),
     });
     let plan = TrackPlan::beds_then_objects(scene, frames);
+    // With baked bed gains the metadata says 0 dB and unmuted; the tracks carry the rest.
+    let bed_factor: Vec<f32> = scene
+        .beds
+        .iter()
+        .map(|b| match (options.bake_bed_gains, b.mute) {
+            (false, _) => 1.0,
+            (true, true) => 0.0,
+            (true, false) => 10f64.powf(b.gain_db / 20.0) as f32,
+        })
+        .collect();
+    let baked;
+    let meta = if options.bake_bed_gains {
+        let mut s = scene.clone();
+        for b in &mut s.beds {
+            b.gain_db = 0.0;
+            b.mute = false;
+        }
+        baked = s;
+        &baked
+    } else {
+        scene
+    };
     let adm_error = |source: AdmError| ExchangeError::Adm {
         path: out.to_path_buf(),
         source,
     };
-    let doc = adm::from_scene(scene, &plan, adm_loudness).map_err(adm_error)?;
+    let (doc, profile_warnings) =
+        adm::from_scene_as(meta, &plan, adm_loudness, options.profile).map_err(adm_error)?;
+    warnings.extend(profile_warnings);
     let chna = adm::write_chna(&adm::chna_of(&doc, &plan));
     let axml = adm::write_axml(&doc).into_bytes();
+    // Which (object | bed channel) feeds each track.
+    let mut feeds: Vec<dbmd::Track> = vec![dbmd::Track::Silent; plan.channels];
+    for (i, &t) in plan.objects.iter().enumerate() {
+        feeds[t] = dbmd::Track::Object(i);
+    }
+    for (b, chans) in plan.beds.iter().enumerate() {
+        for (layout_ch, &t) in chans.iter().enumerate() {
+            feeds[t] = dbmd::Track::BedChannel(b, layout_ch);
+        }
+    }
+    let mut chunks = vec![
+        Chunk {
+            id: *b"chna",
+            data: chna,
+        },
+        Chunk {
+            id: *b"axml",
+            data: axml,
+        },
+    ];
+    if options.profile == adm::AdmProfile::DolbyAtmosMaster {
+        let modes = dbmd::track_modes(meta, &feeds);
+        chunks.push(Chunk {
+            id: *b"dbmd",
+            data: dbmd::for_master(meta, &modes).to_bytes(),
+        });
+    }
     let spec = WavSpec {
         channels: plan.channels,
         sample_rate: rate,
@@ -509,35 +580,7 @@ pub fn export(
             dir
         });
     }
-    let mut writer = WavWriter::create_with_chunks(
-        out,
-        spec,
-        vec![
-            Chunk {
-                id: *b"chna",
-                data: chna,
-            },
-            Chunk {
-                id: *b"axml",
-                data: axml,
-            },
-        ],
-    )?;
-    // Which (object | bed channel) feeds each track.
-    enum Feed {
-        Object(usize),
-        Bed(usize, usize),
-        Silent,
-    }
-    let mut feeds: Vec<Feed> = (0..plan.channels).map(|_| Feed::Silent).collect();
-    for (i, &t) in plan.objects.iter().enumerate() {
-        feeds[t] = Feed::Object(i);
-    }
-    for (b, chans) in plan.beds.iter().enumerate() {
-        for (layout_ch, &t) in chans.iter().enumerate() {
-            feeds[t] = Feed::Bed(b, layout_ch);
-        }
-    }
+    let mut writer = WavWriter::create_with_chunks(out, spec, chunks)?;
     let mut sources = Sources::open(scene, rate, BLOCK_FRAMES)?;
     let nch = plan.channels;
     let mut mono = vec![0.0f32; BLOCK_FRAMES];
@@ -548,9 +591,16 @@ pub fn export(
         sources.read_block(n)?;
         for (t, feed) in feeds.iter().enumerate() {
             match *feed {
-                Feed::Object(i) => sources.object(i, &mut mono[..n]),
-                Feed::Bed(b, c) => sources.bed_channel(b, c, &mut mono[..n]),
-                Feed::Silent => mono[..n].fill(0.0),
+                dbmd::Track::Object(i) => sources.object(i, &mut mono[..n]),
+                dbmd::Track::BedChannel(b, c) => {
+                    sources.bed_channel(b, c, &mut mono[..n]);
+                    if bed_factor[b] != 1.0 {
+                        for x in &mut mono[..n] {
+                            *x *= bed_factor[b];
+                        }
+                    }
+                }
+                dbmd::Track::Silent => mono[..n].fill(0.0),
             }
             for (f, &x) in mono[..n].iter().enumerate() {
                 interleaved[f * nch + t] = x;

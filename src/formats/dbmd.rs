@@ -94,8 +94,7 @@ impl BinauralRenderMode {
         }
     }
 
-    /// Code of the mode in the chunk (0..=7). Test support (halo writes no `dbmd`).
-    #[cfg(feature = "internals")]
+    /// Code of the mode in the chunk (0..=7).
     pub fn code(self) -> u8 {
         match self {
             Self::Off => 0,
@@ -149,8 +148,7 @@ impl WarpMode {
         }
     }
 
-    /// Code of the mode in the chunk (0..=7). Test support (halo writes no `dbmd`).
-    #[cfg(feature = "internals")]
+    /// Code of the mode in the chunk (0..=7).
     pub fn code(self) -> u8 {
         match self {
             Self::DirectRender => 0,
@@ -198,8 +196,7 @@ impl StereoDownmix {
         }
     }
 
-    /// Code of the downmix in the chunk (0..=7). Test support (halo writes no `dbmd`).
-    #[cfg(feature = "internals")]
+    /// Code of the downmix in the chunk (0..=7).
     pub fn code(self) -> u8 {
         match self {
             Self::NotIndicated => 0,
@@ -282,15 +279,12 @@ pub struct Dbmd {
 
 const ATMOS_ID: u8 = 9;
 const SUPPLEMENTAL_ID: u8 = 10;
-/// Size of the Atmos segment written, in bytes. Test support (halo writes no `dbmd`).
-#[cfg(feature = "internals")]
+/// Size of the Atmos segment written, in bytes.
 const ATMOS_SIZE: usize = 248;
 const SYNC: u32 = 0xF872_6FBD;
 /// The largest `dbmd` chunk halo reads (real chunks are a few hundred bytes).
 pub const MAX_DBMD_BYTES: u64 = 1 << 20;
 /// The version halo writes.
-/// Test support (halo writes no `dbmd`).
-#[cfg(feature = "internals")]
 pub const VERSION: u32 = 0x0100_0006;
 
 fn checksum(size: u16, payload: &[u8]) -> u8 {
@@ -382,8 +376,6 @@ impl Dbmd {
     }
 
     /// The chunk's payload bytes (version, segments, end marker).
-    /// Test and fuzz support (halo writes no `dbmd`).
-    #[cfg(feature = "internals")]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.version.to_le_bytes().to_vec();
         let mut push = |id: u8, payload: &[u8]| {
@@ -410,8 +402,6 @@ impl Dbmd {
 
 impl AtmosSegment {
     /// A segment written by `tool` (version `tool_version`) with the given downmixes.
-    /// Test support (halo writes no `dbmd`).
-    #[cfg(feature = "internals")]
     pub fn new(
         tool: &str,
         tool_version: [u8; 3],
@@ -456,8 +446,7 @@ fn parse_atmos(p: &[u8], offset: usize) -> Result<AtmosSegment, DbmdError> {
     })
 }
 
-/// Atmos segment payload (raw bytes with the known fields written over). Test support.
-#[cfg(feature = "internals")]
+/// Atmos segment payload (raw bytes with the known fields written over).
 fn write_atmos(a: &AtmosSegment) -> Vec<u8> {
     let mut p = a.raw.clone();
     if p.len() < ATMOS_SIZE {
@@ -545,8 +534,7 @@ fn parse_supplemental(p: &[u8], offset: usize) -> Result<SupplementalSegment, Db
     })
 }
 
-/// Supplemental segment payload. Test support (halo writes no `dbmd`).
-#[cfg(feature = "internals")]
+/// Supplemental segment payload.
 fn write_supplemental(s: &SupplementalSegment) -> Vec<u8> {
     let count = s.binaural.len().min(u16::MAX as usize);
     let mut p = SYNC.to_le_bytes().to_vec();
@@ -582,6 +570,108 @@ fn write_supplemental(s: &SupplementalSegment) -> Vec<u8> {
     p
 }
 
+/// A track's binaural render mode for the scene's binaural mode.
+pub fn render_mode(mode: crate::scene::mix::BinauralMode) -> BinauralRenderMode {
+    use crate::scene::mix::BinauralMode;
+    match mode {
+        BinauralMode::Off => BinauralRenderMode::Off,
+        BinauralMode::Near => BinauralRenderMode::Near,
+        BinauralMode::Mid => BinauralRenderMode::Mid,
+        BinauralMode::Far => BinauralRenderMode::Far,
+    }
+}
+
+/// The binaural mode of every track of a master whose tracks are `tracks` (each a bed
+/// channel `(bed, layout channel)` or an object), from the scene.
+pub fn track_modes(
+    scene: &crate::scene::mix::Scene,
+    tracks: &[Track],
+) -> Vec<crate::scene::mix::BinauralMode> {
+    use crate::scene::mix::BinauralMode;
+    tracks
+        .iter()
+        .map(|t| match *t {
+            Track::Object(i) => scene.objects.get(i).map_or(BinauralMode::Mid, |o| o.binaural),
+            Track::BedChannel(b, c) => scene
+                .beds
+                .get(b)
+                .and_then(|bed| bed.binaural.as_ref())
+                .and_then(|m| m.get(c).copied())
+                .unwrap_or(BinauralMode::Mid),
+            Track::Silent => BinauralMode::Mid,
+        })
+        .collect()
+}
+
+/// What feeds a track of a master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Object(usize),
+    /// Bed index and layout channel.
+    BedChannel(usize, usize),
+    Silent,
+}
+
+/// The `dbmd` chunk halo writes with a master (the inverse of [`apply_to_scene`]): written
+/// by "halo"; the binaural render mode of every track (`modes`, in file order); the 2.0
+/// trims from the first stereo output's fold-down (its trim mode and figures; the dbmd has
+/// one surround trim, the fold's `surround_db`), automatic trims for the other layouts; the 5.1 → 2.0
+/// downmix from its matrix (Lo/Ro or Lt/Rt; not indicated without a stereo output); the 5.1
+/// and 5.1.x downmix "Direct Render", which is how halo renders every layout.
+pub fn for_master(
+    scene: &crate::scene::mix::Scene,
+    modes: &[crate::scene::mix::BinauralMode],
+) -> Dbmd {
+    use crate::scene::mix::{FoldMatrix, OutputSpec, TrimMode};
+    let fold = scene.outputs.iter().find_map(|o| match o {
+        OutputSpec::Stereo { fold, .. } => Some(fold.clone()),
+        _ => None,
+    });
+    let stereo_downmix = match fold.as_ref().map(|f| f.matrix) {
+        Some(FoldMatrix::LoRo) => StereoDownmix::LoRo,
+        Some(FoldMatrix::LtRt) => StereoDownmix::LtRtProLogic,
+        None => StereoDownmix::NotIndicated,
+    };
+    let mut trims = [Trim::AUTOMATIC; 9];
+    if let Some(f) = &fold
+        && f.trim_mode == TrimMode::Manual
+    {
+        trims[0] = Trim {
+            automatic: false,
+            center_db: f.center_db as f32,
+            surround_db: f.surround_db as f32,
+            height_db: f.height_db as f32,
+            balance_overhead_floor: 0.0,
+            balance_listener: 0.0,
+        };
+    }
+    let version: Vec<u8> = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let tool_version = [
+        version.first().copied().unwrap_or(0),
+        version.get(1).copied().unwrap_or(0),
+        version.get(2).copied().unwrap_or(0),
+    ];
+    Dbmd {
+        version: VERSION,
+        atmos: Some(AtmosSegment::new(
+            "halo",
+            tool_version,
+            stereo_downmix,
+            WarpMode::DirectRender,
+        )),
+        supplemental: Some(SupplementalSegment {
+            trims,
+            trim_bypass: vec![0; modes.len()],
+            head_track_mode: vec![0; modes.len()],
+            binaural: modes.iter().map(|&m| render_mode(m)).collect(),
+        }),
+        other: Vec::new(),
+    }
+}
+
 /// The scene's binaural mode for a track's binaural render mode (not indicated: Mid).
 pub fn scene_mode(mode: BinauralRenderMode) -> crate::scene::mix::BinauralMode {
     use crate::scene::mix::BinauralMode;
@@ -599,7 +689,7 @@ pub fn scene_mode(mode: BinauralRenderMode) -> crate::scene::mix::BinauralMode {
 /// order), the 2.0 trims (when manual) and the 5.1 → 2.0 downmix to the stereo
 /// fold-downs. Returns one warning naming what is not applied (none if all is).
 pub fn apply_to_scene(dbmd: &Dbmd, scene: &mut crate::scene::mix::Scene) -> Vec<String> {
-    use crate::scene::mix::{BinauralMode, FoldMatrix, OutputSpec};
+    use crate::scene::mix::{BinauralMode, FoldMatrix, OutputSpec, TrimMode};
     let mut not_applied = Vec::new();
     if let Some(sup) = &dbmd.supplemental {
         let mode_of = |channel: usize| sup.binaural.get(channel).map(|&m| scene_mode(m));
@@ -624,13 +714,16 @@ pub fn apply_to_scene(dbmd: &Dbmd, scene: &mut crate::scene::mix::Scene) -> Vec<
         }
         let stereo = sup.trims[0];
         for o in &mut scene.outputs {
-            if let OutputSpec::Stereo { fold, .. } = o
-                && !stereo.automatic
-            {
-                fold.center_db = stereo.center_db as f64;
-                fold.surround_db = stereo.surround_db as f64;
-                fold.rear_db = stereo.surround_db as f64;
-                fold.height_db = stereo.height_db as f64;
+            if let OutputSpec::Stereo { fold, .. } = o {
+                if stereo.automatic {
+                    fold.trim_mode = TrimMode::Automatic;
+                } else {
+                    fold.trim_mode = TrimMode::Manual;
+                    fold.center_db = stereo.center_db as f64;
+                    fold.surround_db = stereo.surround_db as f64;
+                    fold.rear_db = stereo.surround_db as f64;
+                    fold.height_db = stereo.height_db as f64;
+                }
             }
         }
         let manual: Vec<&str> = TRIM_LAYOUTS
@@ -669,7 +762,11 @@ pub fn apply_to_scene(dbmd: &Dbmd, scene: &mut crate::scene::mix::Scene) -> Vec<
                 }
             }
         }
-        if let Some(name) = atmos.warp_mode.name() {
+        if let Some(name) = atmos
+            .warp_mode
+            .name()
+            .filter(|_| atmos.warp_mode != WarpMode::DirectRender)
+        {
             not_applied.push(format!(
                 "the 5.1 and 5.1.x downmix (warp mode) {name} (halo renders every layout \
                  directly from the objects)"

@@ -67,7 +67,8 @@
 //!   headphones (`hrtf` optional: the built-in set; `lfe_db` optional: LFE left out);
 //!   `Stereo(from, fold)` folds an immersive render (`from`, default `"7.1.4"`, needs
 //!   ear-level speakers on both sides) down to 2.0 (`fold`: `matrix` `LoRo` (default) or
-//!   `LtRt`, trims in dB, −3 by default; `lfe_db` optional: LFE dropped). Each output has
+//!   `LtRt`, trims in dB, −3 by default; `trim_mode` Automatic (the −3 dB defaults) or
+//!   Manual, Manual when trims are given; `lfe_db` optional: LFE dropped). Each output has
 //!   an optional `chain` and `target`. An empty `outputs` list is allowed (the command line
 //!   may choose the outputs).
 //! * **Chain** processors, in order: `Gain(gain_db)`, `Eq(bands: [(kind: Peak | LowShelf |
@@ -95,7 +96,7 @@ use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
     BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
     FoldMatrix, FoldSpec, ObjectControls, ObjectSpec, OutputSpec, Scene, ScreenEdge, Snap,
-    SourceSpec, TargetSpec,
+    SourceSpec, TargetSpec, TrimMode,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -476,6 +477,8 @@ enum OutputFile<'a> {
 #[serde(rename = "Fold", deny_unknown_fields)]
 struct FoldFile {
     #[serde(default)]
+    trim_mode: Option<TrimMode>,
+    #[serde(default)]
     matrix: FoldMatrix,
     #[serde(default = "minus3")]
     center_db: f64,
@@ -493,6 +496,7 @@ impl Default for FoldFile {
     fn default() -> Self {
         let d = FoldSpec::default();
         FoldFile {
+            trim_mode: None,
             matrix: d.matrix,
             center_db: d.center_db,
             surround_db: d.surround_db,
@@ -1506,7 +1510,31 @@ fn parse_output<'a>(
             let trim = |v: f64, name: &str| {
                 check_in(v, -60.0, 6.0, name, " dB").map_err(|p| ctx.invalid(line, &fold_place, p))
             };
+            let defaults = FoldSpec::default();
+            let trims_given = [fold.center_db, fold.surround_db, fold.rear_db, fold.height_db]
+                != [
+                    defaults.center_db,
+                    defaults.surround_db,
+                    defaults.rear_db,
+                    defaults.height_db,
+                ];
+            let trim_mode = match fold.trim_mode {
+                Some(TrimMode::Automatic) if trims_given => {
+                    return Err(ctx.invalid(
+                        line,
+                        &fold_place,
+                        (
+                            "trim_mode Automatic with trims other than −3 dB".into(),
+                            "trim_mode: Manual with the trims, or Automatic without them".into(),
+                        ),
+                    ));
+                }
+                Some(m) => m,
+                None if trims_given => TrimMode::Manual,
+                None => TrimMode::Automatic,
+            };
             let fold = FoldSpec {
+                trim_mode,
                 matrix: fold.matrix,
                 center_db: trim(fold.center_db, "center_db")?,
                 surround_db: trim(fold.surround_db, "surround_db")?,
@@ -1795,6 +1823,9 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
                 );
                 if let Some(l) = fold.lfe_db {
                     let _ = write!(s, ", lfe_db: {}", num(l));
+                }
+                if fold.trim_mode == TrimMode::Manual {
+                    let _ = write!(s, ", trim_mode: Manual");
                 }
                 let _ = writeln!(s, "), {}),", common(chain, target));
             }

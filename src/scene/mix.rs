@@ -511,9 +511,22 @@ pub enum FoldMatrix {
     LtRt,
 }
 
+/// Whether a fold-down's trims are the renderer's own or set by the mixer (Dolby's trim
+/// mode, carried in the `dbmd` chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum TrimMode {
+    /// halo's own figures (−3 dB each), which stand for the renderer's automatic trims.
+    #[default]
+    Automatic,
+    /// The mixer's figures.
+    Manual,
+}
+
 /// How an immersive layout is folded down to two channels (ITU-R BS.775 coefficients).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoldSpec {
+    /// Automatic (the default figures) or manual trims.
+    pub trim_mode: TrimMode,
     /// Lo/Ro or Lt/Rt.
     pub matrix: FoldMatrix,
     /// Gain of C (M+000) into both stereo channels, dB.
@@ -531,6 +544,7 @@ pub struct FoldSpec {
 impl Default for FoldSpec {
     fn default() -> Self {
         FoldSpec {
+            trim_mode: TrimMode::Automatic,
             matrix: FoldMatrix::LoRo,
             center_db: -3.0,
             surround_db: -3.0,

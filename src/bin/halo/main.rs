@@ -151,6 +151,14 @@ enum Command {
         /// Leave loudnessMetadata out (skips the measuring render).
         #[arg(long)]
         no_loudness: bool,
+        /// ADM form: 1 = the Dolby Atmos Master ADM profile (BS.2076-1, with a dbmd
+        /// chunk; at most 118 objects), 2 = BS.2076-2 with sample-exact times.
+        #[arg(long, value_name = "1|2", default_value = "1", value_parser = clap::value_parser!(u8).range(1..=2))]
+        adm_version: u8,
+        /// Write each bed's gain and mute into its tracks, for renderers that ignore
+        /// audioObject gain (Dolby's tools, EAR 2.1). halo then reads the beds back at 0 dB.
+        #[arg(long)]
+        bake_bed_gains: bool,
     },
     /// Measure a WAV file's loudness (ITU-R BS.1770-4 / EBU R128).
     Loudness {
@@ -395,7 +403,16 @@ fn run() -> ExitCode {
             out,
             format,
             no_loudness,
-        } => cmd_export(&session, &out, format, !no_loudness),
+            adm_version,
+            bake_bed_gains,
+        } => cmd_export(
+            &session,
+            &out,
+            format,
+            !no_loudness,
+            adm_version,
+            bake_bed_gains,
+        ),
         Command::Loudness { file, layout, json } => cmd_loudness(&file, layout.as_deref(), json),
         Command::Gains {
             layout,
@@ -527,7 +544,14 @@ fn cmd_import(
     Ok(())
 }
 
-fn cmd_export(input: &Path, out: &Path, format: Format, loudness: bool) -> Result<(), Failure> {
+fn cmd_export(
+    input: &Path,
+    out: &Path,
+    format: Format,
+    loudness: bool,
+    adm_version: u8,
+    bake_bed_gains: bool,
+) -> Result<(), Failure> {
     if !exchange::is_master_path(out) {
         return Err(bad_input(anyhow!(
             "--out {}: allowed a file name ending in .wav (or .bwf, .bw64, .rf64)",
@@ -541,6 +565,12 @@ fn cmd_export(input: &Path, out: &Path, format: Format, loudness: bool) -> Resul
     let options = exchange::ExportOptions {
         format: write_format(format),
         measure_loudness: loudness,
+        profile: if adm_version == 2 {
+            exchange::AdmProfile::Bs2076_2
+        } else {
+            exchange::AdmProfile::DolbyAtmosMaster
+        },
+        bake_bed_gains,
     };
     let report = exchange::export(&scene, out, &options)
         .with_context(|| format!("exporting {}", input.display()))

@@ -436,6 +436,466 @@ pub(super) fn object_blocks(
     Ok(blocks)
 }
 
+// ---------------------------------------------------------------------------------------
+// The Dolby Atmos Master ADM profile.
+
+/// The form of an exported master's ADM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdmProfile {
+    /// The Dolby Atmos Master ADM profile (BS.2076-1 metadata as Dolby's tools write and
+    /// read it): five-decimal times, linear block gains, at most [`MAX_PROFILE_OBJECTS`]
+    /// objects, `headphoneVirtualise` on every object block (see `to_dolby_profile`).
+    #[default]
+    DolbyAtmosMaster,
+    /// BS.2076-2 as halo wrote it before the profile: sample-exact times
+    /// (`hh:mm:ss.nnnnnSddddd` where five decimals are not exact), gains in dB.
+    Bs2076_2,
+}
+
+/// Most objects in a Dolby Atmos master (128 tracks less a 7.1.2 bed).
+pub const MAX_PROFILE_OBJECTS: usize = 118;
+/// Most tracks in a Dolby Atmos master.
+pub const MAX_PROFILE_TRACKS: usize = 128;
+/// Highest sample rate whose every sample has its own five-decimal (10 µs) time.
+pub const MAX_PROFILE_RATE: u32 = 100_000;
+/// Bed layouts of the profile (the Dolby Atmos bed channel sets, up to 7.1.2).
+pub const PROFILE_BEDS: [&str; 5] = ["2.0", "5.1", "7.1", "5.1.2", "7.1.2"];
+
+/// [`from_scene`] in the given profile; also returns what the profile could not carry
+/// exactly, in words.
+pub fn from_scene_as(
+    scene: &Scene,
+    plan: &TrackPlan,
+    loudness: Option<AdmLoudness>,
+    profile: AdmProfile,
+) -> Result<(AdmDocument, Vec<String>), AdmError> {
+    if profile == AdmProfile::DolbyAtmosMaster {
+        check_profile(scene, plan)?;
+    }
+    let mut doc = from_scene(scene, plan, loudness)?;
+    let warnings = match profile {
+        AdmProfile::DolbyAtmosMaster => to_dolby_profile(&mut doc, scene),
+        AdmProfile::Bs2076_2 => Vec::new(),
+    };
+    Ok((doc, warnings))
+}
+
+/// The profile's limits: object and track counts, sample rate.
+fn check_profile(scene: &Scene, plan: &TrackPlan) -> Result<(), AdmError> {
+    let element = "Dolby Atmos Master ADM profile";
+    if scene.objects.len() > MAX_PROFILE_OBJECTS {
+        return Err(invalid(
+            element,
+            format!("the session has {} objects", scene.objects.len()),
+            "at most 118 objects (128 tracks with a 7.1.2 bed); `--adm-version 2` writes \
+             BS.2076-2 without this limit",
+        ));
+    }
+    if plan.channels > MAX_PROFILE_TRACKS {
+        return Err(invalid(
+            element,
+            format!("the master has {} tracks (bed channels and objects)", plan.channels),
+            "at most 128 tracks; `--adm-version 2` writes BS.2076-2 without this limit",
+        ));
+    }
+    if scene.sample_rate > MAX_PROFILE_RATE {
+        return Err(invalid(
+            element,
+            format!(
+                "the sample rate is {} Hz; its five-decimal times (10 µs) cannot place every sample",
+                scene.sample_rate
+            ),
+            "48000 or 96000 Hz (any rate up to 100000 Hz); `--adm-version 2` writes \
+             sample-exact BS.2076-2 times",
+        ));
+    }
+    Ok(())
+}
+
+/// Turns a document made by [`from_scene`] into the Dolby Atmos Master ADM profile form:
+///
+/// - BS.2076-1 (`audioFormatExtended version="ITU-R_BS.2076-1"`), every time in
+///   `hh:mm:ss.fffff`: each sample frame rounded to the nearest 10 µs, a block's duration
+///   the difference of its rounded end and start, so it meets the next block's rtime. Read
+///   back at rates up to [`MAX_PROFILE_RATE`] these give the same frames.
+/// - Object block gains linear, with the object's mute folded in (gain 0); halo's exact
+///   dB value rides in `halo:gainDb` so that re-import is exact.
+/// - `headphoneVirtualise` on every object block: `bypass="1"` for `Off`, otherwise
+///   `bypass="0"` with the mode's documented DRR (`Near` 16 dB, `Mid` 6 dB, `Far` 0 dB),
+///   which halo reads back as the same mode.
+/// - Objects keep the session's coordinates. Cartesian objects are written Cartesian as the
+///   profile asks; a polar object stays polar (named in a warning), because converting it
+///   would hand it to BS.2127's allocentric panner and change its loudspeaker gains.
+///
+/// The programme is named `Atmos_Master` (its content `Atmos_Master_Content`), the name by
+/// which readers know the profile; IDs are already the profile's (`APR_1001`, `ACO_1001`,
+/// `ATU_…`, beds first, one programme). Returns warnings for what the profile cannot carry as the session has it.
+pub fn to_dolby_profile(doc: &mut AdmDocument, scene: &Scene) -> Vec<String> {
+    use crate::spatial::binaural::Distance;
+    let rate = scene.sample_rate;
+    doc.version = 1;
+    let decimal = |t: AdmTime| AdmTime::from_frames_decimal(t.to_frames(rate), rate);
+    for p in &mut doc.programmes {
+        // The name by which readers (MediaInfo among them) know a Dolby Atmos master.
+        p.name = "Atmos_Master".into();
+        p.start = p.start.map(decimal);
+        p.end = p.end.map(decimal);
+    }
+    for c in &mut doc.contents {
+        c.name = "Atmos_Master_Content".into();
+    }
+    for o in &mut doc.objects {
+        o.start = o.start.map(decimal);
+        o.duration = o.duration.map(decimal);
+    }
+    // Ramps first, in frames: subdivided so that gain interpolation follows halo's path.
+    let mut objects = scene.objects.iter();
+    for cf in &mut doc.channel_formats {
+        if cf.type_def != TypeDefinition::Objects {
+            continue;
+        }
+        let Some(obj) = objects.next() else { break };
+        let blocks = std::mem::take(&mut cf.blocks);
+        cf.blocks = subdivide_ramps(blocks, obj, &cf.id[3..], rate);
+    }
+    // Bed channels: halo plays a bed channel on the output speaker of the same label
+    // (a 5.1 `Ls`, M+110, on the side surround M+090 of 7.1.4); BS.2127 renderers match
+    // BS.2051 names, then take the closest speaker inside the position's bounds. So each
+    // bed channel's azimuth and elevation are bounded by the built-in speakers that share
+    // its label, and both find the same speaker.
+    let mut bed_channels = scene.beds.iter().flat_map(|b| b.layout.channels.iter());
+    for cf in &mut doc.channel_formats {
+        if cf.type_def != TypeDefinition::DirectSpeakers {
+            continue;
+        }
+        let Some(ch) = bed_channels.next() else { break };
+        if ch.lfe {
+            continue;
+        }
+        let (az, el) = label_ranges(&ch.label, ch.azimuth_deg, ch.elevation_deg);
+        for b in &mut cf.blocks {
+            b.azimuth_range_deg = az;
+            b.elevation_range_deg = el;
+        }
+    }
+    let mut objects = scene.objects.iter();
+    for cf in &mut doc.channel_formats {
+        for b in &mut cf.blocks {
+            if let (Some(r), Some(d)) = (b.rtime, b.duration) {
+                let s = AdmTime::ticks_of(r.to_frames(rate), rate);
+                let e = AdmTime::ticks_of(r.add(d).to_frames(rate), rate);
+                b.rtime = Some(AdmTime::from_ticks(s));
+                b.duration = Some(AdmTime::from_ticks(e.saturating_sub(s)));
+            }
+        }
+        if cf.type_def != TypeDefinition::Objects {
+            continue;
+        }
+        let Some(obj) = objects.next() else { break };
+        let drr = match obj.binaural {
+            BinauralMode::Off => None,
+            BinauralMode::Near => Some(Distance::Near.drr_db()),
+            BinauralMode::Mid => Some(Distance::Mid.drr_db()),
+            BinauralMode::Far => Some(Distance::Far.drr_db()),
+        };
+        for b in &mut cf.blocks {
+            let db = b.gain_db.unwrap_or_else(|| lin_to_db(b.gain));
+            b.halo_gain_db = Some(db);
+            b.gain_db = None;
+            b.gain = if obj.mute { 0.0 } else { 10f64.powf(db / 20.0) };
+            b.headphone_bypass = drr.is_none();
+            b.headphone_drr_db = drr;
+        }
+    }
+    use_common_packs(doc, scene);
+    let mut warnings = Vec::new();
+    let polar: Vec<&str> = scene
+        .objects
+        .iter()
+        .filter(|o| matches!(o.position.first_value(), Position::Polar { .. }))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !polar.is_empty() {
+        warnings.push(format!(
+            "Dolby Atmos profile: {} polar object(s) ({}) written in polar coordinates, not \
+             the profile's Cartesian ones, so that every BS.2127 renderer pans them as the \
+             session does (converted, they would take the allocentric panner's gains)",
+            polar.len(),
+            list_names(&polar)
+        ));
+    }
+    for (i, bed) in scene.beds.iter().enumerate() {
+        let in_profile = PROFILE_BEDS
+            .iter()
+            .any(|n| bed.layout.name == *n || bed.layout.aliases.iter().any(|a| a == n));
+        if i > 0 || !in_profile {
+            warnings.push(format!(
+                "Dolby Atmos profile: bed {:?} ({}) is not the profile's one bed of {}; it is \
+                 written as a DirectSpeakers bed with BS.2051 labels, which BS.2076 readers \
+                 render but Dolby's tools may not take as the bed",
+                bed.name,
+                bed.layout.name,
+                PROFILE_BEDS.join(", ")
+            ));
+        }
+        if bed.gain_db != 0.0 || bed.mute {
+            warnings.push(format!(
+                "Dolby Atmos profile: bed {:?}: its {} on its audioObject, which halo \
+                 reads but the profile and EAR 2.1 ignore (they play the bed at 0 dB); \
+                 `--bake-bed-gains` writes it into the bed's tracks instead",
+                bed.name,
+                match (bed.gain_db != 0.0, bed.mute) {
+                    (true, true) => format!("gain ({} dB) and mute are", bed.gain_db),
+                    (true, false) => format!("gain ({} dB) is", bed.gain_db),
+                    _ => "mute is".to_string(),
+                }
+            ));
+        }
+    }
+    warnings
+}
+
+/// Largest move of one profile block, in room units (Cartesian, or the chord of the unit
+/// sphere plus the change of distance for polar positions: 0.05 is about 3°).
+pub const RAMP_STEP: f64 = 0.05;
+/// Largest gain change of one profile block, dB.
+pub const RAMP_STEP_DB: f64 = 0.5;
+/// Fewest blocks a smoothstep ramp is cut into.
+const SMOOTH_PIECES: u64 = 8;
+/// Shortest piece of a cut ramp, frames (halo pans every 64 samples).
+const MIN_PIECE_FRAMES: u64 = 64;
+
+/// How far a position moves (see [`RAMP_STEP`]); 0 between kinds (they jump).
+fn position_step(a: Position, b: Position) -> f64 {
+    use crate::scene::geometry::Direction;
+    match (a, b) {
+        (Position::Cartesian { x, y, z }, Position::Cartesian { x: x2, y: y2, z: z2 }) => {
+            ((x2 - x).powi(2) + (y2 - y).powi(2) + (z2 - z).powi(2)).sqrt()
+        }
+        (
+            Position::Polar {
+                azimuth_deg: a1,
+                elevation_deg: e1,
+                distance: d1,
+            },
+            Position::Polar {
+                azimuth_deg: a2,
+                elevation_deg: e2,
+                distance: d2,
+            },
+        ) => {
+            let (u, v) = (
+                Direction::new(a1, e1).to_unit(),
+                Direction::new(a2, e2).to_unit(),
+            );
+            let chord = ((u[0] - v[0]).powi(2) + (u[1] - v[1]).powi(2) + (u[2] - v[2]).powi(2))
+                .sqrt();
+            chord + (d2 - d1).abs()
+        }
+        _ => 0.0,
+    }
+}
+
+/// BS.2127 renderers interpolate loudspeaker *gains* across a block; halo interpolates the
+/// position (and gain in dB, and size) and pans every 64 samples. Over a long ramp the two
+/// part ways (a Cartesian move through the middle of the room, a polar sweep of 90°). So a
+/// ramp block is cut into pieces, each ending on halo's own automation value, small enough
+/// ([`RAMP_STEP`], [`RAMP_STEP_DB`], at least 8 for a smoothstep) that the gain
+/// interpolation between them follows halo's path. The first piece keeps the block's
+/// `halo:keys` mark, the others carry an empty one, so halo re-imports the same keyframes.
+fn subdivide_ramps(
+    blocks: Vec<BlockFormat>,
+    obj: &ObjectSpec,
+    id_suffix: &str,
+    rate: u32,
+) -> Vec<BlockFormat> {
+    let cartesian = matches!(obj.position.first_value(), Position::Cartesian { .. });
+    let mut out: Vec<BlockFormat> = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        let (Some(r), Some(d)) = (b.rtime, b.duration) else {
+            out.push(b);
+            continue;
+        };
+        let s = r.to_frames(rate);
+        let e = r.add(d).to_frames(rate);
+        if b.jump_position || e <= s + MIN_PIECE_FRAMES {
+            out.push(b);
+            continue;
+        }
+        let (p0, p1) = (value_at(&obj.position, s), value_at(&obj.position, e));
+        let (g0, g1) = (value_at(&obj.gain_db, s), value_at(&obj.gain_db, e));
+        let (s0, s1) = (value_at(&obj.size, s), value_at(&obj.size, e));
+        let smooth = [
+            segment_kind(&obj.position, s),
+            segment_kind(&obj.gain_db, s),
+            segment_kind(&obj.size, s),
+        ]
+        .contains(&Interpolation::Smooth);
+        let want = (position_step(p0, p1) / RAMP_STEP)
+            .max((g1 - g0).abs() / RAMP_STEP_DB)
+            .max((s1 - s0).abs() / RAMP_STEP)
+            .ceil();
+        let want = if want.is_finite() { want as u64 } else { 1 };
+        let pieces = want
+            .max(if smooth { SMOOTH_PIECES } else { 1 })
+            .min((e - s) / MIN_PIECE_FRAMES)
+            .max(1);
+        if pieces == 1 {
+            out.push(b);
+            continue;
+        }
+        let at = |k: u64| s + (e - s) * k / pieces;
+        for k in 0..pieces {
+            let (f0, f1) = (at(k), at(k + 1));
+            let mut piece = b.clone();
+            piece.rtime = Some(AdmTime::from_frames(f0, rate));
+            piece.duration = Some(AdmTime::from_frames(f1 - f0, rate));
+            if k > 0 {
+                piece.halo_keys = Some(String::new());
+            }
+            if k + 1 < pieces {
+                let db = value_at(&obj.gain_db, f1);
+                let size = value_at(&obj.size, f1);
+                piece.position = Some(block_position(value_at(&obj.position, f1)));
+                piece.gain = 10f64.powf(db / 20.0);
+                piece.gain_db = Some(db);
+                if cartesian {
+                    (piece.width, piece.height, piece.depth) = (size, size, size);
+                } else {
+                    (piece.width, piece.height) = (size * 360.0, size * 360.0);
+                }
+            }
+            out.push(piece);
+        }
+    }
+    for (n, b) in out.iter_mut().enumerate() {
+        b.id = format!("AB_{id_suffix}_{:08x}", n + 1);
+    }
+    out
+}
+
+/// A halo position as an ADM block position (polar azimuth in −180…180).
+fn block_position(p: Position) -> BlockPosition {
+    match p {
+        Position::Cartesian { x, y, z } => BlockPosition::Cartesian { x, y, z },
+        Position::Polar {
+            azimuth_deg,
+            elevation_deg,
+            distance,
+        } => BlockPosition::Polar {
+            azimuth: if (-180.0..=180.0).contains(&azimuth_deg) {
+                azimuth_deg
+            } else {
+                wrap_deg(azimuth_deg)
+            },
+            elevation: elevation_deg,
+            distance,
+        },
+    }
+}
+
+/// The BS.2094 common-definition ITU pack (`AP_000100xx`, one BS.2051 system) whose
+/// speakers are exactly the bed's, with the common channel format (`AC_000100yy`) of each
+/// bed channel in the bed's order.
+fn common_itu_pack(layout: &Layout) -> Option<(String, Vec<String>)> {
+    let labels: Vec<&str> = layout
+        .channels
+        .iter()
+        .map(|c| if c.name.is_empty() { &c.label } else { &c.name }.as_str())
+        .collect();
+    (1u8..=0xff).find_map(|n| {
+        let pack = format!("AP_000100{n:02x}");
+        if !super::import::is_common_itu_pack(&pack) {
+            return None;
+        }
+        let channels = common_pack(&pack)?;
+        if channels.len() != labels.len() {
+            return None;
+        }
+        let mut refs = Vec::with_capacity(labels.len());
+        for l in &labels {
+            let c = channels.iter().find(|c| common_channel(c) == Some(*l))?;
+            if refs.contains(c) {
+                return None;
+            }
+            refs.push(c.clone());
+        }
+        Some((pack, refs))
+    })
+}
+
+/// Beds whose speakers are a BS.2051 system with a BS.2094 common-definition pack refer to
+/// it instead of their own pack (BS.2076-1 form, as Dolby Atmos masters do: each track UID
+/// names `AT_000100yy_01` and `AP_000100xx`, which the axml does not redefine). BS.2127
+/// §8's mapping rules hold for these packs only, so EAR then maps a 5.1 bed's M±110 onto
+/// the M±135 of 7.1.4 as halo's engine does; other beds keep their own pack with bounds.
+fn use_common_packs(doc: &mut AdmDocument, scene: &Scene) {
+    for (i, bed) in scene.beds.iter().enumerate() {
+        let Some((pack, channels)) = common_itu_pack(&bed.layout) else {
+            continue;
+        };
+        let Some(obj) = doc.objects.get_mut(i) else {
+            break;
+        };
+        let Some(own) = obj.pack_refs.first().cloned() else {
+            continue;
+        };
+        obj.pack_refs = vec![pack.clone()];
+        let uids = obj.track_uid_refs.clone();
+        let own_channels = doc
+            .pack_formats
+            .iter()
+            .find(|p| p.id == own)
+            .map(|p| p.channel_refs.clone())
+            .unwrap_or_default();
+        for (uid, common) in uids.iter().zip(&channels) {
+            if let Some(u) = doc.track_uids.iter_mut().find(|u| u.id == *uid) {
+                u.track_format_ref = Some(format!("AT_{}_01", &common[3..]));
+                u.pack_ref = Some(pack.clone());
+            }
+        }
+        doc.pack_formats.retain(|p| p.id != own);
+        doc.channel_formats
+            .retain(|c| !own_channels.contains(&c.id));
+        let suffixes: Vec<&str> = own_channels.iter().map(|c| &c[3..]).collect();
+        doc.stream_formats
+            .retain(|s| !suffixes.contains(&&s.id[3..]));
+        doc.track_formats
+            .retain(|t| !suffixes.iter().any(|x| t.id[3..].starts_with(x)));
+    }
+}
+
+/// The azimuth and elevation ranges of the built-in speakers labelled `label` (with the
+/// channel's own position), when they differ from it; none across the rear (±180°).
+#[allow(clippy::type_complexity)]
+fn label_ranges(
+    label: &str,
+    azimuth_deg: f64,
+    elevation_deg: f64,
+) -> (Option<(f64, f64)>, Option<(f64, f64)>) {
+    let (mut az, mut el) = ((azimuth_deg, azimuth_deg), (elevation_deg, elevation_deg));
+    for l in Layout::builtins() {
+        for c in l.channels {
+            if c.label == label && !c.lfe {
+                az = (az.0.min(c.azimuth_deg), az.1.max(c.azimuth_deg));
+                el = (el.0.min(c.elevation_deg), el.1.max(c.elevation_deg));
+            }
+        }
+    }
+    let crosses_rear = az.0 < 0.0 && az.1 > 0.0 && az.1 - az.0 > 180.0;
+    (
+        (az.0 < az.1 && !crosses_rear).then_some(az),
+        (el.0 < el.1).then_some(el),
+    )
+}
+
+fn list_names(names: &[&str]) -> String {
+    let mut s: Vec<String> = names.iter().take(8).map(|n| format!("{n:?}")).collect();
+    if names.len() > 8 {
+        s.push(format!("and {} more", names.len() - 8));
+    }
+    s.join(", ")
+}
 /// The object's BS.2127 controls on its blocks: the static ones on every block, the
 /// keyframed ones (extent, diffuse, divergence) at the block's end when it ramps from the
 /// previous block, at its start otherwise.

@@ -1463,11 +1463,13 @@ pub(super) fn block_spans(
     let mut prev_end: Option<u64> = None;
     for (i, b) in cf.blocks.iter().enumerate() {
         let id = || format!("audioBlockFormat {}", b.id);
-        for t in [b.rtime, b.duration, b.interpolation_length]
+        // A block's end, not its duration, falls on a sample in five-decimal times.
+        let end = b.duration.map(|d| b.rtime.unwrap_or(AdmTime::ZERO).add(d));
+        for t in [b.rtime, end, b.interpolation_length]
             .into_iter()
             .flatten()
         {
-            if !t.is_on_sample(rate) {
+            if !t.is_on_sample(rate) && !t.is_rounded_sample(rate) {
                 fixes.note(FIX_SNAP, || format!("{} time {t} at {rate} Hz", b.id));
                 break;
             }

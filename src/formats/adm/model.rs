@@ -19,6 +19,8 @@ pub struct AdmDocument {
     /// Complementary object groups (BS.2076-2 `audioComplementaryObjectIDRef`): the leader
     /// (the default, rendered unless another is chosen) and the alternatives to it.
     pub complementary: Vec<(String, Vec<String>)>,
+    /// The BS.2076 version written in `audioFormatExtended` (1 or 2; 0 means 2).
+    pub version: u8,
     /// Written by halo (the document declares halo's namespace): its DirectSpeakers packs
     /// are halo's built-in layouts, whatever their IDs.
     pub halo_written: bool,
@@ -186,6 +188,13 @@ pub struct BlockFormat {
     pub headphone_drr_db: Option<f64>,
     /// The `halo:keys` mark (see the module documentation).
     pub halo_keys: Option<String>,
+    /// halo's exact gain in dB (`halo:gainDb`) beside a linear `gain` that has the
+    /// object's mute folded in (the Dolby Atmos Master profile form).
+    pub halo_gain_db: Option<f64>,
+    /// DirectSpeakers: the azimuth and elevation ranges (min, max, degrees) in which the
+    /// speaker may be found (`position bound="min"/"max"`), written by the profile.
+    pub azimuth_range_deg: Option<(f64, f64)>,
+    pub elevation_range_deg: Option<(f64, f64)>,
     /// Objects: the BS.2127 metadata beyond position, gain and extent.
     pub controls: BlockControls,
     /// HOA (BS.2076 §5.4.3.4): the component's `order`, `degree` and `normalization`.
@@ -257,6 +266,9 @@ impl BlockFormat {
             headphone_bypass: false,
             headphone_drr_db: None,
             halo_keys: None,
+            halo_gain_db: None,
+            azimuth_range_deg: None,
+            elevation_range_deg: None,
             controls: BlockControls::default(),
             hoa_order: None,
             hoa_degree: None,

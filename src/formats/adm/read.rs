@@ -496,7 +496,15 @@ pub(super) fn parse_flag(s: &str, element: &str) -> Result<bool, AdmError> {
 /// A `gain` element: (linear gain, the dB value when written in dB).
 pub(super) fn parse_gain(g: &El, element: &str) -> Result<(f64, Option<f64>), AdmError> {
     match g.attr("gainUnit").unwrap_or("linear") {
-        "linear" => Ok((parse_number(&g.text, element, "gain", 0.0, 15.85)?, None)),
+        "linear" => {
+            let lin = parse_number(&g.text, element, "gain", 0.0, 15.85)?;
+            // halo's exact dB value beside a linear gain (the Dolby Atmos profile form).
+            let db = g
+                .attr("halo:gainDb")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite());
+            Ok((lin, db))
+        }
         "dB" => {
             let db = parse_number(&g.text, element, "gain (dB)", -1e9, 24.0)?;
             Ok((10f64.powf(db / 20.0), Some(db)))
@@ -726,6 +734,14 @@ pub(super) fn block_format(
         let (lin, db) = parse_gain(g, &element)?;
         block.gain = lin;
         block.gain_db = db;
+    }
+    // halo's exact dB gain, written beside the linear gain of the Dolby Atmos profile.
+    if let Some(db) = b
+        .attr("halo:gainDb")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+    {
+        block.gain_db = Some(db);
     }
     let (wmax, dmax) = if cartesian { (2.0, 2.0) } else { (360.0, 1.0) };
     if let Some(w) = b.child("width") {

@@ -90,6 +90,35 @@ impl AdmTime {
         u64::try_from(f).unwrap_or(u64::MAX)
     }
 
+    /// A BS.2076-1 time `hh:mm:ss.fffff` of `frames` samples at `rate`: rounded to the
+    /// nearest 10 µs tick (the Dolby Atmos Master ADM profile's resolution). Below 100 kHz a
+    /// tick is shorter than a sample, so [`AdmTime::to_frames`] gives `frames` back.
+    pub fn from_frames_decimal(frames: u64, rate: u32) -> AdmTime {
+        Self::from_ticks(Self::ticks_of(frames, rate))
+    }
+
+    /// The 10 µs ticks nearest to `frames` samples at `rate`.
+    pub fn ticks_of(frames: u64, rate: u32) -> u64 {
+        let rate = u128::from(rate.max(1));
+        let t = (u128::from(frames) * 200_000 + rate) / (2 * rate);
+        u64::try_from(t).unwrap_or(u64::MAX)
+    }
+
+    /// The time of `ticks` 10 µs ticks, in the five-decimal form.
+    pub fn from_ticks(ticks: u64) -> AdmTime {
+        AdmTime {
+            seconds: ticks / 100_000,
+            num: ticks % 100_000,
+            den: 100_000,
+        }
+    }
+
+    /// Whether the time is a sample's time at `rate` rounded to the 10 µs of the
+    /// five-decimal form (as halo and Dolby tools write BS.2076-1 times).
+    pub fn is_rounded_sample(self, rate: u32) -> bool {
+        self.den == 100_000 && Self::from_frames_decimal(self.to_frames(rate), rate) == self
+    }
+
     /// Whether the time falls exactly on a sample at `rate`.
     pub fn is_on_sample(self, rate: u32) -> bool {
         (u128::from(self.num) * u128::from(rate)) % u128::from(self.den) == 0

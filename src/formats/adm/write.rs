@@ -16,8 +16,10 @@ pub fn write_axml(doc: &AdmDocument) -> String {
          xmlns=\"urn:ebu:metadata-schema:ebuCore_2016\" xmlns:halo=\"{HALO_NAMESPACE}\" \
          schema=\"EBU_CORE_20161222.xsd\" version=\"1.7\">"
     );
-    x.push_str(
-        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-2\">\n",
+    let _ = writeln!(
+        x,
+        "  <coreMetadata>\n    <format>\n      <audioFormatExtended version=\"ITU-R_BS.2076-{}\">",
+        if doc.version == 1 { 1 } else { 2 }
     );
     let ind = "        ";
     write_programmes(&mut x, doc, ind);
@@ -108,6 +110,14 @@ fn write_objects(x: &mut String, doc: &AdmDocument, ind: &str) {
             let _ = writeln!(x, "{ind}  <audioObjectIDRef>{}</audioObjectIDRef>", esc(r));
         }
         match o.gain_db {
+            Some(db) if db != 0.0 && doc.version == 1 => {
+                // BS.2076-1 readers take linear gains; halo keeps its exact dB value.
+                let _ = writeln!(
+                    x,
+                    "{ind}  <gain halo:gainDb=\"{db:?}\">{:?}</gain>",
+                    10f64.powf(db / 20.0)
+                );
+            }
             Some(db) if db != 0.0 => {
                 let _ = writeln!(x, "{ind}  <gain gainUnit=\"dB\">{db:?}</gain>");
             }
@@ -288,6 +298,9 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
     if let Some(k) = &b.halo_keys {
         let _ = write!(x, " halo:keys=\"{}\"", esc(k));
     }
+    if let Some(db) = b.halo_gain_db {
+        let _ = write!(x, " halo:gainDb=\"{db:?}\"");
+    }
     x.push_str(">\n");
     let i2 = format!("{ind}    ");
     for l in &b.speaker_labels {
@@ -313,6 +326,21 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
                 x,
                 "{i2}<position coordinate=\"distance\">{distance:?}</position>"
             );
+            for (coordinate, range) in [
+                ("azimuth", b.azimuth_range_deg),
+                ("elevation", b.elevation_range_deg),
+            ] {
+                if let Some((lo, hi)) = range {
+                    let _ = writeln!(
+                        x,
+                        "{i2}<position coordinate=\"{coordinate}\" bound=\"min\">{lo:?}</position>"
+                    );
+                    let _ = writeln!(
+                        x,
+                        "{i2}<position coordinate=\"{coordinate}\" bound=\"max\">{hi:?}</position>"
+                    );
+                }
+            }
         }
         Some(BlockPosition::Cartesian { x: px, y, z }) => {
             let _ = writeln!(x, "{i2}<cartesian>1</cartesian>");
@@ -358,8 +386,17 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
         } else {
             let _ = writeln!(x, "{i2}<jumpPosition>0</jumpPosition>");
         }
-        if b.headphone_bypass {
-            let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
+        match (b.headphone_bypass, b.headphone_drr_db) {
+            (true, _) => {
+                let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
+            }
+            (false, Some(drr)) => {
+                let _ = writeln!(
+                    x,
+                    "{i2}<headphoneVirtualise bypass=\"0\" DRR=\"{drr:?}\"/>"
+                );
+            }
+            (false, None) => {}
         }
         write_block_controls(x, &b.controls, &i2);
     }

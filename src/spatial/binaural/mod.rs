@@ -1334,17 +1334,17 @@ impl BinauralRenderer {
             }
             // Room sends (time domain): recomputed when the direction moved more than the
             // threshold or the distance changed, and ramped over the partition.
+            // The sends follow the direction snapped to a grid (`room::send_cell`), so they
+            // depend on where the source is, never on its history.
             let target = now.dir.to_unit();
+            let cell = room::send_cell(target);
             let sends = if now.bypass.is_some() || now.distance == Distance::Anechoic {
                 Sends::ZERO
-            } else if s.send_distance == now.distance
-                && s.send_dir
-                    .is_some_and(|f| dot(f, target) >= self.cos_min_update)
-            {
+            } else if s.send_distance == now.distance && s.send_dir == Some(cell) {
                 s.sends
             } else {
-                s.send_dir = Some(target);
-                self.room.sends(now.distance, target)
+                s.send_dir = Some(cell);
+                self.room.sends(now.distance, cell)
             };
             s.send_distance = now.distance;
             if !silent && (sends.mask | s.sends.mask) != 0 {

@@ -84,6 +84,20 @@ pub const NEAR_DRR_DB: f64 = 16.0;
 pub const COHERENCE_HZ: f64 = 700.0;
 /// A source sends to the virtual loudspeakers within this angle.
 pub const SEND_SPREAD_DEG: f64 = 65.0;
+/// A source's sends are those of its direction snapped to a grid of `1/SEND_GRID` steps of
+/// each unit-vector component (about 3.6°), renormalised: a moving source's sends change
+/// (ramped over a partition) only when it crosses into another cell, which saves most of
+/// the per-source cost of the room (a held send is one multiply-add per frame, a ramped one
+/// four). The sends spread over 65°, so a cell changes them by a few per cent. The snapped
+/// direction depends only on where the source is, so the output never depends on its past.
+pub const SEND_GRID: f64 = 16.0;
+
+/// The direction a source's sends are computed for: `u` snapped to the send grid.
+pub fn send_cell(u: [f64; 3]) -> [f64; 3] {
+    let q = u.map(|c| (c * SEND_GRID).round() / SEND_GRID);
+    let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2]).sqrt();
+    if n > 0.0 { q.map(|c| c / n) } else { [0.0, 1.0, 0.0] }
+}
 /// Virtual loudspeakers per distance.
 pub const N_INPUTS: usize = 8;
 /// Directions (azimuth, elevation) of the virtual loudspeakers.
