@@ -898,9 +898,7 @@ pub fn render_uncommitted(
         }
         let frames = block;
         sources.read_block(frames)?;
-        for (i, x) in inputs.objects.iter_mut().enumerate().take(n_objects) {
-            sources.object(i, &mut x[..frames]);
-        }
+        sources.objects_into(&mut inputs.objects[..n_objects], frames);
         for (b, bed) in inputs.beds.iter_mut().enumerate() {
             for (layout_ch, x) in bed.iter_mut().enumerate() {
                 sources.bed_channel(b, layout_ch, &mut x[..frames]);

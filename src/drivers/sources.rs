@@ -242,6 +242,30 @@ impl Sources {
         }
     }
 
+    /// Every object's samples of the block last read: object `i` into `outs[i][..frames]`
+    /// (the same values as [`Sources::object`]). A file's interleaved block is taken apart
+    /// a few frames at a time, so that those frames of every channel stay in the L1 cache
+    /// while each object takes its own: reading one channel at a time through a 128-track
+    /// master's block strides through half a megabyte per object (≈ 15 % of a 128-object
+    /// 7.1.4 render, measured).
+    pub fn objects_into(&self, outs: &mut [Vec<f32>], frames: usize) {
+        /// Frames per tile: 16 frames of a 128-track file are 8 KB.
+        const TILE_FRAMES: usize = 16;
+        let mut start = 0;
+        while start < frames {
+            let n = TILE_FRAMES.min(frames - start);
+            for (out, &(file, ch)) in outs.iter_mut().zip(&self.objects) {
+                let src = &self.files[file];
+                let nch = src.channels;
+                let rows = &src.scratch[start * nch..(start + n) * nch];
+                for (x, row) in out[start..start + n].iter_mut().zip(rows.chunks_exact(nch)) {
+                    *x = row[ch];
+                }
+            }
+            start += n;
+        }
+    }
+
     /// Channel `layout_ch` (layout order) of bed `b`, of the block last read, into `out`.
     pub fn bed_channel(&self, b: usize, layout_ch: usize, out: &mut [f32]) {
         let (file, map) = &self.beds[b];
