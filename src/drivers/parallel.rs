@@ -232,7 +232,10 @@ impl ParallelEngine {
             while let Some(frames) = produce(&mut inputs)? {
                 span.frames = frames.min(self.max_block_frames);
                 let engine = &mut self.groups[0];
-                load(engine, &inputs, span.frames);
+                // The objects' block changes hands instead of being copied (`produce` fills
+                // every object's frames each time, as with the pool of the threaded path).
+                engine.swap_object_inputs(&mut inputs.objects);
+                load_beds(engine, &inputs, span.frames);
                 engine.process(span.frames);
                 for (o, state) in states.iter_mut().enumerate() {
                     sink(o, engine.output(self.map[o].1), state, span)?;
@@ -310,6 +313,11 @@ fn load(engine: &mut Engine, inputs: &Inputs, frames: usize) {
     for (i, x) in inputs.objects.iter().enumerate() {
         engine.object_input(i)[..frames].copy_from_slice(&x[..frames]);
     }
+    load_beds(engine, inputs, frames);
+}
+
+/// Copies a block's bed channels into an engine.
+fn load_beds(engine: &mut Engine, inputs: &Inputs, frames: usize) {
     for (b, bed) in inputs.beds.iter().enumerate() {
         for (ch, x) in bed.iter().enumerate() {
             engine.bed_input(b, ch)[..frames].copy_from_slice(&x[..frames]);

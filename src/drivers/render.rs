@@ -897,13 +897,7 @@ pub fn render_uncommitted(
             return Ok(None);
         }
         let frames = block;
-        sources.read_block(frames)?;
-        sources.objects_into(&mut inputs.objects[..n_objects], frames);
-        for (b, bed) in inputs.beds.iter_mut().enumerate() {
-            for (layout_ch, x) in bed.iter_mut().enumerate() {
-                sources.bed_channel(b, layout_ch, &mut x[..frames]);
-            }
-        }
+        sources.read_into(frames, &mut inputs.objects[..n_objects], &mut inputs.beds)?;
         // Translation analysis on the inputs (only up to the session's end).
         let live = (total_frames.saturating_sub(fed)).min(frames as u64) as usize;
         if let Some(a) = analysis.as_mut() {

@@ -629,6 +629,25 @@ impl Engine {
         &mut self.object_inputs[i]
     }
 
+    /// Exchanges the object input buffers with `buffers` when they match in number and
+    /// length (one per object, `max_block_frames` long): hands a filled block to the engine
+    /// without copying it (offline rendering on one thread). Otherwise copies `buffers` in.
+    pub fn swap_object_inputs(&mut self, buffers: &mut Vec<Vec<f32>>) {
+        let fits = buffers.len() == self.object_inputs.len()
+            && buffers
+                .iter()
+                .zip(&self.object_inputs)
+                .all(|(a, b)| a.len() == b.len());
+        if fits {
+            std::mem::swap(&mut self.object_inputs, buffers);
+        } else {
+            for (dst, src) in self.object_inputs.iter_mut().zip(buffers.iter()) {
+                let n = dst.len().min(src.len());
+                dst[..n].copy_from_slice(&src[..n]);
+            }
+        }
+    }
+
     /// The input buffer of channel `ch` of bed `b`, in the bed layout's channel order.
     pub fn bed_input(&mut self, b: usize, ch: usize) -> &mut [f32] {
         &mut self.bed_inputs[b][ch]
