@@ -704,6 +704,118 @@ impl Target {
 mod tests {
     use super::*;
 
+    /// Test signals for the true-peak check: a quarter-rate sine at 45° phase (inter-sample
+    /// peaks 3 dB over the samples), noise whose level steps down and back up (so that
+    /// stretches are skipped and later ones are not), silence, a late loud burst.
+    fn true_peak_signal(channels: usize, frames: usize, rate: u32) -> Vec<Vec<f32>> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        (0..channels)
+            .map(|c| {
+                (0..frames)
+                    .map(|i| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let noise = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+                        let t = i as f64 / f64::from(rate);
+                        let level = match (t * 10.0) as usize % 7 {
+                            0 | 1 => 0.5,
+                            2 => 0.05,
+                            3 => 0.0,
+                            4 => 0.01,
+                            _ => 0.3 + 0.1 * c as f32,
+                        };
+                        let sine = (std::f64::consts::FRAC_PI_2 * i as f64
+                            + std::f64::consts::FRAC_PI_4)
+                            .sin() as f32;
+                        let burst = if i > frames * 9 / 10 && c % 3 == 1 {
+                            0.9 * sine
+                        } else {
+                            0.0
+                        };
+                        level * if c % 2 == 0 { noise } else { sine * 0.7 } + burst
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The true peaks (per channel and each 100 ms's highest) equal the `ebur128` crate's
+    /// own to the bit, at 4× (44.1 and 48 kHz), 2× (96 kHz) and no oversampling (192 kHz),
+    /// for 1, 2, 5 and 12 channels, fed planar in uneven blocks and interleaved.
+    #[test]
+    fn true_peak_is_the_crates_to_the_bit() {
+        for &rate in &[44_100u32, 48_000, 96_000, 192_000] {
+            for &layout in &["1.0", "2.0", "5.0", "7.1.4"] {
+                let layout = Layout::builtin(layout).expect("built-in");
+                let nch = layout.num_channels();
+                let frames = rate as usize * 3 + 777;
+                let sig = true_peak_signal(nch, frames, rate);
+                // The reference: the crate's own true peak, polled as the meter polls.
+                let mut crate_meter = EbuR128::new(
+                    nch as u32,
+                    rate,
+                    Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
+                )
+                .expect("crate meter");
+                let step = (rate as usize).div_ceil(10);
+                let mut want_series =
+                    crate::measure::timeline::Series::new(1, crate::measure::timeline::Reduce::Max);
+                let mut start = 0;
+                while start < frames {
+                    let n = step.min(frames - start);
+                    let planar: Vec<&[f32]> = sig.iter().map(|c| &c[start..start + n]).collect();
+                    crate_meter.add_frames_planar_f32(&planar).expect("add");
+                    if n == step {
+                        let tp = (0..nch as u32)
+                            .map(|c| crate_meter.prev_true_peak(c).expect("tp"))
+                            .fold(0.0f64, f64::max);
+                        want_series.push(Some(amplitude_db(tp)));
+                    }
+                    start += n;
+                }
+                let want: Vec<f64> = (0..nch as u32)
+                    .map(|c| amplitude_db(crate_meter.true_peak(c).expect("tp")))
+                    .collect();
+
+                let mut meter = Meter::new(&layout, rate).expect("meter");
+                meter.keep_history(1);
+                let mut start = 0;
+                let mut k = 0;
+                while start < frames {
+                    let n = [1000, 37, 4096, 1][k % 4].min(frames - start);
+                    let planar: Vec<&[f32]> = sig.iter().map(|c| &c[start..start + n]).collect();
+                    meter.process_planar(&planar).expect("feed");
+                    start += n;
+                    k += 1;
+                }
+                let got = meter.report().true_peak_per_channel_dbtp;
+                for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{rate} Hz, {nch} ch, channel {c}");
+                }
+                let series = meter.take_history().expect("history").true_peak.finish();
+                // (The page's series is rounded: equal to its last digit.)
+                let want_series = want_series.finish();
+                assert_eq!(series, want_series, "{rate} Hz, {nch} ch: 100 ms series");
+
+                let mut interleaved = vec![0.0f32; frames * nch];
+                for (c, ch) in sig.iter().enumerate() {
+                    for (f, &x) in ch.iter().enumerate() {
+                        interleaved[f * nch + c] = x;
+                    }
+                }
+                let mut meter = Meter::new(&layout, rate).expect("meter");
+                for chunk in interleaved.chunks(nch * 999) {
+                    meter.process_interleaved(chunk).expect("feed");
+                }
+                let got = meter.report().true_peak_per_channel_dbtp;
+                for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "interleaved {rate} Hz, channel {c}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn weights_714_and_916() {
         let w = Meter::channel_weights(&Layout::builtin("7.1.4").unwrap());
