@@ -8,7 +8,7 @@
 #   tools/bench/adm_vs_ear.sh [HALO_BINARY]     (default: target/release/halo, built first)
 #
 # Environment: DIR (work directory, default /tmp/halo-adm-vs-ear), OBJECTS (128),
-# SECONDS_LONG (20), RUNS (5), EAR_RUNS (1), VENV (/root/.cache/halo-ref-venv).
+# SECONDS_LONG (20), RUNS (5), EAR_RUNS (1; 0: halo only), VENV (/root/.cache/halo-ref-venv).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${VENV:-/root/.cache/halo-ref-venv}"
@@ -47,12 +47,13 @@ for _ in $(seq "$runs"); do
     halo_times+=("$(wall "$halo" render "$master" --layout 7.1.4 --threads 1 --out "$dir/halo-out")")
 done
 halo_s=$(printf '%s\n' "${halo_times[@]}" | median)
+printf 'halo render (7.1.4, 1 thread): %s s (median of %s: %s)\n' \
+    "$(printf '%.3f' "$halo_s")" "$runs" "${halo_times[*]}"
+[ "$ear_runs" -gt 0 ] || exit 0
 ear_times=()
 for _ in $(seq "$ear_runs"); do
     ear_times+=("$(wall "$venv/bin/ear-render" -s 4+7+0 "$master" "$dir/ear-7.1.4.wav")")
 done
 ear_s=$(printf '%s\n' "${ear_times[@]}" | median)
-printf 'halo render (7.1.4, 1 thread): %s s (median of %s: %s)\n' \
-    "$(printf '%.3f' "$halo_s")" "$runs" "${halo_times[*]}"
 printf 'EAR ear-render -s 4+7+0:       %s s (median of %s)\n' "$(printf '%.2f' "$ear_s")" "$ear_runs"
 printf 'ratio: halo is %.1fx faster than EAR\n' "$(echo "$ear_s / $halo_s" | bc -l)"
