@@ -176,6 +176,7 @@ fn bench_master_render(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("halo-bench-adm-{}", std::process::id()));
     let master = write_master(&dir, 128, 20);
     let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("bench output dir");
     let mut g = c.benchmark_group("adm_master");
     g.sample_size(10);
     g.bench_function(
