@@ -1,6 +1,8 @@
 //! The render pipeline's fast paths (issue 17) give the same numbers as the plain ones:
 //! 24-bit PCM decoding four samples at a time, against the values written byte by byte.
 
+mod common;
+
 use halo::formats::io::WavReader;
 
 /// A plain PCM WAV file of `channels` channels with the given 24-bit sample codes.
@@ -60,8 +62,7 @@ fn pcm24_decodes_every_code_exactly() {
             }
         })
         .collect();
-    let dir = std::env::temp_dir().join(format!("halo-pcm24-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = common::scratch("pcm24");
     let path = dir.join("codes.wav");
     std::fs::write(&path, pcm24_wav(3, &codes)).expect("write");
     let mut reader = WavReader::open(&path).expect("open");
@@ -82,5 +83,4 @@ fn pcm24_decodes_every_code_exactly() {
         let want = c as f32 / 8_388_608.0;
         assert_eq!(g.to_bits(), want.to_bits(), "sample {i}: code {c}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
