@@ -675,7 +675,7 @@ pub fn render_uncommitted(
         ));
     }
 
-    let mut engine = ParallelEngine::new(
+    let mut engine = ParallelEngine::new_offline(
         EngineConfig {
             sample_rate: rate,
             max_block_frames: options.block_frames,
