@@ -158,11 +158,18 @@ fn static_source_equals_direct_convolution_through_its_tail() {
         (offline(1), &[333, 1024, 7][..]),
     ] {
         let mut r = BinauralRenderer::new(set.clone(), cfg).unwrap();
-        let out = render(&mut r, &[x.clone()], len, len, blocks, |r, pos| {
-            if pos == 0 {
-                r.set_direction(0, dir)
-            }
-        });
+        let out = render(
+            &mut r,
+            std::slice::from_ref(&x),
+            len,
+            len,
+            blocks,
+            |r, pos| {
+                if pos == 0 {
+                    r.set_direction(0, dir)
+                }
+            },
+        );
         let lat = r.latency();
         for ear in 0..2 {
             let mut err = 0.0f64;
