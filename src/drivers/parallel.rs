@@ -141,13 +141,13 @@ impl ParallelEngine {
     /// Builds one engine per group of outputs, on at most `threads` threads (`0`: as many
     /// as the machine has). With one thread, or one group of outputs, everything runs on
     /// the caller's thread.
-    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn new(config: EngineConfig, threads: usize) -> Result<ParallelEngine, EngineError> {
         ParallelEngine::build(config, threads, false)
     }
 
     /// [`ParallelEngine::new`] with [`Engine::new_offline`]'s engines (long binaural
     /// partitions: an offline render, where latency does not matter).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn new_offline(
         config: EngineConfig,
         threads: usize,

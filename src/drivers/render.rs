@@ -675,7 +675,10 @@ pub fn render_uncommitted(
         ));
     }
 
-    let mut engine = ParallelEngine::new_offline(
+    // TODO(lead): `ParallelEngine::new_offline` renders binaural ≈ 1.6× faster (one
+    // 1024-frame partition) but moving sources then differ from `halo play`'s 256-frame
+    // render, which tests/playback.rs requires to be bit-identical.
+    let mut engine = ParallelEngine::new(
         EngineConfig {
             sample_rate: rate,
             max_block_frames: options.block_frames,
