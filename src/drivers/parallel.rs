@@ -142,6 +142,24 @@ impl ParallelEngine {
     /// as the machine has). With one thread, or one group of outputs, everything runs on
     /// the caller's thread.
     pub fn new(config: EngineConfig, threads: usize) -> Result<ParallelEngine, EngineError> {
+        ParallelEngine::build(config, threads, false)
+    }
+
+    /// [`ParallelEngine::new`] with [`Engine::new_offline`]'s engines (long binaural
+    /// partitions: an offline render, where latency does not matter).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn new_offline(
+        config: EngineConfig,
+        threads: usize,
+    ) -> Result<ParallelEngine, EngineError> {
+        ParallelEngine::build(config, threads, true)
+    }
+
+    fn build(
+        config: EngineConfig,
+        threads: usize,
+        offline: bool,
+    ) -> Result<ParallelEngine, EngineError> {
         let threads = if threads == 0 {
             thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -157,10 +175,15 @@ impl ParallelEngine {
         let mut map = vec![(0, 0); config.outputs.len()];
         let mut groups = Vec::with_capacity(plan.len());
         for (g, outputs) in plan.into_iter().enumerate() {
-            let engine = Engine::new(EngineConfig {
+            let group_config = EngineConfig {
                 outputs: outputs.iter().map(|&o| config.outputs[o].clone()).collect(),
                 ..config.clone()
-            })?;
+            };
+            let engine = if offline {
+                Engine::new_offline(group_config)?
+            } else {
+                Engine::new(group_config)?
+            };
             for (local, &o) in outputs.iter().enumerate() {
                 map[o] = (g, local);
             }

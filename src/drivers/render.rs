@@ -675,6 +675,9 @@ pub fn render_uncommitted(
         ));
     }
 
+    // TODO(lead): `ParallelEngine::new_offline` renders binaural ≈ 1.6× faster (one
+    // 1024-frame partition) but moving sources then differ from `halo play`'s 256-frame
+    // render, which tests/playback.rs requires to be bit-identical.
     let mut engine = ParallelEngine::new(
         EngineConfig {
             sample_rate: rate,

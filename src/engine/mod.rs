@@ -434,6 +434,18 @@ fn slices_mut(bufs: &mut [Vec<f32>], frames: usize) -> [&mut [f32]; MAX_OUTPUT_C
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        Engine::build(config, false)
+    }
+
+    /// [`Engine::new`] for an offline render, where latency does not matter: the binaural
+    /// path uses [`BinauralConfig::offline`]'s long partitions (about 2.5× faster for many
+    /// moving objects; static sources render the same convolution to float rounding, moving
+    /// ones update their filters once per partition). The engine's latency is larger.
+    pub fn new_offline(config: EngineConfig) -> Result<Engine, EngineError> {
+        Engine::build(config, true)
+    }
+
+    fn build(config: EngineConfig, offline: bool) -> Result<Engine, EngineError> {
         if config.max_block_frames == 0 || config.max_block_frames > 1 << 16 {
             return Err(EngineError::Config {
                 parameter: "max_block_frames",
@@ -499,6 +511,7 @@ impl Engine {
                             *lfe_db,
                             &config,
                             &stereo_layout,
+                            offline,
                         )?);
                     }
                     (Source::Binaural, stereo_layout.clone(), chain)
@@ -929,6 +942,7 @@ impl BinauralPath {
         lfe_db: Option<f64>,
         config: &EngineConfig,
         stereo_layout: &Layout,
+        offline: bool,
     ) -> Result<BinauralPath, EngineError> {
         let mut bed_sources = Vec::new();
         let mut lfe_taps = Vec::new();
@@ -990,8 +1004,11 @@ impl BinauralPath {
             }
         }
         let n_sources = (n_obj + bed_sources.len() + hoa_sources.len()).max(1);
-        let mut renderer =
-            BinauralRenderer::new(hrtf, BinauralConfig::new(config.sample_rate, n_sources))?;
+        let mut binaural_config = BinauralConfig::new(config.sample_rate, n_sources);
+        if offline {
+            binaural_config = binaural_config.offline(&hrtf);
+        }
+        let mut renderer = BinauralRenderer::new(hrtf, binaural_config)?;
         let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
             layout: stereo_layout.name.clone(),
             source,
