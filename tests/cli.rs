@@ -621,3 +621,84 @@ fn threads_do_not_change_a_single_bit() {
         "files differ between 1 and 3 threads"
     );
 }
+
+#[test]
+fn fast_binaural_keeps_static_sources_and_the_speakers() {
+    // `--fast-binaural` convolves with one long HRTF partition: a static source's binaural
+    // output is the same convolution (float rounding from the longer FFT only), the
+    // speaker outputs are untouched, and a moving source differs only by the filter's
+    // slower update (well below the signal, and not silent: the mode is really on).
+    let dir = material("fast_binaural");
+    let outputs = r#"Speakers(layout: "7.1.4"), Binaural()"#;
+    let fixed = session(
+        r#"(name: "a", source: "mono.wav", position: Polar(az: 60, el: 20, dist: 1)),
+        (name: "b", source: (file: "stereo.wav", channel: 2), position: Cart(x: -0.5, y: -0.5, z: 0), gain_db: -6)"#,
+        "",
+        outputs,
+    );
+    let moving = session(
+        r#"(name: "a", source: "mono.wav", position: [(time: 0.0, value: Polar(az: -90, el: 0, dist: 1)), (time: 1.0, value: Polar(az: 90, el: 0, dist: 1))])"#,
+        "",
+        outputs,
+    );
+    for (name, text) in [("fixed", &fixed), ("moving", &moving)] {
+        std::fs::write(dir.join(format!("{name}.ron")), text).unwrap();
+        let mut renders = Vec::new();
+        for fast in [false, true] {
+            let out = dir.join(format!("{name}-{fast}"));
+            let mut args: Vec<String> = vec![
+                "render".into(),
+                dir.join(format!("{name}.ron"))
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+                "--out".into(),
+                out.to_str().unwrap().to_string(),
+                "--format".into(),
+                "f32".into(),
+            ];
+            if fast {
+                args.push("--fast-binaural".into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (code, _, err) = halo(&args);
+            assert_eq!(code, 0, "{name} fast={fast}: {err}");
+            renders.push((
+                read_f32(&out.join("binaural.wav")),
+                std::fs::read(out.join("7.1.4.wav")).unwrap(),
+            ));
+        }
+        let (slow, fast) = (&renders[0], &renders[1]);
+        assert_eq!(slow.1, fast.1, "{name}: the 7.1.4 file must not change");
+        assert_eq!(slow.0.len(), fast.0.len());
+        let peak = slow.0.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(peak > 0.01, "{name}: silent render");
+        let diff = slow
+            .0
+            .iter()
+            .zip(&fast.0)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let rms = |v: &mut dyn Iterator<Item = f32>| {
+            let (s, n) = v.fold((0.0f64, 0usize), |(s, n), x| {
+                (s + f64::from(x).powi(2), n + 1)
+            });
+            (s / n as f64).sqrt()
+        };
+        let sig = rms(&mut slow.0.iter().copied());
+        let err = rms(&mut slow.0.iter().zip(&fast.0).map(|(a, b)| a - b));
+        let err_db = 20.0 * (err / sig).log10();
+        eprintln!("{name}: max difference {diff:.2e} (peak {peak:.3}), {err_db:.1} dB RMS");
+        if name == "fixed" {
+            assert!(
+                diff <= 1e-5 * peak,
+                "fixed: differs by {diff} (peak {peak})"
+            );
+        } else {
+            assert!(err > 0.0, "moving: --fast-binaural changed nothing");
+            assert!(
+                err_db < -15.0,
+                "moving: difference {err_db:.1} dB against the signal"
+            );
+        }
+    }
+}

@@ -111,6 +111,11 @@ enum Command {
         /// binaural path and each speaker bus render side by side.
         #[arg(long, default_value_t = 0, value_name = "N")]
         threads: usize,
+        /// Binaural outputs through long HRTF partitions: about 1.6x faster. Static sources
+        /// sound the same; a moving source's filter follows every 21 ms instead of every
+        /// 5.3 ms, so the file is no longer exactly what `halo play` plays.
+        #[arg(long)]
+        fast_binaural: bool,
         /// ADM masters: the audioProgramme to render, by ID (APR_1002) or name. Default: the first.
         #[arg(long, value_name = "ID")]
         programme: Option<String>,
@@ -372,6 +377,7 @@ fn run() -> ExitCode {
             threshold,
             block,
             threads,
+            fast_binaural,
             programme,
             complementary,
             min_importance,
@@ -389,6 +395,7 @@ fn run() -> ExitCode {
                 threshold,
                 block,
                 threads,
+                fast_binaural,
                 min_importance,
             },
         ),
@@ -603,6 +610,7 @@ struct RenderFlags {
     threshold: f64,
     block: usize,
     threads: usize,
+    fast_binaural: bool,
     min_importance: Option<u8>,
 }
 
@@ -724,6 +732,7 @@ fn render_scene(
     options.layouts = layouts;
     options.block_frames = flags.block;
     options.threads = flags.threads;
+    options.fast_binaural = flags.fast_binaural;
     options.binaural = flags.binaural;
     options.hrtf = flags.hrtf.clone();
     options.threshold_db = flags.threshold;
@@ -1174,6 +1183,7 @@ fn cmd_demo(out: &Path) -> Result<(), Failure> {
         threshold: 3.0,
         block: render::RENDER_BLOCK_FRAMES,
         threads: 0,
+        fast_binaural: false,
         min_importance: None,
     };
     let report = render_scene(&scene, None, out, &flags, Vec::new())?;
