@@ -40,12 +40,6 @@ impl PolarExtent {
         }
     }
 
-    /// Point-source gains (`n` outputs) for direction `p`.
-    #[inline]
-    pub fn point(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) {
-        self.psp.handle(p, hint, out);
-    }
-
     /// Gains (`n` outputs) of a source at `position` (distance = its length) with the
     /// block's width, height (degrees) and depth.
     pub fn gains(
