@@ -139,6 +139,16 @@ impl AllocentricPanner {
         if self.plane_z.is_empty() {
             return;
         }
+        // Rows (and layers) often share their bracketing coordinates (every side row
+        // of 7.1.4 spans x = −1…1): the last pan per axis is reused, the same numbers.
+        let mut memo_y = (f64::NAN, f64::NAN, (0.0, 0.0));
+        let mut memo_x = (f64::NAN, f64::NAN, (0.0, 0.0));
+        let mut pan = |memo: &mut (f64, f64, (f64, f64)), lo: f64, hi: f64, v: f64| {
+            if memo.0 != lo || memo.1 != hi {
+                *memo = (lo, hi, balance(lo, hi, v));
+            }
+            memo.2
+        };
         let (z0, z1) = bracket(&self.plane_z, p[2]);
         let zg = balance(self.plane_z[z0], self.plane_z[z1], p[2]);
         // On a layer (or outside) both ends are the same layer with gain 1: once.
@@ -147,14 +157,14 @@ impl AllocentricPanner {
             let rows = self.plane_rows[zz]..self.plane_rows[zz + 1];
             let row_y = &self.row_y[rows.clone()];
             let (y0, y1) = bracket(row_y, p[1]);
-            let yg = balance(row_y[y0], row_y[y1], p[1]);
+            let yg = pan(&mut memo_y, row_y[y0], row_y[y1], p[1]);
             let nrows = if y0 == y1 { 1 } else { 2 };
             for (ygain, yy) in [(yg.0, y0), (yg.1, y1)].into_iter().take(nrows) {
                 let row = rows.start + yy;
                 let cols = self.row_cols[row]..self.row_cols[row + 1];
                 let col_x = &self.col_x[cols.clone()];
                 let (x0, x1) = bracket(col_x, p[0]);
-                let xg = balance(col_x[x0], col_x[x1], p[0]);
+                let xg = pan(&mut memo_x, col_x[x0], col_x[x1], p[0]);
                 let ncols = if x0 == x1 { 1 } else { 2 };
                 for (xgain, xx) in [(xg.0, x0), (xg.1, x1)].into_iter().take(ncols) {
                     out[self.col_out[cols.start + xx]] = zgain * ygain * xgain;

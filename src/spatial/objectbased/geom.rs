@@ -31,7 +31,13 @@ pub fn cart_with_elevation(azimuth_deg: f64, sin_el: f64, cos_el: f64, distance:
 /// angles give NaN. About a third of libm's `sin_cos` on the engine's path.
 #[inline]
 pub fn sin_cos_deg(a: f64) -> (f64, f64) {
-    let q = (a * (1.0 / 90.0)).round();
+    if !a.is_finite() {
+        return (f64::NAN, f64::NAN);
+    }
+    // Nearest whole number of quarter turns (half away from zero; `as` saturates).
+    let t = a * (1.0 / 90.0);
+    let qi = (t + 0.5f64.copysign(t)) as i64;
+    let q = qi as f64;
     let r = a - 90.0 * q;
     let x = r * (std::f64::consts::PI / 180.0);
     let x2 = x * x;
@@ -57,18 +63,19 @@ pub fn sin_cos_deg(a: f64) -> (f64, f64) {
         1.0 / 20_922_789_888_000.0,
         -1.0 / 6_402_373_705_728_000.0,
     ];
-    let mut ps = S[7];
-    for &k in S[..7].iter().rev() {
-        ps = ps * x2 + k;
-    }
-    let mut pc = C[8];
-    for &k in C[..8].iter().rev() {
-        pc = pc * x2 + k;
-    }
+    // Estrin's scheme (pairs, then pairs of pairs): a short dependency chain.
+    let x4 = x2 * x2;
+    let x8 = x4 * x4;
+    let ps = (S[0] + S[1] * x2)
+        + x4 * (S[2] + S[3] * x2)
+        + x8 * ((S[4] + S[5] * x2) + x4 * (S[6] + S[7] * x2));
+    let pc = (C[0] + C[1] * x2)
+        + x4 * (C[2] + C[3] * x2)
+        + x8 * ((C[4] + C[5] * x2) + x4 * (C[6] + C[7] * x2) + x8 * C[8]);
     let s = x + x * x2 * ps;
     let c = 1.0 + x2 * pc;
     // Quadrant q mod 4 (two's complement: −1 → 3).
-    match (q as i64) & 3 {
+    match qi & 3 {
         0 => (s, c),
         1 => (c, -s),
         2 => (-s, -c),
