@@ -143,7 +143,7 @@ impl AllocentricPanner {
         // of 7.1.4 spans x = −1…1): the last pan per axis is reused, the same numbers.
         let mut memo_y = (f64::NAN, f64::NAN, (0.0, 0.0));
         let mut memo_x = (f64::NAN, f64::NAN, (0.0, 0.0));
-        let mut pan = |memo: &mut (f64, f64, (f64, f64)), lo: f64, hi: f64, v: f64| {
+        let pan = |memo: &mut (f64, f64, (f64, f64)), lo: f64, hi: f64, v: f64| {
             if memo.0 != lo || memo.1 != hi {
                 *memo = (lo, hi, balance(lo, hi, v));
             }

@@ -43,8 +43,8 @@ impl Triplet {
     fn handle(&self, p: Vec3) -> Option<Vec3> {
         let g = row_times(p, &self.inv);
         if g[0] >= TRIPLET_EPS && g[1] >= TRIPLET_EPS && g[2] >= TRIPLET_EPS {
-            let n = norm(g);
-            Some(g.map(|x| (x / n).clamp(0.0, 1.0)))
+            let k = 1.0 / norm(g);
+            Some(g.map(|x| (x * k).clamp(0.0, 1.0)))
         } else {
             None
         }
@@ -118,8 +118,8 @@ impl Quad {
         if dot(v, p) <= 0.0 {
             return None;
         }
-        let n = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-        Some(g.map(|x| x / n))
+        let k = 1.0 / g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        Some(g.map(|x| x * k))
     }
 }
 
@@ -128,6 +128,20 @@ enum Region {
     Triplet(Triplet),
     Quad(Quad),
     Ngon(VirtualNgon),
+}
+
+impl Region {
+    /// Whether two corners feed the same output.
+    fn shares_outputs(&self) -> bool {
+        let ch: &[usize] = match self {
+            Region::Triplet(t) => &t.ch,
+            Region::Quad(q) => &q.ch,
+            Region::Ngon(ng) => &ng.ch,
+        };
+        ch.iter()
+            .enumerate()
+            .any(|(i, c)| ch[i + 1..].contains(c))
+    }
 }
 
 /// The §6 point-source panner for one layout. Gains are indexed by the layout's
@@ -158,6 +172,10 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct Full {
     regions: Vec<Region>,
+    /// Per region: two of its corners feed one output (an extra speaker and the real
+    /// one it copies), so its gains need normalising again once added. Otherwise the
+    /// region's own gains are already of unit power.
+    shared: Vec<bool>,
     /// Number of outputs written (the real speakers, or the channels of a remapped
     /// panner).
     n: usize,
@@ -426,7 +444,8 @@ impl Full {
                 Region::Ngon(ng) => ng.ch.iter_mut().for_each(|c| *c = output(*c)),
             }
         }
-        Ok(Full { regions, n })
+        let shared = regions.iter().map(Region::shares_outputs).collect();
+        Ok(Full { regions, shared, n })
     }
 
     /// The same regions writing output `o` to `outputs[o]` of `width`.
@@ -439,17 +458,25 @@ impl Full {
                 Region::Ngon(ng) => ng.ch.iter_mut().for_each(|c| *c = outputs[*c]),
             }
         }
-        Full { regions, n: width }
+        Full {
+            regions,
+            shared: self.shared.clone(),
+            n: width,
+        }
     }
 
     /// The hinted region first, then the others in order; only the region that takes
-    /// `p` writes (its corners added into zeroed outputs, then all normalised).
+    /// `p` writes (its corners added into zeroed outputs, normalised again where two
+    /// corners fed one output).
     fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
         let count = self.regions.len();
         let mut r = if hint.0 < count { hint.0 } else { 0 };
         for _ in 0..count {
             if self.region_gains(r, p, out) {
                 hint.0 = r;
+                if !self.shared[r] {
+                    return true;
+                }
                 let out = &mut out[..self.n];
                 let mut total = 0.0;
                 for x in out.iter() {
