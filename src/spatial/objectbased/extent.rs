@@ -352,7 +352,7 @@ mod tests {
         }
         for (i, &centre) in centres.iter().enumerate() {
             for reach_deg in [1.0, 5.0, 12.5, 25.0, 47.0, 90.0, 135.0, 179.0] {
-                let cap_cos = (reach_deg as f64).to_radians().cos() - 1e-9;
+                let cap_cos = f64::to_radians(reach_deg).cos() - 1e-9;
                 let full: Vec<usize> = (0..extent.grid.len())
                     .filter(|&k| dot(extent.grid[k], centre) >= cap_cos)
                     .collect();
