@@ -1,5 +1,7 @@
 //! Moving-source binaural rendering speed: halo's renderer against one `sofar` renderer per
-//! source (with its crossfades), 48 kHz, directions updated every 64 frames.
+//! source (with its crossfades), 48 kHz, directions updated every 64 frames. `halo` is the
+//! live configuration (256-frame partitions, `halo play`), `halo offline` the one
+//! `halo render` uses (`BinauralConfig::offline`: 1024-frame partitions for this set).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -136,9 +138,17 @@ fn bench(c: &mut Criterion) {
             r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n)).unwrap(),
             clock: 0,
         };
+        let mut offline = Halo {
+            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).offline(&set))
+                .unwrap(),
+            clock: 0,
+        };
         let mut sofar = Sofar::new(n);
         group.bench_with_input(BenchmarkId::new("halo", n), &n, |b, _| {
             b.iter(|| halo.run(black_box(&ins), &mut l, &mut r))
+        });
+        group.bench_with_input(BenchmarkId::new("halo offline", n), &n, |b, _| {
+            b.iter(|| offline.run(black_box(&ins), &mut l, &mut r))
         });
         group.bench_with_input(BenchmarkId::new("sofar per source", n), &n, |b, _| {
             b.iter(|| sofar.run(black_box(&ins), &mut l, &mut r))
@@ -161,6 +171,8 @@ fn bench(c: &mut Criterion) {
             let x = times_real_time(|| other.run(&ins, &mut l, &mut r), 8);
             println!("{n:4} moving sources, {b}-frame partitions: halo {x:8.1}x real time");
         }
+        let x_offline = times_real_time(|| offline.run(&ins, &mut l, &mut r), 8);
+        println!("{n:4} moving sources, offline config: halo {x_offline:8.1}x real time");
         let x_sofar = times_real_time(|| sofar.run(&ins, &mut l, &mut r), 2);
         println!(
             "{n:4} moving sources: halo {x_halo:8.1}x real time, sofar {x_sofar:7.1}x, ratio {:.1}",
@@ -171,7 +183,8 @@ fn bench(c: &mut Criterion) {
 }
 
 /// 128 moving sources in each distance mode: the room (Near, Mid, Far) is one shared bus,
-/// so it should cost little more than the anechoic render (the figure before the modes).
+/// so it should cost little more than the anechoic render (the figure before the modes);
+/// then the offline configuration, anechoic and `Mid`.
 fn bench_modes(c: &mut Criterion) {
     let set = Arc::new(HrtfSet::default_set(SR).unwrap());
     let mut group = c.benchmark_group("binaural 128 moving sources by mode");
@@ -181,14 +194,20 @@ fn bench_modes(c: &mut Criterion) {
     let n = 128;
     let ins = inputs(n);
     let mut figures = Vec::new();
-    for (name, distance) in [
-        ("anechoic", Distance::Anechoic),
-        ("near", Distance::Near),
-        ("mid", Distance::Mid),
-        ("far", Distance::Far),
+    for (name, distance, offline) in [
+        ("anechoic", Distance::Anechoic, false),
+        ("near", Distance::Near, false),
+        ("mid", Distance::Mid, false),
+        ("far", Distance::Far, false),
+        ("anechoic offline", Distance::Anechoic, true),
+        ("mid offline", Distance::Mid, true),
     ] {
+        let mut cfg = BinauralConfig::new(SR, n);
+        if offline {
+            cfg = cfg.offline(&set);
+        }
         let mut halo = Halo {
-            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n)).unwrap(),
+            r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
             clock: 0,
         };
         for i in 0..n {
@@ -202,7 +221,7 @@ fn bench_modes(c: &mut Criterion) {
     let base = figures[0].1;
     for (name, x) in &figures {
         println!(
-            "128 moving sources, {name:8}: {x:6.1}x real time, {:+5.1}% time against anechoic",
+            "128 moving sources, {name:16}: {x:6.1}x real time, {:+5.1}% time against anechoic",
             (base / x - 1.0) * 100.0
         );
     }

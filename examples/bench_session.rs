@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `--keyframe-every S` spaces the keyframes (default 1 s), so that sessions of different
-//! lengths can carry the same amount of automation data (the memory check). `--all-outputs`
+//! lengths can carry the same amount of automation data (the memory check); `--keyframe-ms M`
+//! spaces them in milliseconds instead (100: the 0.1 s blocks of the ADM speed check,
+//! `tools/bench/adm_vs_ear.sh`). `--all-outputs`
 //! renders to 7.1.4, binaural and a stereo fold-down with master chains instead (the whole
 //! render of the speed table).
 
@@ -21,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut seconds = 60u64;
     let mut out = PathBuf::from("halo-bench");
     let mut every = 1u64;
+    let mut every_ms: Option<u64> = None;
     let mut all_outputs = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -30,10 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--seconds" => seconds = value()?.parse()?,
             "--out" => out = PathBuf::from(value()?),
             "--keyframe-every" => every = value()?.parse::<u64>()?.max(1),
+            "--keyframe-ms" => every_ms = Some(value()?.parse::<u64>()?.max(1)),
             "--all-outputs" => all_outputs = true,
             other => {
                 return Err(format!(
-                    "unknown argument {other}; use --objects N --seconds S --out DIR [--keyframe-every S] [--all-outputs]"
+                    "unknown argument {other}; use --objects N --seconds S --out DIR [--keyframe-every S | --keyframe-ms M] [--all-outputs]"
                 )
                 .into());
             }
@@ -84,19 +88,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             text,
             "        (name: \"obj{i}\", source: \"source.wav\", gain: -18.0, position: ["
         )?;
-        for t in (0..=seconds).step_by(every as usize) {
+        let step_ms = every_ms.unwrap_or(every * 1000);
+        for t_ms in (0..=seconds * 1000).step_by(step_ms as usize) {
             // Keyframes farther apart than half a revolution would turn the short way
             // round; the object then moves more slowly but still all the time.
-            let turns = if every as f64 >= period / 2.0 {
+            let turns = if step_ms as f64 / 1000.0 >= period / 2.0 {
                 0.37
             } else {
                 1.0
             };
-            let az = (i as f64 * 17.0 + turns * t as f64 / period * 360.0) % 360.0;
+            let t = t_ms as f64 / 1000.0;
+            let az = (i as f64 * 17.0 + turns * t / period * 360.0) % 360.0;
             let az = if az > 180.0 { az - 360.0 } else { az };
             writeln!(
                 text,
-                "            (time: {t}.0, value: Polar(az: {az:.3}, el: {el:.1})),"
+                "            (time: {t:.3}, value: Polar(az: {az:.3}, el: {el:.1})),"
             )?;
         }
         writeln!(text, "        ]),")?;

@@ -5,52 +5,13 @@
 //! LFEs at −3 dB into one, 7.1.4's heights folded onto 5.1. Also: an own (non-ITU) pack
 //! with the same labels is not mapped by the rules.
 
-use halo::engine::{BedConfig, Engine, EngineConfig, OutputConfig};
-use halo::scene::layout::{ITU_SYSTEMS, Layout};
+mod common;
+use common::{bed_gains, builtin_of};
 
 const DATA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/adm/ear_direct_speakers.json"
 );
-
-fn builtin_of(itu: &str) -> Layout {
-    let name = ITU_SYSTEMS.iter().find(|s| s.0 == itu).map_or(itu, |s| s.1);
-    Layout::builtin(name).unwrap()
-}
-
-/// The gain from each bed channel to each output channel: (bed channel, output channel)
-/// → gain, measured through the engine with a unit signal on one channel at a time.
-fn bed_gains(input: &Layout, output: &Layout) -> Vec<Vec<f64>> {
-    let n_in = input.num_channels();
-    let mut engine = Engine::new(EngineConfig {
-        sample_rate: 48000,
-        max_block_frames: 64,
-        objects: vec![],
-        beds: vec![BedConfig {
-            name: "bed".into(),
-            layout: input.clone(),
-            gain_db: 0.0,
-            mute: false,
-            binaural_distances: vec![],
-            hoa: None,
-            active_frames: None,
-            speaker_bounds: vec![],
-            channel_gains: vec![],
-        }],
-        outputs: vec![OutputConfig::speakers(output.clone())],
-    })
-    .unwrap();
-    let mut gains = Vec::new();
-    for c in 0..n_in {
-        for ch in 0..n_in {
-            let v = if ch == c { 1.0 } else { 0.0 };
-            engine.bed_input(0, ch)[..64].fill(v);
-        }
-        engine.process(64);
-        gains.push(engine.output(0).iter().map(|o| f64::from(o[63])).collect());
-    }
-    gains
-}
 
 #[test]
 fn itu_beds_map_as_ear_maps_them() {
@@ -63,7 +24,7 @@ fn itu_beds_map_as_ear_maps_them() {
             case["output"].as_str().unwrap(),
         );
         let (input, output) = (builtin_of(inp), builtin_of(out));
-        let measured = bed_gains(&input, &output);
+        let measured = bed_gains(&input, &[], &output);
         for (c, ch) in input.channels.iter().enumerate() {
             let want = &case["gains"][&ch.name];
             for (o, och) in output.channels.iter().enumerate() {
@@ -85,7 +46,7 @@ fn itu_beds_map_as_ear_maps_them() {
 #[test]
 fn the_5_1_surrounds_go_to_the_7_1_4_rear_surrounds() {
     // The headline rule: M±110 → M±135 (not panned between M±090 and M±135).
-    let g = bed_gains(&builtin_of("0+5+0"), &builtin_of("4+7+0"));
+    let g = bed_gains(&builtin_of("0+5+0"), &[], &builtin_of("4+7+0"));
     let input = builtin_of("0+5+0");
     let output = builtin_of("4+7+0");
     let ls = input
@@ -110,7 +71,7 @@ fn an_own_pack_is_panned_at_its_positions_not_mapped() {
     own.name = "ADM AP_00011001".into();
     own.aliases.clear();
     let output = builtin_of("4+7+0");
-    let g = bed_gains(&own, &output);
+    let g = bed_gains(&own, &[], &output);
     let ls = own.channels.iter().position(|c| c.name == "M+110").unwrap();
     let (m90, m135) = (
         output

@@ -7,8 +7,10 @@
 //! listener, a speaker at the pole, distance bounds, ties; and bounds read from an ADM
 //! document through the importer.
 
-use halo::engine::{BedConfig, Engine, EngineConfig, OutputConfig};
-use halo::scene::layout::{Channel, ITU_SYSTEMS, Layout};
+mod common;
+use common::{bed_gains, builtin_of};
+
+use halo::scene::layout::{Channel, Layout};
 use halo::spatial::direct_speakers::SpeakerBounds;
 
 const DATA: &str = concat!(
@@ -16,51 +18,12 @@ const DATA: &str = concat!(
     "/tests/data/adm/ear_direct_speakers_bounds.json"
 );
 
-fn builtin_of(itu: &str) -> Layout {
-    let name = ITU_SYSTEMS.iter().find(|s| s.0 == itu).map_or(itu, |s| s.1);
-    Layout::builtin(name).unwrap()
-}
-
 /// (value, min, max) of a coordinate from the data file; a missing bound is the value.
 fn range(v: &serde_json::Value) -> (f64, (f64, f64)) {
     let value = v[0].as_f64().unwrap();
     let lo = v[1].as_f64().unwrap_or(value);
     let hi = v[2].as_f64().unwrap_or(value);
     (value, (lo, hi))
-}
-
-/// The gain from each bed channel to each output channel, measured through the engine
-/// with a unit signal on one channel at a time.
-fn bed_gains(input: &Layout, bounds: &[Option<SpeakerBounds>], output: &Layout) -> Vec<Vec<f64>> {
-    let n_in = input.num_channels();
-    let mut engine = Engine::new(EngineConfig {
-        sample_rate: 48000,
-        max_block_frames: 64,
-        objects: vec![],
-        beds: vec![BedConfig {
-            name: "bed".into(),
-            layout: input.clone(),
-            gain_db: 0.0,
-            mute: false,
-            binaural_distances: vec![],
-            hoa: None,
-            active_frames: None,
-            speaker_bounds: bounds.to_vec(),
-            channel_gains: vec![],
-        }],
-        outputs: vec![OutputConfig::speakers(output.clone())],
-    })
-    .unwrap();
-    let mut gains = Vec::new();
-    for c in 0..n_in {
-        for ch in 0..n_in {
-            let v = if ch == c { 1.0 } else { 0.0 };
-            engine.bed_input(0, ch)[..64].fill(v);
-        }
-        engine.process(64);
-        gains.push(engine.output(0).iter().map(|o| f64::from(o[63])).collect());
-    }
-    gains
 }
 
 #[test]

@@ -6,17 +6,15 @@
 //! made by `tools/reference/matrix.py` from `tests/data/adm/matrix/*.xml`), and the
 //! properties: identity reproduces the input; M/S decode gives L = M + S, R = M − S.
 
+mod common;
+use common::builtin_of;
+
 use halo::engine::{BedConfig, Engine, EngineConfig, OutputConfig};
 use halo::formats::adm::*;
-use halo::scene::layout::{ITU_SYSTEMS, Layout};
+use halo::scene::layout::Layout;
 use halo::scene::mix::Scene;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/adm/");
-
-fn builtin_of(itu: &str) -> Layout {
-    let name = ITU_SYSTEMS.iter().find(|s| s.0 == itu).map_or(itu, |s| s.1);
-    Layout::builtin(name).unwrap()
-}
 
 /// The document's scene, its tracks as the chna names them (as the reference script does:
 /// one track per audioTrackUID, in document order).

@@ -10,6 +10,9 @@
 //! through `write_mediainfo_fixture`); where `mediainfo` is installed the test also runs it
 //! on a fresh export.
 
+mod common;
+use common::scratch;
+
 use halo::drivers::demo;
 use halo::exchange::{self, AdmProfile, ExportOptions};
 use halo::formats::adm::{AdmTime, parse_chna};
@@ -62,15 +65,6 @@ const TRACK_MODES: [BinauralRenderMode; 10] = [
     BinauralRenderMode::Mid,
     BinauralRenderMode::Far,
 ];
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("adm_profile")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The session and the demo's stems in `dir`.
 fn write_session(dir: &Path) -> PathBuf {

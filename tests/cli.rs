@@ -2,22 +2,14 @@
 //! names the place, no output left behind), channel masks in rendered files, `--strict`
 //! (exit code 3), the translation report's flags, and binaural output.
 
+mod common;
+use common::{halo, scratch};
+
 use halo::formats::io::{WavSpec, WavWriter, WriteFormat};
 use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const RATE: u32 = 48000;
-
-/// A fresh directory under the target dir for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("cli")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Writes a WAV of `channels` channels whose channel `c` is a sine at 200·(c+1) Hz.
 fn write_wav(path: &Path, channels: usize, seconds: f64, amp: f64) {
@@ -46,18 +38,6 @@ fn write_samples(path: &Path, channels: usize, channel_mask: Option<u32>, data: 
     .unwrap();
     w.write(data).unwrap();
     w.finish().unwrap().commit().unwrap();
-}
-
-fn halo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_halo"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Files left in a directory (recursively none expected: renders write flat).

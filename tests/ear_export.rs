@@ -15,6 +15,7 @@
 //! in the linear block gains of the profile, which EAR reads.
 
 mod common;
+use common::scratch;
 use halo::drivers::demo;
 use halo::exchange::{self, AdmProfile, ExportOptions, MAX_PROFILE_OBJECTS};
 use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
@@ -31,15 +32,6 @@ const WINDOW_S: f64 = 2.0;
 const FLOOR_DB: f64 = -70.0;
 /// Windows are compared where EAR's level is above this (dBFS).
 const WINDOW_FLOOR_DB: f64 = -50.0;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("ear_export")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Writes interleaved samples as a float WAV (no channel mask: layout order).
 fn write_wav(path: &Path, channels: usize, samples: &[f32]) {

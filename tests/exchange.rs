@@ -4,36 +4,15 @@
 //! leaving nothing behind.
 
 mod common;
+use common::{halo, scratch};
 use halo::formats::adm::{Chna, ChnaEntry, write_chna};
 use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
 use halo::formats::session;
 use halo::scene::geometry::Position;
 use halo::scene::mix::Scene;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const RATE: u32 = 48000;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("exchange")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn halo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_halo"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Writes planar channels as an interleaved float WAV, with extra chunks before the data.
 fn write_planar(path: &Path, channels: &[Vec<f32>], extra: Vec<Chunk>) {

@@ -5,6 +5,9 @@
 //! commands, each checked for its exit code, a one-line message, no panic text, nothing
 //! left behind and an earlier render left byte-identical.
 
+mod common;
+use common::scratch;
+
 use std::f64::consts::TAU;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,15 +18,6 @@ const RATE: u32 = 48_000;
 
 // ---------------------------------------------------------------------------------------
 // Helpers (local to this file for now).
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("hostile")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A RIFF/WAVE file: `fmt ` (plain, 16 bytes) then `data`, as raw bytes.
 fn wav_bytes(tag: u16, channels: u16, rate: u32, bits: u16, data: &[u8]) -> Vec<u8> {

@@ -5,17 +5,11 @@
 //! the set itself renders, so each refusal is the edit's doing. Every refusal: exit 2, one
 //! line naming the file and what is wrong, no panic, nothing written.
 
+mod common;
+use common::scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("hostile_sofa")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A mono float WAV of a 0.2 s, 1 kHz sine at −20 dBFS, 48 kHz.
 fn tone(path: &Path) {

@@ -4,34 +4,15 @@
 //! `halo export` / `halo import`, taken by `halo gains --controls` (whose gains are EAR's,
 //! tests/data/bs2127_objects/gains_cli.json), and `--min-importance` on render.
 
+mod common;
+use common::{halo, scratch};
+
 use halo::formats::session;
 use halo::scene::automation::Automation;
 use halo::scene::mix::{ExclusionZone, Extent, ObjectControls, Scene, ScreenEdge, Snap};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 const RATE: u32 = 48000;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("object_controls")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn halo(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_halo"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn parse(text: &str) -> Result<Scene, session::SessionError> {
     session::parse(text, Path::new("/tmp/mix.ron"), &mut |_| {

@@ -142,6 +142,24 @@ impl ParallelEngine {
     /// as the machine has). With one thread, or one group of outputs, everything runs on
     /// the caller's thread.
     pub fn new(config: EngineConfig, threads: usize) -> Result<ParallelEngine, EngineError> {
+        ParallelEngine::build(config, threads, false)
+    }
+
+    /// [`ParallelEngine::new`] with [`Engine::new_offline`]'s engines (long binaural
+    /// partitions: an offline render, where latency does not matter).
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
+    pub fn new_offline(
+        config: EngineConfig,
+        threads: usize,
+    ) -> Result<ParallelEngine, EngineError> {
+        ParallelEngine::build(config, threads, true)
+    }
+
+    fn build(
+        config: EngineConfig,
+        threads: usize,
+        offline: bool,
+    ) -> Result<ParallelEngine, EngineError> {
         let threads = if threads == 0 {
             thread::available_parallelism().map_or(1, |n| n.get())
         } else {
@@ -157,10 +175,15 @@ impl ParallelEngine {
         let mut map = vec![(0, 0); config.outputs.len()];
         let mut groups = Vec::with_capacity(plan.len());
         for (g, outputs) in plan.into_iter().enumerate() {
-            let engine = Engine::new(EngineConfig {
+            let group_config = EngineConfig {
                 outputs: outputs.iter().map(|&o| config.outputs[o].clone()).collect(),
                 ..config.clone()
-            })?;
+            };
+            let engine = if offline {
+                Engine::new_offline(group_config)?
+            } else {
+                Engine::new(group_config)?
+            };
             for (local, &o) in outputs.iter().enumerate() {
                 map[o] = (g, local);
             }
@@ -232,7 +255,10 @@ impl ParallelEngine {
             while let Some(frames) = produce(&mut inputs)? {
                 span.frames = frames.min(self.max_block_frames);
                 let engine = &mut self.groups[0];
-                load(engine, &inputs, span.frames);
+                // The objects' block changes hands instead of being copied (`produce` fills
+                // every object's frames each time, as with the pool of the threaded path).
+                engine.swap_object_inputs(&mut inputs.objects);
+                load_beds(engine, &inputs, span.frames);
                 engine.process(span.frames);
                 for (o, state) in states.iter_mut().enumerate() {
                     sink(o, engine.output(self.map[o].1), state, span)?;
@@ -310,6 +336,11 @@ fn load(engine: &mut Engine, inputs: &Inputs, frames: usize) {
     for (i, x) in inputs.objects.iter().enumerate() {
         engine.object_input(i)[..frames].copy_from_slice(&x[..frames]);
     }
+    load_beds(engine, inputs, frames);
+}
+
+/// Copies a block's bed channels into an engine.
+fn load_beds(engine: &mut Engine, inputs: &Inputs, frames: usize) {
     for (b, bed) in inputs.beds.iter().enumerate() {
         for (ch, x) in bed.iter().enumerate() {
             engine.bed_input(b, ch)[..frames].copy_from_slice(&x[..frames]);

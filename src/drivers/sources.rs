@@ -233,6 +233,63 @@ impl Sources {
         Ok(())
     }
 
+    /// Reads the next `frames` frames of every file straight into the objects' buffers
+    /// (object `i` into `objects[i][..frames]`) and the beds' (`beds[b][layout channel]`):
+    /// the same values as [`Sources::read_block`] then [`Sources::object`] and
+    /// [`Sources::bed_channel`]. A file is read and taken apart a few frames at a time
+    /// (≈ 16 KB of samples), so that its interleaved samples stay in the L1/L2 cache while
+    /// each object takes its own: a 128-track master's whole block is half a megabyte,
+    /// and striding through it once per object cost ≈ 15 % of a 7.1.4 render (measured).
+    pub fn read_into(
+        &mut self,
+        frames: usize,
+        objects: &mut [Vec<f32>],
+        beds: &mut [Vec<Vec<f32>>],
+    ) -> Result<(), RenderError> {
+        /// Samples (all channels) per tile.
+        const TILE_SAMPLES: usize = 4096;
+        for (f, src) in self.files.iter_mut().enumerate() {
+            let nch = src.channels;
+            let tile = (TILE_SAMPLES / nch).clamp(1, frames.max(1));
+            let mut start = 0;
+            while start < frames {
+                let n = tile.min(frames - start);
+                if let Err(e) = src.fill(n) {
+                    return Err(src.error(e));
+                }
+                let rows = &src.scratch[..n * nch];
+                for (out, &(_, ch)) in objects
+                    .iter_mut()
+                    .zip(&self.objects)
+                    .filter(|(_, (file, _))| *file == f)
+                {
+                    for (x, row) in out[start..start + n].iter_mut().zip(rows.chunks_exact(nch)) {
+                        *x = row[ch];
+                    }
+                }
+                for (bed, (_, map)) in beds
+                    .iter_mut()
+                    .zip(&self.beds)
+                    .filter(|(_, (file, _))| *file == f)
+                {
+                    for (layout_ch, out) in bed.iter_mut().enumerate() {
+                        let out = &mut out[start..start + n];
+                        match map.iter().find(|&&(_, l)| l == layout_ch) {
+                            Some(&(file_ch, _)) => {
+                                for (x, row) in out.iter_mut().zip(rows.chunks_exact(nch)) {
+                                    *x = row[file_ch];
+                                }
+                            }
+                            None => out.fill(0.0),
+                        }
+                    }
+                }
+                start += n;
+            }
+        }
+        Ok(())
+    }
+
     /// Object `i`'s samples of the block last read, into `out` (`out.len()` frames).
     pub fn object(&self, i: usize, out: &mut [f32]) {
         let (file, ch) = self.objects[i];

@@ -882,9 +882,27 @@ fn decode(format: SampleFormat, bytes: &[u8], out: &mut [f32]) {
             }
         }
         SampleFormat::Pcm24 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(3)) {
+            // Four samples (12 bytes, three 32-bit words) at a time: each sample is moved
+            // to the top of an i32 and shifted back down, sign-extended.
+            let scale = 1.0 / 8_388_608.0;
+            let mut outs = out.chunks_exact_mut(4);
+            let mut ins = bytes.chunks_exact(12);
+            for (o, b) in (&mut outs).zip(&mut ins) {
+                let w0 = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                let w1 = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+                let w2 = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
+                o[0] = ((w0 << 8) as i32 >> 8) as f32 * scale;
+                o[1] = ((((w0 >> 24) | (w1 << 8)) << 8) as i32 >> 8) as f32 * scale;
+                o[2] = ((((w1 >> 16) | (w2 << 16)) << 8) as i32 >> 8) as f32 * scale;
+                o[3] = (w2 as i32 >> 8) as f32 * scale;
+            }
+            for (o, b) in outs
+                .into_remainder()
+                .iter_mut()
+                .zip(ins.remainder().chunks_exact(3))
+            {
                 let v = i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8;
-                *o = v as f32 * (1.0 / 8_388_608.0);
+                *o = v as f32 * scale;
             }
         }
         SampleFormat::Pcm32 => {

@@ -6,6 +6,15 @@
 //! channel map ignores every channel from the 7th on, so `Meter::new` sets every channel
 //! explicitly from the layout's positions (see [`Meter::channel_weights`]).
 //!
+//! True peak is the crate's own oversampling filter computed here ([`TruePeakScan`]), with
+//! the same coefficients and the same arithmetic in the same order, so the same numbers,
+//! but oversampling only where it can change a result: a stretch of one channel whose
+//! inter-sample values provably cannot exceed that channel's highest true peak so far
+//! (and, for the QC page's series, the highest of the current 100 ms) is not oversampled.
+//! The bound is the filter's largest absolute phase sum times the largest input sample
+//! the phase reads, with a margin above float rounding. (The crate flushes subnormal
+//! numbers to zero while it filters; this does not: levels below −758 dBFS may differ.)
+//!
 //! JSON: `-∞` (silence: no gated block, no peak) has no JSON number; `serde_json` writes
 //! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
 
@@ -120,6 +129,130 @@ pub struct LoudnessReport {
 /// Short-term loudness spans 30 blocks of 100 ms.
 const SUB_BLOCKS_SHORT_TERM: usize = 30;
 
+/// Taps of the true-peak interpolation filter (all phases together), as in `ebur128`.
+const TP_TAPS: usize = 48;
+/// Frames scanned at a time (a stack buffer; also the granularity of skipping).
+const TP_TILE_FRAMES: usize = 256;
+/// Relative margin on the skip bound: far above the rounding of a 24-term f32 sum.
+const TP_BOUND_MARGIN: f64 = 1e-4;
+
+/// True peak after BS.1770-4 Annex 2 as the `ebur128` crate computes it: 4× oversampling
+/// below 96 kHz, 2× below 192 kHz, none above; a Hann-windowed sinc of 48 taps split in
+/// polyphase, each output phase summed from tap 0 (newest input) on, in f32. Skips the
+/// stretches whose outputs cannot exceed a floor the caller gives (see the module notes).
+struct TruePeakScan {
+    /// Oversampling factor (1: none) and taps per phase.
+    factor: usize,
+    taps: usize,
+    /// `coeffs[k * factor + o]`: tap `k` of output phase `o`.
+    coeffs: Vec<f32>,
+    /// Largest sum of absolute coefficients over the phases, with the margin.
+    gain_bound: f64,
+    /// Per channel: the last `taps - 1` inputs, oldest first.
+    history: Vec<[f32; TP_TAPS]>,
+    /// Per channel: the highest true peak so far (linear).
+    peak: Vec<f64>,
+}
+
+impl TruePeakScan {
+    fn new(sample_rate: u32, channels: usize) -> TruePeakScan {
+        let factor = if sample_rate < 96_000 {
+            4
+        } else if sample_rate < 192_000 {
+            2
+        } else {
+            1
+        };
+        let mut coeffs = vec![0.0f32; TP_TAPS];
+        if factor > 1 {
+            let window = TP_TAPS as f64;
+            for (j, c) in coeffs.iter_mut().enumerate() {
+                let j = j as f64;
+                let w = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j / window).cos());
+                let m = j - window / 2.0;
+                let x = m * std::f64::consts::PI / factor as f64;
+                *c = if m.abs() > 0.000001 { w * x.sin() / x } else { w } as f32;
+            }
+        }
+        let taps = TP_TAPS / factor;
+        let gain_bound = (0..factor)
+            .map(|o| {
+                (0..taps)
+                    .map(|k| f64::from(coeffs[k * factor + o]).abs())
+                    .sum::<f64>()
+            })
+            .fold(0.0, f64::max)
+            * (1.0 + TP_BOUND_MARGIN);
+        TruePeakScan {
+            factor,
+            taps,
+            coeffs,
+            gain_bound,
+            history: vec![[0.0; TP_TAPS]; channels],
+            peak: vec![0.0; channels],
+        }
+    }
+
+    fn reset(&mut self) {
+        for h in &mut self.history {
+            *h = [0.0; TP_TAPS];
+        }
+        self.peak.fill(0.0);
+    }
+
+    /// Feeds `x` (one channel's next samples, at most [`TP_TILE_FRAMES`]); returns the
+    /// highest oversampled value of the stretch, or `None` when it provably does not exceed
+    /// `floor` (it was not computed). Raises the channel's peak.
+    fn scan(&mut self, c: usize, x: &[f32], floor: f64) -> Option<f64> {
+        debug_assert!(x.len() <= TP_TILE_FRAMES);
+        if self.factor == 1 {
+            return None;
+        }
+        let keep = self.taps - 1;
+        let mut line = [0.0f32; TP_TAPS + TP_TILE_FRAMES];
+        line[..keep].copy_from_slice(&self.history[c][..keep]);
+        line[keep..keep + x.len()].copy_from_slice(x);
+        let line = &line[..keep + x.len()];
+        self.history[c][..keep].copy_from_slice(&line[x.len()..]);
+        let top = line.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        if self.gain_bound * f64::from(top) <= floor.min(self.peak[c]) {
+            return None;
+        }
+        let best = f64::from(if self.factor == 4 {
+            scan_phases::<4, 12>(&self.coeffs, line)
+        } else {
+            scan_phases::<2, 24>(&self.coeffs, line)
+        });
+        if best > self.peak[c] {
+            self.peak[c] = best;
+        }
+        Some(best)
+    }
+}
+
+/// The highest absolute output of every phase over `line` (taps − 1 past inputs, then the
+/// new ones): for each new input, each phase sums `coeff × input` from the newest input
+/// back, starting from 0 (the crate's order, so the same f32 results).
+fn scan_phases<const F: usize, const T: usize>(coeffs: &[f32], line: &[f32]) -> f32 {
+    let mut filter = [[0.0f32; F]; T];
+    for (k, row) in filter.iter_mut().enumerate() {
+        row.copy_from_slice(&coeffs[k * F..(k + 1) * F]);
+    }
+    let mut best = [0.0f32; F];
+    for w in line.windows(T) {
+        let mut acc = [0.0f32; F];
+        for (row, &x) in filter.iter().zip(w.iter().rev()) {
+            for (a, &f) in acc.iter_mut().zip(row) {
+                *a += x * f;
+            }
+        }
+        for (b, a) in best.iter_mut().zip(acc) {
+            *b = b.max(a.abs());
+        }
+    }
+    best.into_iter().fold(0.0, f32::max)
+}
+
 /// A BS.1770-4 / EBU R 128 meter for one layout: momentary, short-term, integrated,
 /// loudness range, sample and true peak, with BS.1770 channel weights from the layout's
 /// channel positions.
@@ -139,6 +272,8 @@ pub struct Meter {
     history: Option<LoudnessHistory>,
     /// Highest true peak (linear, any channel) since the last 100 ms poll.
     block_true_peak: f64,
+    /// True peak (the crate's filter, oversampled only where it can matter).
+    true_peak: TruePeakScan,
 }
 
 fn amplitude_db(x: f64) -> f64 {
@@ -188,7 +323,8 @@ impl Meter {
                 max_hz: 768_000,
             });
         }
-        let mode = Mode::M | Mode::S | Mode::I | Mode::LRA | Mode::SAMPLE_PEAK | Mode::TRUE_PEAK;
+        // True peak is computed here (`TruePeakScan`), not by the crate.
+        let mode = Mode::M | Mode::S | Mode::I | Mode::LRA | Mode::SAMPLE_PEAK;
         let mut inner =
             EbuR128::new(channels as u32, sample_rate, mode).map_err(meter_err("create"))?;
         for (i, (c, w)) in layout
@@ -212,6 +348,7 @@ impl Meter {
             max_short_term_lufs: f64::NEG_INFINITY,
             history: None,
             block_true_peak: 0.0,
+            true_peak: TruePeakScan::new(sample_rate, channels),
         })
     }
 
@@ -227,12 +364,32 @@ impl Meter {
         self.history.take()
     }
 
-    /// After each call into the meter crate: the true peak of the frames just added.
-    fn note_true_peak(&mut self) {
-        if self.history.is_some() {
-            for c in 0..self.channels as u32 {
-                let tp = self.inner.prev_true_peak(c).unwrap_or(0.0);
-                self.block_true_peak = self.block_true_peak.max(tp);
+    /// With each call into the meter crate: the true peak of the frames just added, channel
+    /// `c`'s samples given by `sample(c, i)`, `frames` of them. The 100 ms value is the
+    /// highest of the sample and true peaks (as the crate's `prev_true_peak`).
+    fn note_true_peak(&mut self, frames: usize, sample: impl Fn(usize, usize) -> f32) {
+        let keep_block = self.history.is_some();
+        let mut tile = [0.0f32; TP_TILE_FRAMES];
+        for c in 0..self.channels {
+            let mut start = 0;
+            while start < frames {
+                let n = TP_TILE_FRAMES.min(frames - start);
+                for (i, t) in tile[..n].iter_mut().enumerate() {
+                    *t = sample(c, start + i);
+                }
+                let floor = if keep_block {
+                    let sample_peak = tile[..n].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    self.block_true_peak = self.block_true_peak.max(f64::from(sample_peak));
+                    self.block_true_peak
+                } else {
+                    f64::INFINITY
+                };
+                if let Some(tp) = self.true_peak.scan(c, &tile[..n], floor)
+                    && keep_block
+                {
+                    self.block_true_peak = self.block_true_peak.max(tp);
+                }
+                start += n;
             }
         }
     }
@@ -330,7 +487,7 @@ impl Meter {
             self.inner
                 .add_frames_planar_f32(&chunk[..self.channels])
                 .map_err(meter_err("add frames"))?;
-            self.note_true_peak();
+            self.note_true_peak(n, |c, i| chunk[c][i]);
             self.advance(n);
             start += n;
         }
@@ -352,7 +509,8 @@ impl Meter {
             self.inner
                 .add_frames_f32(now)
                 .map_err(meter_err("add frames"))?;
-            self.note_true_peak();
+            let channels = self.channels;
+            self.note_true_peak(n, |c, i| now[i * channels + c]);
             self.advance(n);
             rest = later;
         }
@@ -379,8 +537,12 @@ impl Meter {
 
     /// Everything measured since `new` or the last `reset`.
     pub fn report(&self) -> LoudnessReport {
-        let per_channel: Vec<f64> = (0..self.channels as u32)
-            .map(|c| amplitude_db(self.inner.true_peak(c).unwrap_or(0.0)))
+        // As the crate's `true_peak`: the higher of the sample and the true peak.
+        let per_channel: Vec<f64> = (0..self.channels)
+            .map(|c| {
+                let sample = self.inner.sample_peak(c as u32).unwrap_or(0.0);
+                amplitude_db(sample.max(self.true_peak.peak[c]))
+            })
             .collect();
         let sample_peak = (0..self.channels as u32)
             .map(|c| self.inner.sample_peak(c).unwrap_or(0.0))
@@ -402,6 +564,7 @@ impl Meter {
     /// Forgets everything measured: the meter is as after `new`.
     pub fn reset(&mut self) {
         self.inner.reset();
+        self.true_peak.reset();
         self.since_poll_frames = 0;
         self.sub_blocks = [0.0; SUB_BLOCKS_SHORT_TERM];
         self.sub_block_next = 0;
@@ -540,6 +703,118 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test signals for the true-peak check: a quarter-rate sine at 45° phase (inter-sample
+    /// peaks 3 dB over the samples), noise whose level steps down and back up (so that
+    /// stretches are skipped and later ones are not), silence, a late loud burst.
+    fn true_peak_signal(channels: usize, frames: usize, rate: u32) -> Vec<Vec<f32>> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        (0..channels)
+            .map(|c| {
+                (0..frames)
+                    .map(|i| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let noise = (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+                        let t = i as f64 / f64::from(rate);
+                        let level = match (t * 10.0) as usize % 7 {
+                            0 | 1 => 0.5,
+                            2 => 0.05,
+                            3 => 0.0,
+                            4 => 0.01,
+                            _ => 0.3 + 0.1 * c as f32,
+                        };
+                        let sine = (std::f64::consts::FRAC_PI_2 * i as f64
+                            + std::f64::consts::FRAC_PI_4)
+                            .sin() as f32;
+                        let burst = if i > frames * 9 / 10 && c % 3 == 1 {
+                            0.9 * sine
+                        } else {
+                            0.0
+                        };
+                        level * if c % 2 == 0 { noise } else { sine * 0.7 } + burst
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The true peaks (per channel and each 100 ms's highest) equal the `ebur128` crate's
+    /// own to the bit, at 4× (44.1 and 48 kHz), 2× (96 kHz) and no oversampling (192 kHz),
+    /// for 1, 2, 5 and 12 channels, fed planar in uneven blocks and interleaved.
+    #[test]
+    fn true_peak_is_the_crates_to_the_bit() {
+        for &rate in &[44_100u32, 48_000, 96_000, 192_000] {
+            for &layout in &["1.0", "2.0", "5.0", "7.1.4"] {
+                let layout = Layout::builtin(layout).expect("built-in");
+                let nch = layout.num_channels();
+                let frames = rate as usize * 3 + 777;
+                let sig = true_peak_signal(nch, frames, rate);
+                // The reference: the crate's own true peak, polled as the meter polls.
+                let mut crate_meter = EbuR128::new(
+                    nch as u32,
+                    rate,
+                    Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
+                )
+                .expect("crate meter");
+                let step = (rate as usize).div_ceil(10);
+                let mut want_series =
+                    crate::measure::timeline::Series::new(1, crate::measure::timeline::Reduce::Max);
+                let mut start = 0;
+                while start < frames {
+                    let n = step.min(frames - start);
+                    let planar: Vec<&[f32]> = sig.iter().map(|c| &c[start..start + n]).collect();
+                    crate_meter.add_frames_planar_f32(&planar).expect("add");
+                    if n == step {
+                        let tp = (0..nch as u32)
+                            .map(|c| crate_meter.prev_true_peak(c).expect("tp"))
+                            .fold(0.0f64, f64::max);
+                        want_series.push(Some(amplitude_db(tp)));
+                    }
+                    start += n;
+                }
+                let want: Vec<f64> = (0..nch as u32)
+                    .map(|c| amplitude_db(crate_meter.true_peak(c).expect("tp")))
+                    .collect();
+
+                let mut meter = Meter::new(&layout, rate).expect("meter");
+                meter.keep_history(1);
+                let mut start = 0;
+                let mut k = 0;
+                while start < frames {
+                    let n = [1000, 37, 4096, 1][k % 4].min(frames - start);
+                    let planar: Vec<&[f32]> = sig.iter().map(|c| &c[start..start + n]).collect();
+                    meter.process_planar(&planar).expect("feed");
+                    start += n;
+                    k += 1;
+                }
+                let got = meter.report().true_peak_per_channel_dbtp;
+                for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{rate} Hz, {nch} ch, channel {c}");
+                }
+                let series = meter.take_history().expect("history").true_peak.finish();
+                // (The page's series is rounded: equal to its last digit.)
+                let want_series = want_series.finish();
+                assert_eq!(series, want_series, "{rate} Hz, {nch} ch: 100 ms series");
+
+                let mut interleaved = vec![0.0f32; frames * nch];
+                for (c, ch) in sig.iter().enumerate() {
+                    for (f, &x) in ch.iter().enumerate() {
+                        interleaved[f * nch + c] = x;
+                    }
+                }
+                let mut meter = Meter::new(&layout, rate).expect("meter");
+                for chunk in interleaved.chunks(nch * 999) {
+                    meter.process_interleaved(chunk).expect("feed");
+                }
+                let got = meter.report().true_peak_per_channel_dbtp;
+                for (c, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "interleaved {rate} Hz, channel {c}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn weights_714_and_916() {

@@ -1,5 +1,7 @@
-//! Helpers shared by halo's integration tests: test signals and the click measure. Each
-//! test crate includes this with `mod common;` and uses what it needs.
+//! Helpers shared by halo's integration tests: scratch directories, running the `halo`
+//! binary, built-in layouts by ITU name, bed gains measured through the engine, test
+//! signals and the click measure. Each test crate includes this with `mod common;` and
+//! uses what it needs.
 #![allow(dead_code)]
 
 use std::f64::consts::TAU;
@@ -47,4 +49,74 @@ pub fn high_band_ratio_db(channels: &[Vec<f32>], rate: u32) -> f64 {
             .sum::<f64>();
     }
     10.0 * (hp.max(1e-300) / total).log10()
+}
+
+/// A fresh, empty directory for one test: `<target tmp>/<test crate>/<name>`.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(env!("CARGO_CRATE_NAME"))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the `halo` binary: (exit code, or −1 if killed by a signal; stdout; stderr).
+pub fn halo(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_halo"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The built-in layout of an ITU-R BS.2051 system name (`4+7+0`) or of a halo name.
+pub fn builtin_of(itu: &str) -> halo::scene::layout::Layout {
+    use halo::scene::layout::{ITU_SYSTEMS, Layout};
+    let name = ITU_SYSTEMS.iter().find(|s| s.0 == itu).map_or(itu, |s| s.1);
+    Layout::builtin(name).unwrap()
+}
+
+/// The gain from each channel of a bed (with optional DirectSpeakers bounds per channel)
+/// to each output channel, `[bed channel][output channel]`, measured through the engine
+/// with a unit signal on one channel at a time.
+pub fn bed_gains(
+    input: &halo::scene::layout::Layout,
+    bounds: &[Option<halo::spatial::direct_speakers::SpeakerBounds>],
+    output: &halo::scene::layout::Layout,
+) -> Vec<Vec<f64>> {
+    use halo::engine::{BedConfig, Engine, EngineConfig, OutputConfig};
+    let n_in = input.num_channels();
+    let mut engine = Engine::new(EngineConfig {
+        sample_rate: 48000,
+        max_block_frames: 64,
+        objects: vec![],
+        beds: vec![BedConfig {
+            name: "bed".into(),
+            layout: input.clone(),
+            gain_db: 0.0,
+            mute: false,
+            binaural_distances: vec![],
+            hoa: None,
+            active_frames: None,
+            speaker_bounds: bounds.to_vec(),
+            channel_gains: vec![],
+        }],
+        outputs: vec![OutputConfig::speakers(output.clone())],
+    })
+    .unwrap();
+    let mut gains = Vec::new();
+    for c in 0..n_in {
+        for ch in 0..n_in {
+            let v = if ch == c { 1.0 } else { 0.0 };
+            engine.bed_input(0, ch)[..64].fill(v);
+        }
+        engine.process(64);
+        gains.push(engine.output(0).iter().map(|o| f64::from(o[63])).collect());
+    }
+    gains
 }

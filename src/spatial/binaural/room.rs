@@ -335,7 +335,8 @@ impl Room {
         self.late_in.fill(0.0);
         for k in 0..2 * N_INPUTS {
             let x = &self.input[k];
-            let silent = x.iter().all(|&v| v == 0.0);
+            // Overlap-save: the slot is zero only when the previous input was silent too.
+            let silent = x.iter().all(|&v| v == 0.0) && self.prev[k].iter().all(|&v| v == 0.0);
             if silent {
                 if self.silent_run[k] < parts {
                     self.fdl_re[k][slot..slot + bins].fill(0.0);
