@@ -159,11 +159,91 @@ fn bench_bs2127(c: &mut Criterion) {
     }
 }
 
+/// The engine's call (`GainCalc::position_gains_hinted`, once per object and 64-frame
+/// segment) on the layouts of issue 13: a cold call (a fresh hint, directions spread over
+/// the sphere) and a hinted one (a source moving 0.01° a call at 10° elevation, keeping
+/// its hint), polar and Cartesian (Cartesian points need no hint: both paths are listed
+/// for the record).
+fn bench_engine_call(c: &mut Criterion) {
+    use halo::spatial::objectbased::{GainCalc, GainHint};
+    let dirs = directions();
+    let pos = positions();
+    // A slow path through the room, 0.01° of its parameter a call.
+    let path: Vec<Position> = (0..36_000)
+        .map(|k| {
+            let a = (k as f64 * 0.01).to_radians();
+            Position::Cartesian {
+                x: 0.9 * a.sin(),
+                y: 0.8 * (1.3 * a).cos(),
+                z: 0.4,
+            }
+        })
+        .collect();
+    for name in [
+        "0+2+0", "0+5+0", "2+5+0", "4+5+0", "4+7+0", "9+10+3", "0+7+0",
+    ] {
+        let layout = Layout::builtin(name).expect("built-in layout");
+        let calc = GainCalc::new(&layout).expect("gain calc");
+        let mut out = vec![0.0; calc.num_channels()];
+        let mut i = 0;
+        c.bench_function(&format!("bs2127 engine call polar cold {name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % dirs.len();
+                let p = Position::Polar {
+                    azimuth_deg: dirs[i].azimuth_deg,
+                    elevation_deg: dirs[i].elevation_deg,
+                    distance: 1.0,
+                };
+                calc.position_gains_hinted(black_box(p), 0.0, &mut GainHint::default(), &mut out);
+                black_box(&out);
+            })
+        });
+        let mut hint = GainHint::default();
+        let mut k = 0u64;
+        c.bench_function(&format!("bs2127 engine call polar hinted {name}"), |b| {
+            b.iter(|| {
+                k += 1;
+                let p = Position::Polar {
+                    azimuth_deg: (k % 36_000) as f64 * 0.01 - 180.0,
+                    elevation_deg: 10.0,
+                    distance: 1.0,
+                };
+                calc.position_gains_hinted(black_box(p), 0.0, &mut hint, &mut out);
+                black_box(&out);
+            })
+        });
+        c.bench_function(&format!("bs2127 engine call cartesian cold {name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % pos.len();
+                calc.position_gains_hinted(
+                    black_box(pos[i]),
+                    0.0,
+                    &mut GainHint::default(),
+                    &mut out,
+                );
+                black_box(&out);
+            })
+        });
+        let mut hint = GainHint::default();
+        c.bench_function(
+            &format!("bs2127 engine call cartesian hinted {name}"),
+            |b| {
+                b.iter(|| {
+                    k += 1;
+                    let p = path[(k % 36_000) as usize];
+                    calc.position_gains_hinted(black_box(p), 0.0, &mut hint, &mut out);
+                    black_box(&out);
+                })
+            },
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(300))
         .measurement_time(std::time::Duration::from_secs(1));
-    targets = bench, bench_bs2127
+    targets = bench, bench_bs2127, bench_engine_call
 }
 criterion_main!(benches);

@@ -11,6 +11,7 @@ const NEG130DB_EXP: f64 = 6.5;
 const NEG130DB: f64 = 3.162_277_660_168_379e-7; // 10^−6.5
 
 /// `(cos, sin)` pan between two coordinates `lo` and `hi` (1,1 when they coincide).
+#[inline]
 fn balance(lo: f64, hi: f64, v: f64) -> (f64, f64) {
     if lo == hi {
         (1.0, 1.0)
@@ -19,13 +20,15 @@ fn balance(lo: f64, hi: f64, v: f64) -> (f64, f64) {
     } else if v >= hi {
         (1.0, 0.0)
     } else {
-        let a = (v - lo) / (hi - lo) * std::f64::consts::FRAC_PI_2;
-        (a.cos(), a.sin())
+        // The quarter turn in degrees: `sin_cos_deg` reduces it exactly.
+        let (s, c) = super::geom::sin_cos_deg((v - lo) / (hi - lo) * 90.0);
+        (c, s)
     }
 }
 
 /// The bracketing pair of sorted values around `v`: equal indices on a value or
 /// outside the range.
+#[inline]
 fn bracket(values: &[f64], v: f64) -> (usize, usize) {
     if v <= values[0] {
         return (0, 0);
@@ -46,12 +49,23 @@ type Row = (f64, Vec<(f64, usize)>);
 type Plane = (f64, Vec<Row>);
 
 /// The point-source allocentric panner over a set of speaker positions (indices are
-/// positions in the given slice).
+/// positions in the given slice, or the outputs given to
+/// [`AllocentricPanner::with_outputs`]). The layers, rows and columns are flat sorted
+/// tables, so a lookup brackets z, then y in the two layers, then x in up to four rows.
 #[derive(Debug, Clone)]
 pub struct AllocentricPanner {
-    /// Layers by z, rows by y, columns by x: `(x, speaker)` sorted.
-    planes: Vec<Plane>,
+    /// z of each layer, ascending.
     plane_z: Vec<f64>,
+    /// Layer `l`'s rows are `plane_rows[l]..plane_rows[l + 1]`.
+    plane_rows: Vec<usize>,
+    /// y of each row (ascending within its layer).
+    row_y: Vec<f64>,
+    /// Row `r`'s speakers are `row_cols[r]..row_cols[r + 1]`.
+    row_cols: Vec<usize>,
+    /// x of each speaker (ascending within its row) and its output.
+    col_x: Vec<f64>,
+    col_out: Vec<usize>,
+    /// Number of outputs.
     n: usize,
 }
 
@@ -86,43 +100,74 @@ impl AllocentricPanner {
             let xi = cols.iter().position(|c| c.0 > p[0]).unwrap_or(cols.len());
             cols.insert(xi, (p[0], i));
         }
-        let plane_z = planes.iter().map(|p| p.0).collect();
-        AllocentricPanner {
-            planes,
-            plane_z,
+        let mut panner = AllocentricPanner {
+            plane_z: Vec::new(),
+            plane_rows: vec![0],
+            row_y: Vec::new(),
+            row_cols: vec![0],
+            col_x: Vec::new(),
+            col_out: Vec::new(),
             n: positions.len(),
+        };
+        for (z, rows) in planes {
+            panner.plane_z.push(z);
+            for (y, cols) in rows {
+                panner.row_y.push(y);
+                for (x, s) in cols {
+                    panner.col_x.push(x);
+                    panner.col_out.push(s);
+                }
+                panner.row_cols.push(panner.col_x.len());
+            }
+            panner.plane_rows.push(panner.row_y.len());
         }
+        panner
+    }
+
+    /// The same panner writing position `s`'s gain to output `outputs[s]` of `width`
+    /// (the others 0).
+    pub fn with_outputs(&self, outputs: &[usize], width: usize) -> AllocentricPanner {
+        let mut p = self.clone();
+        p.col_out.iter_mut().for_each(|o| *o = outputs[*o]);
+        p.n = width;
+        p
     }
 
     /// Gains (one per position) of a point at `p` into `out[..n]`.
     pub fn handle(&self, p: Vec3, out: &mut [f64]) {
         out[..self.n].fill(0.0);
+        if self.plane_z.is_empty() {
+            return;
+        }
+        // Rows (and layers) often share their bracketing coordinates (every side row
+        // of 7.1.4 spans x = −1…1): the last pan per axis is reused, the same numbers.
+        let mut memo_y = (f64::NAN, f64::NAN, (0.0, 0.0));
+        let mut memo_x = (f64::NAN, f64::NAN, (0.0, 0.0));
+        let pan = |memo: &mut (f64, f64, (f64, f64)), lo: f64, hi: f64, v: f64| {
+            if memo.0 != lo || memo.1 != hi {
+                *memo = (lo, hi, balance(lo, hi, v));
+            }
+            memo.2
+        };
         let (z0, z1) = bracket(&self.plane_z, p[2]);
         let zg = balance(self.plane_z[z0], self.plane_z[z1], p[2]);
-        for (zgain, zz) in [(zg.0, z0), (zg.1, z1)] {
-            let rows = &self.planes[zz].1;
-            let (y0, y1) = {
-                let mut yv = [0.0; 64];
-                let m = rows.len().min(64);
-                for (k, r) in rows.iter().take(m).enumerate() {
-                    yv[k] = r.0;
-                }
-                bracket(&yv[..m], p[1])
-            };
-            let yg = balance(rows[y0].0, rows[y1].0, p[1]);
-            for (ygain, yy) in [(yg.0, y0), (yg.1, y1)] {
-                let cols = &rows[yy].1;
-                let (x0, x1) = {
-                    let mut xv = [0.0; 64];
-                    let m = cols.len().min(64);
-                    for (k, c) in cols.iter().take(m).enumerate() {
-                        xv[k] = c.0;
-                    }
-                    bracket(&xv[..m], p[0])
-                };
-                let xg = balance(cols[x0].0, cols[x1].0, p[0]);
-                for (xgain, xx) in [(xg.0, x0), (xg.1, x1)] {
-                    out[cols[xx].1] = zgain * ygain * xgain;
+        // On a layer (or outside) both ends are the same layer with gain 1: once.
+        let layers = if z0 == z1 { 1 } else { 2 };
+        for (zgain, zz) in [(zg.0, z0), (zg.1, z1)].into_iter().take(layers) {
+            let rows = self.plane_rows[zz]..self.plane_rows[zz + 1];
+            let row_y = &self.row_y[rows.clone()];
+            let (y0, y1) = bracket(row_y, p[1]);
+            let yg = pan(&mut memo_y, row_y[y0], row_y[y1], p[1]);
+            let nrows = if y0 == y1 { 1 } else { 2 };
+            for (ygain, yy) in [(yg.0, y0), (yg.1, y1)].into_iter().take(nrows) {
+                let row = rows.start + yy;
+                let cols = self.row_cols[row]..self.row_cols[row + 1];
+                let col_x = &self.col_x[cols.clone()];
+                let (x0, x1) = bracket(col_x, p[0]);
+                let xg = pan(&mut memo_x, col_x[x0], col_x[x1], p[0]);
+                let ncols = if x0 == x1 { 1 } else { 2 };
+                for (xgain, xx) in [(xg.0, x0), (xg.1, x1)].into_iter().take(ncols) {
+                    out[self.col_out[cols.start + xx]] = zgain * ygain * xgain;
                 }
             }
         }
@@ -133,7 +178,12 @@ impl AllocentricPanner {
 /// (|x| = 1, not in a corner) also excludes its whole row; nothing is excluded if that
 /// would leave no speaker.
 pub fn allocentric_excluded(positions: &[Vec3], excluded: &mut [bool]) {
-    let orig: Vec<bool> = excluded.to_vec();
+    if !excluded.iter().any(|&e| e) {
+        return;
+    }
+    let mut orig = [false; super::MAX_SPEAKERS];
+    let orig = &mut orig[..excluded.len()];
+    orig.copy_from_slice(excluded);
     for (i, c) in positions.iter().enumerate() {
         if orig[i] && c[0].abs() == 1.0 && c[1].abs() != 1.0 {
             for (k, c2) in positions.iter().enumerate() {

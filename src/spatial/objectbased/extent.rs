@@ -18,14 +18,26 @@ const FADE_DEG: f64 = 10.0;
 pub struct PolarExtent {
     psp: PointSourcePanner,
     grid: Vec<Vec3>,
+    /// The grid's rows (one elevation each), in grid order.
+    rows: Vec<GridRow>,
     /// `grid.len() × n` point-source gains.
     grid_gains: Vec<f64>,
     n: usize,
 }
 
+/// One row of the spreading grid: `count` points from `start`, evenly in azimuth from 0°.
+#[derive(Debug, Clone, Copy)]
+struct GridRow {
+    start: usize,
+    count: usize,
+    elevation_deg: f64,
+    sin_el: f64,
+    cos_el: f64,
+}
+
 impl PolarExtent {
     pub fn new(psp: PointSourcePanner) -> PolarExtent {
-        let grid = spreading_grid(GRID_ROWS);
+        let (grid, rows) = spreading_grid(GRID_ROWS);
         let n = psp.num_outputs();
         let mut grid_gains = vec![0.0; grid.len() * n];
         let mut hint = RegionHint::default();
@@ -35,15 +47,61 @@ impl PolarExtent {
         PolarExtent {
             psp,
             grid,
+            rows,
             grid_gains,
             n,
         }
     }
 
-    /// Point-source gains (`n` outputs) for direction `p`.
-    #[inline]
-    pub fn point(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) {
-        self.psp.handle(p, hint, out);
+    /// The grid points that may lie within `cap_cos` of `centre` (a unit vector), in
+    /// grid order: per row, the azimuths within reach by the spherical law of cosines
+    /// (with a margin of one grid step), so the caller's exact test sees every point it
+    /// would see in a full scan, in the same order.
+    fn visit_cap(&self, centre: Vec3, cap_cos: f64, mut visit: impl FnMut(usize)) {
+        if cap_cos <= -1.0 {
+            (0..self.grid.len()).for_each(visit);
+            return;
+        }
+        let radius_deg = cap_cos.min(1.0).acos().to_degrees() + 1e-6;
+        let sin_c = centre[2].clamp(-1.0, 1.0);
+        let cos_c = centre[0].hypot(centre[1]);
+        let el_c = sin_c.asin().to_degrees();
+        let az_c = azimuth_deg(centre);
+        for row in &self.rows {
+            if (row.elevation_deg - el_c).abs() > radius_deg {
+                continue;
+            }
+            let all = row.start..row.start + row.count;
+            let step = 360.0 / row.count as f64;
+            let denom = row.cos_el * cos_c;
+            let half_deg = if denom < 1e-9 {
+                360.0
+            } else {
+                let m = (cap_cos - row.sin_el * sin_c) / denom;
+                if m <= -1.0 {
+                    360.0
+                } else {
+                    m.min(1.0).acos().to_degrees() + step + 1e-6
+                }
+            };
+            let k_lo = ((az_c - half_deg) / step).ceil() as i64;
+            let k_hi = ((az_c + half_deg) / step).floor() as i64;
+            let count = row.count as i64;
+            if half_deg >= 180.0 || k_hi - k_lo + 1 >= count {
+                all.for_each(&mut visit);
+                continue;
+            }
+            if k_hi < k_lo {
+                continue;
+            }
+            let (lo, hi) = (k_lo.rem_euclid(count) as usize, k_hi.rem_euclid(count) as usize);
+            if lo <= hi {
+                (row.start + lo..=row.start + hi).for_each(&mut visit);
+            } else {
+                (row.start..=row.start + hi).for_each(&mut visit);
+                (row.start + lo..all.end).for_each(&mut visit);
+            }
+        }
     }
 
     /// Gains (`n` outputs) of a source at `position` (distance = its length) with the
@@ -119,14 +177,17 @@ impl PolarExtent {
             let mut total = [0.0; super::MAX_SPEAKERS];
             // Grid points outside the weight's cap have weight 0: skipped with one dot
             // product instead of the weight's trigonometry (same sum, exactly).
+            // Only the rows and azimuths within reach of the cap are visited (the same
+            // points in the same order as a full scan).
             let centre = safe_normalise(position);
-            for (k, &p) in self.grid.iter().enumerate() {
+            self.visit_cap(centre, weight.cap_cos, |k| {
+                let p = self.grid[k];
                 if dot(p, centre) < weight.cap_cos {
-                    continue;
+                    return;
                 }
                 let wk = weight.at(p);
                 if wk == 0.0 {
-                    continue;
+                    return;
                 }
                 for (t, g) in total[..n]
                     .iter_mut()
@@ -134,7 +195,7 @@ impl PolarExtent {
                 {
                     *t += wk * g;
                 }
-            }
+            });
             let len = total[..n].iter().map(|x| x * x).sum::<f64>().sqrt();
             for c in 0..n {
                 let g = total[c] / len;
@@ -161,8 +222,9 @@ pub fn extent_mod(extent_deg: f64, distance: f64) -> f64 {
 
 /// Evenly spread directions: `rows` elevations from −90° to 90°, each with points in
 /// proportion to its circumference.
-fn spreading_grid(rows: usize) -> Vec<Vec3> {
+fn spreading_grid(rows: usize) -> (Vec<Vec3>, Vec<GridRow>) {
     let mut out = Vec::new();
+    let mut table = Vec::with_capacity(rows);
     for r in 0..rows {
         let el = -90.0 + 180.0 * r as f64 / (rows - 1) as f64;
         let radius = el.to_radians().cos();
@@ -170,11 +232,19 @@ fn spreading_grid(rows: usize) -> Vec<Vec3> {
         if count == 0 {
             count = 1;
         }
+        let (sin_el, cos_el) = el.to_radians().sin_cos();
+        table.push(GridRow {
+            start: out.len(),
+            count,
+            elevation_deg: el,
+            sin_el,
+            cos_el: cos_el.max(0.0),
+        });
         for k in 0..count {
             out.push(cart(360.0 * k as f64 / count as f64, el, 1.0));
         }
     }
-    out
+    (out, table)
 }
 
 /// The §7.3.8.2.3 weighting function: a `width` × `height` rectangle around the source
@@ -249,5 +319,51 @@ impl Weight {
             d0.min(d1) - self.circle_radius
         };
         interp(distance, &[0.0, FADE_DEG.to_radians()], &[1.0, 0.0])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::layout::Layout;
+
+    /// The cap search visits every grid point a full scan would accept (dot product with
+    /// the centre at least `cap_cos`), in the same order, for centres all over the sphere
+    /// (poles included) and caps from 1° to beyond a hemisphere.
+    #[test]
+    fn cap_search_finds_the_full_scans_points_in_order() {
+        let layout = Layout::builtin("7.1.4").unwrap();
+        let speakers = super::super::layouts::speakers_of(&layout);
+        let extent = PolarExtent::new(PointSourcePanner::new(&speakers).unwrap());
+        let mut seed = 12345u64;
+        let mut rnd = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut centres: Vec<Vec3> = vec![[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]];
+        for _ in 0..400 {
+            centres.push(cart(360.0 * rnd() - 180.0, 180.0 * rnd() - 90.0, 1.0));
+        }
+        for grid_el in [-85.0, 0.0, 5.0, 45.0, 85.0] {
+            centres.push(cart(0.0, grid_el, 1.0));
+            centres.push(cart(180.0, grid_el, 1.0));
+        }
+        for (i, &centre) in centres.iter().enumerate() {
+            for reach_deg in [1.0, 5.0, 12.5, 25.0, 47.0, 90.0, 135.0, 179.0] {
+                let cap_cos = f64::to_radians(reach_deg).cos() - 1e-9;
+                let full: Vec<usize> = (0..extent.grid.len())
+                    .filter(|&k| dot(extent.grid[k], centre) >= cap_cos)
+                    .collect();
+                let mut found = Vec::new();
+                extent.visit_cap(centre, cap_cos, |k| {
+                    if dot(extent.grid[k], centre) >= cap_cos {
+                        found.push(k);
+                    }
+                });
+                assert_eq!(found, full, "centre {i} {centre:?}, reach {reach_deg}°");
+            }
+        }
     }
 }

@@ -137,10 +137,26 @@ impl Default for ObjectMetadata {
     }
 }
 
-/// Per-object lookup state kept between calls (a cache only: it never changes gains).
-#[derive(Debug, Clone, Copy, Default)]
+/// Per-object lookup state kept between calls (a cache only: it never changes gains):
+/// the point-source region last found, and the sine and cosine of the last polar
+/// elevation (objects often move at a constant height).
+#[derive(Debug, Clone, Copy)]
 pub struct GainHint {
     region: RegionHint,
+    elevation_deg: f64,
+    sin_el: f64,
+    cos_el: f64,
+}
+
+impl Default for GainHint {
+    fn default() -> Self {
+        GainHint {
+            region: RegionHint::default(),
+            elevation_deg: f64::NAN, // matches no elevation: the first call computes it
+            sin_el: 0.0,
+            cos_el: 1.0,
+        }
+    }
 }
 
 /// The gain calculator for one layout.
@@ -153,6 +169,10 @@ pub struct GainCalc {
     zones: ZoneExclusion,
     allo_positions: Vec<Vec3>,
     allo: AllocentricPanner,
+    /// The point-source and allocentric panners writing the layout's channels directly
+    /// (LFE 0): the engine's point-source path.
+    psp_channels: PointSourcePanner,
+    allo_channels: AllocentricPanner,
     allo_extent: AlloExtent,
     /// Real unit vectors of the speakers (polar channel lock).
     real: Vec<Vec3>,
@@ -178,8 +198,13 @@ impl GainCalc {
                 layout: layout.name.clone(),
                 source,
             })?;
+        let outputs: Vec<usize> = speakers.iter().map(|s| s.channel).collect();
+        let width = layout.channels.len();
+        let psp_channels = psp.with_outputs(&outputs, width);
         let extent = PolarExtent::new(psp);
         let allo_positions: Vec<Vec3> = speakers.iter().map(|s| s.allocentric).collect();
+        let allo = AllocentricPanner::new(&allo_positions);
+        let allo_channels = allo.with_outputs(&outputs, width);
         let mut order: Vec<usize> = (0..speakers.len()).collect();
         let key = |s: &Speaker| {
             [
@@ -205,7 +230,9 @@ impl GainCalc {
             n_channels: layout.channels.len(),
             extent,
             zones: ZoneExclusion::new(&speakers),
-            allo: AllocentricPanner::new(&allo_positions),
+            allo,
+            psp_channels,
+            allo_channels,
             allo_extent: AlloExtent::new(&allo_positions),
             real: speakers.iter().map(|s| s.real()).collect(),
             has_u045: speakers.iter().any(|s| s.label == "U+045"),
@@ -536,36 +563,32 @@ impl GainCalc {
         out: &mut [f64],
     ) {
         use crate::scene::geometry::Position;
-        let n = self.n_channels;
         let point = !(size.is_finite() && size > 0.0);
         if point {
-            let mut g = [0.0; MAX_SPEAKERS];
-            let m = self.speakers.len();
+            // The panners write the layout's channels directly (LFE 0).
             match position {
                 Position::Cartesian { x, y, z }
                     if x.is_finite() && y.is_finite() && z.is_finite() =>
                 {
                     let c = |v: f64| v.clamp(-1.0, 1.0);
-                    self.allo.handle([c(x), c(y), c(z)], &mut g[..m]);
+                    self.allo_channels.handle([c(x), c(y), c(z)], out);
+                    return;
                 }
                 Position::Polar {
                     azimuth_deg,
                     elevation_deg,
                     distance,
                 } if azimuth_deg.is_finite() && elevation_deg.is_finite() && distance == 1.0 => {
-                    self.extent.point(
-                        cart(azimuth_deg, elevation_deg, 1.0),
-                        &mut hint.region,
-                        &mut g[..m],
-                    );
+                    if elevation_deg != hint.elevation_deg {
+                        (hint.sin_el, hint.cos_el) = geom::sin_cos_deg(elevation_deg);
+                        hint.elevation_deg = elevation_deg;
+                    }
+                    let p = geom::cart_with_elevation(azimuth_deg, hint.sin_el, hint.cos_el, 1.0);
+                    self.psp_channels.handle(p, &mut hint.region, out);
+                    return;
                 }
-                _ => return self.general(position, size, hint, out),
+                _ => {}
             }
-            out[..n].fill(0.0);
-            for (s, spk) in self.speakers.iter().enumerate() {
-                out[spk.channel] = g[s];
-            }
-            return;
         }
         self.general(position, size, hint, out);
     }

@@ -43,8 +43,8 @@ impl Triplet {
     fn handle(&self, p: Vec3) -> Option<Vec3> {
         let g = row_times(p, &self.inv);
         if g[0] >= TRIPLET_EPS && g[1] >= TRIPLET_EPS && g[2] >= TRIPLET_EPS {
-            let n = norm(g);
-            Some(g.map(|x| (x / n).clamp(0.0, 1.0)))
+            let k = 1.0 / norm(g);
+            Some(g.map(|x| (x * k).clamp(0.0, 1.0)))
         } else {
             None
         }
@@ -118,8 +118,8 @@ impl Quad {
         if dot(v, p) <= 0.0 {
             return None;
         }
-        let n = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-        Some(g.map(|x| x / n))
+        let k = 1.0 / g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        Some(g.map(|x| x * k))
     }
 }
 
@@ -128,6 +128,20 @@ enum Region {
     Triplet(Triplet),
     Quad(Quad),
     Ngon(VirtualNgon),
+}
+
+impl Region {
+    /// Whether two corners feed the same output.
+    fn shares_outputs(&self) -> bool {
+        let ch: &[usize] = match self {
+            Region::Triplet(t) => &t.ch,
+            Region::Quad(q) => &q.ch,
+            Region::Ngon(ng) => &ng.ch,
+        };
+        ch.iter()
+            .enumerate()
+            .any(|(i, c)| ch[i + 1..].contains(c))
+    }
 }
 
 /// The §6 point-source panner for one layout. Gains are indexed by the layout's
@@ -140,32 +154,36 @@ pub struct PointSourcePanner {
 #[derive(Debug, Clone)]
 enum Kind {
     Full(Full),
-    /// 0+2+0: the 0+5+0 panner, downmixed (indices of M+030 and M−030).
+    /// 0+2+0: the 0+5+0 panner, downmixed (outputs of M+030 and M−030, of `width`).
     Stereo {
         five: Box<Full>,
         left: usize,
         right: usize,
+        width: usize,
     },
     /// One loudspeaker (a 1.0 layout, outside BS.2051): every direction feeds it at unity
     /// gain, which is what any power-preserving panner must do with one speaker.
-    Mono,
+    Mono { channel: usize, width: usize },
 }
 
+/// The regions of a layout, with every corner's output index resolved at build time (an
+/// extra speaker copied into a layer gap feeds the real speaker it copies), so a lookup
+/// touches only the outputs of the region it lands in.
 #[derive(Debug, Clone)]
 struct Full {
     regions: Vec<Region>,
-    /// Number of real speakers (outputs).
+    /// Per region: two of its corners feed one output (an extra speaker and the real
+    /// one it copies), so its gains need normalising again once added. Otherwise the
+    /// region's own gains are already of unit power.
+    shared: Vec<bool>,
+    /// Number of outputs written (the real speakers, or the channels of a remapped
+    /// panner).
     n: usize,
-    /// Extra speaker `k` (internal index `n + k`) feeds real speaker `extra[k]`.
-    extra: Vec<usize>,
 }
 
 /// A hint for repeated lookups of a moving source: the region it was last found in.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RegionHint(pub usize);
-
-/// Largest number of internal speakers (real + extra) supported by the fixed buffers.
-pub const MAX_INTERNAL: usize = 128;
 
 impl PointSourcePanner {
     /// Builds the panner for a layout's non-LFE speakers.
@@ -174,7 +192,12 @@ impl PointSourcePanner {
             return Err(PointSourceError::NoSpeakers);
         }
         if speakers.len() == 1 {
-            return Ok(PointSourcePanner { kind: Kind::Mono });
+            return Ok(PointSourcePanner {
+                kind: Kind::Mono {
+                    channel: 0,
+                    width: 1,
+                },
+            });
         }
         let labels: Vec<&str> = speakers.iter().map(|s| s.label.as_str()).collect();
         if labels.len() == 2 && labels.contains(&"M+030") && labels.contains(&"M-030") {
@@ -204,6 +227,7 @@ impl PointSourcePanner {
                     five: Box::new(Full::new(&five)?),
                     left,
                     right,
+                    width: 2,
                 },
             });
         }
@@ -212,13 +236,34 @@ impl PointSourcePanner {
         })
     }
 
-    /// Number of outputs (the layout's non-LFE speakers).
+    /// Number of outputs (the layout's non-LFE speakers, or the `width` of
+    /// [`PointSourcePanner::with_outputs`]).
     pub fn num_outputs(&self) -> usize {
         match &self.kind {
             Kind::Full(f) => f.n,
-            Kind::Stereo { .. } => 2,
-            Kind::Mono => 1,
+            Kind::Stereo { width, .. } | Kind::Mono { width, .. } => *width,
         }
+    }
+
+    /// The same panner writing speaker `s`'s gain to output `outputs[s]` of `width`
+    /// (the others 0): a layout's channels, LFE included, written directly.
+    pub fn with_outputs(&self, outputs: &[usize], width: usize) -> PointSourcePanner {
+        let kind = match &self.kind {
+            Kind::Full(f) => Kind::Full(f.remapped(outputs, width)),
+            Kind::Stereo {
+                five, left, right, ..
+            } => Kind::Stereo {
+                five: five.clone(),
+                left: outputs[*left],
+                right: outputs[*right],
+                width,
+            },
+            Kind::Mono { channel, .. } => Kind::Mono {
+                channel: outputs[*channel],
+                width,
+            },
+        };
+        PointSourcePanner { kind }
     }
 
     /// Gains for a source in direction `p` (any length but zero) into `out[..n]`.
@@ -226,14 +271,20 @@ impl PointSourcePanner {
     pub fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
         match &self.kind {
             Kind::Full(f) => f.handle(p, hint, out),
-            Kind::Mono => {
-                out[0] = 1.0;
+            Kind::Mono { channel, width } => {
+                out[..*width].fill(0.0);
+                out[*channel] = 1.0;
                 true
             }
-            Kind::Stereo { five, left, right } => {
+            Kind::Stereo {
+                five,
+                left,
+                right,
+                width,
+            } => {
                 let mut g = [0.0; 5];
+                out[..*width].fill(0.0);
                 if !five.handle(p, hint, &mut g) {
-                    out[..2].fill(0.0);
                     return false;
                 }
                 let c = 3f64.sqrt() / 3.0;
@@ -383,44 +434,79 @@ impl Full {
                 }
             }
         }
-        Ok(Full { regions, n, extra })
+        // Every corner's output: an extra speaker (internal index `n + k`) feeds the
+        // real speaker `extra[k]` it copies.
+        let output = |k: usize| if k < n { k } else { extra[k - n] };
+        for r in &mut regions {
+            match r {
+                Region::Triplet(t) => t.ch = t.ch.map(output),
+                Region::Quad(q) => q.ch = q.ch.map(output),
+                Region::Ngon(ng) => ng.ch.iter_mut().for_each(|c| *c = output(*c)),
+            }
+        }
+        let shared = regions.iter().map(Region::shares_outputs).collect();
+        Ok(Full { regions, shared, n })
     }
 
+    /// The same regions writing output `o` to `outputs[o]` of `width`.
+    fn remapped(&self, outputs: &[usize], width: usize) -> Full {
+        let mut regions = self.regions.clone();
+        for r in &mut regions {
+            match r {
+                Region::Triplet(t) => t.ch = t.ch.map(|c| outputs[c]),
+                Region::Quad(q) => q.ch = q.ch.map(|c| outputs[c]),
+                Region::Ngon(ng) => ng.ch.iter_mut().for_each(|c| *c = outputs[*c]),
+            }
+        }
+        Full {
+            regions,
+            shared: self.shared.clone(),
+            n: width,
+        }
+    }
+
+    /// The hinted region first, then the others in order; only the region that takes
+    /// `p` writes (its corners added into zeroed outputs, normalised again where two
+    /// corners fed one output).
     fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
-        let n = self.n;
-        let mut g = [0.0; MAX_INTERNAL];
         let count = self.regions.len();
-        let start = if hint.0 < count { hint.0 } else { 0 };
-        for k in 0..count {
-            let r = (start + k) % count;
-            if self.region_gains(r, p, &mut g) {
+        let mut r = if hint.0 < count { hint.0 } else { 0 };
+        for _ in 0..count {
+            if self.region_gains(r, p, out) {
                 hint.0 = r;
-                let mut total = 0.0;
-                for (e, &to) in self.extra.iter().enumerate() {
-                    g[to] += g[n + e];
+                if !self.shared[r] {
+                    return true;
                 }
-                for x in &g[..n] {
+                let out = &mut out[..self.n];
+                let mut total = 0.0;
+                for x in out.iter() {
                     total += x * x;
                 }
                 let k = if total > 0.0 { 1.0 / total.sqrt() } else { 0.0 };
-                for (o, x) in out[..n].iter_mut().zip(&g[..n]) {
-                    *o = x * k;
+                for o in out.iter_mut() {
+                    *o *= k;
                 }
                 return true;
             }
+            r += 1;
+            if r == count {
+                r = 0;
+            }
         }
-        out[..n].fill(0.0);
+        out[..self.n].fill(0.0);
         false
     }
 
-    /// Gains of region `r` into `g` (internal indices), if it takes `p`.
+    /// Gains of region `r` added into zeroed `out[..n]` (several corners may feed one
+    /// output), if it takes `p`; `out` is untouched otherwise.
     #[inline]
-    fn region_gains(&self, r: usize, p: Vec3, g: &mut [f64; MAX_INTERNAL]) -> bool {
+    fn region_gains(&self, r: usize, p: Vec3, out: &mut [f64]) -> bool {
         match &self.regions[r] {
             Region::Triplet(t) => match t.handle(p) {
                 Some(v) => {
+                    out[..self.n].fill(0.0);
                     for i in 0..3 {
-                        g[t.ch[i]] = v[i];
+                        out[t.ch[i]] += v[i];
                     }
                     true
                 }
@@ -428,8 +514,9 @@ impl Full {
             },
             Region::Quad(q) => match q.handle(p) {
                 Some(v) => {
+                    out[..self.n].fill(0.0);
                     for i in 0..4 {
-                        g[q.ch[i]] = v[i];
+                        out[q.ch[i]] += v[i];
                     }
                     true
                 }
@@ -440,8 +527,7 @@ impl Full {
                 for (k, t) in ng.tris.iter().enumerate() {
                     if let Some(v) = t.handle(p) {
                         let (a, b) = (k, (k + 1) % m);
-                        let mut total = 0.0;
-                        for i in 0..m {
+                        let corner = |i: usize| {
                             let mut x = v[2] * ng.centre_gain;
                             if i == a {
                                 x += v[0];
@@ -449,12 +535,17 @@ impl Full {
                             if i == b {
                                 x += v[1];
                             }
+                            x
+                        };
+                        let mut total = 0.0;
+                        for i in 0..m {
+                            let x = corner(i);
                             total += x * x;
-                            g[ng.ch[i]] = x;
                         }
                         let s = 1.0 / total.sqrt();
-                        for &c in &ng.ch {
-                            g[c] *= s;
+                        out[..self.n].fill(0.0);
+                        for i in 0..m {
+                            out[ng.ch[i]] += corner(i) * s;
                         }
                         return true;
                     }
