@@ -60,7 +60,7 @@ pub struct RenderOptions<'a> {
     /// Threads to render on (0: every core). The outputs are identical whatever the count
     /// (see `drivers::parallel`).
     pub threads: usize,
-    /// Binaural outputs through long HRTF partitions ([`ParallelEngine::new_offline`]):
+    /// Binaural outputs through long HRTF partitions (`ParallelEngine::new_offline`):
     /// ≈ 1.6× faster; static sources render the same convolution (within float
     /// rounding), moving sources' filters follow every partition (21 ms at 48 kHz)
     /// instead of every 5.3 ms, so the output is no longer the frames `halo play` plays.
