@@ -84,6 +84,9 @@ const TAIL_THRESHOLD: f32 = 1e-4;
 const GRID_DEG: f64 = 4.0;
 /// Barycentric tolerance when testing whether a direction lies in a triangle.
 const INSIDE_EPS: f64 = 1e-9;
+/// Triangles a hinted lookup visits (the hint and its neighbours across edges) before it
+/// falls back to the grid.
+const WALK_STEPS: usize = 4;
 
 /// Errors of HRTF loading and renderer configuration.
 #[derive(Debug, thiserror::Error)]
@@ -573,6 +576,8 @@ struct Mesh {
     faces: Vec<[usize; 3]>,
     /// Per triangle, the rows of the inverse of the matrix whose columns are its vertices.
     inverse: Vec<[[f64; 3]; 3]>,
+    /// Per triangle, the triangle across the edge opposite each vertex (`u32::MAX`: none).
+    neighbours: Vec<[u32; 3]>,
     /// Grid cells (azimuth-major): `cell_start[c]..cell_start[c + 1]` in `cell_faces`.
     cell_start: Vec<u32>,
     cell_faces: Vec<u32>,
@@ -600,10 +605,12 @@ impl Mesh {
             kept.push(f);
         }
         let (cell_start, cell_faces) = build_grid(&points, &kept);
+        let neighbours = face_neighbours(&kept);
         Mesh {
             points,
             faces: kept,
             inverse,
+            neighbours,
             cell_start,
             cell_faces,
             el_min_deg,
@@ -616,9 +623,11 @@ impl Mesh {
         self.weights_hinted(dir, None, &mut no_hint)
     }
 
-    /// [`Mesh::weights`], trying the triangle `hint` first (and updating it); `unit` is
-    /// `dir.to_unit()` when the caller has it. Same weights: a direction strictly inside
-    /// a triangle (by more than the tolerance) lies in no other.
+    /// [`Mesh::weights`], trying the triangle `hint` first, then a short walk across the
+    /// edges of the triangles nearby (a moving source has usually crossed into a
+    /// neighbour), updating `hint`; `unit` is `dir.to_unit()` when the caller has it.
+    /// Same weights: a direction strictly inside a triangle (by more than the tolerance)
+    /// lies in no other, and only such a triangle ends the walk.
     fn weights_hinted(&self, dir: Direction, unit: Option<[f64; 3]>, hint: &mut usize) -> Weights {
         let az = if dir.azimuth_deg.is_finite() {
             dir.azimuth_deg
@@ -636,11 +645,25 @@ impl Mesh {
             _ => clamped.to_unit(),
         };
         let dir = clamped;
-        if let Some(inv) = self.inverse.get(*hint) {
+        let mut at = *hint;
+        for _ in 0..WALK_STEPS {
+            let Some(inv) = self.inverse.get(at) else {
+                break;
+            };
             let w = [dot(inv[0], d), dot(inv[1], d), dot(inv[2], d)];
             if w[0].min(w[1]).min(w[2]) >= INSIDE_EPS {
-                return self.normalised(*hint, w);
+                *hint = at;
+                return self.normalised(at, w);
             }
+            // Across the edge opposite the most negative weight.
+            let k = if w[0] <= w[1] && w[0] <= w[2] {
+                0
+            } else if w[1] <= w[2] {
+                1
+            } else {
+                2
+            };
+            at = self.neighbours[at][k] as usize;
         }
         let n_az = (360.0 / GRID_DEG) as usize;
         let n_el = (180.0 / GRID_DEG) as usize;
@@ -796,6 +819,29 @@ fn convex_hull(points: &[[f64; 3]]) -> Vec<[usize; 3]> {
         faces.extend(new_faces);
     }
     faces.into_iter().map(|f| f.v).collect()
+}
+
+/// For each triangle, the triangle sharing the edge opposite each of its vertices
+/// (`u32::MAX` where no other triangle has that edge).
+fn face_neighbours(faces: &[[usize; 3]]) -> Vec<[u32; 3]> {
+    let mut by_edge = std::collections::HashMap::with_capacity(3 * faces.len());
+    for (f, v) in faces.iter().enumerate() {
+        for k in 0..3 {
+            by_edge.insert((v[(k + 1) % 3], v[(k + 2) % 3]), f as u32);
+        }
+    }
+    faces
+        .iter()
+        .map(|v| {
+            // The neighbour runs along the same edge in the opposite direction.
+            [0, 1, 2].map(|k| {
+                by_edge
+                    .get(&(v[(k + 2) % 3], v[(k + 1) % 3]))
+                    .copied()
+                    .unwrap_or(u32::MAX)
+            })
+        })
+        .collect()
 }
 
 /// For each (azimuth, elevation) grid cell, the triangles whose bounding cap meets the
@@ -1435,9 +1481,11 @@ impl BinauralRenderer {
                     s.filter_dir = Some(target);
                     s.filter_near = near;
                     if old_audible && crossfade {
-                        // A change: the new filter is interpolated on the fly, the old one
-                        // is the stored filter or interpolated from its weights.
-                        new = COMPUTE;
+                        // A change: the new filter is interpolated on the fly and stored
+                        // in place of the old one (read first, bin by bin), so that the
+                        // next partition's crossfade finds its old filter stored; the old
+                        // one is the stored filter or interpolated from its weights.
+                        new = COMPUTE_STORE;
                         old = if s.stored {
                             STORED
                         } else if new_w.map(|w| w.0) == s.weights.map(|w| w.0) {
@@ -1481,9 +1529,7 @@ impl BinauralRenderer {
                 b_im: &mut self.b_im,
             };
             convolve(job, self.avx);
-            if new == COMPUTE {
-                s.stored = false;
-            } else if new == COMPUTE_STORE {
+            if new == COMPUTE_STORE {
                 s.stored = true;
             }
             s.weights = new_w;
@@ -1544,9 +1590,10 @@ impl BinauralRenderer {
 const NONE: u8 = 0;
 /// The source's stored filter.
 const STORED: u8 = 1;
-/// Interpolated on the fly from three measured spectra.
+/// (Old filter only) interpolated on the fly from three measured spectra.
 const COMPUTE: u8 = 2;
-/// Interpolated on the fly and stored.
+/// (New filter only) interpolated on the fly and stored (after the stored old filter's
+/// bin is read).
 const COMPUTE_STORE: u8 = 3;
 /// (Old filter only) interpolated on the fly from the new filter's three spectra.
 const COMPUTE_SAME: u8 = 4;
@@ -1683,9 +1730,9 @@ fn convolve_portable(job: Job<'_>) {
                 (STORED, NONE, true),
                 (COMPUTE_STORE, NONE, false),
                 (COMPUTE_STORE, NONE, true),
-                (COMPUTE, STORED, true),
-                (COMPUTE, COMPUTE, true),
-                (COMPUTE, COMPUTE_SAME, true),
+                (COMPUTE_STORE, STORED, true),
+                (COMPUTE_STORE, COMPUTE, true),
+                (COMPUTE_STORE, COMPUTE_SAME, true),
                 (NONE, STORED, false),
                 (NONE, COMPUTE, false)
             );
@@ -1733,6 +1780,12 @@ fn step<const NEW: u8, const OLD: u8, const FADE_IN: bool>(
     let [h0, h1, h2] = old.g;
     for k in 0..n {
         let (x_r, x_i) = (xr[k], xi[k]);
+        // The stored old filter's bin, read before the new filter may overwrite it.
+        let (s_r, s_i) = if OLD == STORED {
+            (fr[k], fi[k])
+        } else {
+            (0.0, 0.0)
+        };
         let (y_r, y_i) = if NEW == NONE {
             (0.0, 0.0)
         } else {
@@ -1754,7 +1807,7 @@ fn step<const NEW: u8, const OLD: u8, const FADE_IN: bool>(
         };
         if OLD != NONE {
             let (o_r, o_i) = if OLD == STORED {
-                (fr[k], fi[k])
+                (s_r, s_i)
             } else if OLD == COMPUTE_SAME {
                 (
                     h0 * nr0[k] + h1 * nr1[k] + h2 * nr2[k],
