@@ -1,5 +1,6 @@
 //! Offline rendering on several cores: a session's outputs split into groups, each group an
-//! [`Engine`] of its own on its own thread, every output bit-identical to a single engine's.
+//! [`Engine`] of its own on its own thread, and the binaural path's source chunks spread
+//! over the threads; every output bit-identical to a single engine's.
 //!
 //! # Why the split is exact
 //!
@@ -10,24 +11,41 @@
 //! the latency of the slowest output ([`Engine::delay_to_latency`]), as a single engine
 //! aligns its outputs. Same arithmetic in the same order: the same bits.
 //!
+//! The binaural path is itself rendered in source chunks
+//! ([`crate::engine::binaural_chunk_sizes`]: fixed by the object count, never by the
+//! threads; more than 16 objects: two, ¾ and ¼ of the objects), each with its own HRTF
+//! renderer, and every engine sums the chunks' partial ear mixes in chunk order before the
+//! LFE, the chain and the alignment delay. A chunk renders the same bits on whichever
+//! engine and thread it runs, so moving chunks to other threads changes nothing either.
+//!
 //! # Grouping and the pipeline
 //!
-//! The binaural path (≈ 2/3 of a full render's cost) gets a group of its own; each speaker
-//! bus with the fold-downs that read it is another; with fewer threads than groups, the
-//! speaker groups share threads. [`ParallelEngine::run`] is a pipeline, not a barrier: the
-//! caller's thread fills input blocks (reading sources, analysing them) while each group's
-//! thread renders, meters and writes its outputs at its own pace, a few blocks behind. A
-//! group that is briefly descheduled (a busy machine) then delays nothing else until the
-//! block pool runs dry.
+//! The binaural output (≈ 2/3 of a full render's cost) gets a group of its own; each
+//! speaker bus with the fold-downs that read it is another; with fewer threads than groups,
+//! the speaker groups share threads. With idle threads left, chunk-only groups are added
+//! (a binaural-only render uses two cores too). The binaural chunks then go, in order, to
+//! the least loaded group (a chunk weighs twice its objects, a speaker bus the number of
+//! objects: half the binaural path): on two cores with 128 objects, the 96-object chunk
+//! stays with the binaural output and the 32-object one goes beside the 7.1.4 bus. A group
+//! rendering chunks for the binaural group does so first in each block, in an engine of
+//! its own (`Engine::new_chunked`), and sends their partial mixes over (buffers from a
+//! small pool that comes back); the binaural group renders its own chunks
+//! (`Engine::process_sources`), takes the others', then sums and finishes
+//! (`Engine::process_outputs`).
+//!
+//! [`ParallelEngine::run`] is a pipeline, not a barrier: the caller's thread fills input
+//! blocks (reading sources, analysing them) while each group's thread renders, meters and
+//! writes its outputs at its own pace, a few blocks behind. A group that is briefly
+//! descheduled (a busy machine) then delays nothing else until the block pool runs dry.
 //!
 //! This is for offline rendering only. Live playback renders one output with a plain
-//! [`Engine`] on the audio thread.
+//! [`Engine`] on the audio thread (which sums the same chunks itself).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
-use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig, binaural_chunk_count};
+use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig, binaural_chunk_sizes};
 use crate::scene::layout::Layout;
 
 /// Input blocks in flight per group: enough slack to ride out a descheduled thread.
@@ -151,19 +169,21 @@ fn plan_groups(outputs: &[OutputConfig], threads: usize) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Spreads the binaural path's `chunks` source chunks over the threads, `groups` being
-/// [`plan_groups`]'s (group 0 the binaural one, when there are several threads): adds
-/// chunk-only groups while there are idle threads (at most one per chunk beyond the first),
-/// then gives each chunk, in order, to the least loaded group (the first on a tie). Load
-/// units: a chunk 2, a speaker bus with its fold-downs `chunks` (a bus costs about half
-/// the binaural path). Returns each group's chunks (group 0's include chunk 0); all in
-/// group 0 when there is one group or no binaural output.
+/// Spreads the binaural path's source chunks (`sizes`: objects in each) over the threads,
+/// `groups` being [`plan_groups`]'s (group 0 the binaural one, when there are several
+/// threads): adds chunk-only groups while there are idle threads (at most one per chunk
+/// beyond the first), then gives each chunk, in order, to the least loaded group (the
+/// first on a tie). Load: a chunk twice its objects, a speaker bus with its fold-downs the
+/// number of objects (a bus costs about half the binaural path). Returns each group's
+/// chunks (group 0's include chunk 0); all in group 0 when there is one group or no
+/// binaural output.
 fn plan_chunks(
     outputs: &[OutputConfig],
     groups: &mut Vec<Vec<usize>>,
     threads: usize,
-    chunks: usize,
+    sizes: &[usize],
 ) -> Vec<Vec<usize>> {
+    let chunks = sizes.len();
     let binaural = groups
         .first()
         .is_some_and(|g| g.iter().any(|&o| key(&outputs[o]) == Key::Binaural));
@@ -186,14 +206,14 @@ fn plan_chunks(
                     buses.push(k);
                 }
             }
-            buses.len() * chunks
+            buses.len() * sizes.iter().sum::<usize>()
         })
         .collect();
     let mut plan = vec![Vec::new(); groups.len()];
-    for c in 0..chunks {
+    for (c, size) in sizes.iter().enumerate() {
         let g = (0..load.len()).min_by_key(|&g| load[g]).unwrap_or(0);
         plan[g].push(c);
-        load[g] += 2;
+        load[g] += 2 * size;
     }
     // Chunk-only groups that got nothing are dropped.
     let mut g = groups.len();
@@ -236,8 +256,9 @@ impl ParallelEngine {
             threads
         };
         let mut plan = plan_groups(&config.outputs, threads);
-        let chunks = binaural_chunk_count(config.objects.len());
-        let chunk_plan = plan_chunks(&config.outputs, &mut plan, threads, chunks);
+        let sizes = binaural_chunk_sizes(config.objects.len());
+        let chunks = sizes.len();
+        let chunk_plan = plan_chunks(&config.outputs, &mut plan, threads, &sizes);
         // Split: the binaural group's engine sums chunks rendered on other threads.
         let split = chunk_plan.iter().skip(1).any(|c| !c.is_empty());
         let n_objects = config.objects.len();
@@ -649,5 +670,43 @@ mod tests {
         assert_eq!(plan_groups(&no_bin, 2), vec![vec![0, 1], vec![2]]);
         assert_eq!(plan_groups(&[bin], 4), vec![vec![0]]);
         assert_eq!(plan_groups(&[], 4), vec![Vec::<usize>::new()]);
+    }
+
+    #[test]
+    fn chunks_go_to_the_least_loaded_thread() {
+        let hrtf = Arc::new(HrtfSet::default_set(48000).expect("KEMAR"));
+        let bin = OutputConfig::Binaural {
+            hrtf,
+            lfe_db: None,
+            chain: Vec::new(),
+        };
+        let outs = vec![speakers("7.1.4"), bin.clone(), stereo("7.1.4")];
+        let plan = |outs: &[OutputConfig], threads: usize, sizes: &[usize]| {
+            let mut groups = plan_groups(outs, threads);
+            let chunks = plan_chunks(outs, &mut groups, threads, sizes);
+            (groups, chunks)
+        };
+        // Two cores, 128 objects: the big chunk with the binaural output, the small one
+        // beside the 7.1.4 bus (loads 192 and 128 + 64).
+        assert_eq!(
+            plan(&outs, 2, &[96, 32]),
+            (vec![vec![1], vec![0, 2]], vec![vec![0], vec![1]])
+        );
+        // One thread, or one chunk: no split.
+        assert_eq!(plan(&outs, 1, &[96, 32]), (vec![vec![0, 1, 2]], vec![vec![0, 1]]));
+        assert_eq!(plan(&outs, 2, &[16]), (vec![vec![1], vec![0, 2]], vec![vec![0], vec![]]));
+        // Four threads: one chunk-only group (one per chunk beyond the first).
+        assert_eq!(
+            plan(&outs, 4, &[96, 32]),
+            (vec![vec![1], vec![0, 2], vec![]], vec![vec![0], vec![], vec![1]])
+        );
+        // Binaural only, two threads.
+        assert_eq!(
+            plan(std::slice::from_ref(&bin), 2, &[96, 32]),
+            (vec![vec![0], vec![]], vec![vec![0], vec![1]])
+        );
+        // No binaural output: nothing to split.
+        let no_bin = vec![speakers("7.1.4"), speakers("5.1")];
+        assert_eq!(plan(&no_bin, 2, &[96, 32]).1, vec![vec![0, 1], vec![]]);
     }
 }

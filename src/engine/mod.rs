@@ -415,30 +415,37 @@ struct BinauralPath {
     cursors: Vec<Cursors>,
 }
 
-/// Most source chunks of the binaural path (see [`binaural_chunk_count`]).
-pub const MAX_BINAURAL_CHUNKS: usize = 4;
-/// Fewest objects per binaural source chunk: smaller sessions are one chunk.
-pub const MIN_BINAURAL_CHUNK_OBJECTS: usize = 16;
+/// Sessions with more objects than this render the binaural path in two source chunks.
+pub const MIN_BINAURAL_SPLIT_OBJECTS: usize = 16;
 
-/// How many source chunks the binaural path of a session with `n_objects` objects is
-/// rendered in: `⌈n_objects / 16⌉`, at most 4, at least 1. Chunk `c` holds objects
-/// `c·k … (c+1)·k − 1` (`k = ⌈n_objects / chunks⌉`); the last one also holds every bed
-/// and HOA source. Each chunk has its own HRTF renderer (and its own share of the virtual
-/// room); the chunks' partial ear mixes are summed in chunk order. The split depends on the
-/// session only, never on threads, so a render's bits do not depend on how many threads
-/// render the chunks (see [`crate::drivers::parallel`]).
+/// The objects in each source chunk of the binaural path of a session with `n_objects`
+/// objects: up to [`MIN_BINAURAL_SPLIT_OBJECTS`] one chunk, else two, the first with
+/// `⌈3·n_objects / 4⌉` objects, the second with the rest (and every bed and HOA source: the
+/// last chunk holds them). Each chunk has its own HRTF renderer (sharing the precomputed
+/// spectra) and its own virtual room (a late reverb costs about as much as a few sources,
+/// so chunks are few); the chunks' partial ear mixes are summed in chunk order. The split
+/// depends on the session only, never on threads, so a render's bits do not depend on how
+/// many threads render the chunks (see [`crate::drivers::parallel`]). 3 : 1 is the split
+/// that balances two cores for a render to binaural and one speaker bus (the bus and its
+/// meters cost about half the binaural path).
+pub fn binaural_chunk_sizes(n_objects: usize) -> Vec<usize> {
+    if n_objects <= MIN_BINAURAL_SPLIT_OBJECTS {
+        vec![n_objects]
+    } else {
+        let first = (3 * n_objects).div_ceil(4);
+        vec![first, n_objects - first]
+    }
+}
+
+/// How many source chunks the binaural path is rendered in (see [`binaural_chunk_sizes`]).
 pub fn binaural_chunk_count(n_objects: usize) -> usize {
-    n_objects
-        .div_ceil(MIN_BINAURAL_CHUNK_OBJECTS)
-        .clamp(1, MAX_BINAURAL_CHUNKS)
+    binaural_chunk_sizes(n_objects).len()
 }
 
 /// The binaural path's HRTF rendering split into source chunks (see
 /// [`binaural_chunk_count`]): the [`BinauralRenderer`] calls, with session source indices.
 struct ChunkedRenderer {
     chunks: Vec<BinauralChunk>,
-    /// Objects per chunk (the last chunk also holds the bed and HOA sources).
-    per_chunk: usize,
     latency: usize,
 }
 
@@ -462,15 +469,15 @@ impl ChunkedRenderer {
         owned: Option<&[bool]>,
         block: usize,
     ) -> Result<ChunkedRenderer, EngineError> {
-        let k = binaural_chunk_count(n_objects);
-        let per_chunk = n_objects.div_ceil(k).max(1);
+        let sizes = binaural_chunk_sizes(n_objects);
+        let k = sizes.len();
         let mut chunks: Vec<BinauralChunk> = Vec::with_capacity(k);
-        for c in 0..k {
-            let first = (c * per_chunk).min(n_sources);
+        let mut first = 0;
+        for (c, size) in sizes.into_iter().enumerate() {
             let end = if c + 1 == k {
                 n_sources
             } else {
-                ((c + 1) * per_chunk).min(n_sources)
+                (first + size).min(n_sources)
             };
             let n = (end - first).max(1);
             let renderer = if owned.is_none_or(|o| o.get(c).copied().unwrap_or(false)) {
@@ -494,20 +501,20 @@ impl ChunkedRenderer {
                 end,
                 ears: [vec![0.0; block], vec![0.0; block]],
             });
+            first = end;
         }
         let latency = chunks
             .iter()
             .find_map(|c| c.renderer.as_ref())
             .map_or(config.partition_frames, |r| r.latency());
-        Ok(ChunkedRenderer {
-            chunks,
-            per_chunk,
-            latency,
-        })
+        Ok(ChunkedRenderer { chunks, latency })
     }
 
     fn chunk_of(&self, source: usize) -> usize {
-        (source / self.per_chunk).min(self.chunks.len() - 1)
+        self.chunks
+            .iter()
+            .position(|c| source < c.end)
+            .unwrap_or(self.chunks.len() - 1)
     }
 
     /// Whether `source` is rendered by this engine.
