@@ -1,5 +1,6 @@
 //! Offline rendering on several cores: a session's outputs split into groups, each group an
-//! [`Engine`] of its own on its own thread, every output bit-identical to a single engine's.
+//! [`Engine`] of its own on its own thread, and the binaural path's source chunks spread
+//! over the threads; every output bit-identical to a single engine's.
 //!
 //! # Why the split is exact
 //!
@@ -10,24 +11,41 @@
 //! the latency of the slowest output ([`Engine::delay_to_latency`]), as a single engine
 //! aligns its outputs. Same arithmetic in the same order: the same bits.
 //!
+//! The binaural path is itself rendered in source chunks
+//! ([`crate::engine::binaural_chunk_sizes`]: fixed by the object count, never by the
+//! threads; more than 16 objects: two, ¾ and ¼ of the objects), each with its own HRTF
+//! renderer, and every engine sums the chunks' partial ear mixes in chunk order before the
+//! LFE, the chain and the alignment delay. A chunk renders the same bits on whichever
+//! engine and thread it runs, so moving chunks to other threads changes nothing either.
+//!
 //! # Grouping and the pipeline
 //!
-//! The binaural path (≈ 2/3 of a full render's cost) gets a group of its own; each speaker
-//! bus with the fold-downs that read it is another; with fewer threads than groups, the
-//! speaker groups share threads. [`ParallelEngine::run`] is a pipeline, not a barrier: the
-//! caller's thread fills input blocks (reading sources, analysing them) while each group's
-//! thread renders, meters and writes its outputs at its own pace, a few blocks behind. A
-//! group that is briefly descheduled (a busy machine) then delays nothing else until the
-//! block pool runs dry.
+//! The binaural output (≈ 2/3 of a full render's cost) gets a group of its own; each
+//! speaker bus with the fold-downs that read it is another; with fewer threads than groups,
+//! the speaker groups share threads. With idle threads left, chunk-only groups are added
+//! (a binaural-only render uses two cores too). The binaural chunks then go, in order, to
+//! the least loaded group (a chunk weighs twice its objects, a speaker bus the number of
+//! objects: half the binaural path): on two cores with 128 objects, the 96-object chunk
+//! stays with the binaural output and the 32-object one goes beside the 7.1.4 bus. A group
+//! rendering chunks for the binaural group does so first in each block, in an engine of
+//! its own (`Engine::new_chunked`), and sends their partial mixes over (buffers from a
+//! small pool that comes back); the binaural group renders its own chunks
+//! (`Engine::process_sources`), takes the others', then sums and finishes
+//! (`Engine::process_outputs`).
+//!
+//! [`ParallelEngine::run`] is a pipeline, not a barrier: the caller's thread fills input
+//! blocks (reading sources, analysing them) while each group's thread renders, meters and
+//! writes its outputs at its own pace, a few blocks behind. A group that is briefly
+//! descheduled (a busy machine) then delays nothing else until the block pool runs dry.
 //!
 //! This is for offline rendering only. Live playback renders one output with a plain
-//! [`Engine`] on the audio thread.
+//! [`Engine`] on the audio thread (which sums the same chunks itself).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
-use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig};
+use crate::engine::{Engine, EngineConfig, EngineError, OutputConfig, binaural_chunk_sizes};
 use crate::scene::layout::Layout;
 
 /// Input blocks in flight per group: enough slack to ride out a descheduled thread.
@@ -65,11 +83,25 @@ impl Drop for Pooled {
     }
 }
 
+/// One thread's work: the engine of a group of outputs and/or binaural source chunks
+/// rendered for the binaural group's engine.
+struct Group {
+    /// The engine of the group's outputs (`None`: the group only renders chunks).
+    engine: Option<Engine>,
+    /// Binaural source chunks (and the engine rendering them) for the binaural group.
+    part: Option<(Engine, Vec<usize>)>,
+    /// The binaural group: the chunks it receives from each other group, by group.
+    foreign: Vec<(usize, Vec<usize>)>,
+}
+
+/// The partial ear mixes (L, R) of a group's binaural chunks, in its chunks' order.
+type Partials = Vec<[Vec<f32>; 2]>;
+
 /// Several [`Engine`]s over the same objects and beds, one per group of outputs, each run
 /// on a thread of its own by [`ParallelEngine::run`].
 pub struct ParallelEngine {
-    /// One engine per group of outputs (one per thread).
-    groups: Vec<Engine>,
+    /// One group per thread.
+    groups: Vec<Group>,
     /// Session output index → (group, index within the group's engine).
     map: Vec<(usize, usize)>,
     latency: usize,
@@ -137,6 +169,64 @@ fn plan_groups(outputs: &[OutputConfig], threads: usize) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Spreads the binaural path's source chunks (`sizes`: objects in each) over the threads,
+/// `groups` being [`plan_groups`]'s (group 0 the binaural one, when there are several
+/// threads): adds chunk-only groups while there are idle threads (at most one per chunk
+/// beyond the first), then gives each chunk, in order, to the least loaded group (the
+/// first on a tie). Load: a chunk twice its objects, a speaker bus with its fold-downs the
+/// number of objects (a bus costs about half the binaural path). Returns each group's
+/// chunks (group 0's include chunk 0); all in group 0 when there is one group or no
+/// binaural output.
+fn plan_chunks(
+    outputs: &[OutputConfig],
+    groups: &mut Vec<Vec<usize>>,
+    threads: usize,
+    sizes: &[usize],
+) -> Vec<Vec<usize>> {
+    let chunks = sizes.len();
+    let binaural = groups
+        .first()
+        .is_some_and(|g| g.iter().any(|&o| key(&outputs[o]) == Key::Binaural));
+    if !(binaural && chunks > 1 && threads > 1) {
+        let mut plan = vec![Vec::new(); groups.len()];
+        plan[0] = (0..chunks).collect();
+        return plan;
+    }
+    let extra = threads
+        .saturating_sub(groups.len())
+        .min(chunks.saturating_sub(1));
+    groups.extend((0..extra).map(|_| Vec::new()));
+    let mut load: Vec<usize> = groups
+        .iter()
+        .map(|g| {
+            let mut buses: Vec<Key> = Vec::new();
+            for &o in g {
+                let k = key(&outputs[o]);
+                if k != Key::Binaural && !buses.contains(&k) {
+                    buses.push(k);
+                }
+            }
+            buses.len() * sizes.iter().sum::<usize>()
+        })
+        .collect();
+    let mut plan = vec![Vec::new(); groups.len()];
+    for (c, size) in sizes.iter().enumerate() {
+        let g = (0..load.len()).min_by_key(|&g| load[g]).unwrap_or(0);
+        plan[g].push(c);
+        load[g] += 2 * size;
+    }
+    // Chunk-only groups that got nothing are dropped.
+    let mut g = groups.len();
+    while g > 1 {
+        g -= 1;
+        if groups[g].is_empty() && plan[g].is_empty() {
+            groups.remove(g);
+            plan.remove(g);
+        }
+    }
+    plan
+}
+
 impl ParallelEngine {
     /// Builds one engine per group of outputs, on at most `threads` threads (`0`: as many
     /// as the machine has). With one thread, or one group of outputs, everything runs on
@@ -165,33 +255,78 @@ impl ParallelEngine {
         } else {
             threads
         };
-        let plan = plan_groups(&config.outputs, threads);
+        let mut plan = plan_groups(&config.outputs, threads);
+        let sizes = binaural_chunk_sizes(config.objects.len());
+        let chunks = sizes.len();
+        let chunk_plan = plan_chunks(&config.outputs, &mut plan, threads, &sizes);
+        // Split: the binaural group's engine sums chunks rendered on other threads.
+        let split = chunk_plan.iter().skip(1).any(|c| !c.is_empty());
         let n_objects = config.objects.len();
         let bed_channels = config
             .beds
             .iter()
             .map(|b| b.layout.num_channels())
             .collect();
+        let new_engine = |config: EngineConfig| {
+            if offline {
+                Engine::new_offline(config)
+            } else {
+                Engine::new(config)
+            }
+        };
+        let mask = |owned: &[usize]| (0..chunks).map(|c| owned.contains(&c)).collect::<Vec<_>>();
         let mut map = vec![(0, 0); config.outputs.len()];
         let mut groups = Vec::with_capacity(plan.len());
-        for (g, outputs) in plan.into_iter().enumerate() {
+        for (g, (outputs, own)) in plan.into_iter().zip(&chunk_plan).enumerate() {
             let group_config = EngineConfig {
                 outputs: outputs.iter().map(|&o| config.outputs[o].clone()).collect(),
                 ..config.clone()
             };
-            let engine = if offline {
-                Engine::new_offline(group_config)?
-            } else {
-                Engine::new(group_config)?
+            let mut group = Group {
+                engine: None,
+                part: None,
+                foreign: Vec::new(),
             };
+            if !split || g > 0 {
+                if !outputs.is_empty() || g == 0 {
+                    group.engine = Some(new_engine(group_config)?);
+                }
+                if g > 0 && !own.is_empty() {
+                    let binaural = config
+                        .outputs
+                        .iter()
+                        .find(|o| matches!(o, OutputConfig::Binaural { .. }))
+                        .cloned();
+                    let part_config = EngineConfig {
+                        outputs: binaural.into_iter().collect(),
+                        ..config.clone()
+                    };
+                    let engine = Engine::new_chunked(part_config, offline, &mask(own))?;
+                    group.part = Some((engine, own.clone()));
+                }
+            } else {
+                group.engine = Some(Engine::new_chunked(group_config, offline, &mask(own))?);
+                group.foreign = chunk_plan
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter(|(_, c)| !c.is_empty())
+                    .map(|(h, c)| (h, c.clone()))
+                    .collect();
+            }
             for (local, &o) in outputs.iter().enumerate() {
                 map[o] = (g, local);
             }
-            groups.push(engine);
+            groups.push(group);
         }
-        let latency = groups.iter().map(|g| g.latency()).max().unwrap_or(0);
-        for g in &mut groups {
-            g.delay_to_latency(latency)?;
+        let latency = groups
+            .iter()
+            .filter_map(|g| g.engine.as_ref())
+            .map(|e| e.latency())
+            .max()
+            .unwrap_or(0);
+        for e in groups.iter_mut().filter_map(|g| g.engine.as_mut()) {
+            e.delay_to_latency(latency)?;
         }
         // One group: rendering beside the reading thread gains nothing (measured: it costs
         // the copies and the hand-over, ≈ 7 % on a 128-object 7.1.4 render).
@@ -217,7 +352,12 @@ impl ParallelEngine {
     #[cfg(feature = "internals")]
     pub fn seek(&mut self, frame: u64) {
         for g in &mut self.groups {
-            g.seek(frame);
+            if let Some(e) = &mut g.engine {
+                e.seek(frame);
+            }
+            if let Some((e, _)) = &mut g.part {
+                e.seek(frame);
+            }
         }
     }
 
@@ -248,13 +388,22 @@ impl ParallelEngine {
         F: Fn(usize, &[Vec<f32>], &mut S, Span) -> Result<(), E> + Sync,
     {
         assert_eq!(states.len(), self.map.len(), "one state per output");
-        let start = self.groups[0].position_frames();
+        let Some(start) = self
+            .groups
+            .iter()
+            .find_map(|g| g.engine.as_ref())
+            .map(|e| e.position_frames())
+        else {
+            return Ok(());
+        };
         if !self.threaded {
             let mut inputs = self.new_inputs();
             let mut span = Span { start, frames: 0 };
             while let Some(frames) = produce(&mut inputs)? {
                 span.frames = frames.min(self.max_block_frames);
-                let engine = &mut self.groups[0];
+                let Some(engine) = self.groups[0].engine.as_mut() else {
+                    return Ok(());
+                };
                 // The objects' block changes hands instead of being copied (`produce` fills
                 // every object's frames each time, as with the pool of the threaded path).
                 engine.swap_object_inputs(&mut inputs.objects);
@@ -279,16 +428,43 @@ impl ParallelEngine {
             // Cannot fail: the receiver is alive.
             let _ = pool_tx.send(self.new_inputs());
         }
+        // Binaural chunks rendered on other threads travel to the binaural group's thread
+        // in a pool of partial-mix buffers per group, which it sends back once summed.
+        let mut part_links: Vec<Option<PartLink>> = Vec::new();
+        let mut head_links: Vec<HeadLink> = Vec::new();
+        for group in &self.groups {
+            part_links.push(group.part.as_ref().map(|(_, chunks)| {
+                let (to, from) = mpsc::channel();
+                let (back, free) = mpsc::channel();
+                for _ in 0..BLOCKS_PER_GROUP + 1 {
+                    let partials = vec![[vec![0.0; self.max_block_frames], vec![0.0; self.max_block_frames]]; chunks.len()];
+                    let _ = back.send(partials);
+                }
+                head_links.push((chunks.clone(), from, back));
+                (to, free)
+            }));
+        }
         let abort = AtomicBool::new(false);
         let (sink, abort) = (&sink, &abort);
         let max_frames = self.max_block_frames;
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(self.groups.len());
             let mut workers = Vec::with_capacity(self.groups.len());
-            for (engine, share) in self.groups.iter_mut().zip(shares) {
+            for ((group, share), part_link) in self.groups.iter_mut().zip(shares).zip(part_links) {
                 let (tx, rx) = mpsc::sync_channel::<Arc<Pooled>>(BLOCKS_PER_GROUP);
                 senders.push(tx);
-                workers.push(scope.spawn(move || group_worker(engine, share, rx, sink, abort)));
+                let links = if group.foreign.is_empty() {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut head_links)
+                };
+                let worker = Worker {
+                    group,
+                    share,
+                    part_link,
+                    head_links: links,
+                };
+                workers.push(scope.spawn(move || group_worker(worker, rx, sink, abort)));
             }
             let mut result = Ok(());
             let mut span = Span { start, frames: 0 };
@@ -348,11 +524,28 @@ fn load_beds(engine: &mut Engine, inputs: &Inputs, frames: usize) {
     }
 }
 
-/// One group's thread: render each block, hand the outputs to the sink. After an error it
-/// only drains its queue (so blocks return to the pool) until the caller hangs up.
+/// A helper group's end of its link to the binaural group: partial mixes to send, and the
+/// buffers coming back.
+type PartLink = (mpsc::Sender<Partials>, mpsc::Receiver<Partials>);
+/// The binaural group's end of one link: the chunks, partial mixes in, buffers back.
+type HeadLink = (Vec<usize>, mpsc::Receiver<Partials>, mpsc::Sender<Partials>);
+
+/// What one group's thread works with.
+struct Worker<'a, S> {
+    group: &'a mut Group,
+    share: Vec<(usize, usize, &'a mut S)>,
+    /// The group renders binaural chunks for the binaural group: its link there.
+    part_link: Option<PartLink>,
+    /// The binaural group: its links from the groups rendering its other chunks.
+    head_links: Vec<HeadLink>,
+}
+
+/// One group's thread: render each block (first the binaural chunks the binaural group
+/// waits for), hand the outputs to the sink. After an error it only drains its queue (so
+/// blocks return to the pool) until the caller hangs up, and hangs up its chunk links (so
+/// the thread at the other end stops waiting).
 fn group_worker<S, E, F>(
-    engine: &mut Engine,
-    mut share: Vec<(usize, usize, &mut S)>,
+    mut w: Worker<'_, S>,
     blocks: mpsc::Receiver<Arc<Pooled>>,
     sink: &F,
     abort: &AtomicBool,
@@ -361,22 +554,77 @@ where
     F: Fn(usize, &[Vec<f32>], &mut S, Span) -> Result<(), E>,
 {
     let mut result = Ok(());
+    // Stopped by an error here or a chunk thread's end.
+    let mut stopped = false;
     for block in blocks {
-        if result.is_err() {
+        if stopped {
             continue;
         }
         let span = block.span;
+        if let (Some((engine, chunks)), Some((to, free))) = (&mut w.group.part, &w.part_link) {
+            if let Some(inputs) = block.inputs.as_ref() {
+                load(engine, inputs, span.frames);
+            }
+            engine.process_chunks(span.frames);
+            let sent = free.recv().is_ok_and(|mut partials| {
+                for (&c, ears) in chunks.iter().zip(&mut partials) {
+                    if let Some(src) = engine.binaural_chunk(c) {
+                        for (d, x) in ears.iter_mut().zip(src) {
+                            d[..span.frames].copy_from_slice(&x[..span.frames]);
+                        }
+                    }
+                }
+                to.send(partials).is_ok()
+            });
+            if !sent {
+                // The binaural group has ended (an error): nothing more to send.
+                w.part_link = None;
+            }
+        }
+        let Some(engine) = w.group.engine.as_mut() else {
+            continue;
+        };
         if let Some(inputs) = block.inputs.as_ref() {
             load(engine, inputs, span.frames);
         }
         drop(block);
-        engine.process(span.frames);
-        for (o, local, state) in share.iter_mut() {
+        if w.group.foreign.is_empty() {
+            engine.process(span.frames);
+        } else {
+            engine.process_sources(span.frames);
+            for (chunks, from, back) in &w.head_links {
+                let Ok(partials) = from.recv() else {
+                    // A chunk thread has ended (its error is returned from it): stop.
+                    stopped = true;
+                    break;
+                };
+                for (&c, ears) in chunks.iter().zip(&partials) {
+                    if let Some(dst) = engine.binaural_chunk_mut(c) {
+                        for (d, x) in dst.iter_mut().zip(ears) {
+                            d[..span.frames].copy_from_slice(&x[..span.frames]);
+                        }
+                    }
+                }
+                let _ = back.send(partials);
+            }
+            if stopped {
+                abort.store(true, Ordering::Relaxed);
+                w.head_links.clear();
+                continue;
+            }
+            engine.process_outputs(span.frames);
+        }
+        for (o, local, state) in w.share.iter_mut() {
             if let Err(e) = sink(*o, engine.output(*local), state, span) {
                 result = Err(e);
                 abort.store(true, Ordering::Relaxed);
                 break;
             }
+        }
+        if result.is_err() {
+            stopped = true;
+            w.head_links.clear();
+            w.part_link = None;
         }
     }
     result
@@ -422,5 +670,43 @@ mod tests {
         assert_eq!(plan_groups(&no_bin, 2), vec![vec![0, 1], vec![2]]);
         assert_eq!(plan_groups(&[bin], 4), vec![vec![0]]);
         assert_eq!(plan_groups(&[], 4), vec![Vec::<usize>::new()]);
+    }
+
+    #[test]
+    fn chunks_go_to_the_least_loaded_thread() {
+        let hrtf = Arc::new(HrtfSet::default_set(48000).expect("KEMAR"));
+        let bin = OutputConfig::Binaural {
+            hrtf,
+            lfe_db: None,
+            chain: Vec::new(),
+        };
+        let outs = vec![speakers("7.1.4"), bin.clone(), stereo("7.1.4")];
+        let plan = |outs: &[OutputConfig], threads: usize, sizes: &[usize]| {
+            let mut groups = plan_groups(outs, threads);
+            let chunks = plan_chunks(outs, &mut groups, threads, sizes);
+            (groups, chunks)
+        };
+        // Two cores, 128 objects: the big chunk with the binaural output, the small one
+        // beside the 7.1.4 bus (loads 192 and 128 + 64).
+        assert_eq!(
+            plan(&outs, 2, &[96, 32]),
+            (vec![vec![1], vec![0, 2]], vec![vec![0], vec![1]])
+        );
+        // One thread, or one chunk: no split.
+        assert_eq!(plan(&outs, 1, &[96, 32]), (vec![vec![0, 1, 2]], vec![vec![0, 1]]));
+        assert_eq!(plan(&outs, 2, &[16]), (vec![vec![1], vec![0, 2]], vec![vec![0], vec![]]));
+        // Four threads: one chunk-only group (one per chunk beyond the first).
+        assert_eq!(
+            plan(&outs, 4, &[96, 32]),
+            (vec![vec![1], vec![0, 2], vec![]], vec![vec![0], vec![], vec![1]])
+        );
+        // Binaural only, two threads.
+        assert_eq!(
+            plan(std::slice::from_ref(&bin), 2, &[96, 32]),
+            (vec![vec![0], vec![]], vec![vec![0], vec![1]])
+        );
+        // No binaural output: nothing to split.
+        let no_bin = vec![speakers("7.1.4"), speakers("5.1")];
+        assert_eq!(plan(&no_bin, 2, &[96, 32]).1, vec![vec![0, 1], vec![]]);
     }
 }

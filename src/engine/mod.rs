@@ -386,7 +386,7 @@ type HoaTaps = Vec<(usize, f32)>;
 
 /// The binaural bus: one HRTF renderer fed by every object and every non-LFE bed channel.
 struct BinauralPath {
-    renderer: BinauralRenderer,
+    renderer: ChunkedRenderer,
     /// Room positions → directions (the 7.1.4 room: the Atmos reference layout).
     room: RoomMap,
     /// Plain stereo panning for objects in binaural mode Off.
@@ -415,6 +415,175 @@ struct BinauralPath {
     cursors: Vec<Cursors>,
 }
 
+/// Sessions with more objects than this render the binaural path in two source chunks.
+pub const MIN_BINAURAL_SPLIT_OBJECTS: usize = 16;
+
+/// The objects in each source chunk of the binaural path of a session with `n_objects`
+/// objects: up to [`MIN_BINAURAL_SPLIT_OBJECTS`] one chunk, else two, the first with
+/// `⌈3·n_objects / 4⌉` objects, the second with the rest (and every bed and HOA source: the
+/// last chunk holds them). Each chunk has its own HRTF renderer (sharing the precomputed
+/// spectra) and its own virtual room (a late reverb costs about as much as a few sources,
+/// so chunks are few); the chunks' partial ear mixes are summed in chunk order. The split
+/// depends on the session only, never on threads, so a render's bits do not depend on how
+/// many threads render the chunks (see [`crate::drivers::parallel`]). 3 : 1 is the split
+/// that balances two cores for a render to binaural and one speaker bus (the bus and its
+/// meters cost about half the binaural path).
+pub fn binaural_chunk_sizes(n_objects: usize) -> Vec<usize> {
+    if n_objects <= MIN_BINAURAL_SPLIT_OBJECTS {
+        vec![n_objects]
+    } else {
+        let first = (3 * n_objects).div_ceil(4);
+        vec![first, n_objects - first]
+    }
+}
+
+/// How many source chunks the binaural path is rendered in (see [`binaural_chunk_sizes`]).
+pub fn binaural_chunk_count(n_objects: usize) -> usize {
+    binaural_chunk_sizes(n_objects).len()
+}
+
+/// The binaural path's HRTF rendering split into source chunks (see
+/// [`binaural_chunk_count`]): the [`BinauralRenderer`] calls, with session source indices.
+struct ChunkedRenderer {
+    chunks: Vec<BinauralChunk>,
+    latency: usize,
+}
+
+/// One source chunk: sources `first..end`, rendered here (`renderer`) or by another engine.
+struct BinauralChunk {
+    renderer: Option<BinauralRenderer>,
+    first: usize,
+    end: usize,
+    /// The chunk's partial ear mix of the current block (L, R), `max_block_frames` long.
+    ears: [Vec<f32>; 2],
+}
+
+impl ChunkedRenderer {
+    /// `config.max_sources` is ignored: each chunk's renderer gets its own share of the
+    /// `n_sources` sources. Chunks not in `owned` (`None`: all owned) get no renderer.
+    fn new(
+        hrtf: Arc<HrtfSet>,
+        config: BinauralConfig,
+        n_objects: usize,
+        n_sources: usize,
+        owned: Option<&[bool]>,
+        block: usize,
+    ) -> Result<ChunkedRenderer, EngineError> {
+        let sizes = binaural_chunk_sizes(n_objects);
+        let k = sizes.len();
+        let mut chunks: Vec<BinauralChunk> = Vec::with_capacity(k);
+        let mut first = 0;
+        for (c, size) in sizes.into_iter().enumerate() {
+            let end = if c + 1 == k {
+                n_sources
+            } else {
+                (first + size).min(n_sources)
+            };
+            let n = (end - first).max(1);
+            let renderer = if owned.is_none_or(|o| o.get(c).copied().unwrap_or(false)) {
+                // The first renderer computes the HRTF spectra; the others share them.
+                Some(match chunks.iter().find_map(|c| c.renderer.as_ref()) {
+                    Some(t) => t.with_sources(n)?,
+                    None => BinauralRenderer::new(
+                        hrtf.clone(),
+                        BinauralConfig {
+                            max_sources: n,
+                            ..config.clone()
+                        },
+                    )?,
+                })
+            } else {
+                None
+            };
+            chunks.push(BinauralChunk {
+                renderer,
+                first,
+                end,
+                ears: [vec![0.0; block], vec![0.0; block]],
+            });
+            first = end;
+        }
+        let latency = chunks
+            .iter()
+            .find_map(|c| c.renderer.as_ref())
+            .map_or(config.partition_frames, |r| r.latency());
+        Ok(ChunkedRenderer { chunks, latency })
+    }
+
+    fn chunk_of(&self, source: usize) -> usize {
+        self.chunks
+            .iter()
+            .position(|c| source < c.end)
+            .unwrap_or(self.chunks.len() - 1)
+    }
+
+    /// Whether `source` is rendered by this engine.
+    fn owns(&self, source: usize) -> bool {
+        self.chunks[self.chunk_of(source)].renderer.is_some()
+    }
+
+    fn with(&mut self, source: usize, f: impl FnOnce(&mut BinauralRenderer, usize)) {
+        let c = self.chunk_of(source);
+        let chunk = &mut self.chunks[c];
+        if let Some(r) = &mut chunk.renderer {
+            f(r, source - chunk.first);
+        }
+    }
+
+    fn set_direction(&mut self, source: usize, dir: Direction) {
+        self.with(source, |r, s| r.set_direction(s, dir));
+    }
+
+    fn set_bypass(&mut self, source: usize, gains: Option<[f32; 2]>) {
+        self.with(source, |r, s| r.set_bypass(s, gains));
+    }
+
+    fn set_distance(&mut self, source: usize, distance: Distance) {
+        self.with(source, |r, s| r.set_distance(s, distance));
+    }
+
+    fn set_active(&mut self, source: usize, active: bool) {
+        self.with(source, |r, s| r.set_active(s, active));
+    }
+
+    fn latency(&self) -> usize {
+        self.latency
+    }
+
+    fn reset(&mut self) {
+        for r in self.chunks.iter_mut().filter_map(|c| c.renderer.as_mut()) {
+            r.reset();
+        }
+    }
+
+    /// Renders `run` frames of every owned chunk into its partial mix at `at`.
+    fn process(&mut self, inputs: &[Vec<f32>], at: usize, run: usize) {
+        for chunk in &mut self.chunks {
+            if let Some(r) = &mut chunk.renderer {
+                let [l, rt] = &mut chunk.ears;
+                r.process(
+                    &inputs[chunk.first..chunk.end],
+                    &mut l[at..at + run],
+                    &mut rt[at..at + run],
+                );
+            }
+        }
+    }
+
+    /// Writes the sum of the chunks' partial mixes, in chunk order, to `ears` (L, R).
+    fn sum_into(&self, ears: &mut [Vec<f32>], frames: usize) {
+        for (e, ear) in ears.iter_mut().take(2).enumerate() {
+            let out = &mut ear[..frames];
+            out.copy_from_slice(&self.chunks[0].ears[e][..frames]);
+            for chunk in &self.chunks[1..] {
+                for (o, &x) in out.iter_mut().zip(&chunk.ears[e][..frames]) {
+                    *o += x;
+                }
+            }
+        }
+    }
+}
+
 /// A fixed array of empty channel slices, filled with the real ones without allocating.
 fn slices(bufs: &[Vec<f32>], frames: usize) -> [&[f32]; MAX_OUTPUT_CHANNELS] {
     let mut out: [&[f32]; MAX_OUTPUT_CHANNELS] = [&[]; MAX_OUTPUT_CHANNELS];
@@ -434,7 +603,7 @@ fn slices_mut(bufs: &mut [Vec<f32>], frames: usize) -> [&mut [f32]; MAX_OUTPUT_C
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
-        Engine::build(config, false)
+        Engine::build(config, false, None)
     }
 
     /// [`Engine::new`] for an offline render, where latency does not matter: the binaural
@@ -442,10 +611,26 @@ impl Engine {
     /// moving objects; static sources render the same convolution to float rounding, moving
     /// ones update their filters once per partition). The engine's latency is larger.
     pub fn new_offline(config: EngineConfig) -> Result<Engine, EngineError> {
-        Engine::build(config, true)
+        Engine::build(config, true, None)
     }
 
-    fn build(config: EngineConfig, offline: bool) -> Result<Engine, EngineError> {
+    /// [`Engine::new`] (`offline`: [`Engine::new_offline`]) whose binaural path renders only
+    /// the source chunks `owned[c]` (see [`binaural_chunk_count`]); the others' partial
+    /// mixes are left to another engine and handed in with [`Engine::binaural_chunk_mut`]
+    /// before [`Engine::process_outputs`]. For [`crate::drivers::parallel`].
+    pub(crate) fn new_chunked(
+        config: EngineConfig,
+        offline: bool,
+        owned: &[bool],
+    ) -> Result<Engine, EngineError> {
+        Engine::build(config, offline, Some(owned))
+    }
+
+    fn build(
+        config: EngineConfig,
+        offline: bool,
+        owned: Option<&[bool]>,
+    ) -> Result<Engine, EngineError> {
         if config.max_block_frames == 0 || config.max_block_frames > 1 << 16 {
             return Err(EngineError::Config {
                 parameter: "max_block_frames",
@@ -512,6 +697,7 @@ impl Engine {
                             &config,
                             &stereo_layout,
                             offline,
+                            owned,
                         )?);
                     }
                     (Source::Binaural, stereo_layout.clone(), chain)
@@ -787,6 +973,34 @@ impl Engine {
 
     /// Renders `frames` frames (≤ `max_block_frames`) from the inputs into the outputs.
     pub fn process(&mut self, frames: usize) {
+        self.process_sources(frames);
+        self.process_outputs(frames);
+    }
+
+    /// [`Engine::process`] for an engine that only renders binaural source chunks for
+    /// another (see [`Engine::new_chunked`]): the chunks' partial mixes, no outputs.
+    pub(crate) fn process_chunks(&mut self, frames: usize) {
+        self.process_sources(frames);
+        self.position += frames.min(self.max_block_frames) as u64;
+    }
+
+    /// Binaural source chunk `c`'s partial ear mix (L, R) of the last block
+    /// (`max_block_frames` long); `None` without a binaural path or such a chunk.
+    pub(crate) fn binaural_chunk(&self, c: usize) -> Option<&[Vec<f32>; 2]> {
+        let chunks = &self.binaural.as_ref()?.renderer.chunks;
+        chunks.get(c).map(|ch| &ch.ears)
+    }
+
+    /// [`Engine::binaural_chunk`] to fill: another engine's rendering of a chunk this one
+    /// does not render, handed in before [`Engine::process_outputs`].
+    pub(crate) fn binaural_chunk_mut(&mut self, c: usize) -> Option<&mut [Vec<f32>; 2]> {
+        let chunks = &mut self.binaural.as_mut()?.renderer.chunks;
+        chunks.get_mut(c).map(|ch| &mut ch.ears)
+    }
+
+    /// The first half of [`Engine::process`]: the speaker buses and the binaural path's
+    /// source chunks (their partial mixes), not yet the outputs.
+    pub(crate) fn process_sources(&mut self, frames: usize) {
         let frames = frames.min(self.max_block_frames);
         // Beds with a time window: silent outside it (exact to the sample).
         for (window, inputs) in self.bed_windows.iter().zip(&mut self.bed_inputs) {
@@ -816,23 +1030,14 @@ impl Engine {
                 bus.mix_objects(&self.object_inputs, done, run, offset);
             }
             if let Some(bin) = self.binaural.as_mut().filter(|b| b.needed) {
-                let out = self
-                    .outputs
-                    .iter_mut()
-                    .find(|o| matches!(o.source, Source::Binaural));
-                if let Some(out) = out {
-                    let (l, r) = out.buffers.split_at_mut(1);
-                    bin.run(
-                        &self.objects,
-                        &self.object_inputs,
-                        &self.bed_inputs,
-                        done,
-                        run,
-                        offset,
-                        &mut l[0][done..done + run],
-                        &mut r[0][done..done + run],
-                    );
-                }
+                bin.run(
+                    &self.objects,
+                    &self.object_inputs,
+                    &self.bed_inputs,
+                    done,
+                    run,
+                    offset,
+                );
             }
             done += run;
         }
@@ -840,6 +1045,12 @@ impl Engine {
             bus.mix_beds(&self.bed_inputs, frames);
             bus.mix_diffuse(frames);
         }
+    }
+
+    /// The second half of [`Engine::process`]: every output from its bus or from the sum of
+    /// the binaural chunks, through its chain; then the timeline moves on.
+    pub(crate) fn process_outputs(&mut self, frames: usize) {
+        let frames = frames.min(self.max_block_frames);
         for o in self.outputs.iter_mut().filter(|o| o.enabled) {
             match &mut o.source {
                 Source::Bus(b) => {
@@ -855,6 +1066,7 @@ impl Engine {
                 }
                 Source::Binaural => {
                     if let Some(bin) = &mut self.binaural {
+                        bin.renderer.sum_into(&mut o.buffers, frames);
                         bin.mix_lfe(&self.bed_inputs, frames, &mut o.buffers);
                     }
                 }
@@ -943,6 +1155,7 @@ impl BinauralPath {
         config: &EngineConfig,
         stereo_layout: &Layout,
         offline: bool,
+        owned: Option<&[bool]>,
     ) -> Result<BinauralPath, EngineError> {
         let mut bed_sources = Vec::new();
         let mut lfe_taps = Vec::new();
@@ -1008,7 +1221,14 @@ impl BinauralPath {
         if offline {
             binaural_config = binaural_config.offline(&hrtf);
         }
-        let mut renderer = BinauralRenderer::new(hrtf, binaural_config)?;
+        let mut renderer = ChunkedRenderer::new(
+            hrtf,
+            binaural_config,
+            n_obj,
+            n_sources,
+            owned,
+            config.max_block_frames,
+        )?;
         let stereo = Panner::new(stereo_layout).map_err(|source| EngineError::Panner {
             layout: stereo_layout.name.clone(),
             source,
@@ -1095,7 +1315,7 @@ impl BinauralPath {
     ) {
         let len = (end - start) as f32;
         for (i, obj) in objects.iter().enumerate() {
-            if continuing && object_static[i] {
+            if (continuing && object_static[i]) || !self.renderer.owns(i) {
                 continue;
             }
             let cur = &mut self.cursors[i];
@@ -1140,11 +1360,12 @@ impl BinauralPath {
         at: usize,
         run: usize,
         offset: usize,
-        left: &mut [f32],
-        right: &mut [f32],
     ) {
         let steps = &RAMP_STEPS[offset..offset + run];
         for (i, input) in object_inputs.iter().enumerate().take(objects.len()) {
+            if !self.renderer.owns(i) {
+                continue;
+            }
             let dst = &mut self.scratch[i][..run];
             let (l0, slope) = (self.level_start[i], self.level_slope[i]);
             for ((d, &x), &k) in dst.iter_mut().zip(&input[at..at + run]).zip(steps) {
@@ -1167,7 +1388,7 @@ impl BinauralPath {
             }
         }
         // Every scratch buffer holds at least `run` frames; the renderer reads `run`.
-        self.renderer.process(&self.scratch, left, right);
+        self.renderer.process(&self.scratch, at, run);
     }
 
     /// Adds the bed LFE (at the session's level, delayed like the HRTF path) to both ears.

@@ -1028,8 +1028,8 @@ pub struct BinauralRenderer {
     /// Spectra of all measured HRIR partitions, scaled by 1/(2B): measurement, ear,
     /// partition, bin. Measurements `m … 2m` are the near-field bank (`Near` sources):
     /// measurement `i − m` through its per-ear near-field shelves.
-    spec_re: Vec<f32>,
-    spec_im: Vec<f32>,
+    spec_re: Arc<[f32]>,
+    spec_im: Arc<[f32]>,
     sources: Vec<Source>,
     /// Number of measured directions `m` (the near-field bank starts there).
     measurements: usize,
@@ -1188,8 +1188,8 @@ impl BinauralRenderer {
             block: b,
             bins,
             parts,
-            spec_re,
-            spec_im,
+            spec_re: spec_re.into(),
+            spec_im: spec_im.into(),
             sources,
             measurements: m,
             room,
@@ -1223,6 +1223,88 @@ impl BinauralRenderer {
     /// Latency in frames: input frame `n` is heard at output frame `n + latency()`.
     pub fn latency(&self) -> usize {
         self.block
+    }
+
+    /// A new renderer like this one (same set, partitions and settings) for `max_sources`
+    /// sources of its own, sharing this one's precomputed HRTF spectra instead of computing
+    /// (and storing) them again: several renderers, each for a share of a session's sources,
+    /// cost the spectra once. Its sources start at their defaults, with no audio history.
+    pub fn with_sources(&self, max_sources: usize) -> Result<Self, BinauralError> {
+        if !(1..=4096).contains(&max_sources) {
+            return Err(BinauralError::BadConfig {
+                field: "max_sources",
+                value: max_sources.to_string(),
+                allowed: "1 … 4096".into(),
+            });
+        }
+        let (b, bins, parts) = (self.block, self.bins, self.parts);
+        let per_meas = 2 * parts * bins;
+        let front = Params {
+            dir: Direction::new(0.0, 0.0),
+            bypass: None,
+            active: true,
+            distance: Distance::Anechoic,
+        };
+        let sources = (0..max_sources)
+            .map(|_| Source {
+                applied: front,
+                latest: front,
+                queue: [(0, front); 2],
+                queued: 0,
+                time: vec![0.0; 2 * b],
+                fdl_re: vec![0.0; parts * bins],
+                fdl_im: vec![0.0; parts * bins],
+                head: 0,
+                silent_run: parts,
+                weights: [(0, 0.0); 3],
+                face: 0,
+                filt_re: vec![0.0; per_meas],
+                filt_im: vec![0.0; per_meas],
+                stored: false,
+                filter_dir: None,
+                filter_near: false,
+                sends: Sends::ZERO,
+                send_dir: None,
+                send_distance: Distance::Anechoic,
+            })
+            .collect();
+        let zeros = || vec![0.0f32; bins];
+        Ok(BinauralRenderer {
+            hrtf: Arc::clone(&self.hrtf),
+            config: BinauralConfig {
+                max_sources,
+                ..self.config.clone()
+            },
+            block: b,
+            bins,
+            parts,
+            cos_min_update: self.cos_min_update,
+            spec_re: Arc::clone(&self.spec_re),
+            spec_im: Arc::clone(&self.spec_im),
+            sources,
+            measurements: self.measurements,
+            room: Room::new(&self.hrtf, b, &*self.fft),
+            fft_in: self.fft.make_input_vec(),
+            fft_out: self.fft.make_output_vec(),
+            fft_scratch: self.fft.make_scratch_vec(),
+            ifft_in: self.ifft.make_input_vec(),
+            ifft_out: self.ifft.make_output_vec(),
+            ifft_scratch: self.ifft.make_scratch_vec(),
+            fft: Arc::clone(&self.fft),
+            ifft: Arc::clone(&self.ifft),
+            a_re: [zeros(), zeros()],
+            a_im: [zeros(), zeros()],
+            b_re: [zeros(), zeros()],
+            b_im: [zeros(), zeros()],
+            td: [vec![0.0; b], vec![0.0; b]],
+            out: [vec![0.0; b], vec![0.0; b]],
+            fade_in: self.fade_in.clone(),
+            fill: 0,
+            half: 0,
+            frames_in: 0,
+            partition_index: 0,
+            avx: self.avx,
+        })
     }
 
     fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
