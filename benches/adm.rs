@@ -173,7 +173,7 @@ fn bench_master_render(c: &mut Criterion) {
     use halo::drivers::exchange::read_master;
     use halo::drivers::render::{RenderOptions, render};
     use halo::scene::layout::Layout;
-    let dir = std::env::temp_dir().join(format!("halo-bench-adm-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("adm-bench");
     let master = write_master(&dir, 128, 20);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).expect("bench output dir");

@@ -12,7 +12,7 @@ const BLOCK_FRAMES: usize = 1024;
 const FRAMES: usize = 480_000;
 
 fn bench_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("halo-io-bench-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("io-bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     dir
 }
