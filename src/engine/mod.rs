@@ -11,6 +11,10 @@
 //! per sample in between, so a moving object never clicks and a step in automation is
 //! smoothed over at most one interval. Because the ramp points do not depend on how the
 //! caller cuts the audio into blocks, the output is identical for every block size.
+//!
+//! The gain points of the segments that start in one block (up to `BATCH_SEGMENTS`)
+//! are computed together, object by object, before the first of them is mixed: the same
+//! gain calculations, in the same order for each object, as one segment at a time.
 
 use crate::dsp::{Chain, Delay, DspError, ProcessorSettings};
 use crate::scene::automation::Automation;
@@ -35,6 +39,15 @@ pub const MAX_OUTPUT_CHANNELS: usize = 64;
 
 /// Gains are recomputed at least this often (frames) and ramped in between.
 pub const GAIN_INTERVAL_FRAMES: u64 = 64;
+
+/// Segments whose gain points are computed together, object by object (see
+/// [`Bus::prepare`]): one object's automation, lookup state and panner region stay in
+/// the cache and its branches predictable while its gain points follow one another.
+const BATCH_SEGMENTS: usize = 24;
+
+/// Gain points held per object for one batch: the first segment's start, then every
+/// segment's end.
+const BATCH_SLOTS: usize = BATCH_SEGMENTS + 1;
 
 /// 0, 1, 2, … as `f32`: the ramp's sample offsets, so the mixing loop has no integer to
 /// float conversion and vectorises.
@@ -258,6 +271,17 @@ struct Bus {
     cursors: Vec<Cursors>,
     /// The CPU has AVX: mix with the AVX build of the mixing loops.
     avx: bool,
+    /// The current batch's gain points (see [`Bus::prepare`]): per object, `BATCH_SLOTS`
+    /// slots of `width` gains, and the mask of each slot's non-zero channels.
+    batch_gains: Vec<f32>,
+    batch_mask: Vec<u64>,
+    /// Per object: its gain points are in the batch (moving, not muted, no BS.2127 gain
+    /// interpolation); the others are computed segment by segment.
+    batch_object: Vec<bool>,
+    /// Number of segments in the current batch (its last end gains are in this slot).
+    batch_len: usize,
+    /// The engine's batch number these slots belong to.
+    batch_id: u64,
 }
 
 /// One object's lookup caches (automation segments, hull triangle); they only speed up
@@ -359,6 +383,13 @@ pub struct Engine {
     segment_start: u64,
     segment_end: u64,
     segment_valid: bool,
+    /// The current batch: the ends of up to `BATCH_SEGMENTS` segments, all starting in
+    /// the block being rendered; `batch_next` indexes the current segment.
+    batch_ends: [u64; BATCH_SEGMENTS],
+    batch_len: usize,
+    batch_next: usize,
+    /// Counts batches (a bus's slots are valid when their `batch_id` equals it).
+    batch_id: u64,
 }
 
 /// Where an output's signal comes from.
@@ -802,6 +833,10 @@ impl Engine {
             segment_start: 0,
             segment_end: 0,
             segment_valid: false,
+            batch_ends: [0; BATCH_SEGMENTS],
+            batch_len: 0,
+            batch_next: 0,
+            batch_id: 0,
         })
     }
 
@@ -1022,7 +1057,7 @@ impl Engine {
         while done < frames {
             let now = self.position + done as u64;
             if !self.segment_valid || now >= self.segment_end {
-                self.start_segment(now);
+                self.start_segment(now, self.position + frames as u64);
             }
             let run = ((self.segment_end - now) as usize).min(frames - done);
             let offset = (now - self.segment_start) as usize;
@@ -1084,9 +1119,9 @@ impl Engine {
         self.position += frames as u64;
     }
 
-    /// Begins the ramp segment that contains `now`: its end is the next gain point
-    /// (interval grid or keyframe); gains at both ends come from the automation.
-    fn start_segment(&mut self, now: u64) {
+    /// The ramp segment `(start, end)` that contains `now`: its end is the next gain
+    /// point (interval grid or keyframe), its start the latest one ≤ `now`.
+    fn segment_bounds(&self, now: u64) -> (u64, u64) {
         let grid_end = (now / GAIN_INTERVAL_FRAMES + 1) * GAIN_INTERVAL_FRAMES;
         let grid_start = grid_end - GAIN_INTERVAL_FRAMES;
         // The segment starts at the latest gain point ≤ now, so that a seek or block
@@ -1100,10 +1135,49 @@ impl Engine {
         let key_after = self.keyframes.get(k).copied();
         let start = key_before.map_or(grid_start, |f| f.max(grid_start));
         let end = key_after.map_or(grid_end, |f| f.min(grid_end));
+        (start, end)
+    }
+
+    /// Begins the ramp segment that contains `now` (in the block that ends before
+    /// `block_end`); gains at both ends come from the automation. The gain points of
+    /// the segments that follow in the block are computed with the first (a batch).
+    fn start_segment(&mut self, now: u64, block_end: u64) {
+        let (start, end) = self.segment_bounds(now);
         let continuing_all = self.segment_valid && start == self.segment_end;
+        if !continuing_all || self.batch_next >= self.batch_len {
+            // A new batch: this segment and those starting after it in this block (each
+            // begins at the previous one's end), as the loop in `process` will meet them.
+            self.batch_ends[0] = end;
+            let mut n = 1;
+            let mut at = end;
+            while n < BATCH_SEGMENTS && at < block_end {
+                let (_, e) = self.segment_bounds(at);
+                self.batch_ends[n] = e;
+                n += 1;
+                at = e;
+            }
+            self.batch_len = n;
+            self.batch_next = 0;
+            self.batch_id += 1;
+            for bus in self.buses.iter_mut().filter(|b| b.needed) {
+                let continuing = continuing_all && !bus.stale;
+                bus.prepare(
+                    &self.objects,
+                    &self.object_static,
+                    (!continuing).then_some(start),
+                    &self.batch_ends[..n],
+                    self.batch_id,
+                );
+            }
+        }
+        let slot = self.batch_next;
+        self.batch_next += 1;
         for bus in self.buses.iter_mut().filter(|b| b.needed) {
             let continuing = continuing_all && !bus.stale;
             bus.stale = false;
+            // The batch holds this segment's gains (slots `slot`, `slot + 1`) for the
+            // moving objects; every bus is prepared at the first segment of each block.
+            let in_batch = bus.batch_id == self.batch_id;
             for (i, obj) in self.objects.iter().enumerate() {
                 if obj.mute {
                     bus.ramps[i].n_active = 0;
@@ -1118,7 +1192,11 @@ impl Engine {
                 } else {
                     Some(start)
                 };
-                bus.compute_ramp(i, obj, g_start, end, start);
+                if in_batch && bus.batch_object[i] {
+                    bus.ramp_from_batch(i, slot, end - start);
+                } else {
+                    bus.compute_ramp(i, obj, g_start, end, start);
+                }
             }
         }
         if let Some(bin) = self.binaural.as_mut().filter(|b| b.needed) {
@@ -1508,6 +1586,11 @@ impl Bus {
             avx: crate::spatial::binaural::has_avx(),
             needed: true,
             stale: false,
+            batch_gains: vec![0.0; n_obj * BATCH_SLOTS * width],
+            batch_mask: vec![0; n_obj * BATCH_SLOTS],
+            batch_object: vec![false; n_obj],
+            batch_len: 0,
+            batch_id: 0,
         })
     }
 
@@ -1546,6 +1629,78 @@ impl Bus {
                 *a += b;
             }
         }
+    }
+
+    /// Computes a batch's gain points object by object, for each object that moves (not
+    /// muted, not static, without BS.2127 gain interpolation): slot 0 holds the first
+    /// segment's start gains — computed at `start` when given (the segment does not
+    /// continue the previous one), else the previous batch's last end gains — and slot
+    /// `k + 1` the gains at `ends[k]`. The gain calculations are the same calls, in the
+    /// same order per object, as segment by segment, so the lookup state (cursors, hinted
+    /// region) and the gains are the same; only the order across objects differs, and
+    /// objects share no state.
+    fn prepare(
+        &mut self,
+        objects: &[ObjectConfig],
+        object_static: &[bool],
+        start: Option<u64>,
+        ends: &[u64],
+        batch_id: u64,
+    ) {
+        let w = self.width;
+        // Taken out of `self` while `raw_gains_into` writes into it (no allocation).
+        let mut table = std::mem::take(&mut self.batch_gains);
+        for (i, obj) in objects.iter().enumerate() {
+            let batched = !obj.mute && !object_static[i] && self.interp[i].is_none();
+            self.batch_object[i] = batched;
+            if !batched {
+                continue;
+            }
+            let first = i * BATCH_SLOTS;
+            if start.is_none() {
+                let last = first + self.batch_len;
+                table.copy_within(last * w..(last + 1) * w, first * w);
+                self.batch_mask[first] = self.batch_mask[last];
+            }
+            let frames = start.into_iter().chain(ends.iter().copied());
+            let skip = usize::from(start.is_none());
+            for (slot, frame) in (first + skip..).zip(frames) {
+                let gains = &mut table[slot * w..(slot + 1) * w];
+                self.raw_gains_into(i, obj, frame, gains);
+                let mut nonzero = 0u64;
+                for (c, &g) in gains.iter().enumerate() {
+                    if g != 0.0 {
+                        nonzero |= 1 << c;
+                    }
+                }
+                self.batch_mask[slot] = nonzero;
+            }
+        }
+        self.batch_gains = table;
+        self.batch_len = ends.len();
+        self.batch_id = batch_id;
+    }
+
+    /// Sets object `i`'s ramp for the batch's segment `k` (of `frames` frames): from the
+    /// gains in slot `k` to those in slot `k + 1`.
+    fn ramp_from_batch(&mut self, i: usize, k: usize, frames: u64) {
+        let w = self.width;
+        let k = i * BATCH_SLOTS + k;
+        let (g0, g1) = (
+            &self.batch_gains[k * w..(k + 1) * w],
+            &self.batch_gains[(k + 1) * w..(k + 2) * w],
+        );
+        let active = self.batch_mask[k] | self.batch_mask[k + 1];
+        let ramp = &mut self.ramps[i];
+        (ramp.n_active, ramp.fixed) = set_ramp(
+            &mut ramp.channel,
+            &mut ramp.start,
+            &mut ramp.slope,
+            g0,
+            g1,
+            active,
+            frames,
+        );
     }
 
     /// Object `i`'s gains at `frame` into `ramps[i].gains[half]`, with the mask of its
@@ -1591,6 +1746,14 @@ impl Bus {
     /// Object `i`'s gains of its metadata at `frame` (BS.2127 gains × level) into `raw`:
     /// the layout's channels, then the diffuse bus's.
     fn raw_gains(&mut self, i: usize, obj: &ObjectConfig, frame: u64) {
+        // Taken out of `self` while written (no allocation).
+        let mut raw = std::mem::take(&mut self.raw);
+        self.raw_gains_into(i, obj, frame, &mut raw);
+        self.raw = raw;
+    }
+
+    /// [`Bus::raw_gains`] into `out` (`width` gains).
+    fn raw_gains_into(&mut self, i: usize, obj: &ObjectConfig, frame: u64, out: &mut [f32]) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
@@ -1630,13 +1793,15 @@ impl Bus {
                 &mut cur.bs2127,
                 &mut self.direct,
             );
-            self.diffuse.fill(0.0);
+            if self.width > nch {
+                self.diffuse.fill(0.0); // read only for a diffuse bus
+            }
         }
-        for (slot, &g) in self.raw[..nch].iter_mut().zip(&self.direct) {
+        for (slot, &g) in out[..nch].iter_mut().zip(&self.direct) {
             *slot = (g * level) as f32;
         }
         if self.width > nch {
-            for (slot, &g) in self.raw[nch..].iter_mut().zip(&self.diffuse) {
+            for (slot, &g) in out[nch..self.width].iter_mut().zip(&self.diffuse) {
                 *slot = (g * level) as f32;
             }
         }
@@ -1658,28 +1823,27 @@ impl Bus {
         }
         let e = 1 - s;
         self.gains_at(i, obj, end, e);
-        let len = (end - start) as f32;
         let ramp = &mut self.ramps[i];
         ramp.end = e;
         let active = ramp.nonzero[s] | ramp.nonzero[e];
-        let (g0, g1) = (&ramp.gains[s][..], &ramp.gains[e][..]);
-        let (channel, start, slopes) = (
-            &mut ramp.channel[..],
-            &mut ramp.start[..],
-            &mut ramp.slope[..],
+        let Ramp {
+            gains,
+            channel,
+            start: starts,
+            slope,
+            n_active,
+            fixed,
+            ..
+        } = ramp;
+        (*n_active, *fixed) = set_ramp(
+            channel,
+            starts,
+            slope,
+            &gains[s],
+            &gains[e],
+            active,
+            end - start,
         );
-        let mut n = 0;
-        let mut fixed = true;
-        for c in Channels(active) {
-            let slope = (g1[c] - g0[c]) / len;
-            channel[n] = c;
-            start[n] = g0[c];
-            slopes[n] = slope;
-            fixed &= slope == 0.0;
-            n += 1;
-        }
-        ramp.n_active = n;
-        ramp.fixed = fixed;
     }
 
     /// Adds every object into the bus for `run` frames starting at buffer offset `at`;
@@ -1713,9 +1877,9 @@ impl Bus {
         }
     }
 
-    /// The mixing loops. Moving objects are mixed two channels at a time (one pass over
-    /// the input feeds both); every channel gets `x · (g0 + slope · k)` element by element
-    /// as before, so the output does not depend on the pairing. An object whose gains do
+    /// The mixing loops. Moving objects are mixed four, three or two channels at a time
+    /// (one pass over the input feeds them all); every channel gets `x · (g0 + slope · k)`
+    /// element by element as before, so the output does not depend on the grouping. An object whose gains do
     /// not move gets `x · g0` (what the ramp gives for slope 0 and a gain that is > 0).
     #[inline(always)]
     fn mix_run(&mut self, inputs: &[Vec<f32>], at: usize, run: usize, offset: usize) {
@@ -1737,7 +1901,56 @@ impl Bus {
                 continue;
             }
             let mut k = 0;
-            while k + 1 < n {
+            while k + 3 < n {
+                // Four channels per pass over the input (listed in increasing order).
+                let (c0, c1, c2, c3) = (channel[k], channel[k + 1], channel[k + 2], channel[k + 3]);
+                let (low, high) = self.buffers.split_at_mut(c1);
+                let (mid, high) = high.split_at_mut(c2 - c1);
+                let (mid2, high) = high.split_at_mut(c3 - c2);
+                let out0 = &mut low[c0][at..at + run];
+                let out1 = &mut mid[0][at..at + run];
+                let out2 = &mut mid2[0][at..at + run];
+                let out3 = &mut high[0][at..at + run];
+                let (g0, d0, g1, d1) = (start[k], slope[k], start[k + 1], slope[k + 1]);
+                let (g2, d2, g3, d3) = (start[k + 2], slope[k + 2], start[k + 3], slope[k + 3]);
+                for (((((o0, o1), o2), o3), &s), &t) in out0
+                    .iter_mut()
+                    .zip(out1.iter_mut())
+                    .zip(out2.iter_mut())
+                    .zip(out3.iter_mut())
+                    .zip(x)
+                    .zip(steps)
+                {
+                    *o0 += s * (g0 + d0 * t);
+                    *o1 += s * (g1 + d1 * t);
+                    *o2 += s * (g2 + d2 * t);
+                    *o3 += s * (g3 + d3 * t);
+                }
+                k += 4;
+            }
+            if n - k == 3 {
+                let (c0, c1, c2) = (channel[k], channel[k + 1], channel[k + 2]);
+                let (low, high) = self.buffers.split_at_mut(c1);
+                let (mid, high) = high.split_at_mut(c2 - c1);
+                let out0 = &mut low[c0][at..at + run];
+                let out1 = &mut mid[0][at..at + run];
+                let out2 = &mut high[0][at..at + run];
+                let (g0, d0, g1, d1) = (start[k], slope[k], start[k + 1], slope[k + 1]);
+                let (g2, d2) = (start[k + 2], slope[k + 2]);
+                for ((((o0, o1), o2), &s), &t) in out0
+                    .iter_mut()
+                    .zip(out1.iter_mut())
+                    .zip(out2.iter_mut())
+                    .zip(x)
+                    .zip(steps)
+                {
+                    *o0 += s * (g0 + d0 * t);
+                    *o1 += s * (g1 + d1 * t);
+                    *o2 += s * (g2 + d2 * t);
+                }
+                continue;
+            }
+            if k + 1 < n {
                 // Channels are listed in increasing order: c0 < c1.
                 let (c0, c1) = (channel[k], channel[k + 1]);
                 let (low, high) = self.buffers.split_at_mut(c1);
@@ -1770,6 +1983,39 @@ impl Bus {
             }
         }
     }
+}
+
+/// Writes the ramp from gains `g0` to `g1` over `frames` frames for the channels in
+/// `active` (those non-zero at either end): `(channel, start gain, per-frame slope)`
+/// each; returns how many, and whether every slope is 0.
+#[inline]
+fn set_ramp(
+    channel: &mut [usize],
+    start: &mut [f32],
+    slope: &mut [f32],
+    g0: &[f32],
+    g1: &[f32],
+    active: u64,
+    frames: u64,
+) -> (usize, bool) {
+    let len = frames as f32;
+    // Over a power-of-two length, × (1/len) is exact: it equals ÷ len bit for bit.
+    let inv = frames.is_power_of_two().then(|| 1.0 / len);
+    let mut n = 0;
+    let mut fixed = true;
+    for c in Channels(active) {
+        let d = g1[c] - g0[c];
+        let s = match inv {
+            Some(inv) => d * inv,
+            None => d / len,
+        };
+        channel[n] = c;
+        start[n] = g0[c];
+        slope[n] = s;
+        fixed &= s == 0.0;
+        n += 1;
+    }
+    (n, fixed)
 }
 
 /// The mixing loop asks for the input of the object this many places ahead, so that it
