@@ -1,4 +1,4 @@
-//! The binaural path split into source chunks (`engine::binaural_chunk_count`), rendered on
+//! The binaural path split into source chunks (`engine::binaural_chunk_sizes`), rendered on
 //! several threads by `ParallelEngine`: every output is bit-identical whatever the thread
 //! count (the chunks' partial mixes are summed in chunk order); a one-chunk session is
 //! bit-identical to a single HRTF renderer over all sources (the engine before the split);
@@ -9,7 +9,7 @@ use halo::drivers::parallel::{Inputs, ParallelEngine};
 use halo::dsp::{LimiterSettings, ProcessorSettings};
 use halo::engine::{
     BedConfig, Engine, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig,
-    binaural_chunk_count, binaural_chunk_sizes,
+    binaural_chunk_sizes,
 };
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::{Direction, Position};
@@ -208,7 +208,7 @@ fn chunks_follow_the_object_count_only() {
     assert_eq!(binaural_chunk_sizes(16), vec![16]);
     assert_eq!(binaural_chunk_sizes(17), vec![13, 4]);
     assert_eq!(binaural_chunk_sizes(128), vec![96, 32]);
-    assert_eq!(binaural_chunk_count(4096), 2);
+    assert_eq!(binaural_chunk_sizes(4096).len(), 2);
 }
 
 /// 40 and 64 objects (2 chunks), moving, every room distance, a bypassed one,
@@ -217,7 +217,7 @@ fn chunks_follow_the_object_count_only() {
 #[test]
 fn split_binaural_path_is_bit_identical_at_every_thread_count() {
     for (n, offline) in [(40, false), (64, true)] {
-        assert_eq!(binaural_chunk_count(n), 2);
+        assert_eq!(binaural_chunk_sizes(n).len(), 2);
         let reference = single(session(n), offline);
         let binaural_rms = rms(&reference[1][0]);
         assert!(

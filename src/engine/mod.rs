@@ -468,13 +468,8 @@ pub fn binaural_chunk_sizes(n_objects: usize) -> Vec<usize> {
     }
 }
 
-/// How many source chunks the binaural path is rendered in (see [`binaural_chunk_sizes`]).
-pub fn binaural_chunk_count(n_objects: usize) -> usize {
-    binaural_chunk_sizes(n_objects).len()
-}
-
 /// The binaural path's HRTF rendering split into source chunks (see
-/// [`binaural_chunk_count`]): the [`BinauralRenderer`] calls, with session source indices.
+/// [`binaural_chunk_sizes`]): the [`BinauralRenderer`] calls, with session source indices.
 struct ChunkedRenderer {
     chunks: Vec<BinauralChunk>,
     latency: usize,
@@ -646,7 +641,7 @@ impl Engine {
     }
 
     /// [`Engine::new`] (`offline`: [`Engine::new_offline`]) whose binaural path renders only
-    /// the source chunks `owned[c]` (see [`binaural_chunk_count`]); the others' partial
+    /// the source chunks `owned[c]` (see [`binaural_chunk_sizes`]); the others' partial
     /// mixes are left to another engine and handed in with [`Engine::binaural_chunk_mut`]
     /// before [`Engine::process_outputs`]. For [`crate::drivers::parallel`].
     pub(crate) fn new_chunked(

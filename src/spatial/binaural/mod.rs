@@ -1145,6 +1145,30 @@ impl BinauralRenderer {
                 }
             }
         }
+        Ok(BinauralRenderer::assemble(
+            hrtf,
+            config,
+            spec_re.into(),
+            spec_im.into(),
+            fft,
+            ifft,
+        ))
+    }
+
+    /// The renderer around precomputed HRTF spectra (`new` computes them; `with_sources`
+    /// shares another renderer's): sources at their defaults, buffers, room and kernels.
+    fn assemble(
+        hrtf: Arc<HrtfSet>,
+        config: BinauralConfig,
+        spec_re: Arc<[f32]>,
+        spec_im: Arc<[f32]>,
+        fft: Arc<dyn RealToComplex<f32>>,
+        ifft: Arc<dyn ComplexToReal<f32>>,
+    ) -> BinauralRenderer {
+        let b = config.partition_frames;
+        let bins = b + 1;
+        let parts = hrtf.len_taps().div_ceil(b).max(1);
+        let per_meas = 2 * parts * bins;
         let room = Room::new(&hrtf, b, &*fft);
         let forward = Forward::new(b);
         let front = Params {
@@ -1183,25 +1207,25 @@ impl BinauralRenderer {
             })
             .collect();
         let zeros = || vec![0.0f32; bins];
-        Ok(BinauralRenderer {
+        BinauralRenderer {
             cos_min_update: config.min_update_deg.to_radians().cos(),
             block: b,
             bins,
             parts,
-            spec_re: spec_re.into(),
-            spec_im: spec_im.into(),
+            spec_re,
+            spec_im,
             sources,
-            measurements: m,
+            measurements: hrtf.num_directions(),
             room,
             ifft_in: ifft.make_input_vec(),
             ifft_out: ifft.make_output_vec(),
             ifft_scratch: ifft.make_scratch_vec(),
+            fft_in: fft.make_input_vec(),
+            fft_out: fft.make_output_vec(),
+            fft_scratch: fft.make_scratch_vec(),
             fft,
             forward,
             ifft,
-            fft_in,
-            fft_out,
-            fft_scratch,
             a_re: [zeros(), zeros()],
             a_im: [zeros(), zeros()],
             b_re: [zeros(), zeros()],
@@ -1217,7 +1241,7 @@ impl BinauralRenderer {
             fma: has_avx() && has_fma(),
             hrtf,
             config,
-        })
+        }
     }
 
     /// Latency in frames: input frame `n` is heard at output frame `n + latency()`.
@@ -1237,74 +1261,17 @@ impl BinauralRenderer {
                 allowed: "1 … 4096".into(),
             });
         }
-        let (b, bins, parts) = (self.block, self.bins, self.parts);
-        let per_meas = 2 * parts * bins;
-        let front = Params {
-            dir: Direction::new(0.0, 0.0),
-            bypass: None,
-            active: true,
-            distance: Distance::Anechoic,
-        };
-        let sources = (0..max_sources)
-            .map(|_| Source {
-                applied: front,
-                latest: front,
-                queue: [(0, front); 2],
-                queued: 0,
-                time: vec![0.0; 2 * b],
-                fdl_re: vec![0.0; parts * bins],
-                fdl_im: vec![0.0; parts * bins],
-                head: 0,
-                silent_run: parts,
-                weights: [(0, 0.0); 3],
-                face: 0,
-                filt_re: vec![0.0; per_meas],
-                filt_im: vec![0.0; per_meas],
-                stored: false,
-                filter_dir: None,
-                filter_near: false,
-                sends: Sends::ZERO,
-                send_dir: None,
-                send_distance: Distance::Anechoic,
-            })
-            .collect();
-        let zeros = || vec![0.0f32; bins];
-        Ok(BinauralRenderer {
-            hrtf: Arc::clone(&self.hrtf),
-            config: BinauralConfig {
+        Ok(BinauralRenderer::assemble(
+            Arc::clone(&self.hrtf),
+            BinauralConfig {
                 max_sources,
                 ..self.config.clone()
             },
-            block: b,
-            bins,
-            parts,
-            cos_min_update: self.cos_min_update,
-            spec_re: Arc::clone(&self.spec_re),
-            spec_im: Arc::clone(&self.spec_im),
-            sources,
-            measurements: self.measurements,
-            room: Room::new(&self.hrtf, b, &*self.fft),
-            fft_in: self.fft.make_input_vec(),
-            fft_out: self.fft.make_output_vec(),
-            fft_scratch: self.fft.make_scratch_vec(),
-            ifft_in: self.ifft.make_input_vec(),
-            ifft_out: self.ifft.make_output_vec(),
-            ifft_scratch: self.ifft.make_scratch_vec(),
-            fft: Arc::clone(&self.fft),
-            ifft: Arc::clone(&self.ifft),
-            a_re: [zeros(), zeros()],
-            a_im: [zeros(), zeros()],
-            b_re: [zeros(), zeros()],
-            b_im: [zeros(), zeros()],
-            td: [vec![0.0; b], vec![0.0; b]],
-            out: [vec![0.0; b], vec![0.0; b]],
-            fade_in: self.fade_in.clone(),
-            fill: 0,
-            half: 0,
-            frames_in: 0,
-            partition_index: 0,
-            avx: self.avx,
-        })
+            Arc::clone(&self.spec_re),
+            Arc::clone(&self.spec_im),
+            Arc::clone(&self.fft),
+            Arc::clone(&self.ifft),
+        ))
     }
 
     fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
