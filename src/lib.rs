@@ -34,28 +34,46 @@
 
 #![warn(missing_docs)]
 
-/// Declares a layer module that is internal: public with the `internals` feature (halo's
-/// tests, benches and fuzz targets), crate-private otherwise, so that the compiler reports
-/// dead code and rustdoc shows only the facade.
-macro_rules! internal {
-    ($(#[$meta:meta])* mod $name:ident;) => {
-        #[cfg(feature = "internals")]
-        #[allow(missing_docs)]
-        $(#[$meta])*
-        pub mod $name;
-        #[cfg(not(feature = "internals"))]
-        $(#[$meta])*
-        pub(crate) mod $name;
-    };
-}
-
-internal! { mod dsp; }
-internal! { mod scene; }
-internal! { mod spatial; }
-internal! { mod engine; }
-internal! { mod measure; }
-internal! { mod formats; }
-internal! { mod drivers; }
+// The layer modules are internal: public with the `internals` feature (halo's tests,
+// benches and fuzz targets), crate-private otherwise, so that the compiler reports dead
+// code and rustdoc shows only the facade. Each is declared twice, not through a macro:
+// rustfmt does not follow modules declared inside a macro call, and `cargo fmt` would
+// skip every layer.
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod drivers;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod drivers;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod dsp;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod dsp;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod engine;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod engine;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod formats;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod formats;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod measure;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod measure;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod scene;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod scene;
+#[cfg(feature = "internals")]
+#[allow(missing_docs)]
+pub mod spatial;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod spatial;
 
 pub use scene::mix::Scene;
 

@@ -255,7 +255,11 @@ pub fn import(
         mut warnings,
         ..
     } = read_master(master, programme)?;
-    for bed in scene.beds.iter().filter(|b| b.speaker_bounds.iter().any(Option::is_some)) {
+    for bed in scene
+        .beds
+        .iter()
+        .filter(|b| b.speaker_bounds.iter().any(Option::is_some))
+    {
         warnings.push(format!(
             "bed '{}': its DirectSpeakers position bounds are not kept in the session (a \
              channel the output lacks is panned at its position)",

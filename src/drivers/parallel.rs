@@ -437,7 +437,13 @@ impl ParallelEngine {
                 let (to, from) = mpsc::channel();
                 let (back, free) = mpsc::channel();
                 for _ in 0..BLOCKS_PER_GROUP + 1 {
-                    let partials = vec![[vec![0.0; self.max_block_frames], vec![0.0; self.max_block_frames]]; chunks.len()];
+                    let partials = vec![
+                        [
+                            vec![0.0; self.max_block_frames],
+                            vec![0.0; self.max_block_frames]
+                        ];
+                        chunks.len()
+                    ];
                     let _ = back.send(partials);
                 }
                 head_links.push((chunks.clone(), from, back));
@@ -693,12 +699,21 @@ mod tests {
             (vec![vec![1], vec![0, 2]], vec![vec![0], vec![1]])
         );
         // One thread, or one chunk: no split.
-        assert_eq!(plan(&outs, 1, &[96, 32]), (vec![vec![0, 1, 2]], vec![vec![0, 1]]));
-        assert_eq!(plan(&outs, 2, &[16]), (vec![vec![1], vec![0, 2]], vec![vec![0], vec![]]));
+        assert_eq!(
+            plan(&outs, 1, &[96, 32]),
+            (vec![vec![0, 1, 2]], vec![vec![0, 1]])
+        );
+        assert_eq!(
+            plan(&outs, 2, &[16]),
+            (vec![vec![1], vec![0, 2]], vec![vec![0], vec![]])
+        );
         // Four threads: one chunk-only group (one per chunk beyond the first).
         assert_eq!(
             plan(&outs, 4, &[96, 32]),
-            (vec![vec![1], vec![0, 2], vec![]], vec![vec![0], vec![], vec![1]])
+            (
+                vec![vec![1], vec![0, 2], vec![]],
+                vec![vec![0], vec![], vec![1]]
+            )
         );
         // Binaural only, two threads.
         assert_eq!(

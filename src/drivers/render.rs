@@ -12,9 +12,7 @@ pub use crate::drivers::sources::SourceReport;
 use crate::drivers::sources::Sources;
 use crate::dsp::ProcessorSettings;
 use crate::engine::{self, EngineConfig, EngineError, OutputConfig};
-use crate::formats::io::{
-    self, PendingFile, WavSpec, WavWriter, WriteFormat,
-};
+use crate::formats::io::{self, PendingFile, WavSpec, WavWriter, WriteFormat};
 use crate::measure::loudness::{LoudnessReport, Meter, Target};
 use crate::measure::timeline::{self, Timeline};
 use crate::measure::translation::{

@@ -20,16 +20,14 @@ use crate::dsp::{Chain, Delay, DspError, ProcessorSettings};
 use crate::scene::automation::Automation;
 use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
+use crate::scene::mix::ObjectControls;
 use crate::spatial::binaural::{
     BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet,
 };
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
-use crate::scene::mix::ObjectControls;
-use crate::spatial::objectbased::decorrelate::{self, Decorrelator};
 use crate::spatial::hoa::{HoaError, HoaFormat};
-use crate::spatial::objectbased::{
-    GainCalc, GainHint, ObjectMetadata, ObjectValues, set_metadata,
-};
+use crate::spatial::objectbased::decorrelate::{self, Decorrelator};
+use crate::spatial::objectbased::{GainCalc, GainHint, ObjectMetadata, ObjectValues, set_metadata};
 use crate::spatial::panner::{Channels, PanHint, Panner, PannerError};
 use std::sync::Arc;
 use thiserror::Error;
@@ -1510,12 +1508,13 @@ impl Bus {
         let decorrelator = if any_diffuse {
             let names: Vec<String> = layout.channels.iter().map(|c| c.name.clone()).collect();
             let filters = decorrelate::layout_filters(&names);
-            let delay = crate::dsp::Delay::new(decorrelate::LATENCY_FRAMES, nch).map_err(
-                |source| EngineError::Chain {
-                    output: layout.name.clone(),
-                    source: Box::new(source),
-                },
-            )?;
+            let delay =
+                crate::dsp::Delay::new(decorrelate::LATENCY_FRAMES, nch).map_err(|source| {
+                    EngineError::Chain {
+                        output: layout.name.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
             Some((Decorrelator::new(&filters), delay))
         } else {
             None
@@ -1782,12 +1781,8 @@ impl Bus {
         } else {
             // BS.2127 gains at this gain point (the ramps between gain points interpolate
             // gains, as BS.2127 does between blocks).
-            self.gain_calc.position_gains_hinted(
-                position,
-                size,
-                &mut cur.bs2127,
-                &mut self.direct,
-            );
+            self.gain_calc
+                .position_gains_hinted(position, size, &mut cur.bs2127, &mut self.direct);
             if self.width > nch {
                 self.diffuse.fill(0.0); // read only for a diffuse bus
             }
@@ -2167,9 +2162,7 @@ pub fn bed_warnings(bed: &BedConfig, layout: &Layout) -> Vec<String> {
                     bed.name, ch.label, layout.name
                 ));
             }
-        } else if same_speaker(layout, ch).is_none()
-            && bounded_speaker(bed, i, layout).is_none()
-        {
+        } else if same_speaker(layout, ch).is_none() && bounded_speaker(bed, i, layout).is_none() {
             warnings.push(format!(
                 "bed '{}': channel {} is not in layout {}; panned at its nominal direction ({}°, {}°)",
                 bed.name, ch.label, layout.name, ch.azimuth_deg, ch.elevation_deg

@@ -591,7 +591,10 @@ pub fn track_modes(
     tracks
         .iter()
         .map(|t| match *t {
-            Track::Object(i) => scene.objects.get(i).map_or(BinauralMode::Mid, |o| o.binaural),
+            Track::Object(i) => scene
+                .objects
+                .get(i)
+                .map_or(BinauralMode::Mid, |o| o.binaural),
             Track::BedChannel(b, c) => scene
                 .beds
                 .get(b)

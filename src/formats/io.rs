@@ -796,7 +796,9 @@ impl WavReader {
             let out = &mut interleaved[done * ch..(done + n) * ch];
             decode(self.info.format, bytes, out);
             if matches!(self.info.format, SampleFormat::F32 | SampleFormat::F64)
-                && let Some(i) = out.iter().position(|x| !x.is_finite() || x.abs() > MAX_FLOAT_SAMPLE)
+                && let Some(i) = out
+                    .iter()
+                    .position(|x| !x.is_finite() || x.abs() > MAX_FLOAT_SAMPLE)
             {
                 let (value, channel, frame) = (out[i], i % ch + 1, self.pos + (i / ch) as u64);
                 let path = self.path.clone();

@@ -675,11 +675,7 @@ impl<'a> Ctx<'a, '_> {
     }
 
     /// Deserializes a raw value, with error positions in the whole file.
-    fn de<T: Deserialize<'a>>(
-        &self,
-        raw: Raw<'a>,
-        hint: Option<&str>,
-    ) -> Result<T, SessionError> {
+    fn de<T: Deserialize<'a>>(&self, raw: Raw<'a>, hint: Option<&str>) -> Result<T, SessionError> {
         let s = raw.get_ron();
         ron_options()
             .from_str(s)
@@ -932,9 +928,27 @@ fn convert_unit(name: &'static str) -> impl Fn(f64) -> Result<f64, Problem> {
 fn convert_extent(e: ExtentFile) -> Result<Extent, Problem> {
     let allowed = "width and height from 0 to 360 (degrees, polar objects) or 0 to 2 \
         (Cartesian objects); depth from 0 to 2";
-    check(e.width, (0.0..=360.0).contains(&e.width), "width", "", allowed)?;
-    check(e.height, (0.0..=360.0).contains(&e.height), "height", "", allowed)?;
-    check(e.depth, (0.0..=2.0).contains(&e.depth), "depth", "", allowed)?;
+    check(
+        e.width,
+        (0.0..=360.0).contains(&e.width),
+        "width",
+        "",
+        allowed,
+    )?;
+    check(
+        e.height,
+        (0.0..=360.0).contains(&e.height),
+        "height",
+        "",
+        allowed,
+    )?;
+    check(
+        e.depth,
+        (0.0..=2.0).contains(&e.depth),
+        "depth",
+        "",
+        allowed,
+    )?;
     Ok(Extent {
         width: e.width,
         height: e.height,
@@ -1511,13 +1525,17 @@ fn parse_output<'a>(
                 check_in(v, -60.0, 6.0, name, " dB").map_err(|p| ctx.invalid(line, &fold_place, p))
             };
             let defaults = FoldSpec::default();
-            let trims_given = [fold.center_db, fold.surround_db, fold.rear_db, fold.height_db]
-                != [
-                    defaults.center_db,
-                    defaults.surround_db,
-                    defaults.rear_db,
-                    defaults.height_db,
-                ];
+            let trims_given = [
+                fold.center_db,
+                fold.surround_db,
+                fold.rear_db,
+                fold.height_db,
+            ] != [
+                defaults.center_db,
+                defaults.surround_db,
+                defaults.rear_db,
+                defaults.height_db,
+            ];
             let trim_mode = match fold.trim_mode {
                 Some(TrimMode::Automatic) if trims_given => {
                     return Err(ctx.invalid(
@@ -1941,7 +1959,11 @@ fn write_controls(s: &mut String, c: &ObjectControls, secs: &dyn Fn(u64) -> Stri
         s.push_str("            screen_ref: true,\n");
     }
     if !c.screen_edge_lock.is_empty() {
-        let edges: Vec<String> = c.screen_edge_lock.iter().map(|e| format!("{e:?}")).collect();
+        let edges: Vec<String> = c
+            .screen_edge_lock
+            .iter()
+            .map(|e| format!("{e:?}"))
+            .collect();
         let _ = writeln!(s, "            screen_edge_lock: [{}],", edges.join(", "));
     }
     if c.importance != d.importance {
@@ -2040,6 +2062,10 @@ mod tests {
         let rons_b: Vec<&str> = rons.b.iter().map(|r| r.get_ron()).collect();
         assert_eq!(ours_b, rons_b);
         assert_eq!(ours_b, ["1.5", "(time: 0, value: -3)", "\"x\""]);
-        assert!(ron_options().from_str::<Ours>("(a: Polar(az: , b: [])").is_err());
+        assert!(
+            ron_options()
+                .from_str::<Ours>("(a: Polar(az: , b: [])")
+                .is_err()
+        );
     }
 }

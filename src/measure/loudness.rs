@@ -171,7 +171,11 @@ impl TruePeakScan {
                 let w = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j / window).cos());
                 let m = j - window / 2.0;
                 let x = m * std::f64::consts::PI / factor as f64;
-                *c = if m.abs() > 0.000001 { w * x.sin() / x } else { w } as f32;
+                *c = if m.abs() > 0.000001 {
+                    w * x.sin() / x
+                } else {
+                    w
+                } as f32;
             }
         }
         let taps = TP_TAPS / factor;
@@ -752,12 +756,9 @@ mod tests {
                 let frames = rate as usize * 3 + 777;
                 let sig = true_peak_signal(nch, frames, rate);
                 // The reference: the crate's own true peak, polled as the meter polls.
-                let mut crate_meter = EbuR128::new(
-                    nch as u32,
-                    rate,
-                    Mode::SAMPLE_PEAK | Mode::TRUE_PEAK,
-                )
-                .expect("crate meter");
+                let mut crate_meter =
+                    EbuR128::new(nch as u32, rate, Mode::SAMPLE_PEAK | Mode::TRUE_PEAK)
+                        .expect("crate meter");
                 let step = (rate as usize).div_ceil(10);
                 let mut want_series =
                     crate::measure::timeline::Series::new(1, crate::measure::timeline::Reduce::Max);
@@ -810,7 +811,11 @@ mod tests {
                 }
                 let got = meter.report().true_peak_per_channel_dbtp;
                 for (c, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert_eq!(g.to_bits(), w.to_bits(), "interleaved {rate} Hz, channel {c}");
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "interleaved {rate} Hz, channel {c}"
+                    );
                 }
             }
         }

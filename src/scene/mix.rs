@@ -91,7 +91,11 @@ impl Scene {
                     position: retime_automation(&o.position, frame),
                     size: retime_automation(&o.size, frame),
                     controls: ObjectControls {
-                        extent: o.controls.extent.as_ref().map(|e| retime_automation(e, frame)),
+                        extent: o
+                            .controls
+                            .extent
+                            .as_ref()
+                            .map(|e| retime_automation(e, frame)),
                         diffuse: retime_automation(&o.controls.diffuse, frame),
                         divergence: retime_automation(&o.controls.divergence, frame),
                         ..o.controls.clone()

@@ -193,8 +193,7 @@ pub fn rule_gains(input: &str, label: &str, output: &Layout) -> Option<Vec<(usiz
         if !rule.inputs.is_empty() && !rule.inputs.contains(&input) {
             continue;
         }
-        if !rule.outputs.is_empty() && !output_system.is_some_and(|o| rule.outputs.contains(&o))
-        {
+        if !rule.outputs.is_empty() && !output_system.is_some_and(|o| rule.outputs.contains(&o)) {
             continue;
         }
         // The rule as written, then mirrored (when that differs).
@@ -261,38 +260,41 @@ fn unit_vector(azimuth_deg: f64, elevation_deg: f64, distance: f64) -> [f64; 3] 
 }
 
 /// The non-LFE speaker of `output` that BS.2127 §8 sends the channel to when no
-    /// speaker has its label: of the speakers inside the bounds (a speaker at a pole is
-    /// inside any azimuth range; output speakers at distance 1), the one nearest the
-    /// channel's position, if exactly one is nearest (within the tolerance); `None` when
-    /// no speaker is inside or two tie (the channel is then panned at its position).
+/// speaker has its label: of the speakers inside the bounds (a speaker at a pole is
+/// inside any azimuth range; output speakers at distance 1), the one nearest the
+/// channel's position, if exactly one is nearest (within the tolerance); `None` when
+/// no speaker is inside or two tie (the channel is then panned at its position).
 pub fn closest_speaker(bounds: &SpeakerBounds, output: &Layout) -> Option<usize> {
-        let tol = BOUNDS_TOLERANCE;
-        let (az, el, dist) = (
-            bounds.azimuth_range_deg,
-            bounds.elevation_range_deg,
-            bounds.distance_range,
-        );
-        let target = unit_vector(bounds.azimuth_deg, bounds.elevation_deg, bounds.distance);
-        let inside: Vec<(usize, f64)> = output
-            .channels
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| !c.lfe)
-            .filter(|(_, c)| {
-                (in_azimuth_range(c.azimuth_deg, az.0, az.1, tol)
-                    || c.elevation_deg.abs() >= 90.0 - tol)
-                    && c.elevation_deg > el.0 - tol
-                    && c.elevation_deg < el.1 + tol
-                    && 1.0 > dist.0 - tol
-                    && 1.0 < dist.1 + tol
-            })
-            .map(|(i, c)| {
-                let p = unit_vector(c.azimuth_deg, c.elevation_deg, 1.0);
-                let d = (0..3).map(|k| (p[k] - target[k]).powi(2)).sum::<f64>();
-                (i, d.sqrt())
-            })
-            .collect();
-        let &(best, best_d) = inside.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
-        let ties = inside.iter().filter(|(_, d)| (d - best_d).abs() < tol).count();
-        (ties == 1).then_some(best)
-    }
+    let tol = BOUNDS_TOLERANCE;
+    let (az, el, dist) = (
+        bounds.azimuth_range_deg,
+        bounds.elevation_range_deg,
+        bounds.distance_range,
+    );
+    let target = unit_vector(bounds.azimuth_deg, bounds.elevation_deg, bounds.distance);
+    let inside: Vec<(usize, f64)> = output
+        .channels
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.lfe)
+        .filter(|(_, c)| {
+            (in_azimuth_range(c.azimuth_deg, az.0, az.1, tol)
+                || c.elevation_deg.abs() >= 90.0 - tol)
+                && c.elevation_deg > el.0 - tol
+                && c.elevation_deg < el.1 + tol
+                && 1.0 > dist.0 - tol
+                && 1.0 < dist.1 + tol
+        })
+        .map(|(i, c)| {
+            let p = unit_vector(c.azimuth_deg, c.elevation_deg, 1.0);
+            let d = (0..3).map(|k| (p[k] - target[k]).powi(2)).sum::<f64>();
+            (i, d.sqrt())
+        })
+        .collect();
+    let &(best, best_d) = inside.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let ties = inside
+        .iter()
+        .filter(|(_, d)| (d - best_d).abs() < tol)
+        .count();
+    (ties == 1).then_some(best)
+}

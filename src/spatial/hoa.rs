@@ -76,7 +76,8 @@ fn legendre(n: u32, m: u32, x: f64) -> f64 {
     let mut p_prev = pmm;
     let mut p = x * f64::from(2 * m + 1) * pmm;
     for l in (m + 2)..=n {
-        let next = (x * f64::from(2 * l - 1) * p - f64::from(l + m - 1) * p_prev) / f64::from(l - m);
+        let next =
+            (x * f64::from(2 * l - 1) * p - f64::from(l + m - 1) * p_prev) / f64::from(l - m);
         p_prev = p;
         p = next;
     }

@@ -494,7 +494,10 @@ fn check_profile(scene: &Scene, plan: &TrackPlan) -> Result<(), AdmError> {
     if plan.channels > MAX_PROFILE_TRACKS {
         return Err(invalid(
             element,
-            format!("the master has {} tracks (bed channels and objects)", plan.channels),
+            format!(
+                "the master has {} tracks (bed channels and objects)",
+                plan.channels
+            ),
             "at most 128 tracks; `--adm-version 2` writes BS.2076-2 without this limit",
         ));
     }
@@ -669,9 +672,14 @@ const MIN_PIECE_FRAMES: u64 = 64;
 fn position_step(a: Position, b: Position) -> f64 {
     use crate::scene::geometry::Direction;
     match (a, b) {
-        (Position::Cartesian { x, y, z }, Position::Cartesian { x: x2, y: y2, z: z2 }) => {
-            ((x2 - x).powi(2) + (y2 - y).powi(2) + (z2 - z).powi(2)).sqrt()
-        }
+        (
+            Position::Cartesian { x, y, z },
+            Position::Cartesian {
+                x: x2,
+                y: y2,
+                z: z2,
+            },
+        ) => ((x2 - x).powi(2) + (y2 - y).powi(2) + (z2 - z).powi(2)).sqrt(),
         (
             Position::Polar {
                 azimuth_deg: a1,
@@ -688,8 +696,8 @@ fn position_step(a: Position, b: Position) -> f64 {
                 Direction::new(a1, e1).to_unit(),
                 Direction::new(a2, e2).to_unit(),
             );
-            let chord = ((u[0] - v[0]).powi(2) + (u[1] - v[1]).powi(2) + (u[2] - v[2]).powi(2))
-                .sqrt();
+            let chord =
+                ((u[0] - v[0]).powi(2) + (u[1] - v[1]).powi(2) + (u[2] - v[2]).powi(2)).sqrt();
             chord + (d2 - d1).abs()
         }
         _ => 0.0,

@@ -27,9 +27,10 @@ impl<'d> Finder<'d> {
     /// matrix whose result the track already carries, BS.2127 §7.1's "pre-applied" use)
     /// is that output channel: a DirectSpeakers channel of the output pack.
     fn through_matrix(&self, t: Track<'d>) -> Track<'d> {
-        let output = t.channel.filter(|c| c.type_def == TypeDefinition::Matrix).and_then(|c| {
-            c.blocks.first().and_then(|b| b.matrix_output_ref.clone())
-        });
+        let output = t
+            .channel
+            .filter(|c| c.type_def == TypeDefinition::Matrix)
+            .and_then(|c| c.blocks.first().and_then(|b| b.matrix_output_ref.clone()));
         match output {
             Some(out) => Track {
                 file_channel: t.file_channel,
@@ -956,7 +957,11 @@ impl Built {
             active,
         );
         let gain_db = Automation::new(keys).map_err(|e| {
-            invalid(&element, format!("block timing: {e}"), "blocks in time order")
+            invalid(
+                &element,
+                format!("block timing: {e}"),
+                "blocks in time order",
+            )
         })?;
         let base = if group.tracks.len() > 1 {
             format!("{name} {label}")
@@ -1020,7 +1025,8 @@ impl Built {
                 mute: group.mute,
                 channels: Some(channels),
                 speaker_bounds: order.iter().map(|&i| speaker_bounds(speakers[i])).collect(),
-                channel_gains: gains.map_or_else(Vec::new, |g| order.iter().map(|&i| g[i]).collect()),
+                channel_gains: gains
+                    .map_or_else(Vec::new, |g| order.iter().map(|&i| g[i]).collect()),
             });
             return Ok(());
         }
@@ -1039,9 +1045,9 @@ impl Built {
             .collect();
         let name = self.unique(name, id);
         self.beds.push(BedSpec {
-                binaural: None,
-                hoa: None,
-                active_frames: None,
+            binaural: None,
+            hoa: None,
+            active_frames: None,
             name,
             source: audio.path.clone(),
             layout: Layout {
@@ -1066,10 +1072,7 @@ pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), A
     let element = format!("audioChannelFormat {}", t.channel_id);
     if let Some(cf) = t.channel {
         let b = cf.blocks.first();
-        let (Some(n), Some(m)) = (
-            b.and_then(|b| b.hoa_order),
-            b.and_then(|b| b.hoa_degree),
-        ) else {
+        let (Some(n), Some(m)) = (b.and_then(|b| b.hoa_order), b.and_then(|b| b.hoa_degree)) else {
             return Err(invalid(
                 element,
                 "the HOA channel has no order or degree",
@@ -1089,10 +1092,7 @@ pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), A
         return Ok((n, m, norm));
     }
     let id = &t.channel_id;
-    let hex = |r: std::ops::Range<usize>| {
-        id.get(r)
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-    };
+    let hex = |r: std::ops::Range<usize>| id.get(r).and_then(|h| u32::from_str_radix(h, 16).ok());
     let (Some(group), Some(index)) = (hex(7..9), hex(9..11)) else {
         return Err(invalid(element, "not a BS.2094 HOA channel", "AC_0004ggcc"));
     };
@@ -1108,7 +1108,11 @@ pub(super) fn hoa_component(t: &Track) -> Result<(u32, i32, HoaNormalization), A
             ));
         }
     };
-    let max_acn = if norm == HoaNormalization::FuMa { 16 } else { 121 };
+    let max_acn = if norm == HoaNormalization::FuMa {
+        16
+    } else {
+        121
+    };
     if index == 0 || index > max_acn {
         return Err(invalid(
             element,
@@ -1371,9 +1375,9 @@ pub(super) fn object_from_channel(
 pub(super) fn object_span(object: Option<&AudioObject>, rate: u32) -> (u64, u64) {
     let start = object.and_then(|o| o.start);
     let s = start.map_or(0, |t| t.to_frames(rate));
-    let e = object
-        .and_then(|o| o.duration)
-        .map_or(u64::MAX, |d| start.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate));
+    let e = object.and_then(|o| o.duration).map_or(u64::MAX, |d| {
+        start.unwrap_or(AdmTime::ZERO).add(d).to_frames(rate)
+    });
     (s, e.max(s))
 }
 
@@ -1465,10 +1469,7 @@ pub(super) fn block_spans(
         let id = || format!("audioBlockFormat {}", b.id);
         // A block's end, not its duration, falls on a sample in five-decimal times.
         let end = b.duration.map(|d| b.rtime.unwrap_or(AdmTime::ZERO).add(d));
-        for t in [b.rtime, end, b.interpolation_length]
-            .into_iter()
-            .flatten()
-        {
+        for t in [b.rtime, end, b.interpolation_length].into_iter().flatten() {
             if !t.is_on_sample(rate) && !t.is_rounded_sample(rate) {
                 fixes.note(FIX_SNAP, || format!("{} time {t} at {rate} Hz", b.id));
                 break;
@@ -1857,7 +1858,10 @@ pub(super) fn speaker_bounds(t: &Track) -> Option<SpeakerBounds> {
     else {
         return None;
     };
-    if b.polar_bounds.iter().all(|r| r.0.is_none() && r.1.is_none()) {
+    if b.polar_bounds
+        .iter()
+        .all(|r| r.0.is_none() && r.1.is_none())
+    {
         return None;
     }
     let range = |k: usize, v: f64| {

@@ -704,13 +704,21 @@ pub(super) fn block_format(
         let int = |name: &str| -> Result<Option<i64>, AdmError> {
             b.child(name)
                 .map(|c| {
-                    c.text.trim().parse::<i64>().ok().filter(|v| v.abs() <= 100).ok_or_else(|| {
-                        invalid(
-                            format!("{element}: {name}"),
-                            format!("{:?} is not a whole number from -100 to 100", c.text.trim()),
-                            "an integer (order 0…10, degree −order…order)",
-                        )
-                    })
+                    c.text
+                        .trim()
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|v| v.abs() <= 100)
+                        .ok_or_else(|| {
+                            invalid(
+                                format!("{element}: {name}"),
+                                format!(
+                                    "{:?} is not a whole number from -100 to 100",
+                                    c.text.trim()
+                                ),
+                                "an integer (order 0…10, degree −order…order)",
+                            )
+                        })
                 })
                 .transpose()
         };
@@ -840,11 +848,7 @@ fn polar_bounds(b: &El, element: &str) -> Result<[PolarBound; 3], AdmError> {
 
 /// The BS.2127 controls of an Objects block: diffuse, channelLock, objectDivergence,
 /// zoneExclusion, screenRef, the positions' screenEdgeLock and importance.
-fn block_controls(
-    b: &El,
-    element: &str,
-    cartesian: bool,
-) -> Result<BlockControls, AdmError> {
+fn block_controls(b: &El, element: &str, cartesian: bool) -> Result<BlockControls, AdmError> {
     use crate::scene::mix::{ExclusionZone, ScreenEdge};
     let mut c = BlockControls::default();
     if let Some(d) = b.child("diffuse") {
@@ -854,7 +858,13 @@ fn block_controls(
         && parse_flag(&l.text, &format!("{element}: channelLock"))?
     {
         c.channel_lock = Some(match l.attr("maxDistance") {
-            Some(m) => Some(parse_number(m, element, "channelLock maxDistance", 0.0, 2.0)?),
+            Some(m) => Some(parse_number(
+                m,
+                element,
+                "channelLock maxDistance",
+                0.0,
+                2.0,
+            )?),
             None => None,
         });
     }
@@ -873,7 +883,13 @@ fn block_controls(
         for zone in z.children.iter().filter(|c| c.name == "zone") {
             let num = |name: &str, lo: f64, hi: f64| -> Result<Option<f64>, AdmError> {
                 match zone.attr(name) {
-                    Some(v) => Ok(Some(parse_number(v, element, &format!("zone {name}"), lo, hi)?)),
+                    Some(v) => Ok(Some(parse_number(
+                        v,
+                        element,
+                        &format!("zone {name}"),
+                        lo,
+                        hi,
+                    )?)),
                     None => Ok(None),
                 }
             };

@@ -391,10 +391,7 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
                 let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"1\"/>");
             }
             (false, Some(drr)) => {
-                let _ = writeln!(
-                    x,
-                    "{i2}<headphoneVirtualise bypass=\"0\" DRR=\"{drr:?}\"/>"
-                );
+                let _ = writeln!(x, "{i2}<headphoneVirtualise bypass=\"0\" DRR=\"{drr:?}\"/>");
             }
             (false, None) => {}
         }

@@ -96,7 +96,11 @@ pub const SEND_GRID: f64 = 16.0;
 pub fn send_cell(u: [f64; 3]) -> [f64; 3] {
     let q = u.map(|c| (c * SEND_GRID).round() / SEND_GRID);
     let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2]).sqrt();
-    if n > 0.0 { q.map(|c| c / n) } else { [0.0, 1.0, 0.0] }
+    if n > 0.0 {
+        q.map(|c| c / n)
+    } else {
+        [0.0, 1.0, 0.0]
+    }
 }
 /// Virtual loudspeakers per distance.
 pub const N_INPUTS: usize = 8;

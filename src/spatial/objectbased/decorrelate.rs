@@ -233,9 +233,11 @@ impl Decorrelator {
             // The DC and Nyquist bins of a real signal's spectrum are real.
             self.freq[0].im = 0.0;
             self.freq[BINS - 1].im = 0.0;
-            let _ =
-                self.inverse
-                    .process_with_scratch(&mut self.freq, &mut self.time, &mut self.scratch);
+            let _ = self.inverse.process_with_scratch(
+                &mut self.freq,
+                &mut self.time,
+                &mut self.scratch,
+            );
             ch.out.copy_from_slice(&self.time[BLOCK_FRAMES..]);
         }
     }
@@ -299,7 +301,9 @@ mod tests {
         let filters = vec![filter(0), filter(1)];
         let mut d = Decorrelator::new(&filters);
         let n = 2000;
-        let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5).collect();
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 97) as f32 / 97.0 - 0.5)
+            .collect();
         let mut a = x.clone();
         let mut b: Vec<f32> = x.iter().map(|v| -v).collect();
         // Odd block sizes: the result must not depend on them.

@@ -94,7 +94,10 @@ impl PolarExtent {
             if k_hi < k_lo {
                 continue;
             }
-            let (lo, hi) = (k_lo.rem_euclid(count) as usize, k_hi.rem_euclid(count) as usize);
+            let (lo, hi) = (
+                k_lo.rem_euclid(count) as usize,
+                k_hi.rem_euclid(count) as usize,
+            );
             if lo <= hi {
                 (row.start + lo..=row.start + hi).for_each(&mut visit);
             } else {
@@ -287,7 +290,11 @@ impl Weight {
         // Every point of weight > 0 is within `width` (the spine's half-length plus the
         // circles' radius) plus the fade of the source, by the triangle inequality.
         let reach = width + FADE_DEG.to_radians() + 1e-6;
-        let cap_cos = if reach >= PI { -2.0 } else { reach.cos() - 1e-9 };
+        let cap_cos = if reach >= PI {
+            -2.0
+        } else {
+            reach.cos() - 1e-9
+        };
         let on_basis = |a: f64| {
             let (s, c) = a.sin_cos();
             [

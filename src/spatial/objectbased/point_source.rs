@@ -138,9 +138,7 @@ impl Region {
             Region::Quad(q) => &q.ch,
             Region::Ngon(ng) => &ng.ch,
         };
-        ch.iter()
-            .enumerate()
-            .any(|(i, c)| ch[i + 1..].contains(c))
+        ch.iter().enumerate().any(|(i, c)| ch[i + 1..].contains(c))
     }
 }
 
@@ -163,7 +161,10 @@ enum Kind {
     },
     /// One loudspeaker (a 1.0 layout, outside BS.2051): every direction feeds it at unity
     /// gain, which is what any power-preserving panner must do with one speaker.
-    Mono { channel: usize, width: usize },
+    Mono {
+        channel: usize,
+        width: usize,
+    },
 }
 
 /// The regions of a layout, with every corner's output index resolved at build time (an
