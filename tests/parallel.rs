@@ -2,10 +2,10 @@
 //! engine's bit for bit, whatever the thread count and block sizes; errors on either side
 //! of the pipeline stop the run and come back, without hanging.
 
-use halo::drivers::parallel::{Inputs, ParallelEngine, Span};
+use halo::drivers::parallel::{Inputs, ParallelEngine};
 use halo::dsp::LimiterSettings;
 use halo::dsp::ProcessorSettings;
-use halo::engine::{BedConfig, Engine, EngineConfig, ObjectConfig, OutputConfig};
+use halo::engine::{BedConfig, EngineConfig, ObjectConfig, OutputConfig};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
 use halo::scene::layout::Layout;
@@ -14,8 +14,11 @@ use halo::spatial::downmix::FoldDownConfig;
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
-const RATE: u32 = 48000;
-const MAX_BLOCK: usize = 1024;
+#[path = "common/drive.rs"]
+mod drive;
+
+use drive::{MAX_BLOCK, RATE};
+
 const FRAMES: usize = 30000;
 
 fn limiter() -> ProcessorSettings {
@@ -94,114 +97,16 @@ fn object_signal(i: usize, f: usize) -> f32 {
     (0.5 * (TAU * 220.0 * (i + 1) as f64 * f as f64 / RATE as f64).sin()) as f32
 }
 
-fn bed_signal(c: usize, f: usize) -> f32 {
-    (0.3 * (TAU * 97.0 * (c + 1) as f64 * f as f64 / RATE as f64).sin()) as f32
-}
-
-/// Irregular block sizes, all ≤ MAX_BLOCK.
-fn block_sizes() -> impl Iterator<Item = usize> {
-    [1024, 37, 500, 1024, 1, 999].into_iter().cycle()
-}
-
-/// The reference: one engine, the same blocks.
-fn single(config: EngineConfig) -> (usize, Vec<Vec<Vec<f32>>>) {
-    let n_out = config.outputs.len();
-    let mut engine = Engine::new(config).unwrap();
-    let mut out: Vec<Vec<Vec<f32>>> = (0..n_out)
-        .map(|o| vec![Vec::new(); engine.output(o).len()])
-        .collect();
-    let (mut pos, mut sizes) = (0, block_sizes());
-    while pos < FRAMES {
-        let n = sizes.next().unwrap().min(FRAMES - pos);
-        for i in 0..engine.num_objects() {
-            for (k, x) in engine.object_input(i)[..n].iter_mut().enumerate() {
-                *x = object_signal(i, pos + k);
-            }
-        }
-        for c in 0..6 {
-            for (k, x) in engine.bed_input(0, c)[..n].iter_mut().enumerate() {
-                *x = bed_signal(c, pos + k);
-            }
-        }
-        engine.process(n);
-        for (o, chans) in out.iter_mut().enumerate() {
-            for (c, ch) in chans.iter_mut().enumerate() {
-                ch.extend_from_slice(&engine.output(o)[c][..n]);
-            }
-        }
-        pos += n;
-    }
-    (engine.latency(), out)
-}
-
-/// The same through a `ParallelEngine` on `threads` threads; also returns the spans seen.
-fn parallel(config: EngineConfig, threads: usize) -> (usize, Vec<Vec<Vec<f32>>>, Vec<Span>) {
-    let n_out = config.outputs.len();
-    let channels: Vec<usize> = config
-        .outputs
-        .iter()
-        .map(|o| match o {
-            OutputConfig::Speakers { layout, .. } => layout.num_channels(),
-            _ => 2,
-        })
-        .collect();
-    let mut engine = ParallelEngine::new(config, threads).unwrap();
-    let mut states: Vec<(Vec<Vec<f32>>, Vec<Span>)> = (0..n_out)
-        .map(|o| (vec![Vec::new(); channels[o]], Vec::new()))
-        .collect();
-    let (mut pos, mut sizes) = (0, block_sizes());
-    let produce = |inputs: &mut Inputs| -> Result<Option<usize>, String> {
-        if pos >= FRAMES {
-            return Ok(None);
-        }
-        let n = sizes.next().unwrap().min(FRAMES - pos);
-        for (i, x) in inputs.objects.iter_mut().enumerate() {
-            for (k, x) in x[..n].iter_mut().enumerate() {
-                *x = object_signal(i, pos + k);
-            }
-        }
-        for (c, x) in inputs.beds[0].iter_mut().enumerate() {
-            for (k, x) in x[..n].iter_mut().enumerate() {
-                *x = bed_signal(c, pos + k);
-            }
-        }
-        pos += n;
-        Ok(Some(n))
-    };
-    engine
-        .run(
-            &mut states,
-            produce,
-            |_, out, (chans, spans): &mut (Vec<Vec<f32>>, Vec<Span>), span| {
-                for (ch, x) in chans.iter_mut().zip(out) {
-                    ch.extend_from_slice(&x[..span.frames]);
-                }
-                spans.push(span);
-                Ok(())
-            },
-        )
-        .unwrap();
-    let spans = states[0].1.clone();
-    for (_, s) in &states {
-        assert_eq!(*s, spans, "every output sees every block in order");
-    }
-    (
-        engine.latency(),
-        states.into_iter().map(|(c, _)| c).collect(),
-        spans,
-    )
-}
-
 #[test]
 fn every_output_equals_a_single_engine_bit_for_bit() {
-    let (latency, reference) = single(config());
+    let (latency, reference) = drive::single(config(), false, FRAMES, object_signal);
     assert!(latency > 256, "binaural partition plus limiter look-ahead");
     let loud = reference
         .iter()
         .all(|o| o.iter().any(|c| c.iter().any(|x| x.abs() > 0.01)));
     assert!(loud, "every output carries signal");
     for threads in [1, 2, 3, 8] {
-        let (lat, out, spans) = parallel(config(), threads);
+        let (lat, out, spans) = drive::parallel(config(), threads, false, FRAMES, object_signal);
         assert_eq!(lat, latency, "{threads} threads: latency");
         assert_eq!(spans.iter().map(|s| s.frames).sum::<usize>(), FRAMES);
         assert_eq!(

@@ -8,8 +8,7 @@
 use halo::drivers::parallel::{Inputs, ParallelEngine};
 use halo::dsp::{LimiterSettings, ProcessorSettings};
 use halo::engine::{
-    BedConfig, Engine, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig,
-    binaural_chunk_sizes,
+    BedConfig, EngineConfig, GAIN_INTERVAL_FRAMES, ObjectConfig, OutputConfig, binaural_chunk_sizes,
 };
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::{Direction, Position};
@@ -19,8 +18,11 @@ use halo::spatial::downmix::FoldDownConfig;
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
-const RATE: u32 = 48000;
-const MAX_BLOCK: usize = 1024;
+#[path = "common/drive.rs"]
+mod drive;
+
+use drive::{MAX_BLOCK, RATE};
+
 const FRAMES: usize = 24000;
 
 fn hrtf() -> Arc<HrtfSet> {
@@ -133,67 +135,6 @@ fn object_signal(i: usize, f: usize) -> f32 {
     (0.5 * (TAU * hz * f as f64 / RATE as f64).sin()) as f32
 }
 
-fn bed_signal(c: usize, f: usize) -> f32 {
-    (0.3 * (TAU * 97.0 * (c + 1) as f64 * f as f64 / RATE as f64).sin()) as f32
-}
-
-/// Irregular block sizes, all ≤ MAX_BLOCK.
-fn block_sizes() -> impl Iterator<Item = usize> {
-    [1024, 37, 500, 1024, 1, 999].into_iter().cycle()
-}
-
-/// The same through a `ParallelEngine` on `threads` threads.
-fn parallel(config: EngineConfig, threads: usize, offline: bool) -> Vec<Vec<Vec<f32>>> {
-    let channels: Vec<usize> = config
-        .outputs
-        .iter()
-        .map(|o| match o {
-            OutputConfig::Speakers { layout, .. } => layout.num_channels(),
-            _ => 2,
-        })
-        .collect();
-    let mut engine = if offline {
-        ParallelEngine::new_offline(config, threads).unwrap()
-    } else {
-        ParallelEngine::new(config, threads).unwrap()
-    };
-    let mut states: Vec<Vec<Vec<f32>>> = channels.iter().map(|&c| vec![Vec::new(); c]).collect();
-    let (mut pos, mut sizes) = (0, block_sizes());
-    let produce = |inputs: &mut Inputs| -> Result<Option<usize>, String> {
-        if pos >= FRAMES {
-            return Ok(None);
-        }
-        let n = sizes.next().unwrap().min(FRAMES - pos);
-        for (i, x) in inputs.objects.iter_mut().enumerate() {
-            for (k, x) in x[..n].iter_mut().enumerate() {
-                *x = object_signal(i, pos + k);
-            }
-        }
-        for bed in &mut inputs.beds {
-            for (c, x) in bed.iter_mut().enumerate() {
-                for (k, x) in x[..n].iter_mut().enumerate() {
-                    *x = bed_signal(c, pos + k);
-                }
-            }
-        }
-        pos += n;
-        Ok(Some(n))
-    };
-    engine
-        .run(
-            &mut states,
-            produce,
-            |_, out, chans: &mut Vec<Vec<f32>>, span| {
-                for (ch, x) in chans.iter_mut().zip(out) {
-                    ch.extend_from_slice(&x[..span.frames]);
-                }
-                Ok(())
-            },
-        )
-        .unwrap();
-    states
-}
-
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
@@ -239,41 +180,13 @@ fn split_binaural_path_is_bit_identical_at_every_thread_count() {
 }
 
 /// Per output, per channel: the whole render on one engine (`Engine::process`).
-fn single(config: EngineConfig, offline: bool) -> Vec<Vec<Vec<f32>>> {
-    let n_out = config.outputs.len();
-    let n_beds = config.beds.len();
-    let mut engine = if offline {
-        Engine::new_offline(config).unwrap()
-    } else {
-        Engine::new(config).unwrap()
-    };
-    let mut out: Vec<Vec<Vec<f32>>> = (0..n_out)
-        .map(|o| vec![Vec::new(); engine.output(o).len()])
-        .collect();
-    let (mut pos, mut sizes) = (0, block_sizes());
-    while pos < FRAMES {
-        let n = sizes.next().unwrap().min(FRAMES - pos);
-        for i in 0..engine.num_objects() {
-            for (k, x) in engine.object_input(i)[..n].iter_mut().enumerate() {
-                *x = object_signal(i, pos + k);
-            }
-        }
-        for b in 0..n_beds {
-            for c in 0..6 {
-                for (k, x) in engine.bed_input(b, c)[..n].iter_mut().enumerate() {
-                    *x = bed_signal(c, pos + k);
-                }
-            }
-        }
-        engine.process(n);
-        for (o, chans) in out.iter_mut().enumerate() {
-            for (c, ch) in chans.iter_mut().enumerate() {
-                ch.extend_from_slice(&engine.output(o)[c][..n]);
-            }
-        }
-        pos += n;
-    }
-    out
+fn single(config: EngineConfig, offline: bool) -> drive::Outputs {
+    drive::single(config, offline, FRAMES, object_signal).1
+}
+
+/// The same through a `ParallelEngine` on `threads` threads.
+fn parallel(config: EngineConfig, threads: usize, offline: bool) -> drive::Outputs {
+    drive::parallel(config, threads, offline, FRAMES, object_signal).1
 }
 
 /// What the engine computed before the split, written out: ONE renderer over all objects,
