@@ -1336,6 +1336,46 @@ fn quantize(x: f32, scale: f64, lo: i32, hi: i32) -> i32 {
     ((y + 0.5f64.copysign(y)) as i32).clamp(lo, hi)
 }
 
+/// [`quantize`] to 24 bits, four samples at a time in SSE2 (part of every x86-64 CPU):
+/// NaN to 0, clamped to the 24-bit range in f64, then truncated, which is what the
+/// scalar conversion and clamp give (unit test: equal for every kind of value). Returns
+/// the samples done (whole groups of four). Rounding one sample at a time was 5 % of an
+/// ADM render.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn encode_pcm24_sse2(samples: &[f32], out: &mut [u8]) -> usize {
+    use std::arch::x86_64::*;
+    let groups = samples.len().min(out.len() / 3) / 4;
+    let scale = _mm_set1_pd(8_388_608.0);
+    let half = _mm_set1_pd(0.5);
+    let sign = _mm_set1_pd(-0.0);
+    let (lo, hi) = (_mm_set1_pd(-8_388_608.0), _mm_set1_pd(8_388_607.0));
+    let round = |x: __m128d| {
+        let y = _mm_mul_pd(x, scale);
+        let r = _mm_add_pd(y, _mm_or_pd(_mm_and_pd(y, sign), half));
+        let r = _mm_and_pd(r, _mm_cmpord_pd(r, r));
+        _mm_cvttpd_epi32(_mm_min_pd(_mm_max_pd(r, lo), hi))
+    };
+    for (x, o) in samples
+        .chunks_exact(4)
+        .zip(out.chunks_exact_mut(12))
+        .take(groups)
+    {
+        let x: [f32; 4] = x.try_into().expect("four samples");
+        // SAFETY: SSE2 is part of x86-64; `x` is four floats, read unaligned.
+        let v = unsafe { _mm_loadu_ps(x.as_ptr()) };
+        let low = round(_mm_cvtps_pd(v));
+        let high = round(_mm_cvtps_pd(_mm_movehl_ps(v, v)));
+        let mut ints = [0i32; 4];
+        // SAFETY: `ints` holds four i32, written unaligned.
+        unsafe { _mm_storeu_si128(ints.as_mut_ptr().cast(), _mm_unpacklo_epi64(low, high)) };
+        for (o, v) in o.chunks_exact_mut(3).zip(ints) {
+            o.copy_from_slice(&v.to_le_bytes()[..3]);
+        }
+    }
+    groups * 4
+}
+
 /// Converts samples to little-endian file bytes (`out.len() == samples × bytes`).
 fn encode(format: WriteFormat, samples: &[f32], out: &mut [u8]) {
     match format {
@@ -1346,6 +1386,12 @@ fn encode(format: WriteFormat, samples: &[f32], out: &mut [u8]) {
             }
         }
         WriteFormat::Pcm24 => {
+            #[cfg(target_arch = "x86_64")]
+            let (out, samples) = {
+                // SAFETY: SSE2 is part of every x86-64 CPU.
+                let done = unsafe { encode_pcm24_sse2(samples, out) };
+                (&mut out[done * 3..], &samples[done..])
+            };
             for (o, &s) in out.chunks_exact_mut(3).zip(samples) {
                 let v = quantize(s, 8_388_608.0, -8_388_608, 8_388_607).to_le_bytes();
                 o.copy_from_slice(&v[..3]);
@@ -1760,6 +1806,43 @@ mod tests {
         let mut extremes = [0.0f32; 2];
         decode(SampleFormat::Pcm24, &bytes[..6], &mut extremes);
         assert_eq!(extremes, [-1.0, 8_388_607.0 / 8_388_608.0]);
+    }
+
+    #[test]
+    fn pcm24_encode_four_at_a_time_equals_quantize() {
+        let mut values = vec![
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            1.5,
+            -7.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            0.5 / 8_388_608.0,
+            -0.5 / 8_388_608.0,
+            1.5 / 8_388_608.0,
+            -2.5 / 8_388_608.0,
+            0.499_999_97 / 8_388_608.0,
+            8_388_607.5 / 8_388_608.0,
+            -8_388_608.5 / 8_388_608.0,
+        ];
+        let mut x = 0.123_456_7f32;
+        for _ in 0..10_001 {
+            x = (x * 3.7 + 0.311).fract() * 2.0 - 1.0;
+            values.push(x);
+            values.push(x * 1e-5);
+        }
+        values.push(-0.75); // one past the groups of four: the scalar loop's
+        let mut bytes = vec![0u8; values.len() * 3];
+        encode(WriteFormat::Pcm24, &values, &mut bytes);
+        for (k, (&v, b)) in values.iter().zip(bytes.chunks_exact(3)).enumerate() {
+            let want = quantize(v, 8_388_608.0, -8_388_608, 8_388_607).to_le_bytes();
+            assert_eq!(b, &want[..3], "sample {k}: {v}");
+        }
     }
 
     #[test]
