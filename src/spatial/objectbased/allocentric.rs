@@ -27,7 +27,7 @@ fn balance(lo: f64, hi: f64, v: f64) -> (f64, f64) {
 /// `(cos a, sin a)` of an angle `a` of 0…90 degrees (or NaN): bit for bit what
 /// [`super::geom::sin_cos_deg`] gives, without its general range reduction (the
 /// nearest whole quarter turn is 0 or 1 here).
-#[inline]
+#[inline(always)]
 fn quarter_turn(a: f64) -> (f64, f64) {
     if !(0.0..=90.0).contains(&a) {
         let (s, c) = super::geom::sin_cos_deg(a);
@@ -394,23 +394,25 @@ impl AllocentricPanner {
         );
         let cell = &self.cells[(sz * (2 * gy.len() - 1) + sy) * (2 * gx.len() - 1) + sx];
         // Strictly inside each pan's range: `balance` is the quarter turn.
-        let mut zf = [1.0; 3];
+        // Factor tables sized to powers of two: the masked indices need no bounds check.
+        let mut zf = [1.0; 4];
         if cell.nz > 0 {
             let (lo, hi) = cell.z[0];
             (zf[1], zf[2]) = hint.z.interior(lo, hi, p[2]);
         }
-        let mut yf = [1.0; 5];
+        let mut yf = [1.0; 8];
         for (j, &(lo, hi)) in cell.y[..cell.ny as usize].iter().enumerate() {
             (yf[1 + 2 * j], yf[2 + 2 * j]) = hint.y.interior(lo, hi, p[1]);
         }
-        let mut xf = [1.0; 9];
+        let mut xf = [1.0; 16];
         for (j, &(lo, hi)) in cell.x[..cell.nx as usize].iter().enumerate() {
             (xf[1 + 2 * j], xf[2 + 2 * j]) = quarter_turn((p[0] - lo) / (hi - lo) * 90.0);
         }
         let mut mask = 0;
         for t in &cell.terms[..cell.n_terms as usize] {
-            out[t.out as usize] = zf[t.z as usize] * yf[t.y as usize] * xf[t.x as usize];
-            mask |= 1u64 << t.out;
+            let g = zf[t.z as usize & 3] * yf[t.y as usize & 7] * xf[t.x as usize & 15];
+            out[t.out as usize] = g;
+            mask |= 1u64 << (t.out & 63);
         }
         mask
     }
