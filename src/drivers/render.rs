@@ -599,9 +599,21 @@ impl Sink {
         let buf = &mut self.interleaved;
         for (k, &c) in self.order.iter().enumerate() {
             let peak = &mut self.peaks[c];
-            for (f, &x) in planar[c].iter().enumerate() {
-                buf[f * nch + k] = x;
-                *peak = peak.max(x.abs());
+            // Eight running maxima (a maximum is exact, so the order does not matter),
+            // then the channel into its slot of the interleaved frames.
+            let mut top = [0.0f32; 8];
+            let mut eights = planar[c].chunks_exact(8);
+            for x in &mut eights {
+                for (t, v) in top.iter_mut().zip(x) {
+                    *t = t.max(v.abs());
+                }
+            }
+            for v in eights.remainder() {
+                top[0] = top[0].max(v.abs());
+            }
+            *peak = top.iter().fold(*peak, |m, &t| m.max(t));
+            for (slot, &x) in buf[k..keep * nch].iter_mut().step_by(nch).zip(planar[c]) {
+                *slot = x;
             }
             if *peak > 1.0 {
                 let over = planar[c].iter().filter(|x| x.abs() > 1.0).count() as u64;

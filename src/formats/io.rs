@@ -871,6 +871,35 @@ impl WavReader {
 }
 
 /// Converts whole frames of file bytes to f32 samples (`out.len()` samples).
+/// 24-bit samples four at a time by one byte shuffle (each sample to the top three bytes
+/// of an i32, then shifted down with its sign), while 16 bytes remain readable; returns
+/// the samples done. The same values as the portable loop in [`decode`]: the integers
+/// are exact in f32 and the scale is a power of two. The portable loop took a tenth of
+/// an ADM render's time; no crate we use decodes packed 24-bit PCM.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+fn decode_pcm24_ssse3(bytes: &[u8], out: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    let n = out.len().min(bytes.len() / 3);
+    let steps = if bytes.len() >= 16 {
+        ((bytes.len() - 16) / 12 + 1).min(n / 4)
+    } else {
+        0
+    };
+    let shuffle = _mm_setr_epi8(-1, 0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11);
+    let scale = _mm_set1_ps(1.0 / 8_388_608.0);
+    let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr());
+    for k in 0..steps {
+        // SAFETY: step k reads bytes 12k…12k + 15 (< `bytes.len()` by `steps`) and writes
+        // floats 4k…4k + 3 (< `n` ≤ `out.len()`); unaligned access.
+        let v = unsafe { _mm_loadu_si128(src.add(k * 12).cast()) };
+        let x = _mm_srai_epi32::<8>(_mm_shuffle_epi8(v, shuffle));
+        let f = _mm_mul_ps(_mm_cvtepi32_ps(x), scale);
+        unsafe { _mm_storeu_ps(dst.add(k * 4), f) };
+    }
+    steps * 4
+}
+
 fn decode(format: SampleFormat, bytes: &[u8], out: &mut [f32]) {
     match format {
         SampleFormat::Pcm8 => {
@@ -884,6 +913,13 @@ fn decode(format: SampleFormat, bytes: &[u8], out: &mut [f32]) {
             }
         }
         SampleFormat::Pcm24 => {
+            let mut done = 0;
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("ssse3") {
+                // SAFETY: the CPU reported SSSE3.
+                done = unsafe { decode_pcm24_ssse3(bytes, out) };
+            }
+            let (bytes, out) = (&bytes[done * 3..], &mut out[done..]);
             // Four samples (12 bytes, three 32-bit words) at a time: each sample is moved
             // to the top of an i32 and shifted back down, sign-extended.
             let scale = 1.0 / 8_388_608.0;
@@ -1704,6 +1740,27 @@ impl SourceStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-shuffle and portable 24-bit decoders against the definition, sample by
+    /// sample, for every length up to 41 samples (whole and partial shuffle steps) and
+    /// bytes that cover both signs and the extremes.
+    #[test]
+    fn pcm24_decode_equals_the_definition() {
+        let mut bytes: Vec<u8> = (0..41 * 3).map(|k| (k * 89 + 7) as u8).collect();
+        bytes[..6].copy_from_slice(&[0x00, 0x00, 0x80, 0xff, 0xff, 0x7f]);
+        for n in 0..=41 {
+            let mut out = vec![f32::NAN; n];
+            decode(SampleFormat::Pcm24, &bytes[..n * 3], &mut out);
+            for (k, &x) in out.iter().enumerate() {
+                let b = &bytes[k * 3..k * 3 + 3];
+                let v = (i32::from(b[2] as i8) << 16) | (i32::from(b[1]) << 8) | i32::from(b[0]);
+                assert_eq!(x, v as f32 / 8_388_608.0, "{n} samples, sample {k}");
+            }
+        }
+        let mut extremes = [0.0f32; 2];
+        decode(SampleFormat::Pcm24, &bytes[..6], &mut extremes);
+        assert_eq!(extremes, [-1.0, 8_388_607.0 / 8_388_608.0]);
+    }
 
     #[test]
     fn quantize_matches_naive_rounding() {
