@@ -237,7 +237,8 @@ struct Bus {
     layout: Layout,
     /// Object gains: the ITU-R BS.2127 gain calculation for this layout.
     gain_calc: GainCalc,
-    /// Scratch for one object's direct gains (one layout's channels).
+    /// Scratch for one object's direct gains (one layout's channels); all zero between
+    /// gain calculations, so a point source's few channels are written and cleared.
     direct: Vec<f64>,
     buffers: Vec<Vec<f32>>,
     ramps: Vec<Ramp>,
@@ -273,6 +274,8 @@ struct Bus {
     /// slots of `width` gains, and the mask of each slot's non-zero channels.
     batch_gains: Vec<f32>,
     batch_mask: Vec<u64>,
+    /// Per slot: the channels last written (all others hold 0), cleared before the next.
+    batch_written: Vec<u64>,
     /// Per object: its gain points are in the batch (moving, not muted, no BS.2127 gain
     /// interpolation); the others are computed segment by segment.
     batch_object: Vec<bool>,
@@ -1597,6 +1600,7 @@ impl Bus {
             stale: false,
             batch_gains: vec![0.0; n_obj * BATCH_SLOTS * width],
             batch_mask: vec![0; n_obj * BATCH_SLOTS],
+            batch_written: vec![0; n_obj * BATCH_SLOTS],
             batch_object: vec![false; n_obj],
             batch_len: 0,
             batch_id: 0,
@@ -1667,21 +1671,26 @@ impl Bus {
             }
             let first = i * BATCH_SLOTS;
             if start.is_none() {
+                // The previous batch's last end gains are this one's first start gains.
                 let last = first + self.batch_len;
-                table.copy_within(last * w..(last + 1) * w, first * w);
+                for c in Channels(self.batch_written[first]) {
+                    table[first * w + c] = 0.0;
+                }
+                for c in Channels(self.batch_written[last]) {
+                    table[first * w + c] = table[last * w + c];
+                }
+                self.batch_written[first] = self.batch_written[last];
                 self.batch_mask[first] = self.batch_mask[last];
             }
             let frames = start.into_iter().chain(ends.iter().copied());
             let skip = usize::from(start.is_none());
             for (slot, frame) in (first + skip..).zip(frames) {
                 let gains = &mut table[slot * w..(slot + 1) * w];
-                self.raw_gains_into(i, obj, frame, gains);
-                let mut nonzero = 0u64;
-                for (c, &g) in gains.iter().enumerate() {
-                    if g != 0.0 {
-                        nonzero |= 1 << c;
-                    }
+                for c in Channels(self.batch_written[slot]) {
+                    gains[c] = 0.0;
                 }
+                let (written, nonzero) = self.raw_gains_sparse(i, obj, frame, gains);
+                self.batch_written[slot] = written;
                 self.batch_mask[slot] = nonzero;
             }
         }
@@ -1775,6 +1784,21 @@ impl Bus {
 
     /// [`Bus::raw_gains`] into `out` (`width` gains).
     fn raw_gains_into(&mut self, i: usize, obj: &ObjectConfig, frame: u64, out: &mut [f32]) {
+        out[..self.width].fill(0.0);
+        self.raw_gains_sparse(i, obj, frame, out);
+    }
+
+    /// [`Bus::raw_gains`] into `out` whose channels are all 0 on entry: writes only the
+    /// channels the gain calculation wrote (a point source's few speakers) and returns
+    /// them, with the mask of those that are non-zero. The same gains as writing every
+    /// channel (the others are 0 × level = 0).
+    fn raw_gains_sparse(
+        &mut self,
+        i: usize,
+        obj: &ObjectConfig,
+        frame: u64,
+        out: &mut [f32],
+    ) -> (u64, u64) {
         let t = frame as f64;
         let cur = &mut self.cursors[i];
         let level = match self.levels[i] {
@@ -1787,7 +1811,9 @@ impl Bus {
         };
         let position = obj.position.value_at_cursor(t, &mut cur.position);
         let nch = self.layout.num_channels();
-        if let Some(meta) = self.templates[i].as_mut() {
+        let w = self.width;
+        let every = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let written = if let Some(meta) = self.templates[i].as_mut() {
             let c = &obj.controls;
             set_metadata(
                 meta,
@@ -1805,23 +1831,48 @@ impl Bus {
             );
             self.gain_calc
                 .gains(meta, &mut cur.bs2127, &mut self.direct, &mut self.diffuse);
+            every(w)
         } else {
             // BS.2127 gains at this gain point (the ramps between gain points interpolate
             // gains, as BS.2127 does between blocks).
-            self.gain_calc
-                .position_gains_hinted(position, size, &mut cur.bs2127, &mut self.direct);
-            if self.width > nch {
-                self.diffuse.fill(0.0); // read only for a diffuse bus
+            let m = self.gain_calc.position_gains_into_zeroed(
+                position,
+                size,
+                &mut cur.bs2127,
+                &mut self.direct,
+            );
+            if level.is_finite() {
+                let mut nonzero = 0u64;
+                for c in Channels(m) {
+                    let g = (self.direct[c] * level) as f32;
+                    self.direct[c] = 0.0;
+                    out[c] = g;
+                    if g != 0.0 {
+                        nonzero |= 1 << c;
+                    }
+                }
+                return (m, nonzero);
             }
-        }
+            // 0 × a non-finite level is not 0: every channel, as computed.
+            self.diffuse.fill(0.0);
+            every(w)
+        };
         for (slot, &g) in out[..nch].iter_mut().zip(&self.direct) {
             *slot = (g * level) as f32;
         }
-        if self.width > nch {
-            for (slot, &g) in out[nch..self.width].iter_mut().zip(&self.diffuse) {
+        if w > nch {
+            for (slot, &g) in out[nch..w].iter_mut().zip(&self.diffuse) {
                 *slot = (g * level) as f32;
             }
         }
+        self.direct.fill(0.0);
+        let mut nonzero = 0u64;
+        for (c, &g) in out[..w].iter().enumerate() {
+            if g != 0.0 {
+                nonzero |= 1 << c;
+            }
+        }
+        (written, nonzero)
     }
 
     /// Sets object `i`'s ramp for the segment [start, end): from the gains at `start`

@@ -81,6 +81,7 @@ impl Direction {
 }
 
 /// Wraps an angle in degrees to (−180, 180].
+#[inline]
 pub fn wrap_deg(a: f64) -> f64 {
     if a > -180.0 && a <= 180.0 {
         return a; // already wrapped (and finite): skip the costly remainder
@@ -154,6 +155,7 @@ impl Position {
     /// Interpolates between two positions of the same kind (`t` in 0…1). Cartesian
     /// positions move in a straight line through the room; polar ones along the shorter
     /// way round in azimuth. Mixed kinds switch at `t = 1`.
+    #[inline]
     pub fn lerp(self, other: Position, t: f64) -> Position {
         let mix = |a: f64, b: f64| a + (b - a) * t;
         match (self, other) {

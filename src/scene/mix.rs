@@ -16,6 +16,7 @@ pub const DEFAULT_SAMPLE_RATE: u32 = 48000;
 pub const DEFAULT_FOLD_FROM: &str = "7.1.4";
 
 impl Interpolate for Position {
+    #[inline]
     fn interpolate(a: Position, b: Position, t: f64) -> Position {
         a.lerp(b, t)
     }

@@ -20,10 +20,100 @@ fn balance(lo: f64, hi: f64, v: f64) -> (f64, f64) {
     } else if v >= hi {
         (1.0, 0.0)
     } else {
-        // The quarter turn in degrees: `sin_cos_deg` reduces it exactly.
-        let (s, c) = super::geom::sin_cos_deg((v - lo) / (hi - lo) * 90.0);
-        (c, s)
+        quarter_turn((v - lo) / (hi - lo) * 90.0)
     }
+}
+
+/// `(cos a, sin a)` of an angle `a` of 0…90 degrees (or NaN): bit for bit what
+/// [`super::geom::sin_cos_deg`] gives, without its general range reduction (the
+/// nearest whole quarter turn is 0 or 1 here).
+#[inline(always)]
+fn quarter_turn(a: f64) -> (f64, f64) {
+    if !(0.0..=90.0).contains(&a) {
+        let (s, c) = super::geom::sin_cos_deg(a);
+        return (c, s);
+    }
+    // `sin_cos_deg` takes q = ⌊a/90 + 1/2⌋ (0 or 1 here) and reduces to a − 90q.
+    let upper = a * (1.0 / 90.0) + 0.5 >= 1.0;
+    let r = if upper { a - 90.0 } else { a };
+    let (s, c) = super::geom::sin_cos_reduced_deg(r);
+    // Quadrant 0: (sin, cos) = (s, c); quadrant 1: (c, −s).
+    if upper { (-s, c) } else { (c, s) }
+}
+
+/// A pan memo of one axis, kept per object between calls (a cache only: each entry is
+/// `balance(lo, hi, v)` for its key). Two entries: a point meets at most two distinct
+/// brackets per axis on the standard's layouts (e.g. 7.1.4's front row −1…0…1 and its
+/// side and rear rows −1…1).
+#[derive(Debug, Clone, Copy)]
+struct PanMemo {
+    key: [[f64; 3]; 2],
+    value: [(f64, f64); 2],
+    next: usize,
+}
+
+impl Default for PanMemo {
+    fn default() -> Self {
+        PanMemo {
+            key: [[f64::NAN; 3]; 2], // matches nothing: the first calls compute
+            value: [(0.0, 0.0); 2],
+            next: 0,
+        }
+    }
+}
+
+impl PanMemo {
+    /// `balance(lo, hi, v)` for `lo < v < hi`.
+    #[inline]
+    fn interior(&mut self, lo: f64, hi: f64, v: f64) -> (f64, f64) {
+        let key = [lo, hi, v];
+        if self.key[0] == key {
+            return self.value[0];
+        }
+        if self.key[1] == key {
+            return self.value[1];
+        }
+        let g = quarter_turn((v - lo) / (hi - lo) * 90.0);
+        let k = self.next;
+        self.key[k] = key;
+        self.value[k] = g;
+        self.next = k ^ 1;
+        g
+    }
+
+    #[inline]
+    fn pan(&mut self, lo: f64, hi: f64, v: f64) -> (f64, f64) {
+        if lo == hi {
+            return (1.0, 1.0);
+        } else if v <= lo {
+            return (0.0, 1.0);
+        } else if v >= hi {
+            return (1.0, 0.0);
+        }
+        let key = [lo, hi, v];
+        if self.key[0] == key {
+            return self.value[0];
+        }
+        if self.key[1] == key {
+            return self.value[1];
+        }
+        let g = balance(lo, hi, v);
+        let k = self.next;
+        self.key[k] = key;
+        self.value[k] = g;
+        self.next = k ^ 1;
+        g
+    }
+}
+
+/// Per-object lookup state of the allocentric panner kept between calls (a cache only:
+/// it never changes gains): the last pans of each axis, so an object at a constant
+/// height (or depth, or width) computes its pan on that axis once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlloHint {
+    z: PanMemo,
+    y: PanMemo,
+    x: PanMemo,
 }
 
 /// The bracketing pair of sorted values around `v`: equal indices on a value or
@@ -67,6 +157,73 @@ pub struct AllocentricPanner {
     col_out: Vec<usize>,
     /// Number of outputs.
     n: usize,
+    /// The distinct x, y and z of the speakers, ascending: the grid of [`Cell`]s.
+    grid: [Vec<f64>; 3],
+    /// Every cell's work (see [`Cell`]), x fastest then y then z; empty when the grid
+    /// would be too large (custom rooms with many distinct coordinates), or for more
+    /// than 64 outputs: the lookup then brackets layer by layer.
+    cells: Vec<Cell>,
+}
+
+/// Most cells the panner precomputes (about 150 bytes each).
+const MAX_CELLS: usize = 4096;
+
+/// Where a coordinate lies among an axis's distinct speaker coordinates `d`: `2k` on
+/// `d[k]` (and below the first or above the last: on the end values), `2k + 1` strictly
+/// between `d[k]` and `d[k + 1]`. Every row's bracket is the same within one state.
+#[inline]
+fn axis_state(d: &[f64], v: f64) -> usize {
+    for (k, &x) in d.iter().enumerate() {
+        if v <= x {
+            return if v == x || k == 0 { 2 * k } else { 2 * k - 1 };
+        }
+    }
+    2 * (d.len() - 1)
+}
+
+/// One gain of a cell: output `out` gets `(z[z] · y[y]) · x[x]` of the cell's factors
+/// (per axis: index 0 is 1, then the cosine and sine of each of the cell's pans).
+#[derive(Debug, Clone, Copy, Default)]
+struct Term {
+    out: u8,
+    z: u8,
+    y: u8,
+    x: u8,
+}
+
+/// The panner's work for every point in one cell of the grid of speaker coordinates
+/// (each axis on a coordinate or strictly between two): the brackets of the layers,
+/// rows and columns are the same for all of them, so are the distinct pans `(lo, hi)`
+/// to compute per axis and which product of them feeds which output.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cell {
+    z: [(f64, f64); 1],
+    y: [(f64, f64); 2],
+    x: [(f64, f64); 4],
+    nz: u8,
+    ny: u8,
+    nx: u8,
+    n_terms: u8,
+    terms: [Term; 8],
+}
+
+impl Cell {
+    /// The factor index of the pan `(lo, hi)` on an axis (added if new): its cosine for
+    /// the lower end, its sine for the upper; 0 (the factor 1) when `lo == hi`.
+    fn factor(pans: &mut [(f64, f64)], n: &mut u8, lo: f64, hi: f64, upper: bool) -> u8 {
+        if lo == hi {
+            return 0;
+        }
+        let j = match pans[..*n as usize].iter().position(|&q| q == (lo, hi)) {
+            Some(j) => j,
+            None => {
+                pans[*n as usize] = (lo, hi);
+                *n += 1;
+                *n as usize - 1
+            }
+        };
+        1 + 2 * j as u8 + upper as u8
+    }
 }
 
 impl AllocentricPanner {
@@ -108,6 +265,8 @@ impl AllocentricPanner {
             col_x: Vec::new(),
             col_out: Vec::new(),
             n: positions.len(),
+            grid: [Vec::new(), Vec::new(), Vec::new()],
+            cells: Vec::new(),
         };
         for (z, rows) in planes {
             panner.plane_z.push(z);
@@ -121,7 +280,85 @@ impl AllocentricPanner {
             }
             panner.plane_rows.push(panner.row_y.len());
         }
+        for (a, g) in panner.grid.iter_mut().enumerate() {
+            *g = positions.iter().map(|p| p[a]).collect();
+            g.sort_by(f64::total_cmp);
+            g.dedup_by(|x, y| x == y);
+        }
+        panner.cells = panner.build_cells();
         panner
+    }
+
+    /// Every cell's pans and terms, found by bracketing a point inside it (see
+    /// [`Cell`]); empty when the grid is too large or an output is 64 or more.
+    fn build_cells(&self) -> Vec<Cell> {
+        let states = |g: &Vec<f64>| 2 * g.len() - 1;
+        if self.plane_z.is_empty()
+            || self.col_out.iter().any(|&o| o >= 64)
+            || self.grid.iter().map(states).product::<usize>() > MAX_CELLS
+        {
+            return Vec::new();
+        }
+        // A point of each state: the coordinate itself, or halfway to the next.
+        let point = |g: &[f64], s: usize| {
+            if s.is_multiple_of(2) {
+                g[s / 2]
+            } else {
+                0.5 * (g[s / 2] + g[s / 2 + 1])
+            }
+        };
+        let [gx, gy, gz] = &self.grid;
+        let mut cells = Vec::new();
+        for sz in 0..states(gz) {
+            for sy in 0..states(gy) {
+                for sx in 0..states(gx) {
+                    let p = [point(gx, sx), point(gy, sy), point(gz, sz)];
+                    let mut c = Cell::default();
+                    let (z0, z1) = bracket(&self.plane_z, p[2]);
+                    for (l, upper) in [(z0, false), (z1, true)]
+                        .into_iter()
+                        .take(1 + (z1 != z0) as usize)
+                    {
+                        let zi = Cell::factor(
+                            &mut c.z,
+                            &mut c.nz,
+                            self.plane_z[z0],
+                            self.plane_z[z1],
+                            upper,
+                        );
+                        let first = self.plane_rows[l];
+                        let row_y = &self.row_y[first..self.plane_rows[l + 1]];
+                        let (y0, y1) = bracket(row_y, p[1]);
+                        for (yy, upper) in [(y0, false), (y1, true)]
+                            .into_iter()
+                            .take(1 + (y1 != y0) as usize)
+                        {
+                            let yi = Cell::factor(&mut c.y, &mut c.ny, row_y[y0], row_y[y1], upper);
+                            let r = first + yy;
+                            let cols = self.row_cols[r]..self.row_cols[r + 1];
+                            let col_x = &self.col_x[cols.clone()];
+                            let (x0, x1) = bracket(col_x, p[0]);
+                            for (xx, upper) in [(x0, false), (x1, true)]
+                                .into_iter()
+                                .take(1 + (x1 != x0) as usize)
+                            {
+                                let xi =
+                                    Cell::factor(&mut c.x, &mut c.nx, col_x[x0], col_x[x1], upper);
+                                c.terms[c.n_terms as usize] = Term {
+                                    out: self.col_out[cols.start + xx] as u8,
+                                    z: zi,
+                                    y: yi,
+                                    x: xi,
+                                };
+                                c.n_terms += 1;
+                            }
+                        }
+                    }
+                    cells.push(c);
+                }
+            }
+        }
+        cells
     }
 
     /// The same panner writing position `s`'s gain to output `outputs[s]` of `width`
@@ -130,47 +367,103 @@ impl AllocentricPanner {
         let mut p = self.clone();
         p.col_out.iter_mut().for_each(|o| *o = outputs[*o]);
         p.n = width;
+        p.cells = p.build_cells();
         p
     }
 
     /// Gains (one per position) of a point at `p` into `out[..n]`.
     pub fn handle(&self, p: Vec3, out: &mut [f64]) {
         out[..self.n].fill(0.0);
+        self.handle_into_zeroed(p, &mut AlloHint::default(), out);
+    }
+
+    /// [`AllocentricPanner::handle`] into `out[..n]` that is all zero on entry, for one
+    /// of many moving objects (its pans kept in `hint`): writes only the (at most eight)
+    /// outputs of the speakers around `p` and returns their mask (bit `o` for output
+    /// `o`; outputs are below 64). The same gains as `handle`.
+    #[inline]
+    pub fn handle_into_zeroed(&self, p: Vec3, hint: &mut AlloHint, out: &mut [f64]) -> u64 {
+        if self.cells.is_empty() || p.iter().any(|v| v.is_nan()) {
+            return self.handle_bracketed(p, hint, out);
+        }
+        let [gx, gy, gz] = &self.grid;
+        let (sx, sy, sz) = (
+            axis_state(gx, p[0]),
+            axis_state(gy, p[1]),
+            axis_state(gz, p[2]),
+        );
+        let cell = &self.cells[(sz * (2 * gy.len() - 1) + sy) * (2 * gx.len() - 1) + sx];
+        // Strictly inside each pan's range: `balance` is the quarter turn.
+        // Factor tables sized to powers of two: the masked indices need no bounds check.
+        let mut zf = [1.0; 4];
+        if cell.nz > 0 {
+            let (lo, hi) = cell.z[0];
+            (zf[1], zf[2]) = hint.z.interior(lo, hi, p[2]);
+        }
+        let mut yf = [1.0; 8];
+        for (j, &(lo, hi)) in cell.y[..cell.ny as usize].iter().enumerate() {
+            (yf[1 + 2 * j], yf[2 + 2 * j]) = hint.y.interior(lo, hi, p[1]);
+        }
+        let mut xf = [1.0; 16];
+        for (j, &(lo, hi)) in cell.x[..cell.nx as usize].iter().enumerate() {
+            (xf[1 + 2 * j], xf[2 + 2 * j]) = quarter_turn((p[0] - lo) / (hi - lo) * 90.0);
+        }
+        let mut mask = 0;
+        for t in &cell.terms[..cell.n_terms as usize] {
+            let g = zf[t.z as usize & 3] * yf[t.y as usize & 7] * xf[t.x as usize & 15];
+            out[t.out as usize] = g;
+            mask |= 1u64 << (t.out & 63);
+        }
+        mask
+    }
+
+    /// [`AllocentricPanner::handle_into_zeroed`] by bracketing layer by layer, row by
+    /// row (no cells, or a NaN coordinate).
+    fn handle_bracketed(&self, p: Vec3, hint: &mut AlloHint, out: &mut [f64]) -> u64 {
         if self.plane_z.is_empty() {
-            return;
+            return 0;
         }
-        // Rows (and layers) often share their bracketing coordinates (every side row
-        // of 7.1.4 spans x = −1…1): the last pan per axis is reused, the same numbers.
-        let mut memo_y = (f64::NAN, f64::NAN, (0.0, 0.0));
-        let mut memo_x = (f64::NAN, f64::NAN, (0.0, 0.0));
-        let pan = |memo: &mut (f64, f64, (f64, f64)), lo: f64, hi: f64, v: f64| {
-            if memo.0 != lo || memo.1 != hi {
-                *memo = (lo, hi, balance(lo, hi, v));
-            }
-            memo.2
-        };
         let (z0, z1) = bracket(&self.plane_z, p[2]);
-        let zg = balance(self.plane_z[z0], self.plane_z[z1], p[2]);
+        let zg = hint.z.pan(self.plane_z[z0], self.plane_z[z1], p[2]);
         // On a layer (or outside) both ends are the same layer with gain 1: once.
-        let layers = if z0 == z1 { 1 } else { 2 };
-        for (zgain, zz) in [(zg.0, z0), (zg.1, z1)].into_iter().take(layers) {
-            let rows = self.plane_rows[zz]..self.plane_rows[zz + 1];
-            let row_y = &self.row_y[rows.clone()];
-            let (y0, y1) = bracket(row_y, p[1]);
-            let yg = pan(&mut memo_y, row_y[y0], row_y[y1], p[1]);
-            let nrows = if y0 == y1 { 1 } else { 2 };
-            for (ygain, yy) in [(yg.0, y0), (yg.1, y1)].into_iter().take(nrows) {
-                let row = rows.start + yy;
-                let cols = self.row_cols[row]..self.row_cols[row + 1];
-                let col_x = &self.col_x[cols.clone()];
-                let (x0, x1) = bracket(col_x, p[0]);
-                let xg = pan(&mut memo_x, col_x[x0], col_x[x1], p[0]);
-                let ncols = if x0 == x1 { 1 } else { 2 };
-                for (xgain, xx) in [(xg.0, x0), (xg.1, x1)].into_iter().take(ncols) {
-                    out[self.col_out[cols.start + xx]] = zgain * ygain * xgain;
-                }
-            }
+        let mut mask = self.layer(z0, zg.0, p, hint, out);
+        if z1 != z0 {
+            mask |= self.layer(z1, zg.1, p, hint, out);
         }
+        mask
+    }
+
+    /// The rows of layer `l` (gain `zgain`) around `p`.
+    #[inline(always)]
+    fn layer(&self, l: usize, zgain: f64, p: Vec3, hint: &mut AlloHint, out: &mut [f64]) -> u64 {
+        let first = self.plane_rows[l];
+        let row_y = &self.row_y[first..self.plane_rows[l + 1]];
+        let (y0, y1) = bracket(row_y, p[1]);
+        let yg = hint.y.pan(row_y[y0], row_y[y1], p[1]);
+        let mut mask = self.row(first + y0, zgain * yg.0, p[0], hint, out);
+        if y1 != y0 {
+            mask |= self.row(first + y1, zgain * yg.1, p[0], hint, out);
+        }
+        mask
+    }
+
+    /// The speakers of row `r` (gain `zy`, the layer's times the row's) around `x`.
+    #[inline(always)]
+    fn row(&self, r: usize, zy: f64, x: f64, hint: &mut AlloHint, out: &mut [f64]) -> u64 {
+        let first = self.row_cols[r];
+        let col_x = &self.col_x[first..self.row_cols[r + 1]];
+        let col_out = &self.col_out[first..self.row_cols[r + 1]];
+        let (x0, x1) = bracket(col_x, x);
+        let xg = hint.x.pan(col_x[x0], col_x[x1], x);
+        let o0 = col_out[x0];
+        out[o0] = zy * xg.0;
+        let mut mask = 1u64.checked_shl(o0 as u32).unwrap_or(0);
+        if x1 != x0 {
+            let o1 = col_out[x1];
+            out[o1] = zy * xg.1;
+            mask |= 1u64.checked_shl(o1 as u32).unwrap_or(0);
+        }
+        mask
     }
 }
 
@@ -461,5 +754,75 @@ fn safe_norm(v: &mut [f64]) {
         }
     } else {
         v.fill(0.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::layout::Layout;
+
+    /// The quarter turn is `sin_cos_deg`'s result bit for bit over 0…90°.
+    #[test]
+    fn quarter_turn_equals_sin_cos_deg() {
+        for k in 0..=200_000 {
+            let a = k as f64 * (90.0 / 200_000.0);
+            let (s, c) = super::super::geom::sin_cos_deg(a);
+            let (c2, s2) = quarter_turn(a);
+            assert_eq!(
+                (s.to_bits(), c.to_bits()),
+                (s2.to_bits(), c2.to_bits()),
+                "{a}"
+            );
+        }
+    }
+
+    /// The cells give the gains of bracketing layer by layer, bit for bit, on every
+    /// built-in layout: on and between the speakers' coordinates, outside the cube and
+    /// at random points; the returned mask covers every non-zero gain.
+    #[test]
+    fn cells_equal_bracketing() {
+        let mut seed = 12345u64;
+        let mut random = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 * 2.4 - 1.2
+        };
+        for layout in Layout::builtins() {
+            let positions: Vec<Vec3> = super::super::layouts::speakers_of(&layout)
+                .iter()
+                .map(|s| s.allocentric)
+                .collect();
+            let panner = AllocentricPanner::new(&positions);
+            assert!(!panner.cells.is_empty(), "{}", layout.name);
+            let n = positions.len();
+            let mut coords: Vec<Vec<f64>> = panner.grid.to_vec();
+            for c in &mut coords {
+                let mids: Vec<f64> = c.windows(2).map(|w| 0.5 * (w[0] + w[1])).collect();
+                c.extend(mids);
+                c.extend([-1.0, 1.0, -1.2, 1.2, 0.3, -0.7]);
+            }
+            let mut points = Vec::new();
+            for &x in &coords[0] {
+                for &y in &coords[1] {
+                    for &z in &coords[2] {
+                        points.push([x, y, z]);
+                    }
+                }
+            }
+            points.extend((0..2000).map(|_| [random(), random(), random()]));
+            let mut hint = AlloHint::default();
+            for p in points {
+                let (mut a, mut b) = (vec![0.0; n], vec![0.0; n]);
+                let mask = panner.handle_into_zeroed(p, &mut hint, &mut a);
+                panner.handle_bracketed(p, &mut AlloHint::default(), &mut b);
+                let bits = |v: &[f64]| v.iter().map(|g| g.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{} at {p:?}", layout.name);
+                for (o, g) in a.iter().enumerate() {
+                    assert!(*g == 0.0 || mask >> o & 1 == 1, "{} at {p:?}", layout.name);
+                }
+            }
+        }
     }
 }

@@ -39,6 +39,19 @@ pub fn sin_cos_deg(a: f64) -> (f64, f64) {
     let qi = (t + 0.5f64.copysign(t)) as i64;
     let q = qi as f64;
     let r = a - 90.0 * q;
+    let (s, c) = sin_cos_reduced_deg(r);
+    // Quadrant q mod 4 (two's complement: −1 → 3).
+    match qi & 3 {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
+/// The series of [`sin_cos_deg`] for an angle already reduced to ±45° (degrees).
+#[inline(always)]
+pub fn sin_cos_reduced_deg(r: f64) -> (f64, f64) {
     let x = r * (std::f64::consts::PI / 180.0);
     let x2 = x * x;
     // 1/n! for the series (rounded once each, at compile time).
@@ -74,13 +87,7 @@ pub fn sin_cos_deg(a: f64) -> (f64, f64) {
         + x8 * ((C[4] + C[5] * x2) + x4 * (C[6] + C[7] * x2) + x8 * C[8]);
     let s = x + x * x2 * ps;
     let c = 1.0 + x2 * pc;
-    // Quadrant q mod 4 (two's complement: −1 → 3).
-    match qi & 3 {
-        0 => (s, c),
-        1 => (c, -s),
-        2 => (-s, -c),
-        _ => (-c, s),
-    }
+    (s, c)
 }
 
 /// Azimuth of a point in degrees (0 for points on the z axis).

@@ -15,7 +15,7 @@ pub mod point_source;
 pub mod screen;
 pub mod zones;
 
-use allocentric::{AlloExtent, AllocentricPanner, allocentric_excluded};
+use allocentric::{AlloExtent, AlloHint, AllocentricPanner, allocentric_excluded};
 use extent::PolarExtent;
 use geom::{Vec3, azimuth_deg, cart, elevation_deg, local_coordinate_system, norm, sub};
 use layouts::{Speaker, speakers_of};
@@ -138,11 +138,13 @@ impl Default for ObjectMetadata {
 }
 
 /// Per-object lookup state kept between calls (a cache only: it never changes gains):
-/// the point-source region last found, and the sine and cosine of the last polar
-/// elevation (objects often move at a constant height).
+/// the point-source region last found, the sine and cosine of the last polar
+/// elevation (objects often move at a constant height), and the allocentric panner's
+/// last pans per axis.
 #[derive(Debug, Clone, Copy)]
 pub struct GainHint {
     region: RegionHint,
+    allo: AlloHint,
     elevation_deg: f64,
     sin_el: f64,
     cos_el: f64,
@@ -152,6 +154,7 @@ impl Default for GainHint {
     fn default() -> Self {
         GainHint {
             region: RegionHint::default(),
+            allo: AlloHint::default(),
             elevation_deg: f64::NAN, // matches no elevation: the first call computes it
             sin_el: 0.0,
             cos_el: 1.0,
@@ -562,6 +565,21 @@ impl GainCalc {
         hint: &mut GainHint,
         out: &mut [f64],
     ) {
+        out[..self.n_channels].fill(0.0);
+        self.position_gains_into_zeroed(position, size, hint, out);
+    }
+
+    /// [`GainCalc::position_gains_hinted`] into `out[..n]` (one per layout channel) that
+    /// is all zero on entry: point sources write only the channels of the speakers
+    /// around them. Returns the channels written (bit `c` for channel `c`; every channel
+    /// when the general calculation ran); the others stay 0. The same gains.
+    pub fn position_gains_into_zeroed(
+        &self,
+        position: crate::scene::geometry::Position,
+        size: f64,
+        hint: &mut GainHint,
+        out: &mut [f64],
+    ) -> u64 {
         use crate::scene::geometry::Position;
         let point = !(size.is_finite() && size > 0.0);
         if point {
@@ -571,8 +589,11 @@ impl GainCalc {
                     if x.is_finite() && y.is_finite() && z.is_finite() =>
                 {
                     let c = |v: f64| v.clamp(-1.0, 1.0);
-                    self.allo_channels.handle([c(x), c(y), c(z)], out);
-                    return;
+                    return self.allo_channels.handle_into_zeroed(
+                        [c(x), c(y), c(z)],
+                        &mut hint.allo,
+                        out,
+                    );
                 }
                 Position::Polar {
                     azimuth_deg,
@@ -584,13 +605,16 @@ impl GainCalc {
                         hint.elevation_deg = elevation_deg;
                     }
                     let p = geom::cart_with_elevation(azimuth_deg, hint.sin_el, hint.cos_el, 1.0);
-                    self.psp_channels.handle(p, &mut hint.region, out);
-                    return;
+                    return self
+                        .psp_channels
+                        .handle_into_zeroed(p, &mut hint.region, out);
                 }
                 _ => {}
             }
         }
         self.general(position, size, hint, out);
+        let n = self.n_channels;
+        if n >= 64 { u64::MAX } else { (1 << n) - 1 }
     }
 
     fn general(

@@ -6,6 +6,7 @@
 
 use super::geom::{Vec3, cross, dot, inverse3, ngon_vertex_order, norm, row_times, scale, sub};
 use super::layouts::Speaker;
+use crate::spatial::panner::Channels;
 
 /// Hull facets lie on a plane within this distance (unit vectors).
 const PLANE_EPS: f64 = 1e-6;
@@ -140,6 +141,16 @@ impl Region {
         };
         ch.iter().enumerate().any(|(i, c)| ch[i + 1..].contains(c))
     }
+
+    /// The outputs its corners feed (bit `o` for output `o`).
+    fn mask(&self) -> u64 {
+        let ch: &[usize] = match self {
+            Region::Triplet(t) => &t.ch,
+            Region::Quad(q) => &q.ch,
+            Region::Ngon(ng) => &ng.ch,
+        };
+        ch.iter().fold(0, |m, &c| m | 1 << c)
+    }
 }
 
 /// The §6 point-source panner for one layout. Gains are indexed by the layout's
@@ -177,6 +188,8 @@ struct Full {
     /// one it copies), so its gains need normalising again once added. Otherwise the
     /// region's own gains are already of unit power.
     shared: Vec<bool>,
+    /// Per region: the outputs its corners feed (bit `o` for output `o` < 64).
+    masks: Vec<u64>,
     /// Number of outputs written (the real speakers, or the channels of a remapped
     /// panner).
     n: usize,
@@ -270,23 +283,27 @@ impl PointSourcePanner {
     /// Gains for a source in direction `p` (any length but zero) into `out[..n]`.
     /// Returns false (and zeros) if no region takes the direction.
     pub fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
+        out[..self.num_outputs()].fill(0.0);
+        self.handle_into_zeroed(p, hint, out) != 0
+    }
+
+    /// [`PointSourcePanner::handle`] into `out[..n]` that is all zero on entry: writes
+    /// only the outputs of the region that takes `p` and returns their mask (bit `o` for
+    /// output `o`; outputs are below 64), 0 if no region takes it. The same gains.
+    #[inline]
+    pub fn handle_into_zeroed(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> u64 {
         match &self.kind {
-            Kind::Full(f) => f.handle(p, hint, out),
-            Kind::Mono { channel, width } => {
-                out[..*width].fill(0.0);
+            Kind::Full(f) => f.handle_into_zeroed(p, hint, out),
+            Kind::Mono { channel, .. } => {
                 out[*channel] = 1.0;
-                true
+                1 << *channel
             }
             Kind::Stereo {
-                five,
-                left,
-                right,
-                width,
+                five, left, right, ..
             } => {
                 let mut g = [0.0; 5];
-                out[..*width].fill(0.0);
-                if !five.handle(p, hint, &mut g) {
-                    return false;
+                if five.handle_into_zeroed(p, hint, &mut g) == 0 {
+                    return 0;
                 }
                 let c = 3f64.sqrt() / 3.0;
                 let s = std::f64::consts::FRAC_1_SQRT_2;
@@ -298,7 +315,7 @@ impl PointSourcePanner {
                 let k = 0.5f64.powf(0.5 * back / (front + back)) / n;
                 out[*left] = l * k;
                 out[*right] = r * k;
-                true
+                (1 << *left) | (1 << *right)
             }
         }
     }
@@ -446,7 +463,13 @@ impl Full {
             }
         }
         let shared = regions.iter().map(Region::shares_outputs).collect();
-        Ok(Full { regions, shared, n })
+        let masks = regions.iter().map(Region::mask).collect();
+        Ok(Full {
+            regions,
+            shared,
+            masks,
+            n,
+        })
     }
 
     /// The same regions writing output `o` to `outputs[o]` of `width`.
@@ -459,53 +482,54 @@ impl Full {
                 Region::Ngon(ng) => ng.ch.iter_mut().for_each(|c| *c = outputs[*c]),
             }
         }
+        let masks = regions.iter().map(Region::mask).collect();
         Full {
             regions,
             shared: self.shared.clone(),
+            masks,
             n: width,
         }
     }
 
     /// The hinted region first, then the others in order; only the region that takes
-    /// `p` writes (its corners added into zeroed outputs, normalised again where two
-    /// corners fed one output).
-    fn handle(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> bool {
+    /// `p` writes (its corners added into the zeroed outputs, normalised again where two
+    /// corners fed one output). Returns the region's outputs, 0 if none takes `p`.
+    fn handle_into_zeroed(&self, p: Vec3, hint: &mut RegionHint, out: &mut [f64]) -> u64 {
         let count = self.regions.len();
         let mut r = if hint.0 < count { hint.0 } else { 0 };
         for _ in 0..count {
             if self.region_gains(r, p, out) {
                 hint.0 = r;
-                if !self.shared[r] {
-                    return true;
+                let mask = self.masks[r];
+                if self.shared[r] {
+                    // The other outputs are 0: the sums over the region's outputs are
+                    // those over all outputs.
+                    let mut total = 0.0;
+                    for c in Channels(mask) {
+                        total += out[c] * out[c];
+                    }
+                    let k = if total > 0.0 { 1.0 / total.sqrt() } else { 0.0 };
+                    for c in Channels(mask) {
+                        out[c] *= k;
+                    }
                 }
-                let out = &mut out[..self.n];
-                let mut total = 0.0;
-                for x in out.iter() {
-                    total += x * x;
-                }
-                let k = if total > 0.0 { 1.0 / total.sqrt() } else { 0.0 };
-                for o in out.iter_mut() {
-                    *o *= k;
-                }
-                return true;
+                return mask;
             }
             r += 1;
             if r == count {
                 r = 0;
             }
         }
-        out[..self.n].fill(0.0);
-        false
+        0
     }
 
-    /// Gains of region `r` added into zeroed `out[..n]` (several corners may feed one
+    /// Gains of region `r` added into the zeroed `out` (several corners may feed one
     /// output), if it takes `p`; `out` is untouched otherwise.
     #[inline]
     fn region_gains(&self, r: usize, p: Vec3, out: &mut [f64]) -> bool {
         match &self.regions[r] {
             Region::Triplet(t) => match t.handle(p) {
                 Some(v) => {
-                    out[..self.n].fill(0.0);
                     for i in 0..3 {
                         out[t.ch[i]] += v[i];
                     }
@@ -515,7 +539,6 @@ impl Full {
             },
             Region::Quad(q) => match q.handle(p) {
                 Some(v) => {
-                    out[..self.n].fill(0.0);
                     for i in 0..4 {
                         out[q.ch[i]] += v[i];
                     }
@@ -544,7 +567,6 @@ impl Full {
                             total += x * x;
                         }
                         let s = 1.0 / total.sqrt();
-                        out[..self.n].fill(0.0);
                         for i in 0..m {
                             out[ng.ch[i]] += corner(i) * s;
                         }
