@@ -1808,8 +1808,10 @@ mod tests {
         assert_eq!(extremes, [-1.0, 8_388_607.0 / 8_388_608.0]);
     }
 
-    #[test]
-    fn pcm24_encode_four_at_a_time_equals_quantize() {
+    /// Values for the 24-bit rounding tests: zeros, the limits and just past them,
+    /// halves of a step either side of 0, infinities, NaN, the largest floats, and
+    /// 20 000 values spread over ±1 and ±1e-5; 20 020 in all (whole groups of four).
+    fn rounding_test_values() -> Vec<f32> {
         let mut values = vec![
             0.0f32,
             -0.0,
@@ -1836,6 +1838,12 @@ mod tests {
             values.push(x);
             values.push(x * 1e-5);
         }
+        values
+    }
+
+    #[test]
+    fn pcm24_encode_four_at_a_time_equals_quantize() {
+        let mut values = rounding_test_values();
         values.push(-0.75); // one past the groups of four: the scalar loop's
         let mut bytes = vec![0u8; values.len() * 3];
         encode(WriteFormat::Pcm24, &values, &mut bytes);
@@ -1856,28 +1864,7 @@ mod tests {
                 .round()
                 .clamp(-8_388_608.0, 8_388_607.0) as i32
         };
-        let mut values = vec![
-            0.0f32,
-            -0.0,
-            1.0,
-            -1.0,
-            1.5,
-            -7.0,
-            0.5 / 8_388_608.0,
-            -0.5 / 8_388_608.0,
-            1.5 / 8_388_608.0,
-            f32::NAN,
-            f32::INFINITY,
-            f32::NEG_INFINITY,
-            0.499_999_97 / 8_388_608.0,
-        ];
-        let mut x = 0.123_456_7f32;
-        for _ in 0..10_000 {
-            x = (x * 3.7 + 0.311).fract() * 2.0 - 1.0;
-            values.push(x);
-            values.push(x * 1e-5);
-        }
-        for v in values {
+        for v in rounding_test_values() {
             assert_eq!(
                 quantize(v, 8_388_608.0, -8_388_608, 8_388_607),
                 naive(v),
