@@ -113,7 +113,11 @@ fn data(file: &str) -> String {
 
 /// The document with `screen` inside its audioProgramme.
 fn with_screen(xml: &str, screen: &str) -> String {
-    xml.replacen("</audioProgramme>", &format!("{screen}</audioProgramme>"), 1)
+    xml.replacen(
+        "</audioProgramme>",
+        &format!("{screen}</audioProgramme>"),
+        1,
+    )
 }
 
 const DEFAULT_SCREEN: &str = r#"<audioProgrammeReferenceScreen aspectRatio="1.78"><screenCentrePosition azimuth="0" elevation="0" distance="1"/><screenWidth azimuth="58"/></audioProgrammeReferenceScreen>"#;
@@ -132,13 +136,19 @@ fn explicit_default_screen_renders_bit_identically_to_none() {
         ],
     );
     assert!(renders[0].iter().any(|x| x.abs() > 0.05));
-    assert!(renders[1] == renders[0], "the explicit default screen changed the render");
+    assert!(
+        renders[1] == renders[0],
+        "the explicit default screen changed the render"
+    );
     let diff = renders[2]
         .iter()
         .zip(&renders[0])
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(diff > 0.05, "a screen of its own changed the render by only {diff}");
+    assert!(
+        diff > 0.05,
+        "a screen of its own changed the render by only {diff}"
+    );
 
     // Sessions: `reference_screen` at the default is the same as none.
     let stem = dir.join("a.wav");
@@ -167,8 +177,14 @@ fn explicit_default_screen_renders_bit_identically_to_none() {
         std::fs::write(&path, session(screen)).unwrap();
         out.push(render(&path, &dir.join(format!("session-{name}")), &[]));
     }
-    assert!(out[1] == out[0], "the session's explicit default screen changed the render");
-    assert!(out[2] != out[0], "the session's own screen did not change the render");
+    assert!(
+        out[1] == out[0],
+        "the session's explicit default screen changed the render"
+    );
+    assert!(
+        out[2] != out[0],
+        "the session's own screen did not change the render"
+    );
 }
 
 fn write_stem(path: &Path) {
@@ -278,13 +294,23 @@ fn export_then_import_keeps_the_reference_screen() {
                 o.name
             );
         }
-        let renders: Vec<Vec<f32>> = [("session", &original), ("master", &exported), ("imported", &back)]
-            .iter()
-            .map(|(name, p)| render(p, &dir.join(format!("render-{name}")), &[]))
-            .collect();
+        let renders: Vec<Vec<f32>> = [
+            ("session", &original),
+            ("master", &exported),
+            ("imported", &back),
+        ]
+        .iter()
+        .map(|(name, p)| render(p, &dir.join(format!("render-{name}")), &[]))
+        .collect();
         assert!(renders[0].iter().any(|x| x.abs() > 0.05));
-        assert!(renders[1] == renders[0], "{case}: the master renders differently");
-        assert!(renders[2] == renders[0], "{case}: the imported session renders differently");
+        assert!(
+            renders[1] == renders[0],
+            "{case}: the master renders differently"
+        );
+        assert!(
+            renders[2] == renders[0],
+            "{case}: the imported session renders differently"
+        );
     }
 }
 
@@ -338,7 +364,7 @@ fn bad_screens_are_refused_naming_the_element() {
         (
             "behind",
             screen("1.78", r#"azimuth="170" elevation="0""#, r#"azimuth="58""#),
-            "past the back of the room",
+            "round behind the listener",
         ),
         (
             "missing_width",
@@ -386,7 +412,7 @@ fn bad_screens_are_refused_naming_the_element() {
         ),
         (
             "Polar(aspect_ratio: 1.78, az: 170, width: 58)",
-            "past the back of the room",
+            "round behind the listener",
         ),
     ] {
         let text = format!(
@@ -423,7 +449,11 @@ fn muted_by_hand(xml: &str, min: u8) -> String {
                         m.replace_range(g..ge, "<gain>0</gain>");
                         m
                     }
-                    None => l.replacen("</audioBlockFormat>", "<gain>0</gain></audioBlockFormat>", 1),
+                    None => l.replacen(
+                        "</audioBlockFormat>",
+                        "<gain>0</gain></audioBlockFormat>",
+                        1,
+                    ),
                 };
             }
         }
@@ -437,11 +467,22 @@ fn muted_by_hand(xml: &str, min: u8) -> String {
 fn block_importance_mutes_blocks_as_gain_zero_does() {
     let dir = scratch("block_importance");
     let xml = data("block_importance");
-    assert!(xml.contains("<importance>7</importance>") && xml.contains("<importance>3</importance>"));
+    assert!(
+        xml.contains("<importance>7</importance>") && xml.contains("<importance>3</importance>")
+    );
     let path = dir.join("master.wav");
     master(&path, &xml);
     let mut by_threshold = Vec::new();
-    for min in [None, Some(0u8), Some(3), Some(4), Some(5), Some(7), Some(8), Some(10)] {
+    for min in [
+        None,
+        Some(0u8),
+        Some(3),
+        Some(4),
+        Some(5),
+        Some(7),
+        Some(8),
+        Some(10),
+    ] {
         let arg = min.map(|m| m.to_string());
         let extra: Vec<&str> = match &arg {
             Some(a) => vec!["--min-importance", a.as_str()],
@@ -453,7 +494,10 @@ fn block_importance_mutes_blocks_as_gain_zero_does() {
         let hand = dir.join(format!("hand-{tag}.wav"));
         master(&hand, &muted_by_hand(&xml, min.unwrap_or(0)));
         let want = render(&hand, &dir.join(format!("render-hand-{tag}")), &[]);
-        assert!(got == want, "--min-importance {tag}: not the render of gain 0 in those blocks");
+        assert!(
+            got == want,
+            "--min-importance {tag}: not the render of gain 0 in those blocks"
+        );
         by_threshold.push((tag, got));
     }
     let get = |t: &str| &by_threshold.iter().find(|(k, _)| k == t).unwrap().1;
@@ -466,7 +510,11 @@ fn block_importance_mutes_blocks_as_gain_zero_does() {
     assert!(get("5") != get("none"));
     // Gain 0 is halo's silence, −200 dB (SILENT_GAIN_DB): 0.3 × 10⁻¹⁰ at most.
     const SILENT: f32 = 1e-10;
-    assert!(peak(get("8")) <= SILENT, "every block muted: {}", peak(get("8")));
+    assert!(
+        peak(get("8")) <= SILENT,
+        "every block muted: {}",
+        peak(get("8"))
+    );
     // With block 2 muted, the first half second is unchanged and the last 0.4 s silent.
     let n = get("5").len() / FRAMES;
     let (a, b) = (get("5"), get("none"));
@@ -475,7 +523,10 @@ fn block_importance_mutes_blocks_as_gain_zero_does() {
         peak(&a[n * 28800..]) <= SILENT,
         "block 2 not silent after its interpolation"
     );
-    assert!(peak(&a[n * 24000..n * 28800]) > 0.01, "block 2's gain did not ramp down");
+    assert!(
+        peak(&a[n * 24000..n * 28800]) > 0.01,
+        "block 2's gain did not ramp down"
+    );
 }
 
 #[test]
@@ -505,14 +556,28 @@ fn block_importance_survives_import_to_a_session() {
         .collect();
     assert_eq!(from, [4, 8], "one lane per importance level (3 and 7)");
     for min in ["3", "5", "8"] {
-        let a = render(&path, &dir.join(format!("master-{min}")), &["--min-importance", min]);
-        let b = render(&back, &dir.join(format!("session-{min}")), &["--min-importance", min]);
-        assert!(a == b, "--min-importance {min}: the imported session renders differently");
+        let a = render(
+            &path,
+            &dir.join(format!("master-{min}")),
+            &["--min-importance", min],
+        );
+        let b = render(
+            &back,
+            &dir.join(format!("session-{min}")),
+            &["--min-importance", min],
+        );
+        assert!(
+            a == b,
+            "--min-importance {min}: the imported session renders differently"
+        );
     }
     // A session's lanes are checked: `from` from 1 to 10, increasing.
     let bad = text.replacen("(from: 8,", "(from: 2,", 1);
     let err = session::parse(&bad, &back, &mut |_| Err("no".into()))
         .expect_err("from going down")
         .to_string();
-    assert!(err.contains("block_importance[1]: from") && err.contains("increasing"), "{err}");
+    assert!(
+        err.contains("block_importance[1]: from") && err.contains("increasing"),
+        "{err}"
+    );
 }

@@ -14,6 +14,11 @@
 //! Session(
 //!     sample_rate: 48000,       // optional, Hz, 8000…384000; default 48000
 //!     duration: 20.0,           // optional, seconds; default: the longest source
+//!     // optional: the programme's reference screen (ADM audioProgrammeReferenceScreen),
+//!     // which `screen_ref` objects are scaled from; default BS.2076's screen, which is
+//!     // Polar(aspect_ratio: 1.78, az: 0, el: 0, dist: 1, width: 58) (never written)
+//!     reference_screen: Polar(aspect_ratio: 1.5, az: 10, el: 5, dist: 1, width: 40),
+//!     // reference_screen: Cart(aspect_ratio: 1.78, x: 0, y: 1, z: 0, width: 1),
 //!     objects: [
 //!         (
 //!             name: "vox",                  // non-empty, unique among objects and beds
@@ -41,6 +46,10 @@
 //!             screen_ref: false,            // screen-related scaling
 //!             screen_edge_lock: [Left, Top],
 //!             importance: 10,               // 0…10 (`render --min-importance`)
+//!             block_importance: [           // ADM block importance (`halo import` writes
+//!                 (from: 4, gain_db: [ … ]),  // it): with --min-importance ≥ from this
+//!             ],                            // gain lane (blocks below `from` at gain 0)
+//!                                           // replaces gain_db; `from` 1…10, increasing
 //!             interpolate_gains: false,     // keyframes blend gains (BS.2127), not positions
 //!         ),
 //!     ],
@@ -60,6 +69,17 @@
 //!   seconds (≥ 0, strictly increasing after rounding to samples: `round(time × rate)`),
 //!   `interp` how the value travels to the NEXT keyframe (`Step`, `Linear` — the default —
 //!   or `Smooth`). All keyframes of a position use the same kind (`Cart` or `Polar`).
+//! * **Reference screen.** `reference_screen` (Polar: `az` −180…180, `el` −90…90 (0),
+//!   `dist` > 0 (1, no effect on the scaling), `width` degrees 0…180 exclusive; Cart: `x`,
+//!   `y`, `z` (0) −1…1, `width` 0…2 (exclusive of 0); `aspect_ratio` > 0) is the
+//!   programme's: it applies to every object with `screen_ref: true`. A screen reaching
+//!   round behind the listener or past ±90° elevation is refused (BS.2127 cannot scale
+//!   from it).
+//! * **Block importance.** `block_importance` holds what `halo import` reads from ADM
+//!   `audioBlockFormat` `importance`: for each importance level below 10 present in the
+//!   blocks, the object's gain lane with every block of that importance or less at gain 0
+//!   (−200 dB), built as for a master with gain 0 written in those blocks. `render
+//!   --min-importance N` uses the entry with the largest `from` ≤ N instead of `gain_db`.
 //! * **Layouts** (`layout`, `from`): a built-in name or alias (`"7.1.4"`, `"4+7+0"`,
 //!   `"stereo"` …) or a layout file whose name ends in `.ron`.
 //! * **Paths** (sources, `hrtf`, layout files) are relative to the session file's folder.
@@ -95,8 +115,8 @@ use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
     BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
-    FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec,
-    ReferenceScreen, Scene, ScreenEdge, Snap, SourceSpec, TargetSpec, TrimMode,
+    FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec, ReferenceScreen,
+    Scene, ScreenEdge, Snap, SourceSpec, TargetSpec, TrimMode,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -1333,7 +1353,10 @@ pub fn parse(
                     ctx.line_of(raw),
                     &format!("{entry_place}: from"),
                     (
-                        format!("from {} is out of range or not after the entry before", e.from),
+                        format!(
+                            "from {} is out of range or not after the entry before",
+                            e.from
+                        ),
                         "a --min-importance from 1 to 10, increasing from entry to entry".into(),
                     ),
                 ));

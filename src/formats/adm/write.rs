@@ -48,7 +48,9 @@ fn write_reference_screen(
             width_deg,
         } => (
             aspect_ratio,
-            format!("azimuth=\"{azimuth_deg}\" elevation=\"{elevation_deg}\" distance=\"{distance}\""),
+            format!(
+                "azimuth=\"{azimuth_deg}\" elevation=\"{elevation_deg}\" distance=\"{distance}\""
+            ),
             format!("azimuth=\"{width_deg}\""),
         ),
         R::Cartesian {

@@ -710,7 +710,9 @@ impl GainCalc {
                 None
             },
             zone_exclusion,
-            reference_screen: controls.reference_screen.map(|s| screen::reference_edges(&s)),
+            reference_screen: controls
+                .reference_screen
+                .map(|s| screen::reference_edges(&s)),
             ..ObjectMetadata::default()
         }
     }

@@ -1,5 +1,6 @@
 //! ITU-R BS.2127 §7.3.3–7.3.4 screen scaling (screenRef) and screen edge lock, and the
-//! §10 polar ⇄ Cartesian point conversion they use for Cartesian objects.
+//! §10 polar ⇄ Cartesian point conversion they use for Cartesian objects; reference screens
+//! in polar and Cartesian form (a programme's audioProgrammeReferenceScreen) as edges.
 
 use super::geom::{
     Vec3, azimuth_deg, cart, elevation_deg, inside_angle_range, interp, local_coordinate_system,
@@ -125,7 +126,8 @@ pub fn reference_problem(
     edges.problem(vertical).map(|p| {
         (
             p.to_string(),
-            "a screen in front of the listener, within the sphere",
+            "a screen whose left edge is left of its right edge without passing ±180° \
+             azimuth, and whose top and bottom stay within ±90° elevation",
         )
     })
 }
@@ -216,9 +218,9 @@ impl Edges {
         }
     }
 
-    /// Why these edges cannot be a reference screen (BS.2127 §7.3.3 needs a screen in
-    /// front: its right edge to the right of its left edge, not reaching past the back
-    /// (−y), and its top and bottom edge centres in one vertical plane), or `None`.
+    /// Why these edges cannot be a reference screen (BS.2127 §7.3.3 / EAR need its right
+    /// edge to the right of its left edge without passing ±180° azimuth, and its top and
+    /// bottom edge centres at one azimuth, i.e. not past ±90° elevation), or `None`.
     pub fn problem(&self, vertical_azimuths: (f64, f64)) -> Option<&'static str> {
         if !(self.left_azimuth_deg.is_finite()
             && self.right_azimuth_deg.is_finite()
@@ -228,10 +230,15 @@ impl Edges {
             return Some("the screen's edges are not finite directions");
         }
         if self.right_azimuth_deg > self.left_azimuth_deg {
-            return Some("the screen extends past the back of the room (−y)");
+            return Some(
+                "the screen reaches round behind the listener (its right edge is left of its \
+                 left edge, past ±180° azimuth)",
+            );
         }
         if vertical_azimuths.0 - vertical_azimuths.1 > 1e-3 {
-            return Some("the screen extends past the top or bottom of the sphere (±z)");
+            return Some(
+                "the screen reaches over the top or under the bottom (past ±90° elevation)",
+            );
         }
         None
     }
@@ -244,7 +251,13 @@ pub fn polar_vertical_azimuths(screen: &PolarScreen) -> (f64, f64) {
     let height = (screen.width_azimuth_deg / 2.0).to_radians().tan() / screen.aspect_ratio;
     let axes = local_coordinate_system(screen.centre_azimuth_deg, screen.centre_elevation_deg);
     let z = axes[2].map(|v| v * height);
-    let m = |k: f64| [centre[0] + k * z[0], centre[1] + k * z[1], centre[2] + k * z[2]];
+    let m = |k: f64| {
+        [
+            centre[0] + k * z[0],
+            centre[1] + k * z[1],
+            centre[2] + k * z[2],
+        ]
+    };
     (azimuth_deg(m(-1.0)), azimuth_deg(m(1.0)))
 }
 
