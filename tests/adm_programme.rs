@@ -3,6 +3,7 @@
 //!
 //! - A programme giving BS.2076's default screen explicitly renders bit for bit as one that
 //!   gives none (ADM and session); a screen of its own changes the render.
+//! - `--programme` chooses whose screen applies.
 //! - Export → import keeps the screen exactly (polar and Cartesian), and the session, the
 //!   master and the imported session render the same audio.
 //! - Bad screens (negative width, aspect ratio ≤ 0, NaN, mixed forms, a screen reaching
@@ -185,6 +186,36 @@ fn explicit_default_screen_renders_bit_identically_to_none() {
         out[2] != out[0],
         "the session's own screen did not change the render"
     );
+}
+
+#[test]
+fn the_chosen_programme_gives_its_screen() {
+    let dir = scratch("chosen_programme");
+    let plain = data("screen_ref");
+    let second = format!(
+        "<audioProgramme audioProgrammeID=\"APR_1002\" audioProgrammeName=\"cinema\">\
+         <audioContentIDRef>ACO_1001</audioContentIDRef>{OWN_SCREEN}</audioProgramme>"
+    );
+    let two = plain.replacen("<audioContent ", &format!("{second}\n<audioContent "), 1);
+    assert!(two.contains("APR_1002"));
+    let renders = render_documents(
+        &dir,
+        &[
+            ("first", two.clone(), &[]),
+            ("chosen", two, &["--programme", "APR_1002"]),
+            ("none", plain.clone(), &[]),
+            ("own", with_screen(&plain, OWN_SCREEN), &[]),
+        ],
+    );
+    assert!(
+        renders[0] == renders[2],
+        "the first programme has no screen of its own"
+    );
+    assert!(
+        renders[1] == renders[3],
+        "--programme APR_1002 did not take its screen"
+    );
+    assert!(renders[1] != renders[0]);
 }
 
 fn write_stem(path: &Path) {
