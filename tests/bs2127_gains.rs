@@ -4,7 +4,7 @@
 //! tools/reference/bs2127_vectors.py.
 
 use halo::scene::layout::{Channel, Layout};
-use halo::spatial::objectbased::screen::{HorizontalEdge, PolarScreen, VerticalEdge};
+use halo::spatial::objectbased::screen::{Edges, HorizontalEdge, PolarScreen, VerticalEdge};
 use halo::spatial::objectbased::zones::Zone;
 use halo::spatial::objectbased::{
     ChannelLock, Divergence, GainCalc, GainHint, ObjectMetadata, ObjectPosition,
@@ -132,12 +132,12 @@ fn metadata(v: &Value) -> ObjectMetadata {
         zone_exclusion: zones,
         reference_screen: v.get("ref_screen").map(|s| {
             let s = floats(s);
-            PolarScreen {
+            Edges::of(&PolarScreen {
                 aspect_ratio: s[0],
                 centre_azimuth_deg: s[1],
                 centre_elevation_deg: s[2],
                 width_azimuth_deg: s[3],
-            }
+            })
         }),
     }
 }

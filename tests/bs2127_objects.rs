@@ -7,6 +7,10 @@
 //! gains, at fixed frames inside blocks and through the interpolation (BS.2127 interpolates
 //! gains, not positions), and for the diffuse case the channel energies of noise.
 //!
+//! The programme-level cases (`ear_programme.json`, same script): a programme with its own
+//! reference screen (audioProgrammeReferenceScreen, polar and Cartesian) and block
+//! importance under EAR's importance filter.
+//!
 //! Then properties of the rendered gains: power, left/right symmetry and continuity.
 
 use halo::drivers::exchange;
@@ -173,6 +177,61 @@ fn object_features_give_ears_gains() {
         }
     }
     println!("{checked} gains checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The programme-level cases (`ear_programme.json`): a programme with its own reference
+/// screen (polar and Cartesian, with polar and Cartesian screenRef objects, and
+/// screenEdgeLock), and block importance at thresholds 3, 5 and 8 (EAR's
+/// `filter_by_importance`; halo's `--min-importance`).
+#[test]
+fn programme_screen_and_block_importance_give_ears_gains() {
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DATA}/ear_programme.json")).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<&str> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let level = r["level"].as_f64().unwrap();
+    let frames: Vec<usize> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (case, fig) in r["cases"].as_object().unwrap() {
+        let file = fig.get("file").and_then(|f| f.as_str()).unwrap_or(case);
+        let xml = std::fs::read_to_string(format!("{DATA}/{file}.xml")).unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("bs2127_objects")
+            .join(case.replace('@', "_at_"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = master(&xml, &vec![level as f32; FRAMES], &dir);
+        let mut m = exchange::read_master(&path, None).unwrap();
+        assert!(m.warnings.is_empty(), "{case}: warnings {:?}", m.warnings);
+        if let Some(t) = fig.get("min_importance") {
+            m.scene.mute_below_importance(t.as_u64().unwrap() as u8);
+        }
+        let out = render_scene(m.scene, &dir);
+        for (s, row) in frames.iter().zip(fig["gains"].as_array().unwrap()) {
+            for (label, want) in labels.iter().zip(row.as_array().unwrap()) {
+                let want = want.as_f64().unwrap();
+                let got = f64::from(channel(&out, label)[*s]) / level;
+                checked += 1;
+                if (got - want).abs() > GAIN_TOLERANCE {
+                    failures.push(format!("{case} frame {s} {label}: {got:.6}, EAR {want:.6}"));
+                }
+            }
+        }
+    }
+    println!("{checked} gains checked");
+    assert!(checked >= 8 * 12 * 8, "{checked} gains checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

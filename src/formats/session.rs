@@ -14,6 +14,11 @@
 //! Session(
 //!     sample_rate: 48000,       // optional, Hz, 8000…384000; default 48000
 //!     duration: 20.0,           // optional, seconds; default: the longest source
+//!     // optional: the programme's reference screen (ADM audioProgrammeReferenceScreen),
+//!     // which `screen_ref` objects are scaled from; default BS.2076's screen, which is
+//!     // Polar(aspect_ratio: 1.78, az: 0, el: 0, dist: 1, width: 58) (never written)
+//!     reference_screen: Polar(aspect_ratio: 1.5, az: 10, el: 5, dist: 1, width: 40),
+//!     // reference_screen: Cart(aspect_ratio: 1.78, x: 0, y: 1, z: 0, width: 1),
 //!     objects: [
 //!         (
 //!             name: "vox",                  // non-empty, unique among objects and beds
@@ -41,6 +46,10 @@
 //!             screen_ref: false,            // screen-related scaling
 //!             screen_edge_lock: [Left, Top],
 //!             importance: 10,               // 0…10 (`render --min-importance`)
+//!             block_importance: [           // ADM block importance (`halo import` writes
+//!                 (from: 4, gain_db: [ … ]),  // it): with --min-importance ≥ from this
+//!             ],                            // gain lane (blocks below `from` at gain 0)
+//!                                           // replaces gain_db; `from` 1…10, increasing
 //!             interpolate_gains: false,     // keyframes blend gains (BS.2127), not positions
 //!         ),
 //!     ],
@@ -60,6 +69,17 @@
 //!   seconds (≥ 0, strictly increasing after rounding to samples: `round(time × rate)`),
 //!   `interp` how the value travels to the NEXT keyframe (`Step`, `Linear` — the default —
 //!   or `Smooth`). All keyframes of a position use the same kind (`Cart` or `Polar`).
+//! * **Reference screen.** `reference_screen` (Polar: `az` −180…180, `el` −90…90 (0),
+//!   `dist` > 0 (1, no effect on the scaling), `width` degrees 0…180 exclusive; Cart: `x`,
+//!   `y`, `z` (0) −1…1, `width` 0…2 (exclusive of 0); `aspect_ratio` > 0) is the
+//!   programme's: it applies to every object with `screen_ref: true`. A screen reaching
+//!   round behind the listener or past ±90° elevation is refused (BS.2127 cannot scale
+//!   from it).
+//! * **Block importance.** `block_importance` holds what `halo import` reads from ADM
+//!   `audioBlockFormat` `importance`: for each importance level below 10 present in the
+//!   blocks, the object's gain lane with every block of that importance or less at gain 0
+//!   (−200 dB), built as for a master with gain 0 written in those blocks. `render
+//!   --min-importance N` uses the entry with the largest `from` ≤ N instead of `gain_db`.
 //! * **Layouts** (`layout`, `from`): a built-in name or alias (`"7.1.4"`, `"4+7+0"`,
 //!   `"stereo"` …) or a layout file whose name ends in `.ron`.
 //! * **Paths** (sources, `hrtf`, layout files) are relative to the session file's folder.
@@ -95,8 +115,8 @@ use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
     BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
-    FoldMatrix, FoldSpec, ObjectControls, ObjectSpec, OutputSpec, Scene, ScreenEdge, Snap,
-    SourceSpec, TargetSpec, TrimMode,
+    FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec, ReferenceScreen,
+    Scene, ScreenEdge, Snap, SourceSpec, TargetSpec, TrimMode,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -304,6 +324,41 @@ struct SessionFile<'a> {
     beds: Vec<Raw<'a>>,
     #[serde(default, borrow)]
     outputs: Vec<Raw<'a>>,
+    #[serde(default, borrow)]
+    reference_screen: Option<Raw<'a>>,
+}
+
+/// `reference_screen: Polar(aspect_ratio, az, el, dist, width)` or `Cart(aspect_ratio, x,
+/// y, z, width)`: the programme's `audioProgrammeReferenceScreen`.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename = "ReferenceScreen", deny_unknown_fields)]
+enum ScreenFile {
+    Polar {
+        aspect_ratio: f64,
+        az: f64,
+        #[serde(default)]
+        el: f64,
+        #[serde(default = "one")]
+        dist: f64,
+        width: f64,
+    },
+    Cart {
+        aspect_ratio: f64,
+        x: f64,
+        y: f64,
+        #[serde(default)]
+        z: f64,
+        width: f64,
+    },
+}
+
+/// One entry of an object's `block_importance`.
+#[derive(Deserialize)]
+#[serde(rename = "BlockImportance", deny_unknown_fields)]
+struct ImportanceFile<'a> {
+    from: i64,
+    #[serde(borrow)]
+    gain_db: Raw<'a>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +395,8 @@ struct ObjectFile<'a> {
     screen_edge_lock: Vec<ScreenEdge>,
     #[serde(default)]
     importance: Option<i64>,
+    #[serde(default, borrow)]
+    block_importance: Vec<Raw<'a>>,
     #[serde(default)]
     interpolate_gains: bool,
 }
@@ -1285,7 +1342,40 @@ pub fn parse(
                 ));
             }
         };
+        let mut block_importance: Vec<ImportanceGain> =
+            Vec::with_capacity(o.block_importance.len());
+        for (k, &raw) in o.block_importance.iter().enumerate() {
+            let entry_place = format!("{place}: block_importance[{k}]");
+            let e: ImportanceFile = ctx.de(raw, Some(BLOCK_IMPORTANCE_HINT))?;
+            let previous = block_importance.last().map_or(0, |l| i64::from(l.from));
+            if !(1..=10).contains(&e.from) || e.from <= previous {
+                return Err(ctx.invalid(
+                    ctx.line_of(raw),
+                    &format!("{entry_place}: from"),
+                    (
+                        format!(
+                            "from {} is out of range or not after the entry before",
+                            e.from
+                        ),
+                        "a --min-importance from 1 to 10, increasing from entry to entry".into(),
+                    ),
+                ));
+            }
+            let gain_db = ctx.automation(
+                e.gain_db,
+                &format!("{entry_place}: gain_db"),
+                GAIN_HINT,
+                &convert_gain,
+                &|_, _| true,
+            )?;
+            block_importance.push(ImportanceGain {
+                from: e.from as u8,
+                gain_db,
+            });
+        }
         let controls = ObjectControls {
+            block_importance,
+            reference_screen: None,
             extent,
             diffuse: unit(o.diffuse, "diffuse")?,
             divergence: unit(o.divergence, "divergence")?,
@@ -1367,15 +1457,65 @@ pub fn parse(
         outputs.push(parse_output(&mut ctx, raw, i)?);
     }
 
-    Ok(Scene {
+    let reference_screen = match top.reference_screen {
+        None => None,
+        Some(raw) => {
+            let f: ScreenFile = ctx.de(raw, Some(SCREEN_HINT))?;
+            let screen = match f {
+                ScreenFile::Polar {
+                    aspect_ratio,
+                    az,
+                    el,
+                    dist,
+                    width,
+                } => ReferenceScreen::Polar {
+                    aspect_ratio,
+                    azimuth_deg: az,
+                    elevation_deg: el,
+                    distance: dist,
+                    width_deg: width,
+                },
+                ScreenFile::Cart {
+                    aspect_ratio,
+                    x,
+                    y,
+                    z,
+                    width,
+                } => ReferenceScreen::Cartesian {
+                    aspect_ratio,
+                    x,
+                    y,
+                    z,
+                    width,
+                },
+            };
+            if let Some((problem, allowed)) =
+                crate::spatial::objectbased::screen::reference_problem(&screen)
+            {
+                return Err(ctx.invalid(
+                    ctx.line_of(raw),
+                    "reference_screen",
+                    (problem, allowed.into()),
+                ));
+            }
+            Some(screen)
+        }
+    };
+    let mut scene = Scene {
         sample_rate: ctx.sample_rate,
         duration_frames,
         objects,
         beds,
         outputs,
         origin: ctx.file,
-    })
+    };
+    scene.set_reference_screen(reference_screen);
+    Ok(scene)
 }
+
+const SCREEN_HINT: &str = "`reference_screen: Polar(aspect_ratio: 1.78, az: 0, el: 0, dist: 1, \
+     width: 58)` or `Cart(aspect_ratio: 1.78, x: 0, y: 1, z: 0, width: 1)`";
+const BLOCK_IMPORTANCE_HINT: &str = "`(from: 4, gain_db: [(time: 0, value: 0), …])`";
 
 fn parse_source<'a>(
     ctx: &Ctx<'a, '_>,
@@ -1719,6 +1859,47 @@ pub fn write(scene: &Scene) -> Result<String, SessionError> {
     if let Some(d) = scene.duration_frames {
         let _ = writeln!(s, "    duration: {},", secs(d));
     }
+    // The default screen stays implicit.
+    match scene
+        .reference_screen()
+        .filter(|r| *r != ReferenceScreen::DEFAULT)
+    {
+        Some(ReferenceScreen::Polar {
+            aspect_ratio,
+            azimuth_deg,
+            elevation_deg,
+            distance,
+            width_deg,
+        }) => {
+            let _ = writeln!(
+                s,
+                "    reference_screen: Polar(aspect_ratio: {}, az: {}, el: {}, dist: {}, width: {}),",
+                num(aspect_ratio),
+                num(azimuth_deg),
+                num(elevation_deg),
+                num(distance),
+                num(width_deg)
+            );
+        }
+        Some(ReferenceScreen::Cartesian {
+            aspect_ratio,
+            x,
+            y,
+            z,
+            width,
+        }) => {
+            let _ = writeln!(
+                s,
+                "    reference_screen: Cart(aspect_ratio: {}, x: {}, y: {}, z: {}, width: {}),",
+                num(aspect_ratio),
+                num(x),
+                num(y),
+                num(z),
+                num(width)
+            );
+        }
+        None => {}
+    }
     s.push_str("    objects: [\n");
     for o in &scene.objects {
         let _ = writeln!(s, "        (\n            name: {:?},", o.name);
@@ -1968,6 +2149,18 @@ fn write_controls(s: &mut String, c: &ObjectControls, secs: &dyn Fn(u64) -> Stri
     }
     if c.importance != d.importance {
         let _ = writeln!(s, "            importance: {},", c.importance);
+    }
+    if !c.block_importance.is_empty() {
+        s.push_str("            block_importance: [\n");
+        for l in &c.block_importance {
+            let _ = writeln!(
+                s,
+                "                (from: {}, gain_db: {}),",
+                l.from,
+                write_automation(&l.gain_db, secs, &|v| num(*v))
+            );
+        }
+        s.push_str("            ],\n");
     }
     if c.interpolate_gains {
         s.push_str("            interpolate_gains: true,\n");

@@ -51,14 +51,43 @@ impl Scene {
             .collect()
     }
 
+    /// The programme's reference screen: the first object's that has one (`None`: the
+    /// default screen).
+    pub fn reference_screen(&self) -> Option<ReferenceScreen> {
+        self.objects
+            .iter()
+            .find_map(|o| o.controls.reference_screen)
+    }
+
+    /// Gives the programme's reference screen to every object it changes (those with
+    /// `screen_ref`); `None` leaves them on the default screen.
+    pub fn set_reference_screen(&mut self, screen: Option<ReferenceScreen>) {
+        for o in &mut self.objects {
+            o.controls.reference_screen = if o.controls.screen_ref { screen } else { None };
+        }
+    }
+
     /// Mutes every object whose importance (`controls.importance`, ADM's 0…10) is below
     /// `min`, as BS.2127 renderers leave such objects out; returns how many.
+    ///
+    /// Objects with block importance (`controls.block_importance`) take the gain lane
+    /// with their blocks below `min` at gain 0 (BS.2127 / EAR: the block's gain is set to
+    /// 0 and interpolates like any block gain); those are not counted.
     pub fn mute_below_importance(&mut self, min: u8) -> usize {
         let mut n = 0;
         for o in &mut self.objects {
             if o.controls.importance < min && !o.mute {
                 o.mute = true;
                 n += 1;
+            }
+            if let Some(lane) = o
+                .controls
+                .block_importance
+                .iter()
+                .rev()
+                .find(|l| l.from <= min)
+            {
+                o.gain_db = lane.gain_db.clone();
             }
         }
         n
@@ -99,6 +128,15 @@ impl Scene {
                             .map(|e| retime_automation(e, frame)),
                         diffuse: retime_automation(&o.controls.diffuse, frame),
                         divergence: retime_automation(&o.controls.divergence, frame),
+                        block_importance: o
+                            .controls
+                            .block_importance
+                            .iter()
+                            .map(|l| ImportanceGain {
+                                from: l.from,
+                                gain_db: retime_automation(&l.gain_db, frame),
+                            })
+                            .collect(),
                         ..o.controls.clone()
                     },
                     ..o.clone()
@@ -260,6 +298,64 @@ pub struct Snap {
     pub max_distance: Option<f64>,
 }
 
+/// The programme's reference screen (ADM `audioProgrammeReferenceScreen`, BS.2076-2): the
+/// screen the mix was made for, which `screen_ref` objects are scaled from (to the
+/// reproduction screen, BS.2127's default screen in halo).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReferenceScreen {
+    /// Polar form: the centre's direction (degrees, azimuth positive left) and distance,
+    /// and the width as an angle (degrees).
+    Polar {
+        /// Width / height, above 0.
+        aspect_ratio: f64,
+        /// `screenCentrePosition` azimuth, −180…180°.
+        azimuth_deg: f64,
+        /// `screenCentrePosition` elevation, −90…90°.
+        elevation_deg: f64,
+        /// `screenCentrePosition` distance, above 0 (it does not change the scaling).
+        distance: f64,
+        /// `screenWidth` azimuth: the angle the screen spans, above 0 and below 180°.
+        width_deg: f64,
+    },
+    /// Cartesian form: the centre in room coordinates and the width along x.
+    Cartesian {
+        /// Width / height, above 0.
+        aspect_ratio: f64,
+        /// `screenCentrePosition` X, −1…1.
+        x: f64,
+        /// `screenCentrePosition` Y, −1…1.
+        y: f64,
+        /// `screenCentrePosition` Z, −1…1.
+        z: f64,
+        /// `screenWidth` X, above 0 and at most 2.
+        width: f64,
+    },
+}
+
+impl ReferenceScreen {
+    /// BS.2076's default screen (58° wide, 1.78:1, straight ahead at distance 1), the one
+    /// used where a programme gives none.
+    pub const DEFAULT: ReferenceScreen = ReferenceScreen::Polar {
+        aspect_ratio: 1.78,
+        azimuth_deg: 0.0,
+        elevation_deg: 0.0,
+        distance: 1.0,
+        width_deg: 58.0,
+    };
+}
+
+/// Mutes blocks by their ADM `importance` (BS.2127 / EAR: a block whose importance is
+/// below the threshold has its gain set to 0): `gain_db` is the object's gain lane with
+/// every block of importance below `from` at gain 0, used instead of the object's own
+/// when `--min-importance` is at least `from` (the entry with the largest such `from`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportanceGain {
+    /// The smallest `--min-importance` (1…10) this lane applies from.
+    pub from: u8,
+    /// The gain lane, dB, keyframed like `ObjectSpec::gain_db`.
+    pub gain_db: Automation<f64>,
+}
+
 /// The ITU-R BS.2127 object metadata beyond position, gain and size; the default is a
 /// plain point source.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,13 +373,20 @@ pub struct ObjectControls {
     pub snap: Option<Snap>,
     /// `zoneExclusion`.
     pub zones: Vec<ExclusionZone>,
-    /// `screenRef`: scaled from the reference screen to the reproduction screen (both
-    /// the BS.2127 default screen in halo).
+    /// `screenRef`: scaled from the reference screen to the reproduction screen (BS.2127's
+    /// default screen in halo).
     pub screen_ref: bool,
+    /// The programme's reference screen (`None`: the default screen); set on the
+    /// `screen_ref` objects, the only ones it changes.
+    pub reference_screen: Option<ReferenceScreen>,
     /// `screenEdgeLock`, horizontal and vertical.
     pub screen_edge_lock: Vec<ScreenEdge>,
     /// `importance` 0…10 (10 = most important); `--min-importance` leaves out less.
     pub importance: u8,
+    /// Block importance (ADM `audioBlockFormat` `importance`): the gain lanes with the
+    /// less important blocks muted, `from` strictly increasing (empty: every block at
+    /// the object's importance).
+    pub block_importance: Vec<ImportanceGain>,
     /// BS.2127 interpolation: gains (not positions) move linearly between keyframes.
     /// ADM masters from other tools; halo sessions interpolate positions.
     pub interpolate_gains: bool,
@@ -299,8 +402,10 @@ impl Default for ObjectControls {
             snap: None,
             zones: Vec::new(),
             screen_ref: false,
+            reference_screen: None,
             screen_edge_lock: Vec::new(),
             importance: 10,
+            block_importance: Vec::new(),
             interpolate_gains: false,
         }
     }

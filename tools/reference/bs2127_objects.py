@@ -11,8 +11,13 @@ at that time (EAR interpolates gains linearly, so the mid-interpolation samples 
 too); the test noise of tests/adm_corpus.rs for the diffuse case, whose figures are energies.
 EAR's output is aligned by its reported delay (none with the ear-render CLI: it is checked).
 
+Programme-level cases go to ear_programme.json: a programme with its own reference screen
+(audioProgrammeReferenceScreen, polar and Cartesian) and screenRef objects, and block
+importance rendered through EAR's `filter_by_importance` at several thresholds.
+
 Run: /root/.cache/halo-ref-venv/bin/python tools/reference/bs2127_objects.py \
-        tests/data/bs2127_objects
+        tests/data/bs2127_objects [objects] [gains] [programme]
+(all three sets by default; name some to write only those files).
 """
 import json
 import os
@@ -90,7 +95,44 @@ CASES = {
 }
 
 
-def document(blocks):
+# Programme-level cases (ear_programme.json): the programme's own reference screen
+# (audioProgrammeReferenceScreen, polar and Cartesian, far from the default 58° 1.78:1
+# screen straight ahead) with screenRef objects, and block importance rendered with EAR's
+# importance filter (`filter_by_importance`) at several thresholds.
+POLAR_SCREEN = ('<audioProgrammeReferenceScreen aspectRatio="1.25">'
+                '<screenCentrePosition azimuth="15" elevation="8" distance="1.5"/>'
+                '<screenWidth azimuth="40"/></audioProgrammeReferenceScreen>')
+CARTESIAN_SCREEN = ('<audioProgrammeReferenceScreen aspectRatio="2.2">'
+                    '<screenCentrePosition X="-0.2" Y="1" Z="0.15"/>'
+                    '<screenWidth X="1.2"/></audioProgrammeReferenceScreen>')
+SCREEN_CASES = {
+    "screen_programme_polar": (POLAR_SCREEN, [polar(20, 10, "<screenRef>1</screenRef>"),
+                                              polar(-25, -5, "<screenRef>1</screenRef>" + JUMP)]),
+    "screen_programme_polar_cartesian_object": (
+        POLAR_SCREEN, [cart(0.3, 0.8, 0.2, "<screenRef>1</screenRef>"),
+                       cart(-0.4, 0.9, -0.1, "<screenRef>1</screenRef>" + JUMP)]),
+    "screen_programme_cartesian": (
+        CARTESIAN_SCREEN, [cart(0.3, 0.8, 0.2, "<screenRef>1</screenRef>"),
+                           cart(-0.4, 0.9, -0.1, "<screenRef>1</screenRef>" + JUMP)]),
+    "screen_programme_cartesian_polar_object": (
+        CARTESIAN_SCREEN, [polar(20, 10, "<screenRef>1</screenRef>"),
+                           polar(-40, 12, "<screenRef>1</screenRef>" + JUMP)]),
+    "screen_programme_edge_lock": (
+        POLAR_SCREEN,
+        ['<screenRef>1</screenRef><position coordinate="azimuth" screenEdgeLock="left">10</position>'
+         '<position coordinate="elevation">5</position>',
+         '<screenRef>1</screenRef><position coordinate="azimuth" screenEdgeLock="left">-15</position>'
+         '<position coordinate="elevation">-8</position>' + JUMP]),
+}
+# Block importance: block 1 of importance 7 (gain 0.8), block 2 of importance 3 moving with
+# jumpPosition; rendered at thresholds 3 (nothing muted), 5 (block 2 muted: its gain 0
+# reached over the interpolation) and 8 (both muted).
+IMPORTANCE_BLOCKS = [polar(30, 0, "<gain>0.8</gain><importance>7</importance>"),
+                     polar(-60, 15, "<importance>3</importance>" + JUMP)]
+IMPORTANCE_THRESHOLDS = [3, 5, 8]
+
+
+def document(blocks, programme_extra=""):
     bfs = []
     for i, b in enumerate(blocks):
         rtime = f"00:00:00.{i * 50000:05d}"
@@ -98,7 +140,7 @@ def document(blocks):
                    f'rtime="{rtime}" duration="00:00:00.50000">{b}</audioBlockFormat>')
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <ebuCoreMain xmlns="urn:ebu:metadata-schema:ebuCore_2017"><coreMetadata><format><audioFormatExtended>
-<audioProgramme audioProgrammeID="APR_1001" audioProgrammeName="p"><audioContentIDRef>ACO_1001</audioContentIDRef></audioProgramme>
+<audioProgramme audioProgrammeID="APR_1001" audioProgrammeName="p"><audioContentIDRef>ACO_1001</audioContentIDRef>{programme_extra}</audioProgramme>
 <audioContent audioContentID="ACO_1001" audioContentName="c"><audioObjectIDRef>AO_1001</audioObjectIDRef></audioContent>
 <audioObject audioObjectID="AO_1001" audioObjectName="o"><audioPackFormatIDRef>AP_00031001</audioPackFormatIDRef><audioTrackUIDRef>ATU_00000001</audioTrackUIDRef></audioObject>
 <audioPackFormat audioPackFormatID="AP_00031001" audioPackFormatName="p" typeLabel="0003" typeDefinition="Objects"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef></audioPackFormat>
@@ -136,6 +178,57 @@ def render(xml, samples, tmp):
         return r.read(len(r)).astype(np.float64)
 
 
+def render_with_importance(xml, samples, tmp, threshold):
+    """EAR's render through its Python API with `filter_by_importance` at `threshold` (the
+    ear-render CLI has no importance option); otherwise the CLI's steps."""
+    from ear.cmdline.render_file import OfflineRenderDriver
+    from ear.core.importance import filter_by_importance
+    from ear.fileio import openBw64Adm
+    src = os.path.join(tmp, "in.wav")
+    chna = ChnaChunk([AudioID(1, "ATU_00000001", "AT_00031001_01", "AP_00031001")])
+    fmt = FormatInfoChunk(formatTag=3, channelCount=1, sampleRate=RATE, bitsPerSample=32)
+    with open(src, "wb") as f:
+        w = Bw64Writer(f, formatInfo=fmt, chna=chna, axml=xml.encode("utf-8"))
+        w.write(samples.reshape(-1, 1))
+        w.close()
+
+    class Driver(OfflineRenderDriver):
+        def get_rendering_items(self, adm):
+            return list(filter_by_importance(super().get_rendering_items(adm), threshold))
+
+    driver = Driver(target_layout="4+7+0", speakers_file=None, output_gain_db=0.0,
+                    fail_on_overload=False, enable_block_duration_fix=False)
+    spk, upmix, _ = driver.load_output_layout()
+    with openBw64Adm(src) as infile:
+        infile.adm.validate()
+        out = np.concatenate(list(driver.render_input_file(infile, spk, upmix)))
+    return out.astype(np.float64)
+
+
+def programme_cases(out_dir):
+    """The programme-level cases, into ear_programme.json (ear.json is left as it is)."""
+    spk = bs2051.get_layout("4+7+0")
+    figures = {"labels": spk.channel_names, "level": LEVEL, "samples": SAMPLES, "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (screen, blocks) in SCREEN_CASES.items():
+            xml = document(blocks, screen)
+            with open(os.path.join(out_dir, name + ".xml"), "w") as f:
+                f.write(xml)
+            out = render(xml, np.full(FRAMES, LEVEL), tmp)
+            figures["cases"][name] = {
+                "gains": [[float(v / LEVEL) for v in out[s]] for s in SAMPLES]}
+        xml = document(IMPORTANCE_BLOCKS)
+        with open(os.path.join(out_dir, "block_importance.xml"), "w") as f:
+            f.write(xml)
+        for t in IMPORTANCE_THRESHOLDS:
+            out = render_with_importance(xml, np.full(FRAMES, LEVEL), tmp, t)
+            figures["cases"][f"block_importance@{t}"] = {
+                "file": "block_importance", "min_importance": t,
+                "gains": [[float(v / LEVEL) for v in out[s]] for s in SAMPLES]}
+    with open(os.path.join(out_dir, "ear_programme.json"), "w") as f:
+        json.dump(figures, f, indent=1)
+
+
 def main(out_dir):
     spk = bs2051.get_layout("4+7+0")
     names = spk.channel_names
@@ -158,8 +251,15 @@ def main(out_dir):
         json.dump(figures, f, indent=1)
 
 
-if __name__ == "__main__":
+# Which sets to write: all by default, or the ones named after the folder ("programme"
+# writes only ear_programme.json and its documents).
+SETS = sys.argv[2:] or ["objects", "gains", "programme"]
+
+if __name__ == "__main__" and "objects" in SETS:
     main(sys.argv[1])
+
+if __name__ == "__main__" and "programme" in SETS:
+    programme_cases(sys.argv[1])
 
 
 # ---- `halo gains --controls` cases: EAR's gain calculation on 4+7+0 (direct and diffuse) ----
@@ -212,5 +312,5 @@ def gains_cli(out_dir):
         json.dump(result, f, indent=1)
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and "gains" in SETS:
     gains_cli(sys.argv[1])

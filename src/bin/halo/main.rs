@@ -124,7 +124,8 @@ enum Command {
         #[arg(long = "complementary", value_name = "ID")]
         complementary: Vec<String>,
         /// Leave out objects whose importance (ADM audioObject `importance`, a session
-        /// object's `importance`; 0…10, 10 by default) is below this.
+        /// object's `importance`; 0…10, 10 by default) is below this, and mute the ADM
+        /// blocks whose `importance` is below it (their gain set to 0, as BS.2127 / EAR).
         #[arg(long, value_name = "0-10", value_parser = clap::value_parser!(u8).range(0..=10))]
         min_importance: Option<u8>,
     },

@@ -220,6 +220,10 @@ pub fn from_scene(
         end: Some(AdmTime::from_frames(total_end, rate)),
         content_refs: vec!["ACO_1001".into()],
         loudness,
+        // The default screen stays implicit.
+        reference_screen: scene
+            .reference_screen()
+            .filter(|s| *s != crate::scene::mix::ReferenceScreen::DEFAULT),
     });
     Ok(doc)
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::scene::layout::Channel;
-use crate::scene::mix::{Extent, ObjectControls, Snap};
+use crate::scene::mix::{Extent, ImportanceGain, ObjectControls, Snap};
 use crate::spatial::direct_speakers::SpeakerBounds;
 use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
@@ -351,17 +351,17 @@ pub fn to_scene_choosing(
             }
         )));
     }
-    Ok((
-        Scene {
-            sample_rate: audio.sample_rate,
-            duration_frames,
-            objects: out.objects,
-            beds: out.beds,
-            outputs: Vec::new(),
-            origin: audio.path.clone(),
-        },
-        warnings,
-    ))
+    let mut scene = Scene {
+        sample_rate: audio.sample_rate,
+        duration_frames,
+        objects: out.objects,
+        beds: out.beds,
+        outputs: Vec::new(),
+        origin: audio.path.clone(),
+    };
+    // The rendered programme's reference screen, for its screenRef objects.
+    scene.set_reference_screen(chosen.and_then(|p| p.reference_screen));
+    Ok((scene, warnings))
 }
 
 /// The complementary objects that do not render: in each group, all but the one asked for
@@ -817,13 +817,6 @@ impl Built {
                 cf.id
             ));
         }
-        if cf.blocks.iter().any(|b| b.controls.importance.is_some()) {
-            warnings.push(format!(
-                "audioChannelFormat {}: block importance is not applied (audioObject \
-                 importance is, with --min-importance)",
-                cf.id
-            ));
-        }
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
@@ -1274,6 +1267,55 @@ pub(super) fn object_from_channel(
     let spans = block_spans(cf, start, object_end, rate, fixes);
 
     let marked = cf.blocks.iter().all(|b| b.halo_keys.is_some());
+    // Block importance (BS.2127 / EAR `MetadataSourceImportanceFilter`): with a threshold
+    // above a block's importance the block's gain is 0. One gain lane per importance
+    // level below 10, each built from the blocks with those gains by the very steps the
+    // object's own lane takes below, so it is the lane of a document with gain 0 written
+    // in those blocks.
+    let mut levels: Vec<u8> = cf
+        .blocks
+        .iter()
+        .filter_map(|b| b.controls.importance)
+        .filter(|&i| i < 10)
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let muted_values: Vec<(u8, Vec<Values>)> = levels
+        .iter()
+        .map(|&level| {
+            let muted = values
+                .iter()
+                .zip(&cf.blocks)
+                .map(|(v, b)| {
+                    if b.controls.importance.is_some_and(|i| i <= level) {
+                        Values {
+                            gain_db: lin_to_db(0.0) + object_gain_db,
+                            ..*v
+                        }
+                    } else {
+                        *v
+                    }
+                })
+                .collect();
+            (level + 1, muted)
+        })
+        .collect();
+    let mut importance_gains = Vec::with_capacity(muted_values.len());
+    for (from, muted) in &muted_values {
+        let mut gain = if marked {
+            marked_keys(cf, muted, &spans)?.1
+        } else {
+            standard_keys(muted, &spans, |v| v.gain_db)
+        };
+        let active = active_intervals(&spans);
+        if silences_any(&active, audio.frames) {
+            gain = silence_outside(gain, &active);
+        }
+        importance_gains.push(ImportanceGain {
+            from: *from,
+            gain_db: simplify(build(gain, &element, "gain")?),
+        });
+    }
     let (pos, mut gain, size) = if marked {
         marked_keys(cf, &values, &spans)?
     } else {
@@ -1352,6 +1394,8 @@ pub(super) fn object_from_channel(
         screen_ref: first.screen_ref,
         screen_edge_lock: first.screen_edge_lock.clone(),
         importance: 10,
+        block_importance: importance_gains,
+        reference_screen: None,
         // Masters halo wrote (halo:keys) keep halo's position interpolation.
         interpolate_gains: !marked,
     };

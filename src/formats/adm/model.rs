@@ -42,6 +42,8 @@ pub struct Programme {
     pub end: Option<AdmTime>,
     pub content_refs: Vec<String>,
     pub loudness: Option<AdmLoudness>,
+    /// `audioProgrammeReferenceScreen` (`None`: not given, BS.2076's default screen).
+    pub reference_screen: Option<crate::scene::mix::ReferenceScreen>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

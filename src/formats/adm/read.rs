@@ -294,6 +294,7 @@ pub(super) fn add_top_level(
                 end: opt_time(&el, "end", &id)?,
                 content_refs: el.texts("audioContentIDRef"),
                 loudness: loudness(&el, &id)?,
+                reference_screen: reference_screen(&el, &id)?,
                 id,
             };
             doc.programmes.push(p);
@@ -541,6 +542,103 @@ pub(super) fn loudness(el: &El, element: &str) -> Result<Option<AdmLoudness>, Ad
         max_true_peak_dbtp: field("maxTruePeak", -200.0, 30.0)?,
         loudness_range_lu: field("loudnessRange", 0.0, 200.0)?,
     }))
+}
+
+/// A programme's `audioProgrammeReferenceScreen` (BS.2076-2 §5.2.1): `aspectRatio`, a
+/// `screenCentrePosition` (azimuth, elevation, distance or X, Y, Z) and a `screenWidth`
+/// (azimuth or X) of the same form; checked to be a screen BS.2127 can scale from.
+pub(super) fn reference_screen(
+    el: &El,
+    programme: &str,
+) -> Result<Option<crate::scene::mix::ReferenceScreen>, AdmError> {
+    use crate::scene::mix::ReferenceScreen as R;
+    let Some(s) = el.child("audioProgrammeReferenceScreen") else {
+        return Ok(None);
+    };
+    let element = format!("audioProgramme {programme}: audioProgrammeReferenceScreen");
+    let number = |text: &str, what: &str| -> Result<f64, AdmError> {
+        let allowed = "a finite number";
+        let v: f64 = text.trim().parse().map_err(|_| {
+            invalid(
+                &element,
+                format!("{what} {:?} is not a number", text.trim()),
+                allowed,
+            )
+        })?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(invalid(
+                &element,
+                format!("{what} {} is not a finite number", text.trim()),
+                allowed,
+            ))
+        }
+    };
+    // aspectRatio: an attribute (BS.2076-2), or a child element as some tools write it.
+    let aspect_ratio = match (s.attr("aspectRatio"), s.child("aspectRatio")) {
+        (Some(a), _) => number(a, "aspectRatio")?,
+        (None, Some(c)) => number(&c.text, "aspectRatio")?,
+        (None, None) => {
+            return Err(invalid(
+                &element,
+                "the aspectRatio is missing",
+                "aspectRatio=\"1.78\" (width / height, above 0)",
+            ));
+        }
+    };
+    let Some(centre) = s.child("screenCentrePosition") else {
+        return Err(invalid(
+            &element,
+            "the screenCentrePosition is missing",
+            "<screenCentrePosition azimuth=\"0\" elevation=\"0\" distance=\"1\"/> or \
+             X, Y, Z attributes",
+        ));
+    };
+    let Some(width) = s.child("screenWidth") else {
+        return Err(invalid(
+            &element,
+            "the screenWidth is missing",
+            "<screenWidth azimuth=\"58\"/> (polar) or <screenWidth X=\"1\"/> (Cartesian)",
+        ));
+    };
+    let attr = |e: &El, name: &str| -> Result<Option<f64>, AdmError> {
+        e.attr(name)
+            .map(|v| number(v, &format!("{} {name}", e.name)))
+            .transpose()
+    };
+    let polar = (attr(centre, "azimuth")?, attr(centre, "elevation")?);
+    let cart = (attr(centre, "X")?, attr(centre, "Y")?, attr(centre, "Z")?);
+    let screen = match (polar, cart, attr(width, "azimuth")?, attr(width, "X")?) {
+        ((Some(az), Some(el_)), (None, None, None), Some(w), None) => R::Polar {
+            aspect_ratio,
+            azimuth_deg: az,
+            elevation_deg: el_,
+            distance: attr(centre, "distance")?.unwrap_or(1.0),
+            width_deg: w,
+        },
+        ((None, None), (Some(x), Some(y), Some(z)), None, Some(w)) => R::Cartesian {
+            aspect_ratio,
+            x,
+            y,
+            z,
+            width: w,
+        },
+        _ => {
+            return Err(invalid(
+                &element,
+                "screenCentrePosition and screenWidth are not both polar or both Cartesian",
+                "screenCentrePosition azimuth, elevation (distance optional) with screenWidth \
+                 azimuth, or screenCentrePosition X, Y, Z with screenWidth X",
+            ));
+        }
+    };
+    if let Some((problem, allowed)) =
+        crate::spatial::objectbased::screen::reference_problem(&screen)
+    {
+        return Err(invalid(&element, problem, allowed));
+    }
+    Ok(Some(screen))
 }
 
 pub(super) fn type_of(el: &El, id: &str) -> Result<TypeDefinition, AdmError> {

@@ -30,6 +30,50 @@ pub fn write_axml(doc: &AdmDocument) -> String {
     x
 }
 
+/// An `audioProgrammeReferenceScreen` (numbers in Rust's shortest exact form, so they
+/// read back to the same values).
+fn write_reference_screen(
+    x: &mut String,
+    screen: Option<&crate::scene::mix::ReferenceScreen>,
+    ind: &str,
+) {
+    use crate::scene::mix::ReferenceScreen as R;
+    let Some(s) = screen else { return };
+    let (aspect_ratio, centre, width) = match *s {
+        R::Polar {
+            aspect_ratio,
+            azimuth_deg,
+            elevation_deg,
+            distance,
+            width_deg,
+        } => (
+            aspect_ratio,
+            format!(
+                "azimuth=\"{azimuth_deg}\" elevation=\"{elevation_deg}\" distance=\"{distance}\""
+            ),
+            format!("azimuth=\"{width_deg}\""),
+        ),
+        R::Cartesian {
+            aspect_ratio,
+            x: cx,
+            y,
+            z,
+            width,
+        } => (
+            aspect_ratio,
+            format!("X=\"{cx}\" Y=\"{y}\" Z=\"{z}\""),
+            format!("X=\"{width}\""),
+        ),
+    };
+    let _ = writeln!(
+        x,
+        "{ind}  <audioProgrammeReferenceScreen aspectRatio=\"{aspect_ratio}\">"
+    );
+    let _ = writeln!(x, "{ind}    <screenCentrePosition {centre}/>");
+    let _ = writeln!(x, "{ind}    <screenWidth {width}/>");
+    let _ = writeln!(x, "{ind}  </audioProgrammeReferenceScreen>");
+}
+
 /// The `audioProgramme`s and `audioContent`s.
 fn write_programmes(x: &mut String, doc: &AdmDocument, ind: &str) {
     for p in &doc.programmes {
@@ -54,6 +98,7 @@ fn write_programmes(x: &mut String, doc: &AdmDocument, ind: &str) {
             );
         }
         write_loudness(x, p.loudness.as_ref(), ind);
+        write_reference_screen(x, p.reference_screen.as_ref(), ind);
         let _ = writeln!(x, "{ind}</audioProgramme>");
     }
     for c in &doc.contents {

@@ -20,7 +20,7 @@ use extent::PolarExtent;
 use geom::{Vec3, azimuth_deg, cart, elevation_deg, local_coordinate_system, norm, sub};
 use layouts::{Speaker, speakers_of};
 use point_source::{PointSourceError, PointSourcePanner, RegionHint};
-use screen::{Edges, HorizontalEdge, PolarScreen, VerticalEdge};
+use screen::{Edges, HorizontalEdge, VerticalEdge};
 use thiserror::Error;
 use zones::{Zone, ZoneExclusion};
 
@@ -108,8 +108,9 @@ pub struct ObjectMetadata {
     pub screen_edge_lock_horizontal: Option<HorizontalEdge>,
     pub screen_edge_lock_vertical: Option<VerticalEdge>,
     pub zone_exclusion: Vec<Zone>,
-    /// The programme's reference screen (`None`: the default screen).
-    pub reference_screen: Option<PolarScreen>,
+    /// The edges of the programme's reference screen (`None`: the default screen), see
+    /// [`screen::reference_edges`].
+    pub reference_screen: Option<Edges>,
 }
 
 impl Default for ObjectMetadata {
@@ -294,7 +295,9 @@ impl GainCalc {
         let cartesian = meta.cartesian;
         // Screen scaling (§7.3.3).
         if meta.screen_ref {
-            let reference = Edges::of(&meta.reference_screen.unwrap_or(screen::DEFAULT_SCREEN));
+            let reference = meta
+                .reference_screen
+                .unwrap_or_else(|| Edges::of(&screen::DEFAULT_SCREEN));
             let rep = &self.reproduction_screen;
             if cartesian {
                 let (az, el, d) =
@@ -707,6 +710,9 @@ impl GainCalc {
                 None
             },
             zone_exclusion,
+            reference_screen: controls
+                .reference_screen
+                .map(|s| screen::reference_edges(&s)),
             ..ObjectMetadata::default()
         }
     }

@@ -1,5 +1,6 @@
 //! ITU-R BS.2127 §7.3.3–7.3.4 screen scaling (screenRef) and screen edge lock, and the
-//! §10 polar ⇄ Cartesian point conversion they use for Cartesian objects.
+//! §10 polar ⇄ Cartesian point conversion they use for Cartesian objects; reference screens
+//! in polar and Cartesian form (a programme's audioProgrammeReferenceScreen) as edges.
 
 use super::geom::{
     Vec3, azimuth_deg, cart, elevation_deg, inside_angle_range, interp, local_coordinate_system,
@@ -23,6 +24,150 @@ pub const DEFAULT_SCREEN: PolarScreen = PolarScreen {
     width_azimuth_deg: 58.0,
 };
 
+/// A programme's reference screen (either form) as BS.2127 §7.3.3 uses it: its edges.
+pub fn reference_edges(screen: &crate::scene::mix::ReferenceScreen) -> Edges {
+    match split(screen) {
+        Form::Polar(p) => Edges::of(&p),
+        Form::Cartesian(c) => Edges::of_cartesian(&c),
+    }
+}
+
+/// Why a reference screen cannot be used (values out of range, or a screen BS.2127
+/// cannot scale from), as "what is wrong" and "what is allowed"; `None` when it can.
+pub fn reference_problem(
+    screen: &crate::scene::mix::ReferenceScreen,
+) -> Option<(String, &'static str)> {
+    use crate::scene::mix::ReferenceScreen as R;
+    let bad = |what: &str, v: f64| format!("{what} {v} is out of range");
+    let (ar, checks): (f64, Vec<(&str, f64, bool, &'static str)>) = match *screen {
+        R::Polar {
+            aspect_ratio,
+            azimuth_deg,
+            elevation_deg,
+            distance,
+            width_deg,
+        } => (
+            aspect_ratio,
+            vec![
+                (
+                    "screenCentrePosition azimuth",
+                    azimuth_deg,
+                    (-180.0..=180.0).contains(&azimuth_deg),
+                    "an azimuth from -180 to 180 degrees",
+                ),
+                (
+                    "screenCentrePosition elevation",
+                    elevation_deg,
+                    (-90.0..=90.0).contains(&elevation_deg),
+                    "an elevation from -90 to 90 degrees",
+                ),
+                (
+                    "screenCentrePosition distance",
+                    distance,
+                    distance > 0.0 && distance.is_finite(),
+                    "a distance above 0",
+                ),
+                (
+                    "screenWidth azimuth",
+                    width_deg,
+                    width_deg > 0.0 && width_deg < 180.0,
+                    "a width above 0 and below 180 degrees",
+                ),
+            ],
+        ),
+        R::Cartesian {
+            aspect_ratio,
+            x,
+            y,
+            z,
+            width,
+        } => (
+            aspect_ratio,
+            vec![
+                (
+                    "screenCentrePosition X",
+                    x,
+                    (-1.0..=1.0).contains(&x),
+                    "X from -1 to 1",
+                ),
+                (
+                    "screenCentrePosition Y",
+                    y,
+                    (-1.0..=1.0).contains(&y),
+                    "Y from -1 to 1",
+                ),
+                (
+                    "screenCentrePosition Z",
+                    z,
+                    (-1.0..=1.0).contains(&z),
+                    "Z from -1 to 1",
+                ),
+                (
+                    "screenWidth X",
+                    width,
+                    width > 0.0 && width <= 2.0,
+                    "a width above 0 and at most 2",
+                ),
+            ],
+        ),
+    };
+    if !(ar > 0.0 && ar.is_finite()) {
+        return Some((bad("aspectRatio", ar), "an aspect ratio above 0"));
+    }
+    for (what, v, ok, allowed) in checks {
+        if !ok {
+            return Some((bad(what, v), allowed));
+        }
+    }
+    let (edges, vertical) = match split(screen) {
+        Form::Polar(p) => (Edges::of(&p), polar_vertical_azimuths(&p)),
+        Form::Cartesian(c) => (Edges::of_cartesian(&c), cartesian_vertical_azimuths(&c)),
+    };
+    edges.problem(vertical).map(|p| {
+        (
+            p.to_string(),
+            "a screen whose left edge is left of its right edge without passing ±180° \
+             azimuth, and whose top and bottom stay within ±90° elevation",
+        )
+    })
+}
+
+enum Form {
+    Polar(PolarScreen),
+    Cartesian(CartesianScreen),
+}
+
+fn split(screen: &crate::scene::mix::ReferenceScreen) -> Form {
+    use crate::scene::mix::ReferenceScreen as R;
+    match *screen {
+        R::Polar {
+            aspect_ratio,
+            azimuth_deg,
+            elevation_deg,
+            width_deg,
+            ..
+        } => Form::Polar(PolarScreen {
+            aspect_ratio,
+            centre_azimuth_deg: azimuth_deg,
+            centre_elevation_deg: elevation_deg,
+            width_azimuth_deg: width_deg,
+        }),
+        R::Cartesian {
+            aspect_ratio,
+            x,
+            y,
+            z,
+            width,
+        } => Form::Cartesian(CartesianScreen {
+            aspect_ratio,
+            centre_x: x,
+            centre_y: y,
+            centre_z: z,
+            width_x: width,
+        }),
+    }
+}
+
 /// A screen edge to lock to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HorizontalEdge {
@@ -43,6 +188,88 @@ pub struct Edges {
     pub right_azimuth_deg: f64,
     pub bottom_elevation_deg: f64,
     pub top_elevation_deg: f64,
+}
+
+/// A Cartesian screen (BS.2076-2 `audioProgrammeReferenceScreen` in Cartesian form): a
+/// rectangle in the plane y = `centre_y`, facing the listener, `width_x` wide.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CartesianScreen {
+    pub aspect_ratio: f64,
+    pub centre_x: f64,
+    pub centre_y: f64,
+    pub centre_z: f64,
+    pub width_x: f64,
+}
+
+impl Edges {
+    /// The edges of a Cartesian screen: the azimuths of its left and right edge centres
+    /// and the elevations of its bottom and top edge centres, from the room's centre
+    /// (the Cartesian coordinates taken as a direction, as BS.2127 §7.3.3 does).
+    pub fn of_cartesian(screen: &CartesianScreen) -> Edges {
+        let centre = [screen.centre_x, screen.centre_y, screen.centre_z];
+        let half_width = screen.width_x / 2.0;
+        let half_height = half_width / screen.aspect_ratio;
+        let at = |dx: f64, dz: f64| [centre[0] + dx, centre[1], centre[2] + dz];
+        Edges {
+            left_azimuth_deg: azimuth_deg(at(-half_width, 0.0)),
+            right_azimuth_deg: azimuth_deg(at(half_width, 0.0)),
+            bottom_elevation_deg: elevation_deg(at(0.0, -half_height)),
+            top_elevation_deg: elevation_deg(at(0.0, half_height)),
+        }
+    }
+
+    /// Why these edges cannot be a reference screen (BS.2127 §7.3.3 / EAR need its right
+    /// edge to the right of its left edge without passing ±180° azimuth, and its top and
+    /// bottom edge centres at one azimuth, i.e. not past ±90° elevation), or `None`.
+    pub fn problem(&self, vertical_azimuths: (f64, f64)) -> Option<&'static str> {
+        if !(self.left_azimuth_deg.is_finite()
+            && self.right_azimuth_deg.is_finite()
+            && self.bottom_elevation_deg.is_finite()
+            && self.top_elevation_deg.is_finite())
+        {
+            return Some("the screen's edges are not finite directions");
+        }
+        if self.right_azimuth_deg > self.left_azimuth_deg {
+            return Some(
+                "the screen reaches round behind the listener (its right edge is left of its \
+                 left edge, past ±180° azimuth)",
+            );
+        }
+        if vertical_azimuths.0 - vertical_azimuths.1 > 1e-3 {
+            return Some(
+                "the screen reaches over the top or under the bottom (past ±90° elevation)",
+            );
+        }
+        None
+    }
+}
+
+/// The azimuths of a polar screen's bottom and top edge centres (equal unless the
+/// screen reaches past ±90° elevation), for [`Edges::problem`].
+pub fn polar_vertical_azimuths(screen: &PolarScreen) -> (f64, f64) {
+    let centre = cart(screen.centre_azimuth_deg, screen.centre_elevation_deg, 1.0);
+    let height = (screen.width_azimuth_deg / 2.0).to_radians().tan() / screen.aspect_ratio;
+    let axes = local_coordinate_system(screen.centre_azimuth_deg, screen.centre_elevation_deg);
+    let z = axes[2].map(|v| v * height);
+    let m = |k: f64| {
+        [
+            centre[0] + k * z[0],
+            centre[1] + k * z[1],
+            centre[2] + k * z[2],
+        ]
+    };
+    (azimuth_deg(m(-1.0)), azimuth_deg(m(1.0)))
+}
+
+/// The azimuths of a Cartesian screen's bottom and top edge centres, for
+/// [`Edges::problem`].
+pub fn cartesian_vertical_azimuths(screen: &CartesianScreen) -> (f64, f64) {
+    let half_height = screen.width_x / 2.0 / screen.aspect_ratio;
+    let (x, y, z) = (screen.centre_x, screen.centre_y, screen.centre_z);
+    (
+        azimuth_deg([x, y, z - half_height]),
+        azimuth_deg([x, y, z + half_height]),
+    )
 }
 
 impl Edges {
