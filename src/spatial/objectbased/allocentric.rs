@@ -3,6 +3,7 @@
 //! and column by column (x) with sine/cosine pairs, and the allocentric extent (a
 //! weighted sum over a 40 × 40 × (20 or 40) grid of virtual sources, separable per axis).
 
+use super::MAX_SPEAKERS;
 use super::geom::Vec3;
 
 /// Virtual sources per axis of the extent grid.
@@ -693,13 +694,21 @@ impl AlloExtent {
         };
         let w =
             |v: f64, o: f64, s: f64| 10f64.powf(-((1.5 * (v - o) / s).powi(4)).min(NEG130DB_EXP));
-        let wx: Vec<f64> = self.xs.iter().map(|&x| w(x, xo, 2.0 * sx)).collect();
-        let wy: Vec<f64> = self.ys.iter().map(|&y| w(y, yo, 2.0 * sy)).collect();
-        let wz: Vec<f64> = self
-            .zs
-            .iter()
-            .map(|&z| w(z, zo, sz) * (z * std::f64::consts::PI * (3.0 / 7.0)).cos())
-            .collect();
+        // Fixed-size scratch on the stack (at most NUM_VS grid coordinates per axis and
+        // MAX_SPEAKERS speakers): the gain calculation runs in `process` and must not
+        // allocate.
+        let mut wx = [0.0; NUM_VS];
+        let mut wy = [0.0; NUM_VS];
+        let mut wz = [0.0; NUM_VS];
+        for (slot, &x) in wx.iter_mut().zip(&self.xs) {
+            *slot = w(x, xo, 2.0 * sx);
+        }
+        for (slot, &y) in wy.iter_mut().zip(&self.ys) {
+            *slot = w(y, yo, 2.0 * sy);
+        }
+        for (slot, &z) in wz.iter_mut().zip(&self.zs) {
+            *slot = w(z, zo, sz) * (z * std::f64::consts::PI * (3.0 / 7.0)).cos();
+        }
         let f = |g: &[f64], wv: &[f64], len: usize, s: usize| -> f64 {
             let mut acc = 0.0;
             for k in 0..len {
@@ -707,18 +716,18 @@ impl AlloExtent {
             }
             if acc < NEG130DB { 0.0 } else { acc }
         };
-        let mut g_inside = vec![0.0; n];
-        let mut fxv = vec![0.0; n];
-        let mut fyv = vec![0.0; n];
-        let mut fzv = vec![0.0; n];
+        let mut g_inside = [0.0; MAX_SPEAKERS];
+        let mut fxv = [0.0; MAX_SPEAKERS];
+        let mut fyv = [0.0; MAX_SPEAKERS];
+        let mut fzv = [0.0; MAX_SPEAKERS];
         for s in 0..n {
             fxv[s] = f(&self.gx, &wx, nx, s);
             fyv[s] = f(&self.gy, &wy, ny, s);
             fzv[s] = f(&self.gz, &wz, nz, s);
             g_inside[s] = fxv[s] * fyv[s] * fzv[s];
         }
-        safe_norm(&mut g_inside);
-        let mut g_size = vec![0.0; n];
+        safe_norm(&mut g_inside[..n]);
+        let mut g_size = [0.0; MAX_SPEAKERS];
         for s in 0..n {
             let b = |g: &[f64], wv: &[f64], len: usize, k: usize| (g[s * len + k] * wv[k]).powf(pw);
             let (fx, fy, fz) = (fxv[s], fyv[s], fzv[s]);
@@ -730,7 +739,7 @@ impl AlloExtent {
                 + fx * fy * b(&self.gz, &wz, nz, 0);
             g_size[s] = (g_bound + mu * g_inside[s]).powf(1.0 / pw);
         }
-        safe_norm(&mut g_size);
+        safe_norm(&mut g_size[..n]);
         let s_fade = 0.2;
         let (alpha, beta) = if s_eff < s_fade {
             let a = s_eff * std::f64::consts::PI / (s_fade * 2.0);
