@@ -130,6 +130,7 @@ fn metadata(v: &Value) -> ObjectMetadata {
             _ => None,
         },
         zone_exclusion: zones,
+        reduced_allocentric: None,
         reference_screen: v.get("ref_screen").map(|s| {
             let s = floats(s);
             Edges::of(&PolarScreen {
@@ -159,9 +160,22 @@ fn ear_gain_calc_vectors_match() {
     let mut failures = Vec::new();
     let mut max_err: f64 = 0.0;
     for (i, v) in vectors.iter().enumerate() {
-        let meta = metadata(v);
+        let mut meta = metadata(v);
         let (mut direct, mut diffuse) = (vec![0.0; n], vec![0.0; n]);
         calc.gains(&meta, &mut GainHint::default(), &mut direct, &mut diffuse);
+        // Prepared ahead (the engine's way: zone exclusion's reduced panners built
+        // before rendering), the same gains to the bit.
+        calc.prepare(&mut meta);
+        let (mut d2, mut f2) = (vec![0.0; n], vec![0.0; n]);
+        calc.gains(&meta, &mut GainHint::default(), &mut d2, &mut f2);
+        assert!(
+            direct
+                .iter()
+                .chain(&diffuse)
+                .map(|x| x.to_bits())
+                .eq(d2.iter().chain(&f2).map(|x| x.to_bits())),
+            "#{i}: prepared metadata gives other gains"
+        );
         let e = worst(&direct, &floats(&v["direct"]))
             .max(worst(&diffuse, &floats(&v["diffuse_gains"])));
         max_err = max_err.max(e);

@@ -3,8 +3,10 @@
 //! channel. Screen scaling and edge lock, channel lock, divergence, polar extent or the
 //! allocentric (Cartesian) panner and extent, zone exclusion, gain and the diffuse split,
 //! in the standard's order. Everything that depends only on the layout is precomputed
-//! in [`GainCalc::new`]; [`GainCalc::gains`] does not allocate for point sources and
-//! polar extents.
+//! in [`GainCalc::new`], and what depends only on an object's static controls (the
+//! reduced allocentric panners of its excluded zones) in
+//! [`GainCalc::metadata_template`]; with such metadata [`GainCalc::gains`] does not
+//! allocate (`tests/engine_alloc.rs`).
 
 pub mod allocentric;
 pub mod decorrelate;
@@ -111,6 +113,65 @@ pub struct ObjectMetadata {
     /// The edges of the programme's reference screen (`None`: the default screen), see
     /// [`screen::reference_edges`].
     pub reference_screen: Option<Edges>,
+    /// The allocentric panners of the speakers `zone_exclusion` leaves to a Cartesian
+    /// object, built by [`GainCalc::metadata_template`] so that the gain calculation does
+    /// not allocate (`None`: built when needed).
+    pub reduced_allocentric: Option<std::sync::Arc<ReducedAllocentric>>,
+}
+
+/// The allocentric point and extent panners of a layout without the speakers zone
+/// exclusion removes (§7.3.12), for one set of removed speakers.
+#[derive(Debug)]
+pub struct ReducedAllocentric {
+    /// Bit `s` for each removed speaker.
+    excluded: u64,
+    /// The speakers kept, in layout order (the reduced panners' outputs).
+    kept: Vec<usize>,
+    point: AllocentricPanner,
+    extent: AlloExtent,
+}
+
+impl ReducedAllocentric {
+    fn new(positions: &[Vec3], excluded: &[bool]) -> ReducedAllocentric {
+        let kept: Vec<usize> = (0..excluded.len()).filter(|&s| !excluded[s]).collect();
+        let pos: Vec<Vec3> = kept.iter().map(|&s| positions[s]).collect();
+        ReducedAllocentric {
+            excluded: excluded_mask(excluded),
+            point: AllocentricPanner::new(&pos),
+            extent: AlloExtent::new(&pos),
+            kept,
+        }
+    }
+
+    /// The gains of the kept speakers into `out` (every speaker; the removed ones 0).
+    fn gains(&self, p: Vec3, meta: &ObjectMetadata, point: bool, out: &mut [f64]) {
+        let mut g = [0.0; MAX_SPEAKERS];
+        let g = &mut g[..self.kept.len()];
+        if point {
+            self.point.handle(p, g);
+        } else {
+            self.extent.gains(p, meta.width, meta.height, meta.depth, g);
+        }
+        out.fill(0.0);
+        for (&s, &x) in self.kept.iter().zip(g.iter()) {
+            out[s] = x;
+        }
+    }
+}
+
+/// Two sets of removed speakers of one layout give the same panners.
+impl PartialEq for ReducedAllocentric {
+    fn eq(&self, other: &Self) -> bool {
+        self.excluded == other.excluded && self.kept == other.kept
+    }
+}
+
+/// Bit `s` set for each `true` (at most [`MAX_SPEAKERS`] = 64 speakers).
+fn excluded_mask(excluded: &[bool]) -> u64 {
+    excluded
+        .iter()
+        .enumerate()
+        .fold(0, |m, (s, &e)| m | (u64::from(e) << s))
 }
 
 impl Default for ObjectMetadata {
@@ -134,6 +195,7 @@ impl Default for ObjectMetadata {
             screen_edge_lock_vertical: None,
             zone_exclusion: Vec::new(),
             reference_screen: None,
+            reduced_allocentric: None,
         }
     }
 }
@@ -456,18 +518,19 @@ impl GainCalc {
             }
             return;
         }
-        // A reduced speaker set (zone exclusion): built on the fly.
-        let kept: Vec<usize> = (0..n).filter(|&s| !excluded[s]).collect();
-        let pos: Vec<Vec3> = kept.iter().map(|&s| self.allo_positions[s]).collect();
-        let mut g = vec![0.0; kept.len()];
-        if point {
-            AllocentricPanner::new(&pos).handle(p, &mut g);
-        } else {
-            AlloExtent::new(&pos).gains(p, meta.width, meta.height, meta.depth, &mut g);
-        }
-        out[..n].fill(0.0);
-        for (k, &s) in kept.iter().enumerate() {
-            out[s] = g[k];
+        // A reduced speaker set (zone exclusion): the template's panners (built with the
+        // metadata, so nothing is allocated here), or built now for metadata made
+        // without a template.
+        match meta.reduced_allocentric.as_deref() {
+            Some(r) if r.excluded == excluded_mask(&excluded[..n]) => {
+                r.gains(p, meta, point, &mut out[..n]);
+            }
+            _ => ReducedAllocentric::new(&self.allo_positions, &excluded[..n]).gains(
+                p,
+                meta,
+                point,
+                &mut out[..n],
+            ),
         }
     }
 
@@ -644,7 +707,7 @@ impl GainCalc {
         controls: &crate::scene::mix::ObjectControls,
     ) -> ObjectMetadata {
         use crate::scene::mix::{ExclusionZone, ScreenEdge};
-        let zone_exclusion = controls
+        let zone_exclusion: Vec<Zone> = controls
             .zones
             .iter()
             .filter_map(|z| match z {
@@ -709,12 +772,35 @@ impl GainCalc {
             } else {
                 None
             },
+            reduced_allocentric: self.reduced_allocentric(&zone_exclusion),
             zone_exclusion,
             reference_screen: controls
                 .reference_screen
                 .map(|s| screen::reference_edges(&s)),
             ..ObjectMetadata::default()
         }
+    }
+
+    /// Builds what `meta`'s zone exclusion needs ahead of [`GainCalc::gains`] (the
+    /// reduced allocentric panners of a Cartesian object), so that the gain calculation
+    /// does not allocate; the gains are the same with or without it.
+    pub fn prepare(&self, meta: &mut ObjectMetadata) {
+        meta.reduced_allocentric = self.reduced_allocentric(&meta.zone_exclusion);
+    }
+
+    /// The reduced allocentric panners a Cartesian object with these zones uses (`None`
+    /// when the zones remove no speaker).
+    fn reduced_allocentric(&self, zones: &[Zone]) -> Option<std::sync::Arc<ReducedAllocentric>> {
+        let n = self.speakers.len();
+        let mut excluded = [false; MAX_SPEAKERS];
+        self.zones.excluded(zones, &mut excluded[..n]);
+        allocentric_excluded(&self.allo_positions, &mut excluded[..n]);
+        excluded[..n].iter().any(|&e| e).then(|| {
+            std::sync::Arc::new(ReducedAllocentric::new(
+                &self.allo_positions,
+                &excluded[..n],
+            ))
+        })
     }
 }
 
