@@ -1384,6 +1384,7 @@ pub fn parse(
             zones,
             screen_ref: o.screen_ref,
             screen_edge_lock: o.screen_edge_lock,
+            changes: Vec::new(),
             importance,
             interpolate_gains: o.interpolate_gains,
         };
