@@ -527,14 +527,24 @@ impl ObjectControls {
         self.diffuse.keyframes().iter().any(|k| k.value > 0.0)
     }
 
-    /// The keyframe frames of the keyframed controls.
+    /// The keyframe frames of the keyframed controls (with repeats; callers sort and
+    /// deduplicate).
     pub fn keyframe_frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.extent
             .iter()
             .flat_map(|e| e.keyframes().iter().map(|k| k.frame))
             .chain(self.diffuse.keyframes().iter().map(|k| k.frame))
             .chain(self.divergence.keyframes().iter().map(|k| k.frame))
-            .chain(self.changes.iter().flat_map(|c| [c.ramp_from, c.frame]))
+            .chain(self.changes.iter().flat_map(|c| {
+                // A jump also keys the frame before it (the old set's gains there), so
+                // it is exact to the sample, as a jump of an ADM position is.
+                let before = if c.ramp_from == c.frame {
+                    c.frame.saturating_sub(1)
+                } else {
+                    c.ramp_from
+                };
+                [before, c.ramp_from, c.frame]
+            }))
     }
 }
 
