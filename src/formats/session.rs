@@ -128,9 +128,9 @@ use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe}
 use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
-    BedSpec, BinauralMode, ControlChange, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
-    FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec, ReferenceScreen,
-    Scene, ScreenEdge, Snap, SourceSpec, SwitchedControls, TargetSpec, TrimMode,
+    BedSpec, BinauralMode, ControlChange, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone,
+    Extent, FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec,
+    ReferenceScreen, Scene, ScreenEdge, Snap, SourceSpec, SwitchedControls, TargetSpec, TrimMode,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -1329,22 +1329,16 @@ pub fn parse(
                 &|_, _| true,
             )?),
         };
-        let (snap, zones) = switched_controls(
-            &ctx,
-            line,
-            &place,
-            o.snap,
-            o.zones,
-            o.divergence_range,
-        )?;
+        let (snap, zones) =
+            switched_controls(&ctx, line, &place, o.snap, o.zones, o.divergence_range)?;
         let mut changes: Vec<ControlChange> = Vec::with_capacity(o.control_changes.len());
         for (k, &raw) in o.control_changes.iter().enumerate() {
             let entry_place = format!("{place}: control_changes[{k}]");
             let entry_line = ctx.line_of(raw);
             let e: ControlChangeFile = ctx.de(raw, Some(CONTROL_CHANGE_HINT))?;
-            let (previous_time, previous_frame) = changes
-                .last()
-                .map_or((0.0, 0), |c| (c.frame as f64 / ctx.sample_rate as f64, c.frame));
+            let (previous_time, previous_frame) = changes.last().map_or((0.0, 0), |c| {
+                (c.frame as f64 / ctx.sample_rate as f64, c.frame)
+            });
             let time_allowed = format!(
                 "a time in seconds above the previous change's ({previous_time} s; 0 for the \
                  first) and at most {MAX_TIME_S}, at least one sample later: changes in \
@@ -1370,10 +1364,7 @@ pub fn parse(
                                 "the start (frame 0: the object's own fields hold there)"
                                     .to_string()
                             } else {
-                                format!(
-                                    "control_changes[{}]'s (frame {previous_frame})",
-                                    k - 1
-                                )
+                                format!("control_changes[{}]'s (frame {previous_frame})", k - 1)
                             }
                         ),
                         time_allowed,

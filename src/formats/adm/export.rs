@@ -730,14 +730,31 @@ fn subdivide_ramps(
 ) -> Vec<BlockFormat> {
     let cartesian = matches!(obj.position.first_value(), Position::Cartesian { .. });
     let mut out: Vec<BlockFormat> = Vec::with_capacity(blocks.len());
+    let switched = |b: &BlockFormat| {
+        let c = &b.controls;
+        (
+            c.channel_lock,
+            c.divergence_range,
+            c.zones.clone(),
+            c.screen_ref,
+            c.screen_edge_lock.clone(),
+        )
+    };
+    let mut previous = None;
     for b in blocks {
+        // A block that changes the switched controls (channelLock, zones, screen,
+        // divergence range) over its length stays whole: the gains move from the old
+        // set's to the new one's over the whole block, as the change says.
+        let set = switched(&b);
+        let changes_set = previous.as_ref().is_some_and(|p| p != &set);
+        previous = Some(set);
         let (Some(r), Some(d)) = (b.rtime, b.duration) else {
             out.push(b);
             continue;
         };
         let s = r.to_frames(rate);
         let e = r.add(d).to_frames(rate);
-        if b.jump_position || e <= s + MIN_PIECE_FRAMES {
+        if b.jump_position || e <= s + MIN_PIECE_FRAMES || changes_set {
             out.push(b);
             continue;
         }

@@ -1429,8 +1429,12 @@ fn switched_lane(
     let mut changes: Vec<ControlChange> = Vec::new();
     for (b, sp) in cf.blocks.iter().zip(spans).skip(1) {
         let set = switched_of(b);
-        let (ramp_from, frame) = if sp.interpolates {
+        // A one-frame interpolation is a jump (the gains of the frame before are the old
+        // set's either way); halo writes jumps inside a ramp that way.
+        let (ramp_from, frame) = if sp.interpolates && sp.target > sp.start + 1 {
             (sp.start, sp.target)
+        } else if sp.interpolates {
+            (sp.target, sp.target)
         } else {
             (sp.start, sp.start)
         };
