@@ -9,7 +9,9 @@
 //!
 //! The programme-level cases (`ear_programme.json`, same script): a programme with its own
 //! reference screen (audioProgrammeReferenceScreen, polar and Cartesian) and block
-//! importance under EAR's importance filter.
+//! importance under EAR's importance filter. The per-block cases (`ear_perblock.json`):
+//! blocks that change channelLock, zoneExclusion, screenRef, screenEdgeLock and the
+//! divergence range.
 //!
 //! Then properties of the rendered gains: power, left/right symmetry and continuity.
 
@@ -135,6 +137,17 @@ fn render_case(case: &str, samples: &[f32]) -> Vec<(String, Vec<f32>)> {
         "{case}: warnings {:?} (every feature is rendered)",
         m.warnings
     );
+    // The feature documents give every block the same controls: no control changes, so
+    // the render is that of the first block's controls, as before per-block controls.
+    if !case.starts_with("perblock") {
+        assert!(
+            m.scene
+                .objects
+                .iter()
+                .all(|o| o.controls.changes.is_empty()),
+            "{case}: control changes"
+        );
+    }
     render_scene(m.scene, &dir)
 }
 
