@@ -346,9 +346,7 @@ impl GainInterp {
                     || c.extent.as_ref().is_some_and(|e| moving(e, at))
                     || moving(&c.diffuse, at)
                     || moving(&c.divergence, at)
-                    || c.changes
-                        .iter()
-                        .any(|ch| ch.ramp_from <= at && at < ch.frame);
+                    || c.ramping_at(at);
                 (at, lin)
             })
             .collect();

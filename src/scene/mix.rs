@@ -517,6 +517,13 @@ impl ObjectControls {
         self.changes.partition_point(|c| c.frame <= frame)
     }
 
+    /// Whether the gains ramp towards a change's set at `frame` (it lies in some change's
+    /// `[ramp_from, frame)`; only the first change after `frame` can hold it).
+    pub fn ramping_at(&self, frame: u64) -> bool {
+        let k = self.set_index_at(frame);
+        self.changes.get(k).is_some_and(|c| c.ramp_from <= frame)
+    }
+
     /// Whether any of the sets has `screen_ref`.
     pub fn uses_screen_ref(&self) -> bool {
         self.screen_ref || self.changes.iter().any(|c| c.set.screen_ref)

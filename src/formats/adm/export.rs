@@ -393,11 +393,7 @@ pub(super) fn object_blocks(
         let ramps = kinds.map(|k| k != Interpolation::Step);
         // A change of the switched controls that ramps (BS.2127 gain interpolation) is
         // written as a ramping block ending where the new set is in force.
-        let control_ramp = obj
-            .controls
-            .changes
-            .iter()
-            .any(|c| c.ramp_from <= f && f < c.frame);
+        let control_ramp = obj.controls.ramping_at(f);
         let mut marks = Vec::new();
         for (tag, k) in [
             ("p", keyed(&obj.position, f)),
