@@ -1,6 +1,7 @@
 //! Per-block switched controls (`ObjectControls::changes`: channelLock, zoneExclusion,
 //! screenRef, screenEdgeLock and the divergence range as ADM blocks change them), by
-//! their properties (EAR's figures are in tests/bs2127_objects.rs): changes that repeat
+//! their properties (EAR's figures are in tests/bs2127_objects.rs): ADM blocks give one
+//! change per new set, ramping where the block interpolates; changes that repeat
 //! the set in force render bit-identically to the object without them; the render does
 //! not depend on the block size; a session with changes survives export → import with
 //! the same changes and a bit-identical render; bad changes in a session are refused
@@ -456,4 +457,99 @@ fn bad_control_changes_are_refused_naming_file_place_and_what_is_allowed() {
     let text = session("(time: 1.0, snapp: Any)");
     let msg = parse(&text, path).unwrap_err().to_string();
     assert!(msg.contains("bad.ron") && msg.contains("snapp"), "{msg}");
+}
+
+/// One Objects channel with these blocks (`(rtime, duration, inner XML)`, seconds), as
+/// a scene.
+fn adm_scene(blocks: &[(&str, &str, &str)]) -> Scene {
+    use halo::formats::adm::{AdmAudio, Chna, ChnaEntry, parse_axml, to_scene};
+    let bfs: Vec<String> = blocks
+        .iter()
+        .enumerate()
+        .map(|(i, (rtime, duration, inner))| {
+            format!(
+                "<audioBlockFormat audioBlockFormatID=\"AB_00031001_{:08}\" rtime=\"{rtime}\" \
+                 duration=\"{duration}\"><position coordinate=\"azimuth\">20</position>\
+                 <position coordinate=\"elevation\">5</position>{inner}</audioBlockFormat>",
+                i + 1
+            )
+        })
+        .collect();
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ebuCoreMain xmlns="urn:ebu:metadata-schema:ebuCore_2017"><coreMetadata><format><audioFormatExtended>
+<audioProgramme audioProgrammeID="APR_1001" audioProgrammeName="p"><audioContentIDRef>ACO_1001</audioContentIDRef></audioProgramme>
+<audioContent audioContentID="ACO_1001" audioContentName="c"><audioObjectIDRef>AO_1001</audioObjectIDRef></audioContent>
+<audioObject audioObjectID="AO_1001" audioObjectName="o"><audioPackFormatIDRef>AP_00031001</audioPackFormatIDRef><audioTrackUIDRef>ATU_00000001</audioTrackUIDRef></audioObject>
+<audioPackFormat audioPackFormatID="AP_00031001" audioPackFormatName="p" typeLabel="0003" typeDefinition="Objects"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef></audioPackFormat>
+<audioChannelFormat audioChannelFormatID="AC_00031001" audioChannelFormatName="c" typeLabel="0003" typeDefinition="Objects">
+{}
+</audioChannelFormat>
+<audioTrackUID UID="ATU_00000001"><audioChannelFormatIDRef>AC_00031001</audioChannelFormatIDRef><audioPackFormatIDRef>AP_00031001</audioPackFormatIDRef></audioTrackUID>
+</audioFormatExtended></format></coreMetadata></ebuCoreMain>
+"#,
+        bfs.join("\n")
+    );
+    let doc = parse_axml(xml.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let chna = Chna {
+        entries: vec![ChnaEntry {
+            track_index: 1,
+            uid: "ATU_00000001".into(),
+            track_ref: "AC_00031001_00".into(),
+            pack_ref: "AP_00031001".into(),
+        }],
+    };
+    let audio = AdmAudio {
+        path: "master.wav".into(),
+        channels: 1,
+        sample_rate: RATE,
+        frames: 4 * RATE as u64,
+    };
+    let (scene, warnings) = to_scene(&doc, &chna, &audio).unwrap_or_else(|e| panic!("{e}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    scene
+}
+
+#[test]
+fn adm_blocks_give_one_change_per_new_set_where_its_interpolation_says() {
+    const LOCK: &str = "<channelLock>1</channelLock>";
+    const ZONE: &str = "<zoneExclusion><zone minElevation=\"-5\" maxElevation=\"5\" \
+                        minAzimuth=\"25\" maxAzimuth=\"35\">M+030</zone></zoneExclusion>";
+    let scene = adm_scene(&[
+        // A zero-length first block: its lock is replaced at once by the next block's set.
+        ("00:00:00.00000", "00:00:00.00000", LOCK),
+        (
+            "00:00:00.00000",
+            "00:00:00.50000",
+            "<jumpPosition>1</jumpPosition>",
+        ),
+        // A zone over a 0.1 s interpolation, kept by the next block (no change).
+        (
+            "00:00:00.50000",
+            "00:00:00.50000",
+            &format!("{ZONE}<jumpPosition interpolationLength=\"0.1\">1</jumpPosition>"),
+        ),
+        ("00:00:01.00000", "00:00:00.50000", ZONE),
+        // screenRef over the whole block (jumpPosition 0).
+        (
+            "00:00:01.50000",
+            "00:00:00.50000",
+            "<screenRef>1</screenRef>",
+        ),
+        // After a gap: a jump at its start, back to nothing.
+        ("00:00:02.50000", "00:00:00.50000", ""),
+    ]);
+    let c = &scene.objects[0].controls;
+    assert_eq!(c.first_set(), SwitchedControls::default());
+    let got: Vec<(u64, u64)> = c.changes.iter().map(|c| (c.ramp_from, c.frame)).collect();
+    assert_eq!(
+        got,
+        [(24000, 28800), (72000, 96000), (120000, 120000)],
+        "{:?}",
+        c.changes
+    );
+    assert_eq!(c.changes[0].set.zones.len(), 1);
+    assert!(c.changes[1].set.screen_ref && c.changes[1].set.zones.is_empty());
+    assert_eq!(c.changes[2].set, SwitchedControls::default());
+    assert!(c.interpolate_gains);
 }
