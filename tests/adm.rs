@@ -88,12 +88,29 @@ fn programme_with_two_contents_gives_the_bed_and_both_objects() {
         (l.integrated_lufs, l.max_true_peak_dbtp),
         (Some(-18.5), Some(-1.2))
     );
-    // Unsupported parts are named.
+    // The zone that the fly's last block adds (a jump at 4 s) is a control change of its
+    // own, not a warning.
     assert!(
-        warnings
-            .iter()
-            .any(|w| w.contains("zoneExclusion") && w.contains("AC_00031002")),
+        !warnings.iter().any(|w| w.contains("zoneExclusion")),
         "{warnings:?}"
+    );
+    let fly = &scene.objects[1].controls;
+    assert!(fly.zones.is_empty());
+    assert_eq!(fly.changes.len(), 1);
+    assert_eq!(
+        (fly.changes[0].ramp_from, fly.changes[0].frame),
+        (192_000, 192_000)
+    );
+    assert_eq!(
+        fly.changes[0].set.zones,
+        [halo::scene::mix::ExclusionZone::Cartesian {
+            min_x: -1.0,
+            max_x: 1.0,
+            min_y: -1.0,
+            max_y: -0.5,
+            min_z: 0.0,
+            max_z: 1.0
+        }]
     );
 }
 

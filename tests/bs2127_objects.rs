@@ -9,7 +9,9 @@
 //!
 //! The programme-level cases (`ear_programme.json`, same script): a programme with its own
 //! reference screen (audioProgrammeReferenceScreen, polar and Cartesian) and block
-//! importance under EAR's importance filter.
+//! importance under EAR's importance filter. The per-block cases (`ear_perblock.json`):
+//! blocks that change channelLock, zoneExclusion, screenRef, screenEdgeLock and the
+//! divergence range.
 //!
 //! Then properties of the rendered gains: power, left/right symmetry and continuity.
 
@@ -135,6 +137,17 @@ fn render_case(case: &str, samples: &[f32]) -> Vec<(String, Vec<f32>)> {
         "{case}: warnings {:?} (every feature is rendered)",
         m.warnings
     );
+    // The feature documents give every block the same controls: no control changes, so
+    // the render is that of the first block's controls, as before per-block controls.
+    if !case.starts_with("perblock") {
+        assert!(
+            m.scene
+                .objects
+                .iter()
+                .all(|o| o.controls.changes.is_empty()),
+            "{case}: control changes"
+        );
+    }
     render_scene(m.scene, &dir)
 }
 
@@ -232,6 +245,66 @@ fn programme_screen_and_block_importance_give_ears_gains() {
     }
     println!("{checked} gains checked");
     assert!(checked >= 8 * 12 * 8, "{checked} gains checked");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The per-block cases (`ear_perblock.json`): blocks that change channelLock (on, off,
+/// maxDistance; polar and Cartesian), zoneExclusion (added with a jump, swapped, removed),
+/// screenRef (off and on, under a programme reference screen), screenEdgeLock and the
+/// divergence range, with interpolationLength 0.1 s, 0 and the whole block; EAR renders
+/// each block with its own values and interpolates the gains, sampled before, at,
+/// through and after the change.
+#[test]
+fn per_block_controls_give_ears_gains() {
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DATA}/ear_perblock.json")).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<&str> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let level = r["level"].as_f64().unwrap();
+    let frames: Vec<usize> = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let mut changed = 0;
+    let mut worst = 0.0f64;
+    for (case, fig) in r["cases"].as_object().unwrap() {
+        let out = render_case(case, &vec![level as f32; FRAMES]);
+        let rows = fig["gains"].as_array().unwrap();
+        // Every case changes the gains between its blocks.
+        let first = rows[0].as_array().unwrap();
+        let last = rows[rows.len() - 1].as_array().unwrap();
+        if first
+            .iter()
+            .zip(last)
+            .any(|(a, b)| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() > 0.1)
+        {
+            changed += 1;
+        }
+        for (s, row) in frames.iter().zip(rows) {
+            for (label, want) in labels.iter().zip(row.as_array().unwrap()) {
+                let want = want.as_f64().unwrap();
+                let got = f64::from(channel(&out, label)[*s]) / level;
+                checked += 1;
+                worst = worst.max((got - want).abs());
+                if (got - want).abs() > GAIN_TOLERANCE {
+                    failures.push(format!("{case} frame {s} {label}: {got:.6}, EAR {want:.6}"));
+                }
+            }
+        }
+    }
+    println!("{checked} gains checked, largest |Δg| {worst:.2e}");
+    assert_eq!(changed, 11, "cases whose gains change between blocks");
+    assert_eq!(checked, 11 * 10 * 12, "{checked} gains checked");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

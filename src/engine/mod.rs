@@ -250,6 +250,10 @@ struct Bus {
     /// Per object: its BS.2127 metadata with the static controls filled in, when it has
     /// any beyond position and size (`None`: the point-source fast path).
     templates: Vec<Option<ObjectMetadata>>,
+    /// Per object: the metadata of each later set of its switched controls
+    /// (`controls.changes`, zones resolved against the layout), in order; empty for the
+    /// objects whose controls never change.
+    switched: Vec<Vec<ObjectMetadata>>,
     /// Scratch for one object's diffuse gains.
     diffuse: Vec<f64>,
     /// Gains per object per gain point: the layout's channels, then (when any object is
@@ -341,7 +345,8 @@ impl GainInterp {
                     || moving(&obj.size, at)
                     || c.extent.as_ref().is_some_and(|e| moving(e, at))
                     || moving(&c.diffuse, at)
-                    || moving(&c.divergence, at);
+                    || moving(&c.divergence, at)
+                    || c.ramping_at(at);
                 (at, lin)
             })
             .collect();
@@ -1558,10 +1563,21 @@ impl Bus {
                     .then(|| gain_calc.metadata_template(layout, &o.controls))
             })
             .collect();
+        let switched = objects
+            .iter()
+            .map(|o| {
+                o.controls
+                    .changes
+                    .iter()
+                    .map(|ch| gain_calc.metadata_template(layout, &o.controls.with_set(&ch.set)))
+                    .collect()
+            })
+            .collect();
         Ok(Bus {
             layout: layout.clone(),
             buffers: vec![vec![0.0; block]; width],
             templates,
+            switched,
             diffuse: vec![0.0; nch],
             width,
             decorrelator,
@@ -1808,8 +1824,17 @@ impl Bus {
         let nch = self.layout.num_channels();
         let w = self.width;
         let every = |n: usize| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-        let written = if let Some(meta) = self.templates[i].as_mut() {
+        let written = if let Some(first) = self.templates[i].as_mut() {
             let c = &obj.controls;
+            // The switched controls in force at this gain point (a binary search over the
+            // changes, none for most objects).
+            let (meta, divergence_range) = match c.set_index_at(frame) {
+                0 => (first, c.divergence_range),
+                k => (
+                    &mut self.switched[i][k - 1],
+                    c.changes[k - 1].set.divergence_range,
+                ),
+            };
             set_metadata(
                 meta,
                 &ObjectValues {
@@ -1821,7 +1846,7 @@ impl Bus {
                         .map(|e| e.value_at_cursor(t, &mut cur.extent)),
                     diffuse: c.diffuse.value_at_cursor(t, &mut cur.diffuse),
                     divergence: c.divergence.value_at_cursor(t, &mut cur.divergence),
-                    divergence_range: c.divergence_range,
+                    divergence_range,
                 },
             );
             self.gain_calc

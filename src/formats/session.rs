@@ -45,6 +45,9 @@
 //!                     max_el: 10), Cart(min_x: -1, max_x: -0.5, min_y: -1, max_y: 1)],
 //!             screen_ref: false,            // screen-related scaling
 //!             screen_edge_lock: [Left, Top],
+//!             control_changes: [            // later sets of the five above (ADM blocks
+//!                 (time: 2.0, ramp_from: 1.9, snap: Any, zones: [Speaker("M+030")]),
+//!             ],                            // that change them; `halo import` writes it)
 //!             importance: 10,               // 0…10 (`render --min-importance`)
 //!             block_importance: [           // ADM block importance (`halo import` writes
 //!                 (from: 4, gain_db: [ … ]),  // it): with --min-importance ≥ from this
@@ -75,6 +78,17 @@
 //!   programme's: it applies to every object with `screen_ref: true`. A screen reaching
 //!   round behind the listener or past ±90° elevation is refused (BS.2127 cannot scale
 //!   from it).
+//! * **Control changes.** `divergence_range`, `snap`, `zones`, `screen_ref` and
+//!   `screen_edge_lock` hold from the start; each `control_changes` entry is a whole new
+//!   set of them (fields left out: none, empty, false) in force from `time` (seconds, above
+//!   0 and above the previous entry's, at least one sample apart). With
+//!   `interpolate_gains` the gains move linearly from the old set's at `ramp_from`
+//!   (optional, default `time`: a jump; from the previous entry's time to this one's) to
+//!   the new set's at `time`, as BS.2127 interpolates an ADM block's gains over its
+//!   interpolation length; otherwise the set switches at `time`. `halo import` writes
+//!   one entry per ADM block whose channelLock, zoneExclusion, screenRef, screenEdgeLock
+//!   or objectDivergence range differs from the block before, `halo export` writes each
+//!   block's own.
 //! * **Block importance.** `block_importance` holds what `halo import` reads from ADM
 //!   `audioBlockFormat` `importance`: for each importance level below 10 present in the
 //!   blocks, the object's gain lane with every block of that importance or less at gain 0
@@ -114,9 +128,9 @@ use crate::scene::automation::{Automation, Interpolate, Interpolation, Keyframe}
 use crate::scene::geometry::Position;
 use crate::scene::layout::{Layout, LayoutError, ron_options};
 use crate::scene::mix::{
-    BedSpec, BinauralMode, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone, Extent,
-    FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec, ReferenceScreen,
-    Scene, ScreenEdge, Snap, SourceSpec, TargetSpec, TrimMode,
+    BedSpec, BinauralMode, ControlChange, DEFAULT_FOLD_FROM, DEFAULT_SAMPLE_RATE, ExclusionZone,
+    Extent, FoldMatrix, FoldSpec, ImportanceGain, ObjectControls, ObjectSpec, OutputSpec,
+    ReferenceScreen, Scene, ScreenEdge, Snap, SourceSpec, SwitchedControls, TargetSpec, TrimMode,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -361,6 +375,26 @@ struct ImportanceFile<'a> {
     gain_db: Raw<'a>,
 }
 
+/// One entry of an object's `control_changes`: a whole set of the switched controls
+/// (each field optional: none, empty, false) in force from `time`.
+#[derive(Deserialize)]
+#[serde(rename = "ControlChange", deny_unknown_fields)]
+struct ControlChangeFile {
+    time: f64,
+    #[serde(default)]
+    ramp_from: Option<f64>,
+    #[serde(default)]
+    divergence_range: Option<f64>,
+    #[serde(default)]
+    snap: Option<SnapFile>,
+    #[serde(default)]
+    zones: Vec<ZoneFile>,
+    #[serde(default)]
+    screen_ref: bool,
+    #[serde(default)]
+    screen_edge_lock: Vec<ScreenEdge>,
+}
+
 #[derive(Deserialize)]
 #[serde(rename = "Object", deny_unknown_fields)]
 struct ObjectFile<'a> {
@@ -393,6 +427,8 @@ struct ObjectFile<'a> {
     screen_ref: bool,
     #[serde(default)]
     screen_edge_lock: Vec<ScreenEdge>,
+    #[serde(default, borrow)]
+    control_changes: Vec<Raw<'a>>,
     #[serde(default)]
     importance: Option<i64>,
     #[serde(default, borrow)]
@@ -1293,40 +1329,88 @@ pub fn parse(
                 &|_, _| true,
             )?),
         };
-        let snap = match o.snap {
-            None => None,
-            Some(SnapFile::Any) => Some(Snap { max_distance: None }),
-            Some(SnapFile::Within(d)) => {
-                check(
-                    d,
-                    (0.0..=2.0).contains(&d),
-                    "snap",
-                    "",
-                    "`snap: Any` or `snap: Within(d)` with d from 0 to 2 (the room is 2 wide)",
-                )
-                .map_err(|p| ctx.invalid(line, &format!("{place}: snap"), p))?;
-                Some(Snap {
-                    max_distance: Some(d),
-                })
-            }
-        };
-        let zones = o
-            .zones
-            .into_iter()
-            .enumerate()
-            .map(|(k, z)| {
-                convert_zone(z).map_err(|p| ctx.invalid(line, &format!("{place}: zones[{k}]"), p))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(r) = o.divergence_range {
-            check(
-                r,
-                (0.0..=180.0).contains(&r),
-                "divergence_range",
-                "",
-                "polar objects: degrees from 0 to 180; Cartesian: 0 to 1",
+        let (snap, zones) =
+            switched_controls(&ctx, line, &place, o.snap, o.zones, o.divergence_range)?;
+        let mut changes: Vec<ControlChange> = Vec::with_capacity(o.control_changes.len());
+        for (k, &raw) in o.control_changes.iter().enumerate() {
+            let entry_place = format!("{place}: control_changes[{k}]");
+            let entry_line = ctx.line_of(raw);
+            let e: ControlChangeFile = ctx.de(raw, Some(CONTROL_CHANGE_HINT))?;
+            let (previous_time, previous_frame) = changes.last().map_or((0.0, 0), |c| {
+                (c.frame as f64 / ctx.sample_rate as f64, c.frame)
+            });
+            let time_allowed = format!(
+                "a time in seconds above the previous change's ({previous_time} s; 0 for the \
+                 first) and at most {MAX_TIME_S}, at least one sample later: changes in \
+                 time order"
+            );
+            let time = check(
+                e.time,
+                (0.0..=MAX_TIME_S).contains(&e.time),
+                "time",
+                " s",
+                &time_allowed,
             )
-            .map_err(|p| ctx.invalid(line, &format!("{place}: divergence_range"), p))?;
+            .map_err(|p| ctx.invalid(entry_line, &format!("{entry_place}: time"), p))?;
+            let frame = ctx.seconds_to_frames(time);
+            if frame <= previous_frame {
+                return Err(ctx.invalid(
+                    entry_line,
+                    &format!("{entry_place}: time"),
+                    (
+                        format!(
+                            "time = {time} s (frame {frame}) is not after {}",
+                            if changes.is_empty() {
+                                "the start (frame 0: the object's own fields hold there)"
+                                    .to_string()
+                            } else {
+                                format!("control_changes[{}]'s (frame {previous_frame})", k - 1)
+                            }
+                        ),
+                        time_allowed,
+                    ),
+                ));
+            }
+            let ramp_from = match e.ramp_from {
+                None => frame,
+                Some(r) => {
+                    let allowed = format!(
+                        "a time in seconds from the previous change's time ({previous_time} s) \
+                         to this one's ({time} s): where the gains start moving to this set's"
+                    );
+                    let r = check(
+                        r,
+                        r >= previous_time - 0.5 / ctx.sample_rate as f64
+                            && r <= time + 0.5 / ctx.sample_rate as f64,
+                        "ramp_from",
+                        " s",
+                        &allowed,
+                    )
+                    .map_err(|p| {
+                        ctx.invalid(entry_line, &format!("{entry_place}: ramp_from"), p)
+                    })?;
+                    ctx.seconds_to_frames(r).clamp(previous_frame, frame)
+                }
+            };
+            let (snap, zones) = switched_controls(
+                &ctx,
+                entry_line,
+                &entry_place,
+                e.snap,
+                e.zones,
+                e.divergence_range,
+            )?;
+            changes.push(ControlChange {
+                ramp_from,
+                frame,
+                set: SwitchedControls {
+                    divergence_range: e.divergence_range,
+                    snap,
+                    zones,
+                    screen_ref: e.screen_ref,
+                    screen_edge_lock: e.screen_edge_lock,
+                },
+            });
         }
         let importance = match o.importance {
             None => 10,
@@ -1384,6 +1468,7 @@ pub fn parse(
             zones,
             screen_ref: o.screen_ref,
             screen_edge_lock: o.screen_edge_lock,
+            changes,
             importance,
             interpolate_gains: o.interpolate_gains,
         };
@@ -1516,6 +1601,56 @@ pub fn parse(
 const SCREEN_HINT: &str = "`reference_screen: Polar(aspect_ratio: 1.78, az: 0, el: 0, dist: 1, \
      width: 58)` or `Cart(aspect_ratio: 1.78, x: 0, y: 1, z: 0, width: 1)`";
 const BLOCK_IMPORTANCE_HINT: &str = "`(from: 4, gain_db: [(time: 0, value: 0), …])`";
+const CONTROL_CHANGE_HINT: &str = "`(time: 2.0, ramp_from: 1.9, snap: Any, zones: [Speaker(\"M+030\")], \
+     screen_ref: true, screen_edge_lock: [Left], divergence_range: 45)`, each field but `time` \
+     optional";
+
+/// Checks and converts one set's `snap`, `zones` and `divergence_range` (the object's
+/// own or a `control_changes` entry's); errors name `place`.
+fn switched_controls(
+    ctx: &Ctx<'_, '_>,
+    line: Option<usize>,
+    place: &str,
+    snap: Option<SnapFile>,
+    zones: Vec<ZoneFile>,
+    divergence_range: Option<f64>,
+) -> Result<(Option<Snap>, Vec<ExclusionZone>), SessionError> {
+    let snap = match snap {
+        None => None,
+        Some(SnapFile::Any) => Some(Snap { max_distance: None }),
+        Some(SnapFile::Within(d)) => {
+            check(
+                d,
+                (0.0..=2.0).contains(&d),
+                "snap",
+                "",
+                "`snap: Any` or `snap: Within(d)` with d from 0 to 2 (the room is 2 wide)",
+            )
+            .map_err(|p| ctx.invalid(line, &format!("{place}: snap"), p))?;
+            Some(Snap {
+                max_distance: Some(d),
+            })
+        }
+    };
+    let zones = zones
+        .into_iter()
+        .enumerate()
+        .map(|(k, z)| {
+            convert_zone(z).map_err(|p| ctx.invalid(line, &format!("{place}: zones[{k}]"), p))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(r) = divergence_range {
+        check(
+            r,
+            (0.0..=180.0).contains(&r),
+            "divergence_range",
+            "",
+            "polar objects: degrees from 0 to 180; Cartesian: 0 to 1",
+        )
+        .map_err(|p| ctx.invalid(line, &format!("{place}: divergence_range"), p))?;
+    }
+    Ok((snap, zones))
+}
 
 fn parse_source<'a>(
     ctx: &Ctx<'a, '_>,
@@ -2086,20 +2221,57 @@ fn write_controls(s: &mut String, c: &ObjectControls, secs: &dyn Fn(u64) -> Stri
             );
         }
     }
-    if let Some(r) = c.divergence_range {
-        let _ = writeln!(s, "            divergence_range: {},", num(r));
+    for item in switched_items(&c.first_set()) {
+        let _ = writeln!(s, "            {item},");
     }
-    match c.snap {
+    if !c.changes.is_empty() {
+        s.push_str("            control_changes: [\n");
+        for ch in &c.changes {
+            let mut items = vec![format!("time: {}", secs(ch.frame))];
+            if ch.ramp_from != ch.frame {
+                items.push(format!("ramp_from: {}", secs(ch.ramp_from)));
+            }
+            items.extend(switched_items(&ch.set));
+            let _ = writeln!(s, "                ({}),", items.join(", "));
+        }
+        s.push_str("            ],\n");
+    }
+    if c.importance != d.importance {
+        let _ = writeln!(s, "            importance: {},", c.importance);
+    }
+    if !c.block_importance.is_empty() {
+        s.push_str("            block_importance: [\n");
+        for l in &c.block_importance {
+            let _ = writeln!(
+                s,
+                "                (from: {}, gain_db: {}),",
+                l.from,
+                write_automation(&l.gain_db, secs, &|v| num(*v))
+            );
+        }
+        s.push_str("            ],\n");
+    }
+    if c.interpolate_gains {
+        s.push_str("            interpolate_gains: true,\n");
+    }
+}
+
+/// One set of switched controls as RON fields (`name: value`), those that differ from
+/// the defaults, in the order the object's own are written.
+fn switched_items(set: &SwitchedControls) -> Vec<String> {
+    let mut items = Vec::new();
+    if let Some(r) = set.divergence_range {
+        items.push(format!("divergence_range: {}", num(r)));
+    }
+    match set.snap {
         None => {}
-        Some(Snap { max_distance: None }) => s.push_str("            snap: Any,\n"),
+        Some(Snap { max_distance: None }) => items.push("snap: Any".into()),
         Some(Snap {
             max_distance: Some(m),
-        }) => {
-            let _ = writeln!(s, "            snap: Within({}),", num(m));
-        }
+        }) => items.push(format!("snap: Within({})", num(m))),
     }
-    if !c.zones.is_empty() {
-        let zones: Vec<String> = c
+    if !set.zones.is_empty() {
+        let zones: Vec<String> = set
             .zones
             .iter()
             .map(|z| match z {
@@ -2134,37 +2306,20 @@ fn write_controls(s: &mut String, c: &ObjectControls, secs: &dyn Fn(u64) -> Stri
                 ),
             })
             .collect();
-        let _ = writeln!(s, "            zones: [{}],", zones.join(", "));
+        items.push(format!("zones: [{}]", zones.join(", ")));
     }
-    if c.screen_ref {
-        s.push_str("            screen_ref: true,\n");
+    if set.screen_ref {
+        items.push("screen_ref: true".into());
     }
-    if !c.screen_edge_lock.is_empty() {
-        let edges: Vec<String> = c
+    if !set.screen_edge_lock.is_empty() {
+        let edges: Vec<String> = set
             .screen_edge_lock
             .iter()
             .map(|e| format!("{e:?}"))
             .collect();
-        let _ = writeln!(s, "            screen_edge_lock: [{}],", edges.join(", "));
+        items.push(format!("screen_edge_lock: [{}]", edges.join(", ")));
     }
-    if c.importance != d.importance {
-        let _ = writeln!(s, "            importance: {},", c.importance);
-    }
-    if !c.block_importance.is_empty() {
-        s.push_str("            block_importance: [\n");
-        for l in &c.block_importance {
-            let _ = writeln!(
-                s,
-                "                (from: {}, gain_db: {}),",
-                l.from,
-                write_automation(&l.gain_db, secs, &|v| num(*v))
-            );
-        }
-        s.push_str("            ],\n");
-    }
-    if c.interpolate_gains {
-        s.push_str("            interpolate_gains: true,\n");
-    }
+    items
 }
 
 fn write_automation<T: Interpolate>(

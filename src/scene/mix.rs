@@ -63,7 +63,11 @@ impl Scene {
     /// `screen_ref`); `None` leaves them on the default screen.
     pub fn set_reference_screen(&mut self, screen: Option<ReferenceScreen>) {
         for o in &mut self.objects {
-            o.controls.reference_screen = if o.controls.screen_ref { screen } else { None };
+            o.controls.reference_screen = if o.controls.uses_screen_ref() {
+                screen
+            } else {
+                None
+            };
         }
     }
 
@@ -128,6 +132,7 @@ impl Scene {
                             .map(|e| retime_automation(e, frame)),
                         diffuse: retime_automation(&o.controls.diffuse, frame),
                         divergence: retime_automation(&o.controls.divergence, frame),
+                        changes: retime_changes(&o.controls.changes, frame),
                         block_importance: o
                             .controls
                             .block_importance
@@ -183,6 +188,25 @@ fn retime_automation<T: Interpolate>(
         .collect();
     // Non-empty (as `a` is) and strictly increasing by construction.
     Automation::new(keys).expect("retimed keyframes are strictly increasing")
+}
+
+/// [`retime_automation`] for a switched-controls lane: frames stay strictly increasing
+/// and above 0, each `ramp_from` between the previous change's frame and its own.
+fn retime_changes(changes: &[ControlChange], frame: impl Fn(u64) -> u64) -> Vec<ControlChange> {
+    let mut previous = 0u64;
+    changes
+        .iter()
+        .map(|c| {
+            let f = frame(c.frame).max(previous + 1);
+            let ramp_from = frame(c.ramp_from).clamp(previous, f);
+            previous = f;
+            ControlChange {
+                ramp_from,
+                frame: f,
+                set: c.set.clone(),
+            }
+        })
+        .collect()
 }
 
 /// One mono object (an ADM `audioObject` of type Objects), with its keyframed metadata.
@@ -356,8 +380,48 @@ pub struct ImportanceGain {
     pub gain_db: Automation<f64>,
 }
 
+/// The controls BS.2127 reads from each block and never interpolates: `channelLock`,
+/// `zoneExclusion`, `screenRef`, `screenEdgeLock` and the `objectDivergence` range. A
+/// change of them moves the *gains* (of an object with `interpolate_gains`) from those
+/// computed with the old set to those computed with the new one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SwitchedControls {
+    /// Polar: `azimuthRange` (degrees, default 45); Cartesian: `positionRange` (default 0).
+    pub divergence_range: Option<f64>,
+    /// `channelLock`.
+    pub snap: Option<Snap>,
+    /// `zoneExclusion`.
+    pub zones: Vec<ExclusionZone>,
+    /// `screenRef`.
+    pub screen_ref: bool,
+    /// `screenEdgeLock`, horizontal and vertical.
+    pub screen_edge_lock: Vec<ScreenEdge>,
+}
+
+/// One step of an object's [`SwitchedControls`] lane: the set `set` is in force from
+/// `frame` on (until the next change). With `interpolate_gains` (ADM objects) the gains
+/// move linearly from those of the set before at `ramp_from` to those of `set` at
+/// `frame`, as BS.2127 interpolates a block's gains over its interpolation length
+/// (`ramp_from == frame`: a jump). Without `interpolate_gains` the set switches at
+/// `frame` (the engine's ramp to the next gain point smooths it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlChange {
+    /// Where the gains start moving towards this set's (≤ `frame`, ≥ the previous
+    /// change's `frame`).
+    pub ramp_from: u64,
+    /// The first frame this set is in force at.
+    pub frame: u64,
+    pub set: SwitchedControls,
+}
+
 /// The ITU-R BS.2127 object metadata beyond position, gain and size; the default is a
 /// plain point source.
+///
+/// The per-block controls that do not interpolate ([`SwitchedControls`]) are a step lane:
+/// the plain fields (`divergence_range`, `snap`, `zones`, `screen_ref`,
+/// `screen_edge_lock`) hold from the start, and `changes` (empty for almost every object:
+/// nothing to look up, nothing stored) switch to other sets at later frames, as an ADM
+/// object's blocks may (BS.2127 renders each block with its own values).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectControls {
     /// Width, height, depth, keyframed; `None`: from `size` (Cartesian: width = height
@@ -381,6 +445,9 @@ pub struct ObjectControls {
     pub reference_screen: Option<ReferenceScreen>,
     /// `screenEdgeLock`, horizontal and vertical.
     pub screen_edge_lock: Vec<ScreenEdge>,
+    /// Later sets of the fields above, `frame` strictly increasing and above 0 (empty:
+    /// they never change).
+    pub changes: Vec<ControlChange>,
     /// `importance` 0…10 (10 = most important); `--min-importance` leaves out less.
     pub importance: u8,
     /// Block importance (ADM `audioBlockFormat` `importance`): the gain lanes with the
@@ -404,6 +471,7 @@ impl Default for ObjectControls {
             screen_ref: false,
             reference_screen: None,
             screen_edge_lock: Vec::new(),
+            changes: Vec::new(),
             importance: 10,
             block_importance: Vec::new(),
             interpolate_gains: false,
@@ -417,6 +485,48 @@ impl ObjectControls {
         self.extent.as_ref().is_none_or(Automation::is_constant)
             && self.diffuse.is_constant()
             && self.divergence.is_constant()
+            && self.changes.is_empty()
+    }
+
+    /// The switched controls in force from the start (the plain fields).
+    pub fn first_set(&self) -> SwitchedControls {
+        SwitchedControls {
+            divergence_range: self.divergence_range,
+            snap: self.snap,
+            zones: self.zones.clone(),
+            screen_ref: self.screen_ref,
+            screen_edge_lock: self.screen_edge_lock.clone(),
+        }
+    }
+
+    /// These controls with `set` as the plain fields and no changes.
+    pub fn with_set(&self, set: &SwitchedControls) -> ObjectControls {
+        ObjectControls {
+            divergence_range: set.divergence_range,
+            snap: set.snap,
+            zones: set.zones.clone(),
+            screen_ref: set.screen_ref,
+            screen_edge_lock: set.screen_edge_lock.clone(),
+            changes: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Which set is in force at `frame`: 0 the plain fields, `k` `changes[k − 1]`.
+    pub fn set_index_at(&self, frame: u64) -> usize {
+        self.changes.partition_point(|c| c.frame <= frame)
+    }
+
+    /// Whether the gains ramp towards a change's set at `frame` (it lies in some change's
+    /// `[ramp_from, frame)`; only the first change after `frame` can hold it).
+    pub fn ramping_at(&self, frame: u64) -> bool {
+        let k = self.set_index_at(frame);
+        self.changes.get(k).is_some_and(|c| c.ramp_from <= frame)
+    }
+
+    /// Whether any of the sets has `screen_ref`.
+    pub fn uses_screen_ref(&self) -> bool {
+        self.screen_ref || self.changes.iter().any(|c| c.set.screen_ref)
     }
 
     /// Whether the object has any diffuse part.
@@ -424,13 +534,24 @@ impl ObjectControls {
         self.diffuse.keyframes().iter().any(|k| k.value > 0.0)
     }
 
-    /// The keyframe frames of the keyframed controls.
+    /// The keyframe frames of the keyframed controls (with repeats; callers sort and
+    /// deduplicate).
     pub fn keyframe_frames(&self) -> impl Iterator<Item = u64> + '_ {
         self.extent
             .iter()
             .flat_map(|e| e.keyframes().iter().map(|k| k.frame))
             .chain(self.diffuse.keyframes().iter().map(|k| k.frame))
             .chain(self.divergence.keyframes().iter().map(|k| k.frame))
+            .chain(self.changes.iter().flat_map(|c| {
+                // A jump also keys the frame before it (the old set's gains there), so
+                // it is exact to the sample, as a jump of an ADM position is.
+                let before = if c.ramp_from == c.frame {
+                    c.frame.saturating_sub(1)
+                } else {
+                    c.ramp_from
+                };
+                [before, c.ramp_from, c.frame]
+            }))
     }
 }
 

@@ -15,9 +15,12 @@ Programme-level cases go to ear_programme.json: a programme with its own referen
 (audioProgrammeReferenceScreen, polar and Cartesian) and screenRef objects, and block
 importance rendered through EAR's `filter_by_importance` at several thresholds.
 
+Per-block cases go to ear_perblock.json: blocks that change channelLock, zoneExclusion,
+screenRef, screenEdgeLock and the divergence range (EAR renders each block with its own).
+
 Run: /root/.cache/halo-ref-venv/bin/python tools/reference/bs2127_objects.py \
-        tests/data/bs2127_objects [objects] [gains] [programme]
-(all three sets by default; name some to write only those files).
+        tests/data/bs2127_objects [objects] [gains] [programme] [perblock]
+(all four sets by default; name some to write only those files).
 """
 import json
 import os
@@ -251,15 +254,79 @@ def main(out_dir):
         json.dump(figures, f, indent=1)
 
 
+# Per-block controls (ear_perblock.json): blocks that change channelLock (on/off and
+# maxDistance), zoneExclusion, screenRef, screenEdgeLock and the objectDivergence range,
+# polar and Cartesian, with interpolationLength > 0 (JUMP), a jump (interpolationLength 0)
+# and the whole-block interpolation of jumpPosition 0. EAR renders each block with its own
+# values and interpolates the gains between them.
+SNAP = '<jumpPosition>1</jumpPosition>'
+PERBLOCK_SAMPLES = [12000, 23999, 24000, 25200, 26400, 27600, 28800, 30000, 36000, 47000]
+LOCK = '<channelLock maxDistance="{}">1</channelLock>'
+ZONE_M030 = ('<zoneExclusion><zone minElevation="-5" maxElevation="5" minAzimuth="25" '
+             'maxAzimuth="35">M+030</zone></zoneExclusion>')
+ZONE_REAR = ('<zoneExclusion><zone minElevation="-5" maxElevation="5" minAzimuth="100" '
+             'maxAzimuth="150">rear left</zone></zoneExclusion>')
+ZONE_CART = ('<zoneExclusion><zone minX="-1" maxX="-0.5" minY="0.5" maxY="1" minZ="-1" '
+             'maxZ="0.5">front left</zone></zoneExclusion>')
+PERBLOCK_CASES = {
+    # The same position: only the lock changes, over the interpolation length.
+    "perblock_lock_on": [polar(20, 5), polar(20, 5, LOCK.format(0.3) + JUMP)],
+    # The lock goes off while the object moves, over the whole block (jumpPosition 0).
+    "perblock_lock_off": [polar(20, 5, LOCK.format(0.3)), polar(40, 5)],
+    "perblock_lock_distance": [polar(45, 20, LOCK.format(0.1)),
+                               polar(45, 20, LOCK.format(0.6) + JUMP)],
+    "perblock_lock_cartesian": [cart(-0.6, 0.7, 0.1), cart(-0.6, 0.7, 0.1, '<channelLock>1</channelLock>' + SNAP)],
+    # A zone added with a jump (interpolationLength 0), then one swapped for another.
+    "perblock_zone_jump": [polar(30, 0), polar(30, 0, ZONE_M030 + SNAP)],
+    "perblock_zone_swap": [polar(60, 0, ZONE_M030), polar(110, 0, ZONE_REAR + JUMP)],
+    "perblock_zone_cartesian": [cart(-1, 1, 0, ZONE_CART), cart(-1, 1, 0, JUMP)],
+    # screenRef off and on, under a programme reference screen (POLAR_SCREEN) far from
+    # the default one (the default screen scales nothing).
+    "perblock_screen_ref": (POLAR_SCREEN, [polar(20, 10, "<screenRef>1</screenRef>"),
+                                           polar(20, 10, JUMP)]),
+    "perblock_screen_ref_on": (POLAR_SCREEN, [polar(-25, -5),
+                                              polar(-25, -5, "<screenRef>1</screenRef>")]),
+    "perblock_edge_lock": [
+        '<position coordinate="azimuth" screenEdgeLock="right">10</position>'
+        '<position coordinate="elevation">10</position>',
+        '<position coordinate="azimuth">10</position>'
+        '<position coordinate="elevation" screenEdgeLock="top">10</position>' + JUMP],
+    "perblock_divergence_range": [
+        polar(0, 0, '<objectDivergence azimuthRange="20">0.6</objectDivergence>'),
+        polar(0, 0, '<objectDivergence azimuthRange="70">0.6</objectDivergence>' + JUMP)],
+}
+
+
+def perblock_cases(out_dir):
+    """The per-block control cases, into ear_perblock.json."""
+    spk = bs2051.get_layout("4+7+0")
+    figures = {"labels": spk.channel_names, "level": LEVEL, "samples": PERBLOCK_SAMPLES,
+               "cases": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, case in PERBLOCK_CASES.items():
+            screen, blocks = case if isinstance(case, tuple) else ("", case)
+            xml = document(blocks, screen)
+            with open(os.path.join(out_dir, name + ".xml"), "w") as f:
+                f.write(xml)
+            out = render(xml, np.full(FRAMES, LEVEL), tmp)
+            figures["cases"][name] = {
+                "gains": [[float(v / LEVEL) for v in out[s]] for s in PERBLOCK_SAMPLES]}
+    with open(os.path.join(out_dir, "ear_perblock.json"), "w") as f:
+        json.dump(figures, f, indent=1)
+
+
 # Which sets to write: all by default, or the ones named after the folder ("programme"
 # writes only ear_programme.json and its documents).
-SETS = sys.argv[2:] or ["objects", "gains", "programme"]
+SETS = sys.argv[2:] or ["objects", "gains", "programme", "perblock"]
 
 if __name__ == "__main__" and "objects" in SETS:
     main(sys.argv[1])
 
 if __name__ == "__main__" and "programme" in SETS:
     programme_cases(sys.argv[1])
+
+if __name__ == "__main__" and "perblock" in SETS:
+    perblock_cases(sys.argv[1])
 
 
 # ---- `halo gains --controls` cases: EAR's gain calculation on 4+7+0 (direct and diffuse) ----

@@ -391,6 +391,9 @@ pub(super) fn object_blocks(
             segment_kind(&obj.size, f),
         ];
         let ramps = kinds.map(|k| k != Interpolation::Step);
+        // A change of the switched controls that ramps (BS.2127 gain interpolation) is
+        // written as a ramping block ending where the new set is in force.
+        let control_ramp = obj.controls.ramping_at(f);
         let mut marks = Vec::new();
         for (tag, k) in [
             ("p", keyed(&obj.position, f)),
@@ -403,7 +406,7 @@ pub(super) fn object_blocks(
         }
         let marks = marks.join(" ");
         let at_f = vals(f);
-        if ramps.iter().any(|&r| r) {
+        if ramps.iter().any(|&r| r) || control_ramp {
             let at_next = vals(next);
             let target = (
                 if ramps[0] { at_next.0 } else { at_f.0 },
@@ -723,14 +726,31 @@ fn subdivide_ramps(
 ) -> Vec<BlockFormat> {
     let cartesian = matches!(obj.position.first_value(), Position::Cartesian { .. });
     let mut out: Vec<BlockFormat> = Vec::with_capacity(blocks.len());
+    let switched = |b: &BlockFormat| {
+        let c = &b.controls;
+        (
+            c.channel_lock,
+            c.divergence_range,
+            c.zones.clone(),
+            c.screen_ref,
+            c.screen_edge_lock.clone(),
+        )
+    };
+    let mut previous = None;
     for b in blocks {
+        // A block that changes the switched controls (channelLock, zones, screen,
+        // divergence range) over its length stays whole: the gains move from the old
+        // set's to the new one's over the whole block, as the change says.
+        let set = switched(&b);
+        let changes_set = previous.as_ref().is_some_and(|p| p != &set);
+        previous = Some(set);
         let (Some(r), Some(d)) = (b.rtime, b.duration) else {
             out.push(b);
             continue;
         };
         let s = r.to_frames(rate);
         let e = r.add(d).to_frames(rate);
-        if b.jump_position || e <= s + MIN_PIECE_FRAMES {
+        if b.jump_position || e <= s + MIN_PIECE_FRAMES || changes_set {
             out.push(b);
             continue;
         }
@@ -908,9 +928,10 @@ fn list_names(names: &[&str]) -> String {
     }
     s.join(", ")
 }
-/// The object's BS.2127 controls on its blocks: the static ones on every block, the
-/// keyframed ones (extent, diffuse, divergence) at the block's end when it ramps from the
-/// previous block, at its start otherwise.
+/// The object's BS.2127 controls on its blocks, each taken where the block's values are
+/// reached: at the block's end when it ramps from the previous block, at its start
+/// otherwise (the switched ones — snap, zones, screen, divergence range — from the set in
+/// force there, so a change with a ramp is read back as the ramping block's own).
 fn block_controls(obj: &ObjectSpec, blocks: &mut [BlockFormat], rate: u32) {
     let c = &obj.controls;
     for b in blocks {
@@ -921,14 +942,18 @@ fn block_controls(obj: &ObjectSpec, blocks: &mut [BlockFormat], rate: u32) {
             let e = e.value_at(f);
             (b.width, b.height, b.depth) = (e.width, e.height, e.depth);
         }
+        let set = match c.set_index_at(f as u64) {
+            0 => c.first_set(),
+            k => c.changes[k - 1].set.clone(),
+        };
         b.controls = BlockControls {
             diffuse: c.diffuse.value_at(f),
-            channel_lock: c.snap.map(|s| s.max_distance),
+            channel_lock: set.snap.map(|s| s.max_distance),
             divergence: c.divergence.value_at(f),
-            divergence_range: c.divergence_range,
-            zones: c.zones.clone(),
-            screen_ref: c.screen_ref,
-            screen_edge_lock: c.screen_edge_lock.clone(),
+            divergence_range: set.divergence_range,
+            zones: set.zones,
+            screen_ref: set.screen_ref,
+            screen_edge_lock: set.screen_edge_lock,
             importance: None,
         };
     }

@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::scene::layout::Channel;
-use crate::scene::mix::{Extent, ImportanceGain, ObjectControls, Snap};
+use crate::scene::mix::{
+    ControlChange, Extent, ImportanceGain, ObjectControls, Snap, SwitchedControls,
+};
 use crate::spatial::direct_speakers::SpeakerBounds;
 use crate::spatial::hoa::{HoaFormat, HoaNormalization};
 
@@ -801,22 +803,6 @@ impl Built {
             t.file_channel,
             &mut self.fixes,
         )?;
-        let first = &cf.blocks[0].controls;
-        if cf.blocks.iter().any(|b| {
-            let c = &b.controls;
-            c.channel_lock != first.channel_lock
-                || c.zones != first.zones
-                || c.screen_ref != first.screen_ref
-                || c.screen_edge_lock != first.screen_edge_lock
-                || c.divergence_range != first.divergence_range
-        }) {
-            warnings.push(format!(
-                "audioChannelFormat {}: channelLock, zoneExclusion, screenRef, screenEdgeLock \
-                 or the objectDivergence range change between blocks; halo keeps the first \
-                 block's for the whole object",
-                cf.id
-            ));
-        }
         let binaural = group.object.and_then(|o| o.halo_binaural).unwrap_or(
             if cf.blocks.iter().any(|b| b.headphone_bypass) {
                 BinauralMode::Off
@@ -1343,9 +1329,9 @@ pub(super) fn object_from_channel(
         Automation::new(keys)
             .map_err(|e| invalid(element, format!("{what}: {e}"), "blocks in time order"))
     }
-    // The BS.2127 controls: keyframed ones under the same timing rules; the static ones
-    // (snap, zones, screen) from the first block.
-    let first = &cf.blocks[0].controls;
+    // The BS.2127 controls: keyframed ones under the same timing rules; the switched ones
+    // (snap, zones, screen, divergence range) a step lane of the blocks' own.
+    let (first, changes) = switched_lane(cf, &spans, &element)?;
     // An extent that `size` already says (Cartesian width = height = depth = size; polar
     // width = height = 360° × size, depth 0) stays implicit.
     let has_extent = values.iter().any(|v| {
@@ -1389,10 +1375,11 @@ pub(super) fn object_from_channel(
             "objectDivergence",
         )?),
         divergence_range: first.divergence_range,
-        snap: first.channel_lock.map(|max_distance| Snap { max_distance }),
-        zones: first.zones.clone(),
+        snap: first.snap,
+        zones: first.zones,
         screen_ref: first.screen_ref,
-        screen_edge_lock: first.screen_edge_lock.clone(),
+        screen_edge_lock: first.screen_edge_lock,
+        changes,
         importance: 10,
         block_importance: importance_gains,
         reference_screen: None,
@@ -1412,6 +1399,78 @@ pub(super) fn object_from_channel(
         binaural: BinauralMode::Mid,
         controls,
     })
+}
+
+/// The switched controls of a block (those BS.2127 never interpolates).
+fn switched_of(b: &BlockFormat) -> SwitchedControls {
+    let c = &b.controls;
+    SwitchedControls {
+        divergence_range: c.divergence_range,
+        snap: c.channel_lock.map(|max_distance| Snap { max_distance }),
+        zones: c.zones.clone(),
+        screen_ref: c.screen_ref,
+        screen_edge_lock: c.screen_edge_lock.clone(),
+    }
+}
+
+/// The blocks' switched controls as a step lane: the first block's set, then a change
+/// wherever a block's set differs from the one in force. A block that interpolates from
+/// the previous one moves the gains from the old set's to its own over its interpolation
+/// length (`ramp_from` its start, `frame` where the interpolation ends); any other block
+/// jumps at its start. A change at the first block's start (after zero-length blocks)
+/// replaces the first set; two at one frame keep the later block's.
+fn switched_lane(
+    cf: &ChannelFormat,
+    spans: &[BlockSpan],
+    element: &str,
+) -> Result<(SwitchedControls, Vec<ControlChange>), AdmError> {
+    let mut first = switched_of(&cf.blocks[0]);
+    let first_frame = spans.first().map_or(0, |s| s.start);
+    let mut changes: Vec<ControlChange> = Vec::new();
+    for (b, sp) in cf.blocks.iter().zip(spans).skip(1) {
+        let set = switched_of(b);
+        // A one-frame interpolation is a jump (the gains of the frame before are the old
+        // set's either way); halo writes jumps inside a ramp that way.
+        let (ramp_from, frame) = if sp.interpolates && sp.target > sp.start + 1 {
+            (sp.start, sp.target)
+        } else if sp.interpolates {
+            (sp.target, sp.target)
+        } else {
+            (sp.start, sp.start)
+        };
+        if changes.last().map_or(&first, |c| &c.set) == &set {
+            continue;
+        }
+        if changes.is_empty() && frame <= first_frame {
+            first = set;
+            continue;
+        }
+        let previous = changes.last().map_or(first_frame, |c| c.frame);
+        if frame < previous {
+            return Err(invalid(
+                element,
+                format!(
+                    "audioBlockFormat {}'s channelLock, zoneExclusion, screen or divergence \
+                     range takes effect before the previous block's",
+                    b.id
+                ),
+                "blocks in time order",
+            ));
+        }
+        if frame == previous {
+            changes.pop();
+        }
+        let before = changes.last().map_or(&first, |c| &c.set);
+        if before != &set {
+            let floor = changes.last().map_or(first_frame, |c| c.frame);
+            changes.push(ControlChange {
+                ramp_from: ramp_from.clamp(floor, frame),
+                frame,
+                set,
+            });
+        }
+    }
+    Ok((first, changes))
 }
 
 /// The frames an audioObject covers: from its `start` (0 without) to `start + duration`

@@ -18,9 +18,12 @@
 //! from the `chna` entries alone; BS.2094-1 common definitions need no copy in the file
 //! (`common`). **HOA** channels (order, degree, normalization; own or common packs) become
 //! an HOA bed decoded per output (BS.2127 §9, `spatial::hoa`); a **Matrix** channel that
-//! names its output channel renders as that DirectSpeakers channel. Other Matrix and
-//! Binaural content, screen-related metadata, zone exclusion, divergence and channel lock
-//! are reported as warnings, never silently dropped. Of each
+//! names its output channel renders as that DirectSpeakers channel. Object blocks' BS.2127
+//! controls are read block by block: extent, diffuse and divergence as keyframes,
+//! channelLock, zoneExclusion, screenRef, screenEdgeLock and the divergence range as
+//! control changes (`ObjectControls::changes`) where a block's differ from the block
+//! before. Other Matrix and Binaural content is reported as warnings, never silently
+//! dropped. Of each
 //! group of complementary objects only one renders (the leader, or the one chosen). Timing
 //! that DAWs round (overlaps and interpolation lengths up to [`TIMING_TOLERANCE_S`], gaps
 //! under a sample, times off the sample grid) is fixed with one warning line per kind of
