@@ -260,7 +260,7 @@ fn fade_weight(distance: f64) -> f64 {
     } else if distance >= fade {
         0.0
     } else {
-        1.0 + distance * -1.0 / fade
+        1.0 + -distance / fade
     }
 }
 
@@ -274,6 +274,8 @@ struct Weight {
     cap_cos: f64,
     basis: [Vec3; 3],
     circle_radius: f64,
+    /// Half the spine's length (only the definition in the tests reads it).
+    #[cfg(test)]
     circle_pos: f64,
     /// `cos(circle_pos)`, or −2 when `circle_pos` ≥ π (every azimuth is on the spine).
     cos_circle_pos: f64,
@@ -336,6 +338,7 @@ impl Weight {
             cap_cos,
             basis,
             circle_radius,
+            #[cfg(test)]
             circle_pos,
             cos_circle_pos: if circle_pos >= PI {
                 -2.0
