@@ -16,9 +16,8 @@
 //! The figures against EAR are in `tests/bs2127_objects.rs` (`ear_programme.json`).
 
 mod common;
-use common::{halo, scratch};
-use halo::formats::adm::{Chna, ChnaEntry, write_chna};
-use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
+use common::{halo, one_object_master, scratch, wav_samples};
+use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
 use halo::formats::session;
 use halo::scene::mix::{ReferenceScreen, Scene};
 use std::path::Path;
@@ -30,53 +29,7 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bs2127_objec
 /// A one-track BW64 master with `xml` as its axml: a 440 Hz sine of 0.3 (every sample
 /// different, so gain ramps show in the output).
 fn master(path: &Path, xml: &str) {
-    let chna = Chna {
-        entries: vec![ChnaEntry {
-            track_index: 1,
-            uid: "ATU_00000001".into(),
-            track_ref: "AT_00031001_01".into(),
-            pack_ref: "AP_00031001".into(),
-        }],
-    };
-    let spec = WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        format: WriteFormat::F32,
-        channel_mask: None,
-    };
-    let mut w = WavWriter::create_with_chunks(
-        path,
-        spec,
-        vec![
-            Chunk {
-                id: *b"chna",
-                data: write_chna(&chna),
-            },
-            Chunk {
-                id: *b"axml",
-                data: xml.as_bytes().to_vec(),
-            },
-        ],
-    )
-    .unwrap();
-    w.write(&common::sine(440.0, 0.3, FRAMES, RATE)).unwrap();
-    w.finish().unwrap().commit().unwrap();
-}
-
-/// All samples of a WAV file, interleaved.
-fn samples(path: &Path) -> Vec<f32> {
-    let mut r = WavReader::open(path).unwrap();
-    let n = r.info().channels;
-    let mut all = Vec::new();
-    let mut buf = vec![0.0f32; n * 4096];
-    loop {
-        let got = r.read(&mut buf).unwrap();
-        if got == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..got * n]);
-    }
-    all
+    one_object_master(path, xml, &common::sine(440.0, 0.3, FRAMES, RATE), RATE);
 }
 
 /// `halo render INPUT --layout 7.1.4 --format f32` (plus `extra`) into `out`: the samples.
@@ -94,7 +47,7 @@ fn render(input: &Path, out: &Path, extra: &[&str]) -> Vec<f32> {
     args.extend_from_slice(extra);
     let (code, _, err) = halo(&args);
     assert_eq!(code, 0, "{}: {err}", input.display());
-    samples(&out.join("7.1.4.wav"))
+    wav_samples(&out.join("7.1.4.wav"))
 }
 
 /// Renders each document (name, axml) as a master in `dir`; the renders in order.

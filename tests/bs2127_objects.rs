@@ -15,10 +15,10 @@
 //!
 //! Then properties of the rendered gains: power, left/right symmetry and continuity.
 
+mod common;
 use halo::drivers::exchange;
 use halo::drivers::render::{self, RenderOptions};
-use halo::formats::adm::{Chna, ChnaEntry, write_chna};
-use halo::formats::io::{Chunk, WavReader, WavSpec, WavWriter, WriteFormat};
+use halo::formats::io::{WavReader, WriteFormat};
 use halo::scene::layout::Layout;
 use halo::scene::mix::{OutputSpec, Scene};
 use std::path::{Path, PathBuf};
@@ -54,37 +54,7 @@ fn noise(frames: usize) -> Vec<f32> {
 fn master(xml: &str, samples: &[f32], dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join("in.wav");
-    let chna = Chna {
-        entries: vec![ChnaEntry {
-            track_index: 1,
-            uid: "ATU_00000001".into(),
-            track_ref: "AT_00031001_01".into(),
-            pack_ref: "AP_00031001".into(),
-        }],
-    };
-    let spec = WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        format: WriteFormat::F32,
-        channel_mask: None,
-    };
-    let mut w = WavWriter::create_with_chunks(
-        &path,
-        spec,
-        vec![
-            Chunk {
-                id: *b"chna",
-                data: write_chna(&chna),
-            },
-            Chunk {
-                id: *b"axml",
-                data: xml.as_bytes().to_vec(),
-            },
-        ],
-    )
-    .unwrap();
-    w.write(samples).unwrap();
-    w.finish().unwrap().commit().unwrap();
+    common::one_object_master(&path, xml, samples, RATE);
     path
 }
 

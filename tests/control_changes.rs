@@ -8,9 +8,9 @@
 //! naming the file, the place and what is allowed.
 
 mod common;
-use common::{halo, scratch};
+use common::{halo, scratch, wav_samples};
 use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
-use halo::formats::io::{WavReader, WavSpec, WavWriter, WriteFormat};
+use halo::formats::io::{WavSpec, WavWriter, WriteFormat};
 use halo::formats::session::{self, SessionError};
 use halo::scene::automation::{Automation, Interpolation, Keyframe};
 use halo::scene::geometry::Position;
@@ -265,21 +265,6 @@ fn write_mono(path: &Path, frames: usize) {
     w.finish().unwrap().commit().unwrap();
 }
 
-fn read_all(path: &Path) -> Vec<f32> {
-    let mut r = WavReader::open(path).unwrap();
-    let n = r.info().channels;
-    let mut all = Vec::new();
-    let mut buf = vec![0.0f32; n * 4096];
-    loop {
-        let got = r.read(&mut buf).unwrap();
-        if got == 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..got * n]);
-    }
-    all
-}
-
 #[test]
 fn session_changes_survive_export_and_import_with_a_bit_identical_render() {
     let dir = scratch("round_trip");
@@ -375,7 +360,7 @@ fn session_changes_survive_export_and_import_with_a_bit_identical_render() {
             out.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{name}: {err}");
-        renders.push((name, read_all(&out.join("7.1.4.wav"))));
+        renders.push((name, wav_samples(&out.join("7.1.4.wav"))));
     }
     assert!(renders[0].1.iter().any(|x| x.abs() > 0.05));
     for (name, r) in &renders[1..] {

@@ -120,3 +120,57 @@ pub fn bed_gains(
     }
     gains
 }
+
+/// Every sample of a WAV file, interleaved.
+pub fn wav_samples(path: &std::path::Path) -> Vec<f32> {
+    let mut r = halo::formats::io::WavReader::open(path).unwrap();
+    let n = r.info().channels;
+    let mut all = Vec::new();
+    let mut buf = vec![0.0f32; n * 4096];
+    loop {
+        let got = r.read(&mut buf).unwrap();
+        if got == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..got * n]);
+    }
+    all
+}
+
+/// A one-track 32-bit float BW64 master at `path`: `samples` on track 1, an Objects
+/// track (`AT_00031001_01` of `AP_00031001` in its `chna`) described by the `axml` `xml`.
+pub fn one_object_master(path: &std::path::Path, xml: &str, samples: &[f32], rate: u32) {
+    use halo::formats::adm::{Chna, ChnaEntry, write_chna};
+    use halo::formats::io::{Chunk, WavSpec, WavWriter, WriteFormat};
+    let chna = Chna {
+        entries: vec![ChnaEntry {
+            track_index: 1,
+            uid: "ATU_00000001".into(),
+            track_ref: "AT_00031001_01".into(),
+            pack_ref: "AP_00031001".into(),
+        }],
+    };
+    let spec = WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        format: WriteFormat::F32,
+        channel_mask: None,
+    };
+    let mut w = WavWriter::create_with_chunks(
+        path,
+        spec,
+        vec![
+            Chunk {
+                id: *b"chna",
+                data: write_chna(&chna),
+            },
+            Chunk {
+                id: *b"axml",
+                data: xml.as_bytes().to_vec(),
+            },
+        ],
+    )
+    .unwrap();
+    w.write(samples).unwrap();
+    w.finish().unwrap().commit().unwrap();
+}
