@@ -86,7 +86,10 @@ pub use scene::mix::{
     BedSpec, BinauralMode, FoldMatrix, FoldSpec, ObjectSpec, OutputSpec, SourceSpec, TargetSpec,
     TrimMode,
 };
-pub use scene::mix::{ExclusionZone, Extent, ObjectControls, ScreenEdge, Snap};
+pub use scene::mix::{
+    ControlChange, ExclusionZone, Extent, ImportanceGain, ObjectControls, ReferenceScreen,
+    ScreenEdge, Snap, SwitchedControls,
+};
 
 /// Reading and writing halo's session format (RON).
 pub mod session {

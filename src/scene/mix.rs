@@ -411,6 +411,7 @@ pub struct ControlChange {
     pub ramp_from: u64,
     /// The first frame this set is in force at.
     pub frame: u64,
+    /// The controls in force from `frame`.
     pub set: SwitchedControls,
 }
 
