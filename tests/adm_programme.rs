@@ -34,18 +34,7 @@ fn master(path: &Path, xml: &str) {
 
 /// `halo render INPUT --layout 7.1.4 --format f32` (plus `extra`) into `out`: the samples.
 fn render(input: &Path, out: &Path, extra: &[&str]) -> Vec<f32> {
-    let mut args = vec![
-        "render",
-        input.to_str().unwrap(),
-        "--layout",
-        "7.1.4",
-        "--format",
-        "f32",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let (code, _, err) = halo(&args);
+    let (code, err) = common::render_f32(input, "7.1.4", out, extra);
     assert_eq!(code, 0, "{}: {err}", input.display());
     wav_samples(&out.join("7.1.4.wav"))
 }

@@ -349,16 +349,7 @@ fn session_changes_survive_export_and_import_with_a_bit_identical_render() {
         ("imported", &back),
     ] {
         let out = dir.join(format!("render-{name}"));
-        let (code, _, err) = halo(&[
-            "render",
-            input.to_str().unwrap(),
-            "--layout",
-            "7.1.4",
-            "--format",
-            "f32",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let (code, err) = common::render_f32(input, "7.1.4", &out, &[]);
         assert_eq!(code, 0, "{name}: {err}");
         renders.push((name, wav_samples(&out.join("7.1.4.wav"))));
     }

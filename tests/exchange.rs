@@ -315,16 +315,7 @@ fn export_then_import_gives_back_the_session_and_identical_renders() {
         ("imported", &back),
     ] {
         let out = dir.join(format!("render-{name}"));
-        let (code, _, err) = halo(&[
-            "render",
-            input.to_str().unwrap(),
-            "--layout",
-            "7.1.4",
-            "--format",
-            "f32",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let (code, err) = common::render_f32(input, "7.1.4", &out, &[]);
         assert_eq!(code, 0, "{name}: {err}");
         renders.push((name, read_planar(&out.join("7.1.4.wav")), out));
     }
@@ -490,18 +481,7 @@ fn programme_is_chosen_by_id_or_name_and_an_unknown_one_is_refused() {
     let (guitar, bed_r) = hand_written_master(&master, xml.as_bytes(), two_contents_chna(8));
     let render = |name: &str, extra: &[&str]| {
         let out = dir.join(name);
-        let mut args = vec![
-            "render",
-            master.to_str().unwrap(),
-            "--layout",
-            "5.1",
-            "--format",
-            "f32",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let (code, _, err) = halo(&args);
+        let (code, err) = common::render_f32(&master, "5.1", &out, extra);
         (code, err, out)
     };
     let peak = |x: &[f32]| x.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -174,3 +174,26 @@ pub fn one_object_master(path: &std::path::Path, xml: &str, samples: &[f32], rat
     w.write(samples).unwrap();
     w.finish().unwrap().commit().unwrap();
 }
+
+/// `halo render INPUT --layout LAYOUT --format f32 --out OUT` plus `extra`: the exit
+/// code and standard error.
+pub fn render_f32(
+    input: &std::path::Path,
+    layout: &str,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (i32, String) {
+    let mut args = vec![
+        "render",
+        input.to_str().unwrap(),
+        "--layout",
+        layout,
+        "--format",
+        "f32",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = halo(&args);
+    (code, err)
+}
