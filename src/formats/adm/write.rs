@@ -440,7 +440,8 @@ pub(super) fn write_block(x: &mut String, b: &BlockFormat, t: TypeDefinition, in
             }
             (false, None) => {}
         }
-        write_block_controls(x, &b.controls, &i2);
+        let cartesian = matches!(b.position, Some(BlockPosition::Cartesian { .. }));
+        write_block_controls(x, &b.controls, cartesian, &i2);
     }
     let _ = writeln!(x, "{ind}  </audioBlockFormat>");
 }
@@ -463,7 +464,7 @@ fn edge_lock(c: &BlockControls, horizontal: bool) -> &'static str {
 
 /// The BS.2076 object elements of an Objects block beyond position, gain and extent:
 /// diffuse, channelLock, objectDivergence, zoneExclusion, screenRef (defaults left out).
-fn write_block_controls(x: &mut String, c: &BlockControls, i2: &str) {
+fn write_block_controls(x: &mut String, c: &BlockControls, cartesian: bool, i2: &str) {
     use crate::scene::mix::ExclusionZone;
     if c.diffuse != 0.0 {
         let _ = writeln!(x, "{i2}<diffuse>{:?}</diffuse>", c.diffuse);
@@ -478,10 +479,14 @@ fn write_block_controls(x: &mut String, c: &BlockControls, i2: &str) {
         }
     }
     if c.divergence != 0.0 || c.divergence_range.is_some() {
-        // The range is written as both attributes: readers take the one of the block's
-        // coordinate kind (azimuthRange polar, positionRange Cartesian).
+        // The range attribute of the block's coordinates (BS.2076: azimuthRange for polar
+        // blocks, positionRange for Cartesian ones; EAR warns about the other kind).
         let range = c.divergence_range.map_or(String::new(), |r| {
-            format!(" azimuthRange=\"{r:?}\" positionRange=\"{:?}\"", r.min(1.0))
+            if cartesian {
+                format!(" positionRange=\"{:?}\"", r.min(1.0))
+            } else {
+                format!(" azimuthRange=\"{r:?}\"")
+            }
         });
         let _ = writeln!(
             x,
