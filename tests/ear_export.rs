@@ -4,7 +4,7 @@
 //! 7.1.4 render of the session without its master chain.
 //!
 //! EAR's figures (RMS level per channel, whole file and per 2 s window) are test data in
-//! `tests/data/ear_export/figures.json`, made by `tools/reference/ear_export.sh`, which
+//! `tests/data/ear_export/figures.json`, made by `tools/reference/ear_export.py`, which
 //! writes the same sessions and masters through `write_ear_fixtures` below (run with
 //! `--ignored` and `HALO_EAR_FIXTURES=DIR`), renders the masters with EAR and measures them.
 //! This test makes the sessions again, renders them with halo and compares.
@@ -330,7 +330,7 @@ fn the_profile_refuses_more_than_118_objects_naming_the_count() {
 }
 
 /// Writes the sessions and their exported masters into `$HALO_EAR_FIXTURES` for
-/// `tools/reference/ear_export.sh`, with halo's own figures (`halo.json`).
+/// `tools/reference/ear_export.py`, with halo's own figures (`halo.json`).
 #[test]
 #[ignore]
 fn write_ear_fixtures() {

@@ -70,7 +70,7 @@ fn showcase_reads_only_its_layout_file_once() {
     assert_eq!(scene.origin, PathBuf::from("proj/showcase.ron"));
     assert_eq!(scene.sample_rate, 48000);
     assert_eq!(scene.duration_frames, Some(20 * 48000));
-    assert_eq!(scene.objects.len(), 4);
+    assert_eq!(scene.objects.len(), 5);
     assert_eq!(scene.beds.len(), 2);
     assert_eq!(scene.outputs.len(), 5);
 }
@@ -552,4 +552,46 @@ fn retiming_keeps_keyframes_strictly_increasing_and_durations_positive() {
     long.sample_rate = 384000;
     long.duration_frames = Some(7 * 86400 * 384000);
     assert_eq!(long.retimed(44100).duration_frames, Some(7 * 86400 * 44100));
+}
+
+#[test]
+fn showcase_bs2127_controls() {
+    use halo::scene::mix::{ExclusionZone, ReferenceScreen, Snap};
+    let (scene, _) = showcase();
+    assert_eq!(
+        scene.reference_screen(),
+        Some(ReferenceScreen::Polar {
+            aspect_ratio: 1.5,
+            azimuth_deg: 0.0,
+            elevation_deg: 5.0,
+            distance: 1.0,
+            width_deg: 45.0,
+        })
+    );
+    assert!(scene.objects[0].controls.screen_ref);
+    let pad = &scene.objects[4];
+    assert_eq!(pad.name, "pad");
+    let c = &pad.controls;
+    let extent = c.extent.as_ref().expect("extent").value_at(0.0);
+    assert_eq!(
+        (extent.width, extent.height, extent.depth),
+        (40.0, 15.0, 0.0)
+    );
+    assert_eq!(c.diffuse.value_at(0.0), 0.2);
+    assert_eq!(c.divergence.value_at(0.0), 0.3);
+    assert_eq!(c.divergence_range, Some(30.0));
+    assert_eq!(c.zones, vec![ExclusionZone::Speaker("M+110".into())]);
+    assert_eq!(c.importance, 8);
+    assert!(c.interpolate_gains);
+    assert_eq!(c.changes.len(), 1);
+    let change = &c.changes[0];
+    assert_eq!((change.ramp_from, change.frame), (456_000, 480_000));
+    assert_eq!(
+        change.set.snap,
+        Some(Snap {
+            max_distance: Some(0.5)
+        })
+    );
+    assert!(change.set.zones.is_empty());
+    assert_eq!(change.set.divergence_range, Some(30.0));
 }
