@@ -1019,11 +1019,20 @@ fn block_controls(b: &El, element: &str, cartesian: bool) -> Result<BlockControl
                     });
                 }
                 (_, (Some(a), Some(b_), Some(e), Some(f))) => {
-                    c.zones.push(ExclusionZone::Polar {
-                        min_azimuth_deg: a,
-                        max_azimuth_deg: b_,
-                        min_elevation_deg: e,
-                        max_elevation_deg: f,
+                    // A zone named by a speaker with exactly the bounds halo writes for
+                    // that speaker is halo's speaker shorthand (a round trip keeps it).
+                    let name = zone.text.trim();
+                    let speaker =
+                        !name.is_empty() && super::write::speaker_zone(name) == Some([e, f, a, b_]);
+                    c.zones.push(if speaker {
+                        ExclusionZone::Speaker(name.to_string())
+                    } else {
+                        ExclusionZone::Polar {
+                            min_azimuth_deg: a,
+                            max_azimuth_deg: b_,
+                            min_elevation_deg: e,
+                            max_elevation_deg: f,
+                        }
                     });
                 }
                 _ => {

@@ -527,16 +527,13 @@ fn write_block_controls(x: &mut String, c: &BlockControls, cartesian: bool, i2: 
                 }
                 ExclusionZone::Speaker(name) => {
                     // halo's speaker shorthand: a polar zone of ±0.5° around the speaker's
-                    // BS.2051 nominal direction (an unknown name excludes nothing).
-                    if let Some((az, el)) = nominal_direction(name) {
+                    // BS.2051 nominal direction, named by the speaker (an unknown name
+                    // excludes nothing); the reader turns it back into the shorthand.
+                    if let Some([min_el, max_el, min_az, max_az]) = speaker_zone(name) {
                         let _ = writeln!(
                             x,
-                            "{i2}  <zone minElevation=\"{:?}\" maxElevation=\"{:?}\" \
-                             minAzimuth=\"{:?}\" maxAzimuth=\"{:?}\">{}</zone>",
-                            (el - 0.5).max(-90.0),
-                            (el + 0.5).min(90.0),
-                            wrap_deg(az - 0.5),
-                            wrap_deg(az + 0.5),
+                            "{i2}  <zone minElevation=\"{min_el:?}\" maxElevation=\"{max_el:?}\" \
+                             minAzimuth=\"{min_az:?}\" maxAzimuth=\"{max_az:?}\">{}</zone>",
                             esc(name)
                         );
                     }
@@ -553,6 +550,19 @@ fn write_block_controls(x: &mut String, c: &BlockControls, cartesian: bool, i2: 
 /// The BS.2051 nominal direction (azimuth, elevation, degrees) of a speaker named by its
 /// BS.2051 name (`U+045`: layer M 0°, U 30°, T 90°, B −30°) or by a built-in layout's
 /// short label (`Ls`).
+/// The polar zone halo writes for a speaker zone (`ExclusionZone::Speaker`): minimum and
+/// maximum elevation, minimum and maximum azimuth, ±0.5° around the speaker's BS.2051
+/// nominal direction; `None` for a name that is no BS.2051 speaker.
+pub(super) fn speaker_zone(name: &str) -> Option<[f64; 4]> {
+    let (az, el) = nominal_direction(name)?;
+    Some([
+        (el - 0.5).max(-90.0),
+        (el + 0.5).min(90.0),
+        wrap_deg(az - 0.5),
+        wrap_deg(az + 0.5),
+    ])
+}
+
 fn nominal_direction(name: &str) -> Option<(f64, f64)> {
     let full = Layout::builtin_names()
         .into_iter()
