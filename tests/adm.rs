@@ -351,12 +351,27 @@ fn round_trip(scene: &Scene, label: &str) {
             |x, y| (x - y).abs() <= 1e-9,
             &format!("{what} gain"),
         );
-        same_automation(
-            &a.size,
-            &b.size,
-            |x, y| (x - y).abs() <= 1e-9,
-            &format!("{what} size"),
-        );
+        match (&a.controls.extent, &b.controls.extent) {
+            // An explicit extent is what the speakers render, and it comes back as it
+            // was; the imported `size` (only the headphone path's VBAP panner reads it
+            // then) is derived from the extent's width, as for any ADM master.
+            (Some(ea), Some(eb)) => same_automation(
+                ea,
+                eb,
+                |x, y| {
+                    (x.width - y.width).abs() <= 1e-9
+                        && (x.height - y.height).abs() <= 1e-9
+                        && (x.depth - y.depth).abs() <= 1e-9
+                },
+                &format!("{what} extent"),
+            ),
+            _ => same_automation(
+                &a.size,
+                &b.size,
+                |x, y| (x - y).abs() <= 1e-9,
+                &format!("{what} size"),
+            ),
+        }
     }
     assert_eq!(s2.beds.len(), scene.beds.len(), "{label}");
     for ((a, b), chans) in scene.beds.iter().zip(&s2.beds).zip(&plan.beds) {
