@@ -202,7 +202,7 @@ impl Sources {
         Ok(Sources {
             files,
             object_runs,
-            avx: crate::spatial::binaural::has_avx(),
+            avx: crate::dsp::has_avx(),
             objects: object_src,
             beds: bed_src,
             reports: source_reports,
@@ -447,7 +447,7 @@ mod tests {
         assert_eq!(runs[0].len(), 5);
         for frames in [1, 7, 8, 9, 16, 37] {
             let rows: Vec<f32> = (0..frames * nch).map(|k| k as f32 * 0.5 - 3.0).collect();
-            for avx in [false, crate::spatial::binaural::has_avx()] {
+            for avx in [false, crate::dsp::has_avx()] {
                 let mut objects = vec![vec![f32::NAN; frames + 5]; map.len()];
                 for &run in &runs[0] {
                     take_run(&rows, nch, run, &mut objects, 5, avx);

@@ -112,7 +112,13 @@ pub struct Limiter {
     frame: u64,
     box1: MovingAverage,
     box2: MovingAverage,
+    /// The CPU has AVX: the detector runs in its AVX build (the same arithmetic).
+    avx: bool,
 }
+
+/// Frames whose detector peaks are computed together, in stack buffers (any block size
+/// is taken in chunks of this many).
+const PEAK_CHUNK: usize = 64;
 
 /// Running mean over a fixed window, re-summed exactly once per wrap (no drift).
 #[derive(Debug, Clone)]
@@ -188,6 +194,7 @@ impl Limiter {
             frame: 0,
             box1: MovingAverage::new(w1, 1.0),
             box2: MovingAverage::new(w2, 1.0),
+            avx: has_avx(),
         })
     }
 
@@ -220,49 +227,70 @@ impl Processor for Limiter {
         let n = frame_count(channels);
         let nch = self.channels.min(channels.len());
         let m = self.ring;
-        for i in 0..n {
-            // 1. write the new frame, detect the true peak of frame i − 6
-            let mut peak = 0f32;
+        let mut start = 0;
+        while start < n {
+            let len = PEAK_CHUNK.min(n - start);
+            // 1. the detector: the true peak of frames i − 6 for the chunk's frames i, the
+            //    largest over the channels (from each channel's last 11 samples and the
+            //    chunk's, before any is replaced by output)
+            let mut peaks = [0f32; PEAK_CHUNK];
+            let mut line = [0f32; TP_TAPS - 1 + PEAK_CHUNK];
             for (ch, hist) in channels
                 .iter()
-                .zip(self.history.chunks_exact_mut(2 * m))
-                .take(nch)
-            {
-                let x = ch[i];
-                hist[self.pos] = x;
-                hist[self.pos + m] = x;
-                let recent = &hist[self.pos + 1 + m - TP_TAPS..self.pos + 1 + m];
-                let p = interp_peak(recent, &self.kernel).max(recent[TP_TAPS / 2 - 1].abs());
-                peak = peak.max(p);
-            }
-            // 2. required gain, release, hold, smoothing
-            let peak = f64::from(peak);
-            let required = if peak > self.ceiling {
-                self.ceiling / peak
-            } else {
-                1.0
-            };
-            self.released = if required < self.released {
-                required
-            } else {
-                required + (self.released - required) * self.alpha_release
-            };
-            let held = self.sliding_min(self.released);
-            let gain = self.box2.push(self.box1.push(held));
-            self.frame += 1;
-            // 3. output the delayed frame
-            let g = gain as f32;
-            for (ch, hist) in channels
-                .iter_mut()
                 .zip(self.history.chunks_exact(2 * m))
                 .take(nch)
             {
-                ch[i] = hist[self.pos + 1] * g;
+                line[..TP_TAPS - 1]
+                    .copy_from_slice(&hist[self.pos + m + 1 - TP_TAPS..self.pos + m]);
+                line[TP_TAPS - 1..TP_TAPS - 1 + len].copy_from_slice(&ch[start..start + len]);
+                raise_peaks(
+                    &line[..TP_TAPS - 1 + len],
+                    &self.kernel,
+                    &mut peaks[..len],
+                    self.avx,
+                );
             }
-            self.pos += 1;
-            if self.pos == m {
-                self.pos = 0;
+            for (i, &peak) in (start..start + len).zip(&peaks) {
+                // 2. write the new frame into the delay line
+                for (ch, hist) in channels
+                    .iter()
+                    .zip(self.history.chunks_exact_mut(2 * m))
+                    .take(nch)
+                {
+                    let x = ch[i];
+                    hist[self.pos] = x;
+                    hist[self.pos + m] = x;
+                }
+                // 3. required gain, release, hold, smoothing
+                let peak = f64::from(peak);
+                let required = if peak > self.ceiling {
+                    self.ceiling / peak
+                } else {
+                    1.0
+                };
+                self.released = if required < self.released {
+                    required
+                } else {
+                    required + (self.released - required) * self.alpha_release
+                };
+                let held = self.sliding_min(self.released);
+                let gain = self.box2.push(self.box1.push(held));
+                self.frame += 1;
+                // 4. output the delayed frame
+                let g = gain as f32;
+                for (ch, hist) in channels
+                    .iter_mut()
+                    .zip(self.history.chunks_exact(2 * m))
+                    .take(nch)
+                {
+                    ch[i] = hist[self.pos + 1] * g;
+                }
+                self.pos += 1;
+                if self.pos == m {
+                    self.pos = 0;
+                }
             }
+            start += len;
         }
     }
     fn reset(&mut self) {

@@ -202,6 +202,19 @@ fn frame_count(channels: &[&mut [f32]]) -> usize {
     channels.iter().map(|c| c.len()).min().unwrap_or(0)
 }
 
+/// Whether the CPU has AVX (detected at run time): kernels with an AVX build of the same
+/// arithmetic use it (the limiter's detector, loudness, binaural, mixing, PCM decoding).
+pub(crate) fn has_avx() -> bool {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    {
+        false
+    }
+}
+
 fn db_to_lin(db: f64) -> f64 {
     10f64.powf(db / 20.0)
 }

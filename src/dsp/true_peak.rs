@@ -49,6 +49,74 @@ pub(super) fn interp_peak(window: &[f32], kernel: &Kernel) -> f32 {
     acc.iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
+/// The limiter's detector over a stretch: for every 12-sample window of `line` (window
+/// `f` is `line[f .. f + 12]`, so `peaks` has `line.len() − 11` values), raises
+/// `peaks[f]` to the larger of [`interp_peak`] of the window and the |sample| 6 before its
+/// end. `avx`: eight windows at a time in AVX registers ([`raise_peaks_avx`]), the same
+/// values.
+pub(super) fn raise_peaks(line: &[f32], kernel: &Kernel, peaks: &mut [f32], avx: bool) {
+    assert_eq!(line.len() + 1, peaks.len() + TP_TAPS, "one window per peak");
+    let mut whole = 0;
+    #[cfg(target_arch = "x86_64")]
+    if avx {
+        // SAFETY: callers pass `avx` only when the CPU reported AVX.
+        whole = unsafe { raise_peaks_avx(line, kernel, peaks) };
+    }
+    let _ = avx;
+    for (f, o) in peaks.iter_mut().enumerate().skip(whole) {
+        let window = &line[f..f + TP_TAPS];
+        *o = o.max(interp_peak(window, kernel).max(window[TP_TAPS / 2 - 1].abs()));
+    }
+}
+
+/// [`raise_peaks`] for the first multiple of eight windows, eight at a time: each tap's
+/// eight samples are loaded once and multiplied into every phase's sum, tap by tap from
+/// the oldest sample, one multiply and one add each (as [`interp_peak`]: the same f32
+/// operations in the same order, so the same values; the zero pad lane, which cannot
+/// raise a maximum, is skipped). Eight independent sums per phase instead of one chain of
+/// 12 dependent adds per window. Returns how many windows it did.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn raise_peaks_avx(line: &[f32], kernel: &Kernel, peaks: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    const LANES: usize = 8;
+    const PHASES: usize = TP_FACTOR - 1;
+    let whole = peaks.len() / LANES * LANES;
+    // Window f + j, tap t reads sample f + j + t: at most `whole + TP_TAPS − 2`, inside.
+    assert!(whole == 0 || whole + TP_TAPS - 1 <= line.len());
+    let mut taps = [[_mm256_setzero_ps(); PHASES]; TP_TAPS];
+    for (row, tap) in taps.iter_mut().zip(kernel) {
+        for (c, &k) in row.iter_mut().zip(tap) {
+            *c = _mm256_set1_ps(k);
+        }
+    }
+    let sign = _mm256_set1_ps(-0.0);
+    let base = line.as_ptr();
+    for f in (0..whole).step_by(LANES) {
+        let mut acc = [_mm256_setzero_ps(); PHASES];
+        for (t, row) in taps.iter().enumerate() {
+            // SAFETY: eight samples from f + t end at most at `whole + TP_TAPS − 2`.
+            let x = unsafe { _mm256_loadu_ps(base.add(f + t)) };
+            for (a, &c) in acc.iter_mut().zip(row) {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(c, x));
+            }
+        }
+        // SAFETY: as above (the middle sample of each window).
+        let mid = unsafe { _mm256_loadu_ps(base.add(f + TP_TAPS / 2 - 1)) };
+        let mut p = _mm256_setzero_ps();
+        for a in acc {
+            // `max(p, |a|)`: when |a| is NaN, p is kept, as `f32::max` keeps the number.
+            p = _mm256_max_ps(_mm256_andnot_ps(sign, a), p);
+        }
+        p = _mm256_max_ps(_mm256_andnot_ps(sign, mid), p);
+        // SAFETY: `peaks[f..f + 8]` is inside (f + 8 ≤ whole).
+        let out = unsafe { peaks.as_mut_ptr().add(f) };
+        let old = unsafe { _mm256_loadu_ps(out) };
+        unsafe { _mm256_storeu_ps(out, _mm256_max_ps(p, old)) };
+    }
+    whole
+}
+
 /// Measures the true peak of planar audio by 4× oversampling (BS.1770-4 Annex 2 style:
 /// a 48-tap windowed-sinc polyphase interpolator). The in-between points after the last
 /// 6 samples are evaluated once more samples arrive (as in meters that stream).
@@ -112,5 +180,64 @@ impl TruePeakDetector {
         self.history.fill(0.0);
         self.peaks.fill(0.0);
         self.pos = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsp::{XorShift64Star, has_avx};
+
+    /// `raise_peaks` (both builds) against its definition, window by window: every stretch
+    /// length up to 41 windows, peaks already above and below, ±full scale, silence,
+    /// infinities and NaN.
+    #[test]
+    fn raise_peaks_equals_interp_peak_per_window() {
+        let kernel = true_peak_kernel();
+        let mut rng = XorShift64Star::new(7);
+        for windows in 0..=41 {
+            for case in 0..6 {
+                let mut line: Vec<f32> = (0..windows + TP_TAPS - 1)
+                    .map(|_| (rng.next_f64() * 2.0 - 1.0) as f32)
+                    .collect();
+                let n = line.len();
+                match case {
+                    1 => line.iter_mut().step_by(3).for_each(|x| *x = x.signum()),
+                    2 => line.fill(0.0),
+                    3 => line[n / 2] = f32::INFINITY,
+                    4 => line[n / 3] = f32::NAN,
+                    _ => {}
+                }
+                let before: Vec<f32> = (0..windows)
+                    .map(|_| {
+                        if case == 5 {
+                            3.0
+                        } else {
+                            (rng.next_f64() * 0.5) as f32
+                        }
+                    })
+                    .collect();
+                let want: Vec<f32> = before
+                    .iter()
+                    .enumerate()
+                    .map(|(f, &b)| {
+                        let w = &line[f..f + TP_TAPS];
+                        b.max(interp_peak(w, &kernel).max(w[TP_TAPS / 2 - 1].abs()))
+                    })
+                    .collect();
+                for avx in [false, has_avx()] {
+                    let mut got = before.clone();
+                    raise_peaks(&line, &kernel, &mut got, avx);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(g, w)| g.to_bits() == w.to_bits());
+                    assert!(
+                        same,
+                        "{windows} windows, case {case}, avx {avx}: {got:?} vs {want:?}"
+                    );
+                }
+            }
+        }
     }
 }

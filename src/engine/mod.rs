@@ -1611,7 +1611,7 @@ impl Bus {
                 })
                 .collect(),
             cursors: vec![Cursors::default(); n_obj],
-            avx: crate::spatial::binaural::has_avx(),
+            avx: crate::dsp::has_avx(),
             needed: true,
             stale: false,
             batch_gains: vec![0.0; n_obj * BATCH_SLOTS * width],
@@ -2444,7 +2444,7 @@ mod tests {
     fn avx_mixing_equals_portable_mixing() {
         let portable = render(false);
         assert!(portable.iter().any(|&v| v.abs() > 1e-2));
-        if crate::spatial::binaural::has_avx() {
+        if crate::dsp::has_avx() {
             // Element-wise arithmetic in the same order: bit-identical.
             assert!(render(true) == portable, "AVX and portable mixing differ");
         }

@@ -21,6 +21,7 @@
 //! JSON: `-∞` (silence: no gated block, no peak) has no JSON number; `serde_json` writes
 //! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
 
+use crate::dsp::has_avx;
 use crate::measure::timeline::LoudnessHistory;
 use crate::scene::layout::Layout;
 use ebur128::{Channel as MeterChannel, EbuR128, Mode};
@@ -416,17 +417,6 @@ pub struct Meter {
     gating: Gating,
     /// True peak (the crate's filter, oversampled only where it can matter).
     true_peak: TruePeakScan,
-}
-
-fn has_avx() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 fn amplitude_db(x: f64) -> f64 {

@@ -64,6 +64,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
+use crate::dsp::has_avx;
 use crate::scene::geometry::{Direction, cross, dot, norm};
 
 pub mod near_field;
@@ -1821,18 +1822,6 @@ struct Job<'a> {
     a_im: &'a mut [Vec<f32>; 2],
     b_re: &'a mut [Vec<f32>; 2],
     b_im: &'a mut [Vec<f32>; 2],
-}
-
-/// Whether the CPU has AVX (the kernels' fast build; also used by the engine's mixing).
-pub(crate) fn has_avx() -> bool {
-    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    {
-        std::arch::is_x86_feature_detected!("avx")
-    }
-    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-    {
-        false
-    }
 }
 
 /// Whether the CPU has fused multiply-add (FMA3).
