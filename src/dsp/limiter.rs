@@ -250,18 +250,9 @@ impl Processor for Limiter {
                     self.avx,
                 );
             }
-            for (i, &peak) in (start..start + len).zip(&peaks) {
-                // 2. write the new frame into the delay line
-                for (ch, hist) in channels
-                    .iter()
-                    .zip(self.history.chunks_exact_mut(2 * m))
-                    .take(nch)
-                {
-                    let x = ch[i];
-                    hist[self.pos] = x;
-                    hist[self.pos + m] = x;
-                }
-                // 3. required gain, release, hold, smoothing
+            // 2. required gain, release, hold, smoothing, frame by frame
+            let mut gains = [0f32; PEAK_CHUNK];
+            for (g, &peak) in gains.iter_mut().zip(&peaks[..len]) {
                 let peak = f64::from(peak);
                 let required = if peak > self.ceiling {
                     self.ceiling / peak
@@ -274,22 +265,29 @@ impl Processor for Limiter {
                     required + (self.released - required) * self.alpha_release
                 };
                 let held = self.sliding_min(self.released);
-                let gain = self.box2.push(self.box1.push(held));
+                *g = self.box2.push(self.box1.push(held)) as f32;
                 self.frame += 1;
-                // 4. output the delayed frame
-                let g = gain as f32;
-                for (ch, hist) in channels
-                    .iter_mut()
-                    .zip(self.history.chunks_exact(2 * m))
-                    .take(nch)
-                {
-                    ch[i] = hist[self.pos + 1] * g;
-                }
-                self.pos += 1;
-                if self.pos == m {
-                    self.pos = 0;
+            }
+            // 3. channel by channel: each frame into the delay line, the delayed frame out
+            //    at its gain (read before the next frame overwrites it)
+            for (ch, hist) in channels
+                .iter_mut()
+                .zip(self.history.chunks_exact_mut(2 * m))
+                .take(nch)
+            {
+                let mut pos = self.pos;
+                for (y, &g) in ch[start..start + len].iter_mut().zip(&gains) {
+                    let x = *y;
+                    hist[pos] = x;
+                    hist[pos + m] = x;
+                    *y = hist[pos + 1] * g;
+                    pos += 1;
+                    if pos == m {
+                        pos = 0;
+                    }
                 }
             }
+            self.pos = (self.pos + len) % m;
             start += len;
         }
     }
