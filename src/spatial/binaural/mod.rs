@@ -1456,9 +1456,7 @@ impl BinauralRenderer {
                     if g0 == 0.0 && g1 == 0.0 {
                         continue;
                     }
-                    for ((t, &xv), &w) in self.td[ear].iter_mut().zip(x).zip(&self.fade_in) {
-                        *t += (g0 + (g1 - g0) * w) * xv;
-                    }
+                    add_ramped(&mut self.td[ear], x, g0, g1, &self.fade_in, self.avx);
                 }
             }
             // Room sends (time domain): recomputed when the direction moved more than the
@@ -1491,13 +1489,9 @@ impl BinauralRenderer {
                     };
                     let dst = &mut self.room.input[k];
                     if g0 == g1 {
-                        for (d, &xv) in dst.iter_mut().zip(x) {
-                            *d += g1 * xv;
-                        }
+                        add_scaled(dst, x, g1, self.avx);
                     } else {
-                        for ((d, &xv), &w) in dst.iter_mut().zip(x).zip(&self.fade_in) {
-                            *d += (g0 + (g1 - g0) * w) * xv;
-                        }
+                        add_ramped(dst, x, g0, g1, &self.fade_in, self.avx);
                     }
                 }
             }
@@ -1597,6 +1591,7 @@ impl BinauralRenderer {
             &mut self.a_re,
             &mut self.a_im,
             &mut self.td,
+            self.avx,
         );
         // Inverse FFTs: `a` at full weight, `b` faded out over the partition.
         for ear in 0..2 {
@@ -1688,12 +1683,8 @@ impl Forward {
     ) {
         let b = self.pairs.len();
         let (lo, hi) = self.pairs.split_at_mut(b / 2);
-        for (c, x) in lo.iter_mut().zip(first.chunks_exact(2)) {
-            *c = Complex::new(x[0], x[1]);
-        }
-        for (c, x) in hi.iter_mut().zip(second.chunks_exact(2)) {
-            *c = Complex::new(x[0], x[1]);
-        }
+        lo.copy_from_slice(as_pairs(first));
+        hi.copy_from_slice(as_pairs(second));
         // Out of place, as `realfft` runs it (the same algorithm, the same results).
         self.fft.process_outofplace_with_scratch(
             &mut self.pairs,
@@ -1708,6 +1699,77 @@ impl Forward {
         }
         let _ = avx;
         split_spectrum(&self.packed, &self.twiddle_re, &self.twiddle_im, re, im);
+    }
+}
+
+/// `x` read as complex values, its samples taken in pairs (`re`, `im`).
+fn as_pairs(x: &[f32]) -> &[Complex<f32>] {
+    const _: () = assert!(
+        size_of::<Complex<f32>>() == 2 * size_of::<f32>()
+            && align_of::<Complex<f32>>() == align_of::<f32>()
+    );
+    // SAFETY: `Complex<f32>` is `#[repr(C)] { re: f32, im: f32 }` (size and alignment
+    // checked above): `x.len() / 2` of them fit in `x`'s memory, which stays borrowed.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), x.len() / 2) }
+}
+
+/// Element-wise kernels of the sends, the bypass and the room, each with an AVX build of
+/// the same arithmetic (plain multiplies and adds: identical results), chosen by `avx`
+/// ([`has_avx`], detected at construction).
+macro_rules! with_avx {
+    ($(#[$doc:meta])* fn $name:ident / $avx:ident ($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        fn $name($($arg: $ty,)* avx: bool) {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            if avx {
+                #[target_feature(enable = "avx")]
+                #[allow(clippy::too_many_arguments)]
+                fn $avx($($arg: $ty),*) $body
+                // SAFETY: `avx` is only true when the CPU reported AVX.
+                unsafe { $avx($($arg),*) };
+                return;
+            }
+            let _ = avx;
+            $body
+        }
+    };
+}
+
+with_avx! {
+    /// `dst += g · x`: a send at a constant gain.
+    fn add_scaled / add_scaled_avx(dst: &mut [f32], x: &[f32], g: f32) {
+        for (d, &xv) in dst.iter_mut().zip(x) {
+            *d += g * xv;
+        }
+    }
+}
+
+with_avx! {
+    /// `dst += (g0 + (g1 − g0) · w) · x`: a gain ramped by the fade-in window `w`.
+    fn add_ramped / add_ramped_avx(dst: &mut [f32], x: &[f32], g0: f32, g1: f32, w: &[f32]) {
+        for ((d, &xv), &w) in dst.iter_mut().zip(x).zip(w) {
+            *d += (g0 + (g1 - g0) * w) * xv;
+        }
+    }
+}
+
+with_avx! {
+    /// `a += x · h` over split complex spectra (the room's early reflections).
+    fn add_product / add_product_avx(
+        ar: &mut [f32],
+        ai: &mut [f32],
+        xr: &[f32],
+        xi: &[f32],
+        hr: &[f32],
+        hi: &[f32]
+    ) {
+        let n = ar.len();
+        let (ai, xr, xi, hr, hi) = (&mut ai[..n], &xr[..n], &xi[..n], &hr[..n], &hi[..n]);
+        for k in 0..n {
+            ar[k] += xr[k] * hr[k] - xi[k] * hi[k];
+            ai[k] += xr[k] * hi[k] + xi[k] * hr[k];
+        }
     }
 }
 
@@ -2209,6 +2271,10 @@ mod tests {
         let mut r = BinauralRenderer::new(set, BinauralConfig::new(48_000, n)).unwrap();
         r.avx = avx;
         r.fma = fma;
+        // The room's sends and early reflections run through the element-wise kernels too.
+        r.set_distance(1, Distance::Mid);
+        r.set_distance(2, Distance::Far);
+        r.set_distance(5, Distance::Near);
         let len = 12_000;
         let mut out = Vec::new();
         let (mut l, mut rr) = (vec![0.0f32; 100], vec![0.0f32; 100]);

@@ -332,6 +332,7 @@ impl Room {
         a_re: &mut [Vec<f32>; 2],
         a_im: &mut [Vec<f32>; 2],
         td: &mut [Vec<f32>; 2],
+        avx: bool,
     ) {
         let (b, bins, parts) = (self.block, self.bins, self.parts);
         self.head = (self.head + 1) % parts;
@@ -380,10 +381,7 @@ impl Room {
                         &self.filt_re[k][off..off + bins],
                         &self.filt_im[k][off..off + bins],
                     );
-                    for n in 0..bins {
-                        ar[n] += xr[n] * hr[n] - xi[n] * hi[n];
-                        ai[n] += xr[n] * hi[n] + xi[n] * hr[n];
-                    }
+                    super::add_product(ar, ai, xr, xi, hr, hi, avx);
                 }
             }
             // The current partition becomes the previous one.
