@@ -10,39 +10,9 @@ use halo::scene::layout::Layout;
 use halo::spatial::binaural::Distance;
 use std::hint::black_box;
 
-const RATE: u32 = 48000;
-const BLOCK: usize = 1024;
-
-/// Object `i` circles at its own speed and height, so every object moves all the time.
-fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
-    (0..n)
-        .map(|i| {
-            let period = 1.5 + (i % 7) as f64 * 0.5;
-            let el = -10.0 + (i % 5) as f64 * 12.0;
-            let steps = (seconds / period * 8.0).ceil() as usize + 1;
-            let keys = (0..=steps)
-                .map(|k| Keyframe {
-                    frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
-                    value: Position::Polar {
-                        azimuth_deg: (k as f64 * 45.0 + i as f64 * 17.0) % 360.0,
-                        elevation_deg: el,
-                        distance: 1.0,
-                    },
-                    interpolation: Interpolation::Linear,
-                })
-                .collect();
-            ObjectConfig {
-                gain_db: Automation::constant(-12.0),
-                position: Automation::new(keys).expect("ordered keyframes"),
-                size: Automation::constant(0.0),
-                mute: false,
-                binaural_bypass: false,
-                binaural_distance: Distance::Mid,
-                controls: Default::default(),
-            }
-        })
-        .collect()
-}
+#[path = "common/scenes.rs"]
+mod scenes;
+use scenes::{BLOCK, RATE, moving_objects, render_second_parallel, signal, whole_render_config};
 
 /// Object `i` moves through the room (Cartesian, inside the cube, on and above the ear
 /// plane), so every object moves all the time through the allocentric panner.
@@ -143,68 +113,6 @@ fn bench_engine(c: &mut Criterion) {
     group.finish();
 }
 
-/// The whole render of issue 4: 128 moving objects → 7.1.4 (limiter) + binaural (limiter)
-/// and stereo fold-down (EQ, compressor, limiter).
-fn whole_render_config(n: usize) -> EngineConfig {
-    use halo::dsp::{
-        CompressorSettings, EqBand, EqKind, EqSettings, LimiterSettings, ProcessorSettings,
-    };
-    use halo::spatial::binaural::HrtfSet;
-    use halo::spatial::downmix::FoldDownConfig;
-    let limiter = ProcessorSettings::Limiter(LimiterSettings {
-        ceiling_dbtp: -1.0,
-        lookahead_ms: 1.5,
-        release_ms: 50.0,
-    });
-    let layout = Layout::builtin("7.1.4").expect("built-in");
-    let hrtf = std::sync::Arc::new(HrtfSet::default_set(RATE).expect("KEMAR"));
-    EngineConfig {
-        sample_rate: RATE,
-        max_block_frames: BLOCK,
-        objects: moving_objects(n, 60.0),
-        beds: vec![],
-        outputs: vec![
-            OutputConfig::Speakers {
-                layout: layout.clone(),
-                chain: vec![limiter.clone()],
-            },
-            OutputConfig::Binaural {
-                hrtf,
-                lfe_db: None,
-                chain: vec![limiter.clone()],
-            },
-            OutputConfig::Stereo {
-                from: layout.clone(),
-                fold: FoldDownConfig::default(),
-                chain: vec![
-                    ProcessorSettings::Eq(EqSettings {
-                        bands: vec![EqBand {
-                            kind: EqKind::HighPass,
-                            freq_hz: 30.0,
-                            gain_db: 0.0,
-                            q: 0.707,
-                        }],
-                    }),
-                    ProcessorSettings::Compressor(CompressorSettings {
-                        threshold_db: -20.0,
-                        ratio: 2.0,
-                        knee_db: 6.0,
-                        attack_ms: 10.0,
-                        release_ms: 100.0,
-                        makeup_db: 0.0,
-                    }),
-                    limiter,
-                ],
-            },
-        ],
-    }
-}
-
-/// Object `i`'s test signal: a sawtooth-like ramp, different per object.
-fn signal(i: usize, k: usize) -> f32 {
-    ((k * 31 + i * 7) % 200) as f32 / 200.0 - 0.5
-}
-
 /// [`whole_render_config`] on one engine, every output metered (BS.1770-4, all modes) on the
 /// same thread. One second of audio per iteration.
 fn bench_whole_render(c: &mut Criterion) {
@@ -247,7 +155,7 @@ fn bench_whole_render(c: &mut Criterion) {
 /// the thread that rendered it, the caller's thread filling the inputs. One second of audio
 /// per iteration.
 fn bench_whole_render_parallel(c: &mut Criterion) {
-    use halo::drivers::parallel::{Inputs, ParallelEngine};
+    use halo::drivers::parallel::ParallelEngine;
     use halo::measure::loudness::Meter;
     let layout = Layout::builtin("7.1.4").expect("built-in");
     let stereo = Layout::builtin("2.0").expect("built-in");
@@ -263,32 +171,9 @@ fn bench_whole_render_parallel(c: &mut Criterion) {
         Meter::new(&stereo, RATE).expect("meter"),
         Meter::new(&stereo, RATE).expect("meter"),
     ];
-    let blocks = (RATE as usize).div_ceil(BLOCK);
     group.throughput(Throughput::Elements(RATE as u64));
     group.bench_function(BenchmarkId::new("all cores", n), |b| {
-        b.iter(|| {
-            engine.seek(0);
-            let mut left = blocks;
-            engine
-                .run(
-                    &mut meters,
-                    |inputs: &mut Inputs| {
-                        if left == 0 {
-                            return Ok(None);
-                        }
-                        left -= 1;
-                        for (x, y) in inputs.objects.iter_mut().zip(&block) {
-                            x.copy_from_slice(y);
-                        }
-                        Ok(Some(BLOCK))
-                    },
-                    |_, out, meter: &mut Meter, span| {
-                        let chans: Vec<&[f32]> = out.iter().map(|c| &c[..span.frames]).collect();
-                        meter.process_planar(&chans)
-                    },
-                )
-                .expect("metering");
-        })
+        b.iter(|| render_second_parallel(&mut engine, &mut meters, &block))
     });
     group.finish();
 }

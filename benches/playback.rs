@@ -5,48 +5,16 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use halo::drivers::playback::{Monitor, Player, PlayerConfig};
-use halo::engine::{EngineConfig, ObjectConfig, OutputConfig};
-use halo::scene::automation::{Automation, Interpolation, Keyframe};
-use halo::scene::geometry::Position;
+use halo::engine::{EngineConfig, OutputConfig};
 use halo::scene::layout::Layout;
-use halo::spatial::binaural::Distance;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-const RATE: u32 = 48000;
+#[path = "common/scenes.rs"]
+mod scenes;
+use scenes::{RATE, moving_objects};
 const FRAMES: usize = 256;
 const OBJECTS: usize = 128;
-
-/// Object `i` circles at its own speed and height, so every object moves all the time.
-fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
-    (0..n)
-        .map(|i| {
-            let period = 1.5 + (i % 7) as f64 * 0.5;
-            let el = -10.0 + (i % 5) as f64 * 12.0;
-            let steps = (seconds / period * 8.0).ceil() as usize + 1;
-            let keys = (0..=steps)
-                .map(|k| Keyframe {
-                    frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
-                    value: Position::Polar {
-                        azimuth_deg: (k as f64 * 45.0 + i as f64 * 17.0) % 360.0,
-                        elevation_deg: el,
-                        distance: 1.0,
-                    },
-                    interpolation: Interpolation::Linear,
-                })
-                .collect();
-            ObjectConfig {
-                gain_db: Automation::constant(-12.0),
-                position: Automation::new(keys).expect("ordered keyframes"),
-                size: Automation::constant(0.0),
-                mute: false,
-                binaural_bypass: false,
-                binaural_distance: Distance::Mid,
-                controls: Default::default(),
-            }
-        })
-        .collect()
-}
 
 fn bench_callback(c: &mut Criterion) {
     let hrtf = halo::drivers::plan::load_hrtf(None, RATE).expect("built-in HRTF set");
