@@ -2,12 +2,16 @@
 //! short-term, integrated, loudness range after EBU Tech 3342, sample and true peak), with
 //! an explicit per-channel weight map, and delivery targets to check a report against.
 //!
-//! The K-weighting, the 100 ms, 400 ms and 3 s windows and the sample peak are the
-//! `ebur128` crate (a port of libebur128). Its default channel map ignores every channel
-//! from the 7th on, so `Meter::new` sets every channel explicitly from the layout's
-//! positions (see [`Meter::channel_weights`]). The gating of integrated loudness and
-//! loudness range is done here from the 100 ms powers ([`Gating`]), with the crate's
-//! gates and percentiles, because the crate sums every block's samples anew.
+//! The numbers are the `ebur128` crate's (a port of libebur128), which the tests compare
+//! against, computed in fewer passes. The K-weighting is the crate's filter, four channels
+//! side by side (`k_weighting`: same operations, same bits); each channel's squares are
+//! summed as they are filtered, so each 100 ms block's power is the crate's
+//! `loudness_window(100)` without storing 3 s of filtered audio. Every channel carries the
+//! BS.1770-4 weight of its position (see [`Meter::channel_weights`]; the crate's default
+//! map ignores channels from the 7th on). Momentary and short-term loudness and the gating
+//! of integrated loudness and loudness range are made from the 100 ms powers ([`Gating`]),
+//! with the crate's gates and percentiles, because the crate sums every block's samples
+//! anew.
 //!
 //! True peak is the crate's own oversampling filter computed here ([`TruePeakScan`]), with
 //! the same coefficients and the same arithmetic in the same order, so the same numbers,
@@ -22,9 +26,9 @@
 //! non-finite floats as `null`, so a silent programme's `integrated_lufs` reads `null`.
 
 use crate::dsp::has_avx;
+use crate::measure::k_weighting::KWeighting;
 use crate::measure::timeline::LoudnessHistory;
 use crate::scene::layout::Layout;
-use ebur128::{Channel as MeterChannel, EbuR128, Mode};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -32,7 +36,7 @@ use thiserror::Error;
 pub const SURROUND_WEIGHT: f64 = 1.41;
 /// Channels within this many degrees of the horizontal plane count as ear level.
 pub const EAR_LEVEL_DEG: f64 = 10.0;
-/// The most channels the meter accepts (the `ebur128` crate's limit).
+/// The most channels the meter accepts (the `ebur128` crate's limit, kept).
 pub const MAX_CHANNELS: usize = 64;
 /// Tolerance used by [`Target::check`] when a target gives a level but no tolerance.
 pub const DEFAULT_TOLERANCE_LU: f64 = 0.1;
@@ -94,19 +98,6 @@ pub enum LoudnessError {
         /// The preset names allowed.
         allowed: String,
     },
-    /// The `ebur128` meter failed.
-    #[error("loudness meter ({operation}): {source}")]
-    Meter {
-        /// What the meter was doing (`"create"`, `"add frames"`, …).
-        operation: &'static str,
-        /// The meter crate's error.
-        #[source]
-        source: ebur128::Error,
-    },
-}
-
-fn meter_err(operation: &'static str) -> impl Fn(ebur128::Error) -> LoudnessError {
-    move |source| LoudnessError::Meter { operation, source }
 }
 
 /// What a meter read over the whole programme. Levels in LUFS / LU / dBTP / dBFS;
@@ -398,7 +389,15 @@ impl Gating {
 /// loudness range, sample and true peak, with BS.1770 channel weights from the layout's
 /// channel positions.
 pub struct Meter {
-    inner: EbuR128,
+    /// The K-weighting filter and each channel's sum of squares in the current 100 ms.
+    k_weighting: KWeighting,
+    /// BS.1770-4 weight per channel ([`Meter::channel_weights`]; 0: not measured).
+    weights: Vec<f64>,
+    /// Highest sample magnitude per channel (linear).
+    sample_peak: Vec<f64>,
+    /// Momentary and short-term loudness at the last 100 ms boundary, LUFS.
+    momentary_lufs: f64,
+    short_term_lufs: f64,
     channels: usize,
     /// Frames in 100 ms (the polling period for max momentary / short-term).
     frames_100ms: usize,
@@ -429,7 +428,9 @@ fn amplitude_db(x: f64) -> f64 {
 
 /// The meter-crate channel that gives weight `w` (the crate uses the variant only for its
 /// weight: LeftSurround/RightSurround/M±060/M±090 → 1.41, Unused → 0, the rest → 1.0).
-fn meter_channel(weight: f64, azimuth_deg: f64) -> MeterChannel {
+#[cfg(test)]
+fn meter_channel(weight: f64, azimuth_deg: f64) -> ebur128::Channel {
+    use ebur128::Channel as MeterChannel;
     if weight == 0.0 {
         MeterChannel::Unused
     } else if weight > 1.0 {
@@ -466,25 +467,12 @@ impl Meter {
                 max_hz: 768_000,
             });
         }
-        // True peak is computed here (`TruePeakScan`), not by the crate.
-        // Integrated loudness and range are gated here from the 100 ms powers
-        // ([`Gating`]); the crate filters, keeps 3 s of filtered audio for the windows and
-        // finds the sample peaks.
-        let mode = Mode::M | Mode::S | Mode::SAMPLE_PEAK;
-        let mut inner =
-            EbuR128::new(channels as u32, sample_rate, mode).map_err(meter_err("create"))?;
-        for (i, (c, w)) in layout
-            .channels
-            .iter()
-            .zip(Meter::channel_weights(layout))
-            .enumerate()
-        {
-            inner
-                .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
-                .map_err(meter_err("set channel"))?;
-        }
         Ok(Meter {
-            inner,
+            k_weighting: KWeighting::new(sample_rate, channels),
+            weights: Meter::channel_weights(layout),
+            sample_peak: vec![0.0; channels],
+            momentary_lufs: f64::NEG_INFINITY,
+            short_term_lufs: f64::NEG_INFINITY,
             channels,
             frames_100ms: (sample_rate as usize).div_ceil(10),
             since_poll_frames: 0,
@@ -569,15 +557,28 @@ impl Meter {
     /// At each 100 ms boundary: the last 100 ms's weighted power goes into a ring of 30,
     /// from which momentary (4 blocks = 400 ms) and short-term (30 blocks = 3 s) follow.
     /// Asking the crate for short-term loudness every 100 ms would sum 3 s of audio each
-    /// time (30 passes over the signal); this is one pass, with the same result.
+    /// time (30 passes over the signal); this is one pass, with the same result up to
+    /// rounding.
     fn poll(&mut self) {
-        let block = self.inner.loudness_window(100).map_or(0.0, |l| {
-            if l.is_finite() {
-                10f64.powf((l + 0.691) / 10.0)
-            } else {
-                0.0
+        // The crate's `loudness_window(100)`: the channels' sums of squares in channel
+        // order, each times its weight (1.41 for the surround ones), over the block's
+        // frames. A power that is not a finite positive number (silence; NaN or infinity
+        // in the signal) counts as silence, as the crate's loudness of it does.
+        let mut sum = 0.0;
+        for (c, &w) in self.weights.iter().enumerate() {
+            let channel_sum = self.k_weighting.take_sum(c);
+            if w == 1.0 {
+                sum += channel_sum;
+            } else if w != 0.0 {
+                sum += channel_sum * w;
             }
-        });
+        }
+        let power = sum / self.frames_100ms as f64;
+        let block = if power > 0.0 && power.is_finite() {
+            power
+        } else {
+            0.0
+        };
         self.sub_blocks[self.sub_block_next] = block;
         self.sub_block_next = (self.sub_block_next + 1) % SUB_BLOCKS_SHORT_TERM;
         let mean = |n: usize| {
@@ -601,6 +602,8 @@ impl Meter {
         self.gating.add(momentary_power, short_term_power);
         let momentary = lufs(momentary_power);
         let short_term = lufs(short_term_power);
+        self.momentary_lufs = momentary;
+        self.short_term_lufs = short_term;
         self.max_momentary_lufs = self.max_momentary_lufs.max(momentary);
         self.max_short_term_lufs = self.max_short_term_lufs.max(short_term);
         if let Some(h) = self.history.as_mut() {
@@ -634,9 +637,14 @@ impl Meter {
             for (dst, src) in chunk.iter_mut().zip(channels) {
                 *dst = &src[start..start + n];
             }
-            self.inner
-                .add_frames_planar_f32(&chunk[..self.channels])
-                .map_err(meter_err("add frames"))?;
+            let chunk = &chunk[..self.channels];
+            self.k_weighting.process(n, |c, from, dst| {
+                dst.copy_from_slice(&chunk[c][from..from + dst.len()]);
+            });
+            for (peak, x) in self.sample_peak.iter_mut().zip(chunk) {
+                let top = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                *peak = peak.max(f64::from(top));
+            }
             self.note_true_peak(n, |c, i| chunk[c][i]);
             self.advance(n);
             start += n;
@@ -656,10 +664,16 @@ impl Meter {
         while !rest.is_empty() {
             let n = (self.frames_100ms - self.since_poll_frames).min(rest.len() / self.channels);
             let (now, later) = rest.split_at(n * self.channels);
-            self.inner
-                .add_frames_f32(now)
-                .map_err(meter_err("add frames"))?;
             let channels = self.channels;
+            self.k_weighting.process(n, |c, from, dst| {
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = now[(from + i) * channels + c];
+                }
+            });
+            for (c, peak) in self.sample_peak.iter_mut().enumerate() {
+                let top = (0..n).fold(0.0f32, |m, i| m.max(now[i * channels + c].abs()));
+                *peak = peak.max(f64::from(top));
+            }
             self.note_true_peak(n, |c, i| now[i * channels + c]);
             self.advance(n);
             rest = later;
@@ -675,28 +689,25 @@ impl Meter {
         }
     }
 
-    /// Momentary loudness (last 400 ms), LUFS; `-inf` when silent.
+    /// Momentary loudness (the 400 ms up to the last 100 ms boundary), LUFS; `-inf` when
+    /// silent.
     pub fn momentary_lufs(&self) -> f64 {
-        self.inner.loudness_momentary().unwrap_or(f64::NEG_INFINITY)
+        self.momentary_lufs
     }
 
-    /// Short-term loudness (last 3 s), LUFS; `-inf` when silent.
+    /// Short-term loudness (the 3 s up to the last 100 ms boundary), LUFS; `-inf` when
+    /// silent.
     pub fn short_term_lufs(&self) -> f64 {
-        self.inner.loudness_shortterm().unwrap_or(f64::NEG_INFINITY)
+        self.short_term_lufs
     }
 
     /// Everything measured since `new` or the last `reset`.
     pub fn report(&self) -> LoudnessReport {
         // As the crate's `true_peak`: the higher of the sample and the true peak.
         let per_channel: Vec<f64> = (0..self.channels)
-            .map(|c| {
-                let sample = self.inner.sample_peak(c as u32).unwrap_or(0.0);
-                amplitude_db(sample.max(self.true_peak.peak[c]))
-            })
+            .map(|c| amplitude_db(self.sample_peak[c].max(self.true_peak.peak[c])))
             .collect();
-        let sample_peak = (0..self.channels as u32)
-            .map(|c| self.inner.sample_peak(c).unwrap_or(0.0))
-            .fold(0.0f64, f64::max);
+        let sample_peak = self.sample_peak.iter().copied().fold(0.0f64, f64::max);
         LoudnessReport {
             integrated_lufs: self.gating.integrated_lufs(),
             range_lu: self.gating.range_lu(),
@@ -713,7 +724,10 @@ impl Meter {
 
     /// Forgets everything measured: the meter is as after `new`.
     pub fn reset(&mut self) {
-        self.inner.reset();
+        self.k_weighting.reset();
+        self.sample_peak.fill(0.0);
+        self.momentary_lufs = f64::NEG_INFINITY;
+        self.short_term_lufs = f64::NEG_INFINITY;
         self.true_peak.reset();
         self.since_poll_frames = 0;
         self.sub_blocks = [0.0; SUB_BLOCKS_SHORT_TERM];
@@ -854,6 +868,7 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ebur128::{Channel as MeterChannel, EbuR128, Mode};
 
     /// Test signals for the true-peak check: a quarter-rate sine at 45° phase (inter-sample
     /// peaks 3 dB over the samples), noise whose level steps down and back up (so that
@@ -990,6 +1005,112 @@ mod tests {
                         w.to_bits(),
                         "interleaved {rate} Hz, channel {c}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Every 100 ms block's power is the crate's `loudness_window(100)` to the bit, and the
+    /// sample peaks are its own: 44.1, 48 and 96 kHz, 1.0 to 9.1.6 (weights 0, 1 and
+    /// 1.41), fed in uneven blocks planar and interleaved, with 4 s of silence after the
+    /// sound (the filter runs into the subnormal range, where the crate flushes to zero).
+    /// Momentary and short-term loudness at each boundary are the crate's within 1e-9 LU
+    /// above −3000 LUFS (the crate sums up to 144 000 squares in one running sum; here
+    /// the means of 4 and 30 block powers).
+    #[test]
+    fn blocks_and_sample_peaks_are_the_crates_to_the_bit() {
+        for &rate in &[44_100u32, 48_000, 96_000] {
+            for &name in &["1.0", "2.0", "5.1", "7.1.4", "9.1.6"] {
+                let layout = Layout::builtin(name).expect("built-in");
+                let nch = layout.num_channels();
+                let sound = rate as usize * 4;
+                let frames = sound + rate as usize * 4;
+                let mut sig = true_peak_signal(nch, frames, rate);
+                for ch in &mut sig {
+                    ch[sound..].fill(0.0);
+                }
+                let mut reference =
+                    EbuR128::new(nch as u32, rate, Mode::M | Mode::S | Mode::SAMPLE_PEAK)
+                        .expect("crate meter");
+                for (i, (c, w)) in layout
+                    .channels
+                    .iter()
+                    .zip(Meter::channel_weights(&layout))
+                    .enumerate()
+                {
+                    reference
+                        .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
+                        .expect("channel");
+                }
+                let mut planar_meter = Meter::new(&layout, rate).expect("meter");
+                let mut interleaved_meter = Meter::new(&layout, rate).expect("meter");
+                let step = (rate as usize).div_ceil(10);
+                let (mut start, mut k, mut blocks) = (0, 0, 0);
+                while start < frames {
+                    // Uneven blocks that stop at each 100 ms boundary, where both are read.
+                    let to_boundary = step - start % step;
+                    let n = [1000, 37, 4096, 1][k % 4]
+                        .min(to_boundary)
+                        .min(frames - start);
+                    let planar: Vec<&[f32]> = sig.iter().map(|c| &c[start..start + n]).collect();
+                    let interleaved: Vec<f32> = (start..start + n)
+                        .flat_map(|f| sig.iter().map(move |c| c[f]))
+                        .collect();
+                    planar_meter.process_planar(&planar).expect("feed");
+                    interleaved_meter
+                        .process_interleaved(&interleaved)
+                        .expect("feed");
+                    reference.add_frames_planar_f32(&planar).expect("feed");
+                    start += n;
+                    k += 1;
+                    if start % step != 0 {
+                        continue;
+                    }
+                    blocks += 1;
+                    let want = reference.loudness_window(100).expect("window");
+                    for (what, meter) in [
+                        ("planar", &planar_meter),
+                        ("interleaved", &interleaved_meter),
+                    ] {
+                        let last = meter.sub_blocks[(meter.sub_block_next + SUB_BLOCKS_SHORT_TERM
+                            - 1)
+                            % SUB_BLOCKS_SHORT_TERM];
+                        let got = if last > 0.0 {
+                            power_to_lufs(last)
+                        } else {
+                            f64::NEG_INFINITY
+                        };
+                        let at = format!("{rate} Hz, {name}, {what}, block {blocks}");
+                        assert_eq!(got.to_bits(), want.to_bits(), "{at}: {got} vs {want}");
+                        let m = reference.loudness_momentary().expect("momentary");
+                        let s = reference.loudness_shortterm().expect("short-term");
+                        for (got, want) in
+                            [(meter.momentary_lufs(), m), (meter.short_term_lufs(), s)]
+                        {
+                            // Below ≈ −3000 LUFS the powers are subnormal numbers with
+                            // few bits, which a mean of blocks rounds differently.
+                            assert!(
+                                got == want
+                                    || (got - want).abs() < 1e-9
+                                    || (got < -3000.0 && want < -3000.0),
+                                "{at}: {got} vs {want}"
+                            );
+                        }
+                    }
+                    if blocks == 35 {
+                        assert!(want > -40.0, "{rate} Hz, {name}: the sound is metered");
+                    }
+                    if start == frames {
+                        // The silence ran the filter into the subnormal range: the crate's
+                        // last blocks are the finite powers of subnormal squares, or −∞.
+                        assert!(want < -3000.0, "{rate} Hz, {name}: {want}");
+                    }
+                }
+                for meter in [&planar_meter, &interleaved_meter] {
+                    for c in 0..nch {
+                        let want = reference.sample_peak(c as u32).expect("peak");
+                        assert_eq!(meter.sample_peak[c].to_bits(), want.to_bits(), "{name} {c}");
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! translation analysis of fold-down and headphone versions against the immersive mix;
 //! the time series of both and the QC page drawn from them.
 
+mod k_weighting;
 pub mod loudness;
 pub mod page;
 pub mod timeline;
