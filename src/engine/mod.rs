@@ -450,6 +450,9 @@ struct BinauralPath {
     level_slope: Vec<f32>,
     /// Per object: level at the current segment's end.
     level_end: Vec<f32>,
+    /// Per object: its level when it never changes (mute, or constant gain automation),
+    /// computed once instead of a `powf` at every segment.
+    constant_levels: Vec<Option<f32>>,
     /// (bed, channel, renderer source, gain) for the non-LFE bed channels.
     bed_sources: Vec<(usize, usize, usize, f32)>,
     /// HOA beds decoded to virtual speakers: (bed, renderer source, (channel, gain) taps).
@@ -1364,6 +1367,11 @@ impl BinauralPath {
             level_start: vec![0.0; n_obj],
             level_slope: vec![0.0; n_obj],
             level_end: vec![0.0; n_obj],
+            constant_levels: config
+                .objects
+                .iter()
+                .map(|o| (o.mute || o.gain_db.is_constant()).then(|| Self::level_at(o, 0, &mut 0)))
+                .collect(),
             bed_sources,
             hoa_sources,
             lfe_taps,
@@ -1413,12 +1421,17 @@ impl BinauralPath {
                 continue;
             }
             let cur = &mut self.cursors[i];
-            let l0 = if continuing {
-                self.level_end[i]
-            } else {
-                Self::level_at(obj, start, &mut cur.gain)
+            let (l0, l1) = match self.constant_levels[i] {
+                Some(level) => (level, level),
+                None => (
+                    if continuing {
+                        self.level_end[i]
+                    } else {
+                        Self::level_at(obj, start, &mut cur.gain)
+                    },
+                    Self::level_at(obj, end, &mut cur.gain),
+                ),
             };
-            let l1 = Self::level_at(obj, end, &mut cur.gain);
             self.level_start[i] = l0;
             self.level_end[i] = l1;
             self.level_slope[i] = (l1 - l0) / len;
