@@ -127,11 +127,13 @@ impl KWeighting {
                 }
                 // The squares are summed outside the flush-to-zero mode, as the crate
                 // sums them (a subnormal square counts); the lanes' sums side by side.
+                let mut sum = state.sum;
                 for y in &y[..n] {
-                    for (sum, &v) in state.sum.iter_mut().zip(y) {
+                    for (sum, &v) in sum.iter_mut().zip(y) {
                         *sum += v * v;
                     }
                 }
+                state.sum = sum;
                 start += n;
             }
         }

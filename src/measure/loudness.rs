@@ -216,7 +216,7 @@ impl TruePeakScan {
         line[keep..keep + x.len()].copy_from_slice(x);
         let line = &line[..keep + x.len()];
         self.history[c][..keep].copy_from_slice(&line[x.len()..]);
-        let top = line.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let top = abs_max(line);
         if self.gain_bound * f64::from(top) <= floor.min(self.peak[c]) {
             return None;
         }
@@ -418,6 +418,21 @@ pub struct Meter {
     true_peak: TruePeakScan,
 }
 
+/// The largest magnitude in `x` (0 when empty; NaN is passed over, as `f32::max` does),
+/// eight running maxima at a time: the same value as a fold from the first sample, since
+/// the maximum does not depend on the order.
+fn abs_max(x: &[f32]) -> f32 {
+    let mut top = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (t, v) in top.iter_mut().zip(c) {
+            *t = t.max(v.abs());
+        }
+    }
+    rest.iter().chain(&top).fold(0.0f32, |m, v| m.max(v.abs()))
+}
+
 fn amplitude_db(x: f64) -> f64 {
     if x > 0.0 {
         20.0 * x.log10()
@@ -500,20 +515,18 @@ impl Meter {
     }
 
     /// With each call into the meter crate: the true peak of the frames just added, channel
-    /// `c`'s samples given by `sample(c, i)`, `frames` of them. The 100 ms value is the
+    /// `c`'s samples `start..` copied into a tile by `fill(c, start, tile)`, `frames` of them. The 100 ms value is the
     /// highest of the sample and true peaks (as the crate's `prev_true_peak`).
-    fn note_true_peak(&mut self, frames: usize, sample: impl Fn(usize, usize) -> f32) {
+    fn note_true_peak(&mut self, frames: usize, fill: impl Fn(usize, usize, &mut [f32])) {
         let keep_block = self.history.is_some();
         let mut tile = [0.0f32; TP_TILE_FRAMES];
         for c in 0..self.channels {
             let mut start = 0;
             while start < frames {
                 let n = TP_TILE_FRAMES.min(frames - start);
-                for (i, t) in tile[..n].iter_mut().enumerate() {
-                    *t = sample(c, start + i);
-                }
+                fill(c, start, &mut tile[..n]);
                 let floor = if keep_block {
-                    let sample_peak = tile[..n].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let sample_peak = abs_max(&tile[..n]);
                     self.block_true_peak = self.block_true_peak.max(f64::from(sample_peak));
                     self.block_true_peak
                 } else {
@@ -638,14 +651,14 @@ impl Meter {
                 *dst = &src[start..start + n];
             }
             let chunk = &chunk[..self.channels];
-            self.k_weighting.process(n, |c, from, dst| {
+            let fill = |c: usize, from: usize, dst: &mut [f32]| {
                 dst.copy_from_slice(&chunk[c][from..from + dst.len()]);
-            });
+            };
+            self.k_weighting.process(n, fill);
             for (peak, x) in self.sample_peak.iter_mut().zip(chunk) {
-                let top = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                *peak = peak.max(f64::from(top));
+                *peak = peak.max(f64::from(abs_max(x)));
             }
-            self.note_true_peak(n, |c, i| chunk[c][i]);
+            self.note_true_peak(n, fill);
             self.advance(n);
             start += n;
         }
@@ -665,16 +678,17 @@ impl Meter {
             let n = (self.frames_100ms - self.since_poll_frames).min(rest.len() / self.channels);
             let (now, later) = rest.split_at(n * self.channels);
             let channels = self.channels;
-            self.k_weighting.process(n, |c, from, dst| {
+            let fill = |c: usize, from: usize, dst: &mut [f32]| {
                 for (i, d) in dst.iter_mut().enumerate() {
                     *d = now[(from + i) * channels + c];
                 }
-            });
+            };
+            self.k_weighting.process(n, fill);
             for (c, peak) in self.sample_peak.iter_mut().enumerate() {
                 let top = (0..n).fold(0.0f32, |m, i| m.max(now[i * channels + c].abs()));
                 *peak = peak.max(f64::from(top));
             }
-            self.note_true_peak(n, |c, i| now[i * channels + c]);
+            self.note_true_peak(n, fill);
             self.advance(n);
             rest = later;
         }
