@@ -884,6 +884,23 @@ mod tests {
     use super::*;
     use ebur128::{Channel as MeterChannel, EbuR128, Mode};
 
+    /// The `ebur128` crate's meter in `mode`, every channel weighted as [`Meter`] weights it.
+    fn crate_meter(layout: &Layout, rate: u32, mode: Mode) -> EbuR128 {
+        let nch = layout.num_channels() as u32;
+        let mut meter = EbuR128::new(nch, rate, mode).expect("crate meter");
+        for (i, (c, w)) in layout
+            .channels
+            .iter()
+            .zip(Meter::channel_weights(layout))
+            .enumerate()
+        {
+            meter
+                .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
+                .expect("channel");
+        }
+        meter
+    }
+
     /// Test signals for the true-peak check: a quarter-rate sine at 45° phase (inter-sample
     /// peaks 3 dB over the samples), noise whose level steps down and back up (so that
     /// stretches are skipped and later ones are not), silence, a late loud burst.
@@ -1044,18 +1061,7 @@ mod tests {
                     ch[sound..].fill(0.0);
                 }
                 let mut reference =
-                    EbuR128::new(nch as u32, rate, Mode::M | Mode::S | Mode::SAMPLE_PEAK)
-                        .expect("crate meter");
-                for (i, (c, w)) in layout
-                    .channels
-                    .iter()
-                    .zip(Meter::channel_weights(&layout))
-                    .enumerate()
-                {
-                    reference
-                        .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
-                        .expect("channel");
-                }
+                    crate_meter(&layout, rate, Mode::M | Mode::S | Mode::SAMPLE_PEAK);
                 let mut planar_meter = Meter::new(&layout, rate).expect("meter");
                 let mut interleaved_meter = Meter::new(&layout, rate).expect("meter");
                 let step = (rate as usize).div_ceil(10);
@@ -1157,18 +1163,7 @@ mod tests {
                         *x *= scale * 10f32.powf(-(((step * 7) % 41) as f32) / 20.0);
                     }
                 }
-                let mut reference =
-                    EbuR128::new(nch as u32, rate, Mode::I | Mode::LRA).expect("crate meter");
-                for (i, (c, w)) in layout
-                    .channels
-                    .iter()
-                    .zip(Meter::channel_weights(&layout))
-                    .enumerate()
-                {
-                    reference
-                        .set_channel(i as u32, meter_channel(w, c.azimuth_deg))
-                        .expect("channel");
-                }
+                let mut reference = crate_meter(&layout, rate, Mode::I | Mode::LRA);
                 let mut meter = Meter::new(&layout, rate).expect("meter");
                 let mut start = 0;
                 let mut k = 0;
