@@ -66,7 +66,7 @@ fn coefficients(sample_rate_hz: f64) -> ([f64; 5], [f64; 5]) {
 
 /// Four channels' filter state: `w[k][lane]` is the filter's internal signal `k + 1`
 /// samples ago (direct form II), `sum[lane]` the squares summed since the last
-/// [`KWeighting::take_sums`].
+/// [`KWeighting::take_sum`].
 #[derive(Debug, Clone, Copy, Default)]
 struct Lanes {
     w: [[f64; LANES]; 4],
