@@ -4,49 +4,16 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use halo::engine::{Engine, EngineConfig, ObjectConfig, OutputConfig};
-use halo::scene::automation::{Automation, Interpolation, Keyframe};
-use halo::scene::geometry::Position;
+use halo::scene::automation::Automation;
 use halo::scene::layout::Layout;
-use halo::spatial::binaural::Distance;
 use std::hint::black_box;
 
 #[path = "common/scenes.rs"]
 mod scenes;
-use scenes::{BLOCK, RATE, moving_objects, render_second_parallel, signal, whole_render_config};
-
-/// Object `i` moves through the room (Cartesian, inside the cube, on and above the ear
-/// plane), so every object moves all the time through the allocentric panner.
-fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
-    (0..n)
-        .map(|i| {
-            let period = 1.5 + (i % 7) as f64 * 0.5;
-            let steps = (seconds / period * 8.0).ceil() as usize + 1;
-            let keys = (0..=steps)
-                .map(|k| {
-                    let a = (k as f64 * 45.0 + i as f64 * 17.0).to_radians();
-                    Keyframe {
-                        frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
-                        value: Position::Cartesian {
-                            x: 0.9 * a.sin(),
-                            y: 0.8 * (1.3 * a).cos(),
-                            z: (i % 5) as f64 * 0.25,
-                        },
-                        interpolation: Interpolation::Linear,
-                    }
-                })
-                .collect();
-            ObjectConfig {
-                gain_db: Automation::constant(-12.0),
-                position: Automation::new(keys).expect("ordered keyframes"),
-                size: Automation::constant(0.0),
-                mute: false,
-                binaural_bypass: false,
-                binaural_distance: Distance::Mid,
-                controls: Default::default(),
-            }
-        })
-        .collect()
-}
+use scenes::{
+    BLOCK, RATE, moving_cartesian_objects, moving_objects, render_second_parallel, signal,
+    whole_render_config,
+};
 
 fn bench_engine_cartesian(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_moving_cartesian_objects_to_7.1.4");

@@ -1,6 +1,6 @@
 //! The scenes of the engine benchmarks, shared with `examples/whole_render.rs` (which counts
-//! their instructions, `tools/bench/whole_render_instructions.sh`): 128 moving objects, and
-//! the whole render of issue 4. Each user takes what it needs.
+//! their instructions, `tools/bench/whole_render_instructions.sh`): moving polar and
+//! Cartesian objects, and the whole render of issue 4. Each user takes what it needs.
 #![allow(dead_code)]
 
 use halo::drivers::parallel::{Inputs, ParallelEngine};
@@ -16,19 +16,42 @@ pub const BLOCK: usize = 1024;
 
 /// Object `i` circles at its own speed and height, so every object moves all the time.
 pub fn moving_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
+    moving_scene(n, seconds, |i, deg| Position::Polar {
+        azimuth_deg: deg % 360.0,
+        elevation_deg: -10.0 + (i % 5) as f64 * 12.0,
+        distance: 1.0,
+    })
+}
+
+/// Object `i` moves through the room (Cartesian, inside the cube, on and above the ear
+/// plane), so every object moves all the time through the allocentric panner.
+pub fn moving_cartesian_objects(n: usize, seconds: f64) -> Vec<ObjectConfig> {
+    moving_scene(n, seconds, |i, deg| {
+        let a = deg.to_radians();
+        Position::Cartesian {
+            x: 0.9 * a.sin(),
+            y: 0.8 * (1.3 * a).cos(),
+            z: (i % 5) as f64 * 0.25,
+        }
+    })
+}
+
+/// `n` objects at −12 dB and `Mid` distance whose positions are keyframed eight times per
+/// period (1.5 to 4.5 s, by object) for `seconds`: object `i`'s `k`-th keyframe is at
+/// `position(i, k · 45° + i · 17°)`, linearly interpolated.
+fn moving_scene(
+    n: usize,
+    seconds: f64,
+    position: impl Fn(usize, f64) -> Position,
+) -> Vec<ObjectConfig> {
     (0..n)
         .map(|i| {
             let period = 1.5 + (i % 7) as f64 * 0.5;
-            let el = -10.0 + (i % 5) as f64 * 12.0;
             let steps = (seconds / period * 8.0).ceil() as usize + 1;
             let keys = (0..=steps)
                 .map(|k| Keyframe {
                     frame: (k as f64 * period / 8.0 * RATE as f64) as u64,
-                    value: Position::Polar {
-                        azimuth_deg: (k as f64 * 45.0 + i as f64 * 17.0) % 360.0,
-                        elevation_deg: el,
-                        distance: 1.0,
-                    },
+                    value: position(i, k as f64 * 45.0 + i as f64 * 17.0),
                     interpolation: Interpolation::Linear,
                 })
                 .collect();
