@@ -269,21 +269,36 @@ impl Processor for Limiter {
                 self.frame += 1;
             }
             // 3. channel by channel: each frame into the delay line, the delayed frame out
-            //    at its gain (read before the next frame overwrites it)
+            //    at its gain. Frame by frame, frame `k` writes ring slot `pos + k` and then
+            //    reads slot `pos + k + 1`, written `m − 1` frames before; so in runs of at
+            //    most `m − 1` frames no read sees the same run's writes, and a run reads all
+            //    its delayed frames first (one slice: the mirror makes it contiguous) and
+            //    then writes its frames, in two slices at most. The same values.
             for (ch, hist) in channels
                 .iter_mut()
                 .zip(self.history.chunks_exact_mut(2 * m))
                 .take(nch)
             {
                 let mut pos = self.pos;
-                for (y, &g) in ch[start..start + len].iter_mut().zip(&gains) {
-                    let x = *y;
-                    hist[pos] = x;
-                    hist[pos + m] = x;
-                    *y = hist[pos + 1] * g;
-                    pos += 1;
-                    if pos == m {
-                        pos = 0;
+                for (ys, gs) in ch[start..start + len]
+                    .chunks_mut(m - 1)
+                    .zip(gains[..len].chunks(m - 1))
+                {
+                    let run = ys.len();
+                    let mut xs = [0f32; PEAK_CHUNK];
+                    xs[..run].copy_from_slice(ys);
+                    for ((y, &h), &g) in ys.iter_mut().zip(&hist[pos + 1..pos + 1 + run]).zip(gs) {
+                        *y = h * g;
+                    }
+                    let first = run.min(m - pos);
+                    hist[pos..pos + first].copy_from_slice(&xs[..first]);
+                    hist[pos + m..pos + m + first].copy_from_slice(&xs[..first]);
+                    let rest = &xs[first..run];
+                    hist[..rest.len()].copy_from_slice(rest);
+                    hist[m..m + rest.len()].copy_from_slice(rest);
+                    pos += run;
+                    if pos >= m {
+                        pos -= m;
                     }
                 }
             }
@@ -370,11 +385,19 @@ mod tests {
         }
     }
 
+    /// Bit for bit, at any block size, with delay lines shorter than a detector chunk
+    /// (12 frames at 8 kHz), just longer (72 at 48 kHz) and much longer (20 ms at 96 kHz).
     #[test]
     fn chunked_process_equals_frame_by_frame_reference() {
+        for (rate, lookahead_ms) in [(48_000, 1.5), (8_000, 1.0), (11_025, 6.0), (96_000, 20.0)] {
+            chunked_process_equals_frame_by_frame_at(rate, lookahead_ms);
+        }
+    }
+
+    fn chunked_process_equals_frame_by_frame_at(rate: u32, lookahead_ms: f64) {
         let settings = LimiterSettings {
             ceiling_dbtp: -1.0,
-            lookahead_ms: 1.5,
+            lookahead_ms,
             release_ms: 30.0,
         };
         let mut rng = XorShift64Star::new(11);
@@ -390,11 +413,11 @@ mod tests {
             })
             .collect();
         let mut want = input.clone();
-        let mut reference = Limiter::new(&settings, 48_000, 3).unwrap();
+        let mut reference = Limiter::new(&settings, rate, 3).unwrap();
         process_frame_by_frame(&mut reference, &mut want);
         assert!(want[0].iter().any(|&y| y != 0.0));
-        for block in [1, 7, 64, 65, 1000, 9000] {
-            let mut lim = Limiter::new(&settings, 48_000, 3).unwrap();
+        for block in [1, 7, 12, 13, 64, 65, 1000, 9000] {
+            let mut lim = Limiter::new(&settings, rate, 3).unwrap();
             let mut got = input.clone();
             let mut start = 0;
             while start < 9000 {
@@ -411,7 +434,7 @@ mod tests {
                     .position(|(a, b)| a.to_bits() != b.to_bits());
                 assert_eq!(
                     first, None,
-                    "block {block}, channel {c}: first differing frame"
+                    "{rate} Hz, {lookahead_ms} ms, block {block}, channel {c}: first differing frame"
                 );
             }
         }
