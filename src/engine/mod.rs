@@ -443,8 +443,6 @@ struct BinauralPath {
     room: RoomMap,
     /// Plain stereo panning for objects in binaural mode Off.
     stereo: Panner,
-    /// Renderer inputs for the current run (objects, then bed channels), ≤ 64 frames.
-    scratch: Vec<Vec<f32>>,
     /// Per object: level at the segment start and its per-frame slope.
     level_start: Vec<f32>,
     level_slope: Vec<f32>,
@@ -606,13 +604,16 @@ impl ChunkedRenderer {
         }
     }
 
-    /// Renders `run` frames of every owned chunk into its partial mix at `at`.
-    fn process(&mut self, inputs: &[Vec<f32>], at: usize, run: usize) {
+    /// Renders `run` frames of every owned chunk into its partial mix at `at`; `input` writes
+    /// the sources' inputs in place (session source index, frame offset within the run,
+    /// destination), as [`BinauralRenderer::process_with`] asks for them.
+    fn process(&mut self, at: usize, run: usize, mut input: impl FnMut(usize, usize, &mut [f32])) {
         for chunk in &mut self.chunks {
             if let Some(r) = &mut chunk.renderer {
                 let [l, rt] = &mut chunk.ears;
-                r.process(
-                    &inputs[chunk.first..chunk.end],
+                let first = chunk.first;
+                r.process_with(
+                    |s, offset, dst| input(first + s, offset, dst),
                     &mut l[at..at + run],
                     &mut rt[at..at + run],
                 );
@@ -1363,7 +1364,6 @@ impl BinauralPath {
             renderer,
             room,
             stereo,
-            scratch: vec![vec![0.0; GAIN_INTERVAL_FRAMES as usize]; n_sources],
             level_start: vec![0.0; n_obj],
             level_slope: vec![0.0; n_obj],
             level_end: vec![0.0; n_obj],
@@ -1469,33 +1469,36 @@ impl BinauralPath {
         offset: usize,
     ) {
         let steps = &RAMP_STEPS[offset..offset + run];
-        for (i, input) in object_inputs.iter().enumerate().take(objects.len()) {
-            if !self.renderer.owns(i) {
-                continue;
-            }
-            let dst = &mut self.scratch[i][..run];
-            let (l0, slope) = (self.level_start[i], self.level_slope[i]);
-            for ((d, &x), &k) in dst.iter_mut().zip(&input[at..at + run]).zip(steps) {
-                *d = x * (l0 + slope * k);
-            }
-        }
-        for &(b, c, src, level) in &self.bed_sources {
-            let dst = &mut self.scratch[src][..run];
-            for (d, &x) in dst.iter_mut().zip(&bed_inputs[b][c][at..at + run]) {
-                *d = x * level;
-            }
-        }
-        for (b, src, taps) in &self.hoa_sources {
-            let dst = &mut self.scratch[*src][..run];
-            dst.fill(0.0);
-            for &(c, g) in taps {
-                for (d, &x) in dst.iter_mut().zip(&bed_inputs[*b][c][at..at + run]) {
-                    *d += x * g;
+        let n_obj = objects.len();
+        let n_beds = self.bed_sources.len();
+        let (level_start, level_slope) = (&self.level_start, &self.level_slope);
+        let (bed_sources, hoa_sources) = (&self.bed_sources, &self.hoa_sources);
+        // Each source's input is written straight into the renderer's buffer: objects at
+        // their level ramp, bed channels at their level, HOA beds decoded to their virtual
+        // speakers; anything else (the placeholder source of an empty session) is silence.
+        self.renderer.process(at, run, |source, k0, dst| {
+            let (from, n) = (at + k0, dst.len());
+            if source < n_obj {
+                let (l0, slope) = (level_start[source], level_slope[source]);
+                let x = &object_inputs[source][from..from + n];
+                for ((d, &x), &k) in dst.iter_mut().zip(x).zip(&steps[k0..k0 + n]) {
+                    *d = x * (l0 + slope * k);
                 }
+            } else if let Some(&(b, c, _, level)) = bed_sources.get(source - n_obj) {
+                for (d, &x) in dst.iter_mut().zip(&bed_inputs[b][c][from..from + n]) {
+                    *d = x * level;
+                }
+            } else if let Some((b, _, taps)) = hoa_sources.get(source - n_obj - n_beds) {
+                dst.fill(0.0);
+                for &(c, g) in taps {
+                    for (d, &x) in dst.iter_mut().zip(&bed_inputs[*b][c][from..from + n]) {
+                        *d += x * g;
+                    }
+                }
+            } else {
+                dst.fill(0.0);
             }
-        }
-        // Every scratch buffer holds at least `run` frames; the renderer reads `run`.
-        self.renderer.process(&self.scratch, at, run);
+        });
     }
 
     /// Adds the bed LFE (at the session's level, delayed like the HRTF path) to both ears.

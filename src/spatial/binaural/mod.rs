@@ -1364,24 +1364,45 @@ impl BinauralRenderer {
     /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
     /// samples are silence; extra inputs are ignored); `left`/`right` are overwritten with
     /// the binaural mix. Any block length; never allocates.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn process<S: AsRef<[f32]>>(&mut self, inputs: &[S], left: &mut [f32], right: &mut [f32]) {
+        self.process_with(
+            |i, pos, dst| match inputs.get(i).map(|x| x.as_ref()) {
+                Some(x) if x.len() >= pos + dst.len() => {
+                    dst.copy_from_slice(&x[pos..pos + dst.len()]);
+                }
+                Some(x) => {
+                    for (k, d) in dst.iter_mut().enumerate() {
+                        *d = x.get(pos + k).copied().unwrap_or(0.0);
+                    }
+                }
+                None => dst.fill(0.0),
+            },
+            left,
+            right,
+        );
+    }
+
+    /// [`BinauralRenderer::process`] for a caller that computes its inputs (the engine: each
+    /// object's signal at its level): `input(source, offset, dst)` writes every sample of
+    /// source `source`'s input frames `offset .. offset + dst.len()` of this block into
+    /// `dst`, the renderer's own input buffer, which saves copying them there. It is called
+    /// for every source, in order, once per partition the block reaches into. Never
+    /// allocates.
+    pub fn process_with(
+        &mut self,
+        mut input: impl FnMut(usize, usize, &mut [f32]),
+        left: &mut [f32],
+        right: &mut [f32],
+    ) {
         let frames = left.len().min(right.len());
         let b = self.block;
         let mut pos = 0;
         while pos < frames {
             let chunk = (b - self.fill).min(frames - pos);
+            let at = self.half * b + self.fill;
             for (i, s) in self.sources.iter_mut().enumerate() {
-                let at = self.half * b + self.fill;
-                let dst = &mut s.time[at..at + chunk];
-                match inputs.get(i).map(|x| x.as_ref()) {
-                    Some(x) if x.len() >= pos + chunk => dst.copy_from_slice(&x[pos..pos + chunk]),
-                    Some(x) => {
-                        for (k, d) in dst.iter_mut().enumerate() {
-                            *d = x.get(pos + k).copied().unwrap_or(0.0);
-                        }
-                    }
-                    None => dst.fill(0.0),
-                }
+                input(i, pos, &mut s.time[at..at + chunk]);
             }
             left[pos..pos + chunk].copy_from_slice(&self.out[0][self.fill..self.fill + chunk]);
             right[pos..pos + chunk].copy_from_slice(&self.out[1][self.fill..self.fill + chunk]);
