@@ -61,7 +61,7 @@ fn quote(text: &str) -> String {
 #[command(
     name = "halo",
     version,
-    about = "Object-based immersive renderer: speakers (VBAP), headphones, stereo fold-down"
+    about = "Object-based immersive renderer: speakers (ITU-R BS.2127 gains), headphones, stereo fold-down"
 )]
 struct Cli {
     #[command(subcommand)]
