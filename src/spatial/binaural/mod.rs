@@ -1079,7 +1079,6 @@ pub struct BinauralRenderer {
     /// Which half of every source's `time` buffer is being filled (the halves swap roles
     /// at each partition instead of the input being copied).
     half: usize,
-    frames_in: u64,
     partition_index: u64,
     /// The CPU has AVX (detected at construction): the convolution kernels run in their
     /// AVX build, which computes exactly what the portable build does.
@@ -1254,7 +1253,6 @@ impl BinauralRenderer {
             fade_in,
             fill: 0,
             half: 0,
-            frames_in: 0,
             partition_index: 0,
             avx: has_avx(),
             fma: has_avx() && has_fma(),
@@ -1294,7 +1292,9 @@ impl BinauralRenderer {
     }
 
     fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
-        let eff = self.frames_in.div_ceil(self.block as u64);
+        // The first partition starting at or after the input frames taken so far
+        // (`partition_index · B + fill` of them), without a division.
+        let eff = self.partition_index + u64::from(self.fill > 0);
         let Some(s) = self.sources.get_mut(source) else {
             return;
         };
@@ -1357,7 +1357,6 @@ impl BinauralRenderer {
         }
         self.fill = 0;
         self.half = 0;
-        self.frames_in = 0;
         self.partition_index = 0;
     }
 
@@ -1407,7 +1406,6 @@ impl BinauralRenderer {
             left[pos..pos + chunk].copy_from_slice(&self.out[0][self.fill..self.fill + chunk]);
             right[pos..pos + chunk].copy_from_slice(&self.out[1][self.fill..self.fill + chunk]);
             self.fill += chunk;
-            self.frames_in += chunk as u64;
             pos += chunk;
             if self.fill == b {
                 self.process_partition();
@@ -1444,7 +1442,7 @@ impl BinauralRenderer {
 
             // Input: one forward FFT unless the partition is silent.
             let hist_silent_before = s.silent_run >= parts;
-            s.head = (s.head + 1) % parts;
+            s.head = if s.head + 1 == parts { 0 } else { s.head + 1 };
             let slot = s.head * bins;
             let (first, second) = s.time.split_at_mut(b);
             let (prev_half, cur_half) = if self.half == 0 {
@@ -2032,7 +2030,12 @@ fn convolve_portable<const FUSED: bool>(job: Job<'_>) {
                 }
                 continue;
             }
-            let slot = ((head + parts - p) % parts) * bins;
+            // Slot `head − p` of the ring (p < parts), without a division.
+            let slot = if head >= p {
+                head - p
+            } else {
+                head + parts - p
+            } * bins;
             let x = (&fdl_re[slot..slot + bins], &fdl_im[slot..slot + bins]);
             let (nw, ow) = (spectra(new_w), spectra(old_w));
             let (ar, ai) = (&mut a_re[ear][..], &mut a_im[ear][..]);
