@@ -1314,6 +1314,17 @@ impl BinauralPath {
                 }
             }
         }
+        // Renderer sources: the objects, then the bed channels, then the HOA beds' virtual
+        // speakers, each in order (`run` finds a source's kind from its index).
+        debug_assert!(
+            bed_sources
+                .iter()
+                .enumerate()
+                .all(|(k, s)| s.2 == n_obj + k)
+        );
+        debug_assert!(
+            (hoa_sources.iter().enumerate()).all(|(k, s)| s.1 == n_obj + bed_sources.len() + k)
+        );
         let n_sources = (n_obj + bed_sources.len() + hoa_sources.len()).max(1);
         let mut binaural_config = BinauralConfig::new(config.sample_rate, n_sources);
         if offline {
