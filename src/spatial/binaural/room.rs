@@ -305,6 +305,12 @@ impl Room {
         s
     }
 
+    /// Whether the last [`Room::process`] added early reflections (some input, or the
+    /// tail of one, was sounding).
+    pub(super) fn early_active(&self) -> bool {
+        self.silent_run.iter().any(|&r| r < self.parts)
+    }
+
     /// Clears all audio history.
     pub(super) fn reset(&mut self) {
         for v in self
