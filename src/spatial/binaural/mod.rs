@@ -1749,7 +1749,7 @@ impl BinauralRenderer {
 fn fft_frames(block: usize, taps: usize) -> usize {
     let smooth = |mut n: usize| {
         for f in [2, 3] {
-            while n % f == 0 {
+            while n.is_multiple_of(f) {
                 n /= f;
             }
         }
@@ -2382,10 +2382,10 @@ mod tests {
     #[test]
     fn one_partition_ffts_are_the_shortest_fast_length() {
         let three_smooth = |mut n: usize| {
-            while n % 2 == 0 {
+            while n.is_multiple_of(2) {
                 n /= 2;
             }
-            while n % 3 == 0 {
+            while n.is_multiple_of(3) {
                 n /= 3;
             }
             n == 1
@@ -2393,7 +2393,7 @@ mod tests {
         for block in [16usize, 64, 256, 1024, 2048, 8192] {
             for taps in (1..=block).step_by((block / 61).max(1)).chain([block]) {
                 let want = (block + taps - 1..2 * block)
-                    .find(|&n| n % 4 == 0 && three_smooth(n / 2))
+                    .find(|&n| n.is_multiple_of(4) && three_smooth(n / 2))
                     .unwrap_or(2 * block);
                 assert_eq!(fft_frames(block, taps), want, "{block} frames, {taps} taps");
             }
