@@ -5,7 +5,9 @@
 use std::sync::{Arc, OnceLock};
 
 use halo::scene::geometry::Direction;
-use halo::spatial::binaural::{BinauralConfig, BinauralError, BinauralRenderer, HrtfSet};
+use halo::spatial::binaural::{
+    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet, RESTART_FADE_S,
+};
 
 const SR: u32 = 48_000;
 
@@ -631,6 +633,61 @@ fn reset_restarts_from_silence() {
     r.reset();
     let second = render(&mut r, &[x], len, 100, |_, _| {});
     assert_eq!(first, second);
+}
+
+#[test]
+fn restart_fades_the_input_in_over_its_time() {
+    // A restart (seek, monitor switched back on) renders the input as if it had been
+    // faded in over `RESTART_FADE_S` (raised cosine) by the caller, for partitions shorter
+    // and longer than the fade; a plain reset keeps the input as it is.
+    let set = kemar();
+    let len = 3000;
+    let x = noise(len, 7);
+    let fade = (RESTART_FADE_S * f64::from(SR)).round() as usize;
+    assert_eq!(fade, 480);
+    let faded: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(n, &v)| {
+            if n < fade {
+                let s = (0.5 * std::f64::consts::PI * (n as f64 + 0.5) / fade as f64).sin();
+                v * (s * s) as f32
+            } else {
+                v
+            }
+        })
+        .collect();
+    for partition in [16, 256, 1024] {
+        let config = BinauralConfig {
+            partition_frames: partition,
+            ..BinauralConfig::new(SR, 1)
+        };
+        let mut r = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
+        r.set_direction(0, Direction::new(40.0, 10.0));
+        r.set_distance(0, Distance::Mid);
+        let _ = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+        r.restart();
+        let restarted = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+        let mut fresh = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
+        fresh.set_direction(0, Direction::new(40.0, 10.0));
+        fresh.set_distance(0, Distance::Mid);
+        let want = render(
+            &mut fresh,
+            std::slice::from_ref(&faded),
+            len,
+            100,
+            |_, _| {},
+        );
+        assert_eq!(restarted, want, "partition {partition}");
+        // After a plain reset, the same renderer gives the unfaded render, which differs.
+        r.reset();
+        let plain = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+        let diff = max_diff(&plain, &want);
+        assert!(
+            diff.0 > 1e-3 && diff.1 > 1e-3,
+            "partition {partition}: {diff:?}"
+        );
+    }
 }
 
 #[test]

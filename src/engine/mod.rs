@@ -604,6 +604,13 @@ impl ChunkedRenderer {
         }
     }
 
+    /// [`BinauralRenderer::restart`] for every owned chunk.
+    fn restart(&mut self) {
+        for r in self.chunks.iter_mut().filter_map(|c| c.renderer.as_mut()) {
+            r.restart();
+        }
+    }
+
     /// Renders `run` frames of every owned chunk into its partial mix at `at`; `input` writes
     /// the sources' inputs in place (session source index, frame offset within the run,
     /// destination), as [`BinauralRenderer::process_with`] asks for them.
@@ -944,7 +951,7 @@ impl Engine {
             if matches!(out.source, Source::Binaural)
                 && let Some(b) = &mut self.binaural
             {
-                b.renderer.reset();
+                b.renderer.restart();
                 crate::dsp::Processor::reset(&mut b.lfe_delay);
             }
         }
@@ -994,7 +1001,13 @@ impl Engine {
             }
         }
         if let Some(b) = &mut self.binaural {
-            b.renderer.reset();
+            // Before frame 0 the input is silent, so a render from the start is complete;
+            // anywhere else the renderer lacks the input's past and fades it in.
+            if frame == 0 {
+                b.renderer.reset();
+            } else {
+                b.renderer.restart();
+            }
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
         for bus in &mut self.buses {

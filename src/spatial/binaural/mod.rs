@@ -94,6 +94,9 @@ const TAIL_THRESHOLD: f32 = 1e-4;
 /// last sample above this fraction of the set's peak (−120 dB): the shelves' decaying
 /// tails below it change a `Near` source by less than float rounding does.
 const NEAR_TAIL_THRESHOLD: f32 = 1e-6;
+/// After [`BinauralRenderer::restart`], the input is faded in over this long (raised
+/// cosine), so that the history the renderer lacks does not turn into an onset click.
+pub const RESTART_FADE_S: f64 = 0.01;
 /// Grid cell size (degrees) of the triangle lookup table.
 const GRID_DEG: f64 = 4.0;
 /// Barycentric tolerance when testing whether a direction lies in a triangle.
@@ -1090,6 +1093,10 @@ pub struct BinauralRenderer {
     out: [Vec<f32>; 2],
     /// Crossfade window (fade-in of the new state), `B` frames.
     fade_in: Vec<f32>,
+    /// The input's fade-in after [`BinauralRenderer::restart`]: [`RESTART_FADE_S`].
+    restart_fade: Vec<f32>,
+    /// A restart's fade-in is under way (from partition 0 on).
+    restarting: bool,
     fill: usize,
     /// Which half of every source's `time` buffer is being filled (the halves swap roles
     /// at each partition instead of the input being copied).
@@ -1279,6 +1286,14 @@ impl BinauralRenderer {
                 (s * s) as f32
             })
             .collect();
+        let fade_frames =
+            ((RESTART_FADE_S * f64::from(config.sample_rate)).round() as usize).max(1);
+        let restart_fade = (0..fade_frames)
+            .map(|n| {
+                let s = (0.5 * PI * (n as f64 + 0.5) / fade_frames as f64).sin();
+                (s * s) as f32
+            })
+            .collect();
         let zeros = || vec![0.0f32; bins];
         BinauralRenderer {
             cos_min_update: config.min_update_deg.to_radians().cos(),
@@ -1308,6 +1323,8 @@ impl BinauralRenderer {
             td: [vec![0.0; b], vec![0.0; b]],
             out: [vec![0.0; b], vec![0.0; b]],
             fade_in,
+            restart_fade,
+            restarting: false,
             fill: 0,
             half: 0,
             partition_index: 0,
@@ -1414,6 +1431,18 @@ impl BinauralRenderer {
         self.fill = 0;
         self.half = 0;
         self.partition_index = 0;
+        self.restarting = false;
+    }
+
+    /// [`BinauralRenderer::reset`] for a render that resumes in the middle of its input
+    /// (a seek, a monitor switched back on): the input was not silent before this point,
+    /// but the renderer has none of it, so it fades the input in over [`RESTART_FADE_S`].
+    /// Started abruptly, the input's first sample would be a step, and the room's
+    /// reverberation would ring with that click for as long as it decays (hundreds of
+    /// milliseconds, longer than a monitor's warm-up).
+    pub fn restart(&mut self) {
+        self.reset();
+        self.restarting = true;
     }
 
     /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
@@ -1510,6 +1539,11 @@ impl BinauralRenderer {
             let previous_silent = prev_half.iter().all(|&x| x == 0.0);
             if !now.active {
                 cur_half.fill(0.0);
+            } else if self.restarting {
+                let from = j as usize * b;
+                for (x, g) in cur_half.iter_mut().zip(self.restart_fade.iter().skip(from)) {
+                    *x *= g;
+                }
             }
             let silent = !now.active || cur_half.iter().all(|&x| x == 0.0);
             // The slot's spectrum is that of both halves (overlap-save): it is zero only
@@ -1734,6 +1768,9 @@ impl BinauralRenderer {
             }
         }
         self.half ^= 1;
+        if self.restarting && (j as usize + 1) * b >= self.restart_fade.len() {
+            self.restarting = false;
+        }
         self.partition_index += 1;
     }
 }
