@@ -1,7 +1,8 @@
 //! Moving-source binaural rendering speed: halo's renderer against one `sofar` renderer per
 //! source (with its crossfades), 48 kHz, directions updated every 64 frames. `halo` is the
-//! live configuration (256-frame partitions, `halo play`), `halo offline` the one
-//! `halo render` uses (`BinauralConfig::offline`: 1024-frame partitions for this set).
+//! live configuration (`BinauralConfig::live`: 324-frame partitions for this set, as
+//! `halo play` and `halo render` use), `halo offline` the one of `halo render
+//! --fast-binaural` (`BinauralConfig::offline`: one 1024-frame partition for this set).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use halo::scene::geometry::Direction;
-use halo::spatial::binaural::{BinauralConfig, BinauralRenderer, Distance, HrtfSet};
+use halo::spatial::binaural::{
+    BinauralConfig, BinauralRenderer, Distance, HrtfSet, live_partition_frames,
+};
 use sofar::reader::{Filter, OpenOptions};
 use sofar::render::{FilterTransition, Renderer, RendererPlan};
 
@@ -135,7 +138,7 @@ fn bench(c: &mut Criterion) {
     for n in [16usize, 64, 128] {
         let ins = inputs(n);
         let mut halo = Halo {
-            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n)).unwrap(),
+            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).live(&set)).unwrap(),
             clock: 0,
         };
         let mut offline = Halo {
@@ -154,14 +157,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| sofar.run(black_box(&ins), &mut l, &mut r))
         });
         let x_halo = times_real_time(|| halo.run(&ins, &mut l, &mut r), 8);
-        // The live-playback budget: one 256-frame partition's cost against its duration.
-        let part_us = 256.0 / SR as f64 / x_halo * 1e6;
+        // The live-playback budget: one live partition's cost against its duration.
+        let live = live_partition_frames(&set);
+        let part_us = live as f64 / SR as f64 / x_halo * 1e6;
         println!(
-            "{n:4} moving sources, 256-frame partitions: {part_us:6.0} us per partition ({:.1}% of {:.2} ms)",
+            "{n:4} moving sources, {live}-frame partitions: {part_us:6.0} us per partition ({:.1}% of {:.2} ms)",
             100.0 / x_halo,
-            256.0 / SR as f64 * 1e3
+            live as f64 / SR as f64 * 1e3
         );
-        for b in [128usize, 512, 1024] {
+        for b in [128usize, 256, 512, 1024] {
             let mut cfg = BinauralConfig::new(SR, n);
             cfg.partition_frames = b;
             let mut other = Halo {
@@ -202,10 +206,12 @@ fn bench_modes(c: &mut Criterion) {
         ("anechoic offline", Distance::Anechoic, true),
         ("mid offline", Distance::Mid, true),
     ] {
-        let mut cfg = BinauralConfig::new(SR, n);
-        if offline {
-            cfg = cfg.offline(&set);
-        }
+        let cfg = BinauralConfig::new(SR, n);
+        let cfg = if offline {
+            cfg.offline(&set)
+        } else {
+            cfg.live(&set)
+        };
         let mut halo = Halo {
             r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
             clock: 0,

@@ -636,10 +636,12 @@ fn reset_restarts_from_silence() {
 }
 
 #[test]
-fn restart_fades_the_input_in_over_its_time() {
-    // A restart (seek, monitor switched back on) renders the input as if it had been
-    // faded in over `RESTART_FADE_S` (raised cosine) by the caller, for partitions shorter
-    // and longer than the fade; a plain reset keeps the input as it is.
+fn restart_fades_the_input_in_and_keeps_the_partition_grid() {
+    // A restart at frame `at` of the timeline (seek, monitor switched back on) renders the
+    // input as if it had been faded in over `RESTART_FADE_S` (raised cosine) by the caller,
+    // in partitions on the timeline's grid: as a fresh renderer fed `at mod B` frames of
+    // silence first. For partitions shorter and longer than the fade, and restarts on and
+    // off the grid. A plain reset keeps the input as it is.
     let set = kemar();
     let len = 3000;
     let x = noise(len, 7);
@@ -657,36 +659,38 @@ fn restart_fades_the_input_in_over_its_time() {
             }
         })
         .collect();
-    for partition in [16, 256, 1024] {
-        let config = BinauralConfig {
-            partition_frames: partition,
-            ..BinauralConfig::new(SR, 1)
-        };
-        let mut r = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
-        r.set_direction(0, Direction::new(40.0, 10.0));
-        r.set_distance(0, Distance::Mid);
-        let _ = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
-        r.restart();
-        let restarted = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
-        let mut fresh = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
-        fresh.set_direction(0, Direction::new(40.0, 10.0));
-        fresh.set_distance(0, Distance::Mid);
-        let want = render(
-            &mut fresh,
-            std::slice::from_ref(&faded),
-            len,
-            100,
-            |_, _| {},
-        );
-        assert_eq!(restarted, want, "partition {partition}");
-        // After a plain reset, the same renderer gives the unfaded render, which differs.
-        r.reset();
-        let plain = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
-        let diff = max_diff(&plain, &want);
-        assert!(
-            diff.0 > 1e-3 && diff.1 > 1e-3,
-            "partition {partition}: {diff:?}"
-        );
+    for partition in [16, 256, 324, 1024] {
+        for at in [0u64, 48_000, 48_123, 7 * partition as u64 + 5] {
+            let config = BinauralConfig {
+                partition_frames: partition,
+                ..BinauralConfig::new(SR, 1)
+            };
+            let setup = |r: &mut BinauralRenderer| {
+                r.set_direction(0, Direction::new(40.0, 10.0));
+                r.set_distance(0, Distance::Mid);
+            };
+            let mut r = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
+            setup(&mut r);
+            let _ = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+            r.restart(at);
+            let restarted = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+            let offset = (at % partition as u64) as usize;
+            let mut padded = vec![0.0f32; offset];
+            padded.extend_from_slice(&faded);
+            let mut fresh = BinauralRenderer::new(set.clone(), config.clone()).unwrap();
+            setup(&mut fresh);
+            let want = render(&mut fresh, &[padded], len + offset, 100, |_, _| {});
+            let want = (want.0[offset..].to_vec(), want.1[offset..].to_vec());
+            assert_eq!(restarted, want, "partition {partition}, restart at {at}");
+            // After a plain reset, the same renderer gives the unfaded render, which differs.
+            r.reset();
+            let plain = render(&mut r, std::slice::from_ref(&x), len, 100, |_, _| {});
+            let diff = max_diff(&plain, &want);
+            assert!(
+                diff.0 > 1e-3 && diff.1 > 1e-3,
+                "partition {partition}: {diff:?}"
+            );
+        }
     }
 }
 

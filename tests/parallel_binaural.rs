@@ -194,10 +194,12 @@ fn parallel(config: EngineConfig, threads: usize, offline: bool) -> drive::Outpu
 /// 64-frame grid and the keyframes), as `Engine` does for constant-gain polar objects.
 fn one_renderer(objects: &[ObjectConfig], offline: bool) -> [Vec<f32>; 2] {
     let hrtf = hrtf();
-    let mut config = BinauralConfig::new(RATE, objects.len());
-    if offline {
-        config = config.offline(&hrtf);
-    }
+    let config = BinauralConfig::new(RATE, objects.len());
+    let config = if offline {
+        config.offline(&hrtf)
+    } else {
+        config.live(&hrtf)
+    };
     let mut r = BinauralRenderer::new(hrtf, config).unwrap();
     let mut points: Vec<u64> = (0..FRAMES as u64)
         .step_by(GAIN_INTERVAL_FRAMES as usize)

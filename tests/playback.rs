@@ -292,7 +292,7 @@ fn only_the_monitored_output_is_rendered_and_re_enabling_converges() {
     // reverb of the shared binaural room (the session's objects are in the default mode,
     // Mid) of what was played before the gap, and of the first 10 ms after it, which the
     // restarted renderer fades in (`RESTART_FADE_S`): a re-enabled monitor cannot have
-    // them (0.036 with an abrupt restart, 0.052 with the fade-in)…
+    // them (0.036 with an abrupt restart, 0.051–0.052 with the fade-in)…
     assert!(
         after < 0.07,
         "after the warm-up the output differs by {after:e}"

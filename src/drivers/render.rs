@@ -61,7 +61,7 @@ pub struct RenderOptions<'a> {
     /// Binaural outputs through long HRTF partitions (`ParallelEngine::new_offline`):
     /// ≈ 1.6× faster; static sources render the same convolution (within float
     /// rounding), moving sources' filters follow every partition (21 ms at 48 kHz)
-    /// instead of every 5.3 ms, so the output is no longer the frames `halo play` plays.
+    /// instead of every 6.75 ms, so the output is no longer the frames `halo play` plays.
     pub fast_binaural: bool,
 }
 
@@ -691,8 +691,9 @@ pub fn render_uncommitted(
         ));
     }
 
-    // By default the binaural path uses `halo play`'s 256-frame partitions, so that a
-    // render is exactly what the monitor played (tests/playback.rs).
+    // By default the binaural path uses `halo play`'s live partitions (324 frames for the
+    // default set), so that a render is exactly what the monitor played
+    // (tests/playback.rs).
     let build = if options.fast_binaural {
         ParallelEngine::new_offline
     } else {

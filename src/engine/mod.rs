@@ -604,10 +604,10 @@ impl ChunkedRenderer {
         }
     }
 
-    /// [`BinauralRenderer::restart`] for every owned chunk.
-    fn restart(&mut self) {
+    /// [`BinauralRenderer::restart`] at `position_frames` for every owned chunk.
+    fn restart(&mut self, position_frames: u64) {
         for r in self.chunks.iter_mut().filter_map(|c| c.renderer.as_mut()) {
-            r.restart();
+            r.restart(position_frames);
         }
     }
 
@@ -928,9 +928,12 @@ impl Engine {
     /// Turns the rendering of output `o` on or off (all are on after `new`). A disabled
     /// output costs nothing: its master chain, fold-down or HRTF convolution, and any
     /// speaker bus only it reads, are skipped, and its buffers keep stale samples. When
-    /// turned back on, its processing state is cleared (as by [`Engine::seek`]) and its
-    /// gains are recomputed at the next gain point, so it needs a short warm-up (its
-    /// latency plus the HRIR length) before it matches a render that never stopped.
+    /// turned back on, its processing state is cleared (as by [`Engine::seek`]; a binaural
+    /// output's renderer restarts on the timeline's partition grid and fades its input in,
+    /// see [`BinauralRenderer::restart`]) and its gains are recomputed at the next gain
+    /// point, so it needs a short warm-up (its latency plus the HRIR length) before it
+    /// matches a render that never stopped, up to the limiter's release memory and the
+    /// binaural room's reverberation of what it did not render.
     /// Live monitoring uses this to render only the monitor being listened to.
     pub fn set_output_enabled(&mut self, o: usize, enabled: bool) {
         let Some(out) = self.outputs.get_mut(o) else {
@@ -951,7 +954,7 @@ impl Engine {
             if matches!(out.source, Source::Binaural)
                 && let Some(b) = &mut self.binaural
             {
-                b.renderer.restart();
+                b.renderer.restart(self.position);
                 crate::dsp::Processor::reset(&mut b.lfe_delay);
             }
         }
@@ -1006,7 +1009,7 @@ impl Engine {
             if frame == 0 {
                 b.renderer.reset();
             } else {
-                b.renderer.restart();
+                b.renderer.restart(frame);
             }
             crate::dsp::Processor::reset(&mut b.lfe_delay);
         }
@@ -1339,10 +1342,12 @@ impl BinauralPath {
             (hoa_sources.iter().enumerate()).all(|(k, s)| s.1 == n_obj + bed_sources.len() + k)
         );
         let n_sources = (n_obj + bed_sources.len() + hoa_sources.len()).max(1);
-        let mut binaural_config = BinauralConfig::new(config.sample_rate, n_sources);
-        if offline {
-            binaural_config = binaural_config.offline(&hrtf);
-        }
+        let binaural_config = BinauralConfig::new(config.sample_rate, n_sources);
+        let binaural_config = if offline {
+            binaural_config.offline(&hrtf)
+        } else {
+            binaural_config.live(&hrtf)
+        };
         let mut renderer = ChunkedRenderer::new(
             hrtf,
             binaural_config,

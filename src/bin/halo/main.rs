@@ -113,7 +113,7 @@ enum Command {
         threads: usize,
         /// Binaural outputs through long HRTF partitions: about 1.6x faster. Static sources
         /// sound the same; a moving source's filter follows every 21 ms instead of every
-        /// 5.3 ms, so the file is no longer exactly what `halo play` plays.
+        /// 6.75 ms, so the file is no longer exactly what `halo play` plays.
         #[arg(long)]
         fast_binaural: bool,
         /// ADM masters: the audioProgramme to render, by ID (APR_1002) or name. Default: the first.

@@ -167,6 +167,8 @@ pub struct HrtfSet {
     /// Read only by test support (`HrtfSet::trimmed_onset_frames`).
     #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     trimmed_onset_frames: usize,
+    /// Taps of the near-field bank's filters (see [`HrtfSet::near_field_taps`]).
+    near_taps: usize,
     mesh: Mesh,
 }
 
@@ -331,6 +333,7 @@ impl HrtfSet {
         for ir in raw.chunks_exact(full) {
             irs.extend_from_slice(&ir[cut..end]);
         }
+        let near_taps = near_field_taps(&irs, &directions, taps, sample_rate, peak);
         let mesh = Mesh::new(&directions);
         Ok(HrtfSet {
             name: origin.to_string(),
@@ -339,6 +342,7 @@ impl HrtfSet {
             directions,
             irs,
             trimmed_onset_frames: cut,
+            near_taps,
             mesh,
         })
     }
@@ -351,6 +355,15 @@ impl HrtfSet {
     /// Length of every (trimmed) impulse response, in frames.
     pub fn len_taps(&self) -> usize {
         self.taps
+    }
+
+    /// Length of the near-field bank's filters (each measured response through its ear's
+    /// near-field shelves, for `Near` sources), in frames: up to the last sample of any of
+    /// them at or above [`NEAR_TAIL_THRESHOLD`] of the set's peak, at least
+    /// [`HrtfSet::len_taps`] and at most twice that. The shelves' tails make it the longer
+    /// (637 frames against 546 for KEMAR at 48 kHz).
+    pub fn near_field_taps(&self) -> usize {
+        self.near_taps
     }
 
     /// Number of measured directions.
@@ -952,8 +965,9 @@ pub struct BinauralConfig {
     pub sample_rate: u32,
     /// Number of sources (inputs) the renderer mixes.
     pub max_sources: usize,
-    /// Partition length `B` (a power of two, 16 … 8192): the latency, the granularity of
-    /// parameter changes and the crossfade length, in frames.
+    /// Partition length `B` (16 … 8192, even, no prime factor above 3, so that the `2B`-point
+    /// FFTs stay fast): the latency, the granularity of parameter changes and the
+    /// crossfade length, in frames.
     pub partition_frames: usize,
     /// Crossfade filter changes over one partition (on by default; off only to show why).
     pub crossfade: bool,
@@ -981,7 +995,7 @@ impl BinauralConfig {
     /// measured spectrum is read once per larger block. Same convolution as
     /// [`BinauralConfig::new`] for static sources (to float rounding); filters of moving
     /// sources are updated (and crossfaded) once per partition, i.e. every 21 ms instead
-    /// of every 5.3 ms at 48 kHz.
+    /// of every 6.75 ms (the live partitions of [`BinauralConfig::live`]) at 48 kHz.
     /// Use as `BinauralConfig::new(rate, sources).offline(&hrtf)`.
     pub fn offline(self, hrtf: &HrtfSet) -> Self {
         BinauralConfig {
@@ -989,6 +1003,37 @@ impl BinauralConfig {
             ..self
         }
     }
+
+    /// This config for live rendering and renders that sound as `halo play` does:
+    /// partitions of [`live_partition_frames`] frames for `hrtf` (324 for the default set
+    /// at 48 kHz: its filters in two partitions instead of three of 256 frames, for 1.4 ms
+    /// more latency). Same convolution as [`BinauralConfig::new`] for static sources (to
+    /// float rounding).
+    /// Use as `BinauralConfig::new(rate, sources).live(&hrtf)`.
+    pub fn live(self, hrtf: &HrtfSet) -> Self {
+        BinauralConfig {
+            partition_frames: live_partition_frames(hrtf),
+            ..self
+        }
+    }
+}
+
+/// Longest partition [`live_partition_frames`] chooses: 8 ms at 48 kHz.
+pub const LIVE_MAX_PARTITION_FRAMES: usize = 384;
+
+/// The partition length of [`BinauralConfig::live`]: the fewest partitions of at most
+/// [`LIVE_MAX_PARTITION_FRAMES`] frames that hold the set's filters (the near-field bank's
+/// included, [`HrtfSet::near_field_taps`]), each as short as that allows but at least 256
+/// frames (the default), rounded up to an even length with no prime factor above 3.
+/// Every partition costs one multiply-accumulate per bin, source and ear, so fewer, longer
+/// partitions cost less per frame (for KEMAR at 48 kHz: 637 taps, 2 × 324 frames
+/// instead of 3 × 256).
+pub fn live_partition_frames(hrtf: &HrtfSet) -> usize {
+    let taps = hrtf.near_field_taps();
+    let parts = taps.div_ceil(LIVE_MAX_PARTITION_FRAMES).max(1);
+    (taps.div_ceil(parts).max(256)..)
+        .find(|&b| b.is_multiple_of(2) && three_smooth(b))
+        .unwrap_or(256)
 }
 
 /// The partition length of [`BinauralConfig::offline`]: the set's trimmed HRIR length
@@ -1097,6 +1142,9 @@ pub struct BinauralRenderer {
     restart_fade: Vec<f32>,
     /// A restart's fade-in is under way (from partition 0 on).
     restarting: bool,
+    /// The frame of partition 0 at which input started after the last reset: 0, or after
+    /// [`BinauralRenderer::restart`] the position's place in its partition.
+    start_fill: usize,
     fill: usize,
     /// Which half of every source's `time` buffer is being filled (the halves swap roles
     /// at each partition instead of the input being copied).
@@ -1134,11 +1182,12 @@ impl BinauralRenderer {
             ));
         }
         let b = config.partition_frames;
-        if !b.is_power_of_two() || !(16..=8192).contains(&b) {
+        if !b.is_multiple_of(2) || !three_smooth(b) || !(16..=8192).contains(&b) {
             return Err(bad(
                 "partition_frames",
                 b.to_string(),
-                "a power of two, 16 … 8192".into(),
+                "16 … 8192, even and with no prime factor above 3 (256, 288, 324, 384, 512 …)"
+                    .into(),
             ));
         }
         if !config.min_update_deg.is_finite() || !(0.0..=10.0).contains(&config.min_update_deg) {
@@ -1163,21 +1212,7 @@ impl BinauralRenderer {
         // One partition: the FFT only needs to hold the partition and the filter (the
         // near-field shelves' tails included down to `NEAR_TAIL_THRESHOLD`).
         let fft_len = if parts == 1 {
-            let mut taps = hrtf.len_taps();
-            let peak = (0..m)
-                .flat_map(|i| [hrtf.measured_hrir(i, 0), hrtf.measured_hrir(i, 1)])
-                .flatten()
-                .fold(0.0f32, |a, &v| a.max(v.abs()));
-            for (meas, ear) in (0..m).flat_map(|i| [(i, 0), (i, 1)]) {
-                near_ir(&mut ir, meas, ear);
-                if let Some(i) = ir
-                    .iter()
-                    .rposition(|v| v.abs() >= peak * NEAR_TAIL_THRESHOLD)
-                {
-                    taps = taps.max(i + 1);
-                }
-            }
-            fft_frames(b, taps)
+            fft_frames(b, hrtf.near_field_taps().min(b))
         } else {
             2 * b
         };
@@ -1325,6 +1360,7 @@ impl BinauralRenderer {
             fade_in,
             restart_fade,
             restarting: false,
+            start_fill: 0,
             fill: 0,
             half: 0,
             partition_index: 0,
@@ -1366,8 +1402,10 @@ impl BinauralRenderer {
 
     fn update(&mut self, source: usize, change: impl FnOnce(&mut Params)) {
         // The first partition starting at or after the input frames taken so far
-        // (`partition_index · B + fill` of them), without a division.
-        let eff = self.partition_index + u64::from(self.fill > 0);
+        // (`partition_index · B + fill` of them), without a division; a partition that
+        // has taken no input since a reset takes the change itself.
+        let fresh = self.partition_index == 0 && self.fill == self.start_fill;
+        let eff = self.partition_index + u64::from(self.fill > 0 && !fresh);
         let Some(s) = self.sources.get_mut(source) else {
             return;
         };
@@ -1432,17 +1470,28 @@ impl BinauralRenderer {
         self.half = 0;
         self.partition_index = 0;
         self.restarting = false;
+        self.start_fill = 0;
     }
 
     /// [`BinauralRenderer::reset`] for a render that resumes in the middle of its input
-    /// (a seek, a monitor switched back on): the input was not silent before this point,
-    /// but the renderer has none of it, so it fades the input in over [`RESTART_FADE_S`].
-    /// Started abruptly, the input's first sample would be a step, and the room's
-    /// reverberation would ring with that click for as long as it decays (hundreds of
-    /// milliseconds, longer than a monitor's warm-up).
-    pub fn restart(&mut self) {
+    /// (a seek, a monitor switched back on) at frame `position_frames` of its timeline:
+    /// - The input was not silent before this point, but the renderer has none of it, so
+    ///   it fades the input in over [`RESTART_FADE_S`]. Started abruptly, the input's
+    ///   first sample would be a step, and the room's reverberation would ring with that
+    ///   click for as long as it decays (hundreds of milliseconds, longer than a monitor's
+    ///   warm-up).
+    /// - Partitions stay on the timeline's grid (multiples of `B` frames from frame 0):
+    ///   the first one is rendered from `position_frames`' place in it on, so filter
+    ///   changes fall on the same frames as in a render that never stopped, and once the
+    ///   missing history has rung out the two agree again.
+    ///
+    /// Parameters set before the first input apply from it. The latency is unchanged.
+    pub fn restart(&mut self, position_frames: u64) {
         self.reset();
         self.restarting = true;
+        self.start_fill = (position_frames % self.block as u64) as usize;
+        self.fill = self.start_fill;
+        self.half = 0;
     }
 
     /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
@@ -1540,9 +1589,15 @@ impl BinauralRenderer {
             if !now.active {
                 cur_half.fill(0.0);
             } else if self.restarting {
+                // `cur_half[k]` is frame `j·B + k − start_fill` since the restart (the
+                // frames before it are zeros).
+                let r = self.start_fill;
                 let from = j as usize * b;
-                for (x, g) in cur_half.iter_mut().zip(self.restart_fade.iter().skip(from)) {
-                    *x *= g;
+                for (k, x) in cur_half.iter_mut().enumerate().skip(r.saturating_sub(from)) {
+                    match self.restart_fade.get(from + k - r) {
+                        Some(g) => *x *= g,
+                        None => break,
+                    }
                 }
             }
             let silent = !now.active || cur_half.iter().all(|&x| x == 0.0);
@@ -1768,11 +1823,51 @@ impl BinauralRenderer {
             }
         }
         self.half ^= 1;
-        if self.restarting && (j as usize + 1) * b >= self.restart_fade.len() {
+        if self.restarting && (j as usize + 1) * b >= self.start_fill + self.restart_fade.len() {
             self.restarting = false;
         }
         self.partition_index += 1;
     }
+}
+
+/// [`HrtfSet::near_field_taps`] of the trimmed responses `irs` (measurement-major, then
+/// ear, `taps` each) of a set whose peak is `peak`.
+fn near_field_taps(
+    irs: &[f32],
+    directions: &[Direction],
+    taps: usize,
+    sample_rate: u32,
+    peak: f32,
+) -> usize {
+    let near_field = near_field::NearField::shared();
+    let mut ir = vec![0.0f32; 2 * taps];
+    let mut longest = taps;
+    for (meas, dir) in directions.iter().enumerate() {
+        let shelves = near_field.ear_shelves(dir.to_unit());
+        for (ear, shelf) in shelves.iter().enumerate() {
+            let start = (meas * 2 + ear) * taps;
+            ir.fill(0.0);
+            ir[..taps].copy_from_slice(&irs[start..start + taps]);
+            shelf.apply(sample_rate, &mut ir);
+            if let Some(i) = ir
+                .iter()
+                .rposition(|v| v.abs() >= peak * NEAR_TAIL_THRESHOLD)
+            {
+                longest = longest.max(i + 1);
+            }
+        }
+    }
+    longest
+}
+
+/// Whether `n` has no prime factor above 3.
+fn three_smooth(mut n: usize) -> bool {
+    for f in [2, 3] {
+        while n > 0 && n.is_multiple_of(f) {
+            n /= f;
+        }
+    }
+    n == 1
 }
 
 /// The length `N` of the sources' FFTs for one partition of `block` frames and filters of
@@ -1780,22 +1875,14 @@ impl BinauralRenderer {
 /// with `N / 2` a product of 2s and 3s, at most `2 · block`. Overlap-save needs no more.
 /// `rustfft` transforms such lengths about as fast per point as powers of two (5s cost a
 /// third more: 800 points 1.06 µs, 864 points 0.96 µs, 1024 points 1.15 µs on this
-/// project's machine). For the KEMAR set in 1024-frame partitions (546 taps; 630 with
+/// project's machine). For the KEMAR set in 1024-frame partitions (546 taps; 637 with
 /// the near-field shelves' tails) that is 1728 points instead of 2048: 865 bins to
 /// multiply instead of 1025.
 fn fft_frames(block: usize, taps: usize) -> usize {
-    let smooth = |mut n: usize| {
-        for f in [2, 3] {
-            while n.is_multiple_of(f) {
-                n /= f;
-            }
-        }
-        n == 1
-    };
     let least = block + taps.clamp(1, block) - 1;
     (least.div_ceil(4)..)
         .map(|q| 4 * q)
-        .find(|&n| n >= 2 * block || smooth(n / 2))
+        .find(|&n| n >= 2 * block || three_smooth(n / 2))
         .map_or(2 * block, |n| n.min(2 * block))
 }
 
@@ -2414,7 +2501,7 @@ mod tests {
     /// The one-partition FFT length is the least length that holds the partition and the
     /// filter (overlap-save) among multiples of 4 whose half has no prime factor above 3,
     /// found here by brute force, or `2B`; the default set at 48 kHz in 1024-frame
-    /// partitions (546 taps, 630 with the near-field shelves' tails) takes 1728 points, and
+    /// partitions (546 taps, 637 with the near-field shelves' tails) takes 1728 points, and
     /// the 256-frame renderer (three partitions) keeps `2B`.
     #[test]
     fn one_partition_ffts_are_the_shortest_fast_length() {
@@ -2442,9 +2529,49 @@ mod tests {
         assert!(r.room_bus.is_some());
         let shared = r.with_sources(5).expect("shared spectra");
         assert_eq!((shared.fft_len, shared.bins), (1728, 865));
-        let live = BinauralRenderer::new(set, BinauralConfig::new(48_000, 2)).expect("live");
-        assert_eq!((live.fft_len, live.bins, live.parts), (512, 257, 3));
+        let plain = BinauralConfig::new(48_000, 2);
+        let r256 = BinauralRenderer::new(Arc::clone(&set), plain.clone()).expect("256");
+        assert_eq!((r256.fft_len, r256.bins, r256.parts), (512, 257, 3));
+        assert!(r256.room_bus.is_none());
+        let live = BinauralRenderer::new(Arc::clone(&set), plain.live(&set)).expect("live");
+        assert_eq!(
+            (live.block, live.fft_len, live.bins, live.parts),
+            (324, 648, 325, 2)
+        );
         assert!(live.room_bus.is_none());
+    }
+
+    /// The live partition is, among even lengths of 256 … 384 frames with no prime factor
+    /// above 3 (found by brute force), the shortest that needs no more partitions than the
+    /// longest does, at the rates a session is rendered at; for KEMAR at 48 kHz the
+    /// near-field bank's 637 taps (546 measured) make it 324.
+    #[test]
+    fn live_partitions_are_the_fewest_and_shortest() {
+        for rate in [44_100, 48_000, 88_200, 96_000] {
+            let set = HrtfSet::default_set(rate).expect("default set");
+            let taps = set.near_field_taps();
+            assert!(taps >= set.len_taps() && taps <= 2 * set.len_taps());
+            let valid: Vec<usize> = (256..=LIVE_MAX_PARTITION_FRAMES)
+                .filter(|&b| {
+                    b % 2 == 0 && {
+                        let mut n = b;
+                        while n % 2 == 0 {
+                            n /= 2;
+                        }
+                        while n % 3 == 0 {
+                            n /= 3;
+                        }
+                        n == 1
+                    }
+                })
+                .collect();
+            let fewest = valid.iter().map(|&b| taps.div_ceil(b)).min().unwrap();
+            let want = *valid.iter().find(|&&b| taps.div_ceil(b) == fewest).unwrap();
+            assert_eq!(live_partition_frames(&set), want, "{rate} Hz, {taps} taps");
+            if rate == 48_000 {
+                assert_eq!((set.len_taps(), taps, want), (546, 637, 324));
+            }
+        }
     }
 
     /// The lookup grid of the default set made with the sum formula lists the same faces
