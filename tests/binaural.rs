@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use halo::scene::geometry::Direction;
 use halo::spatial::binaural::{
-    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet, RESTART_FADE_S,
+    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet, RESTART_FADE_S, RoomRole,
 };
 
 const SR: u32 = 48_000;
@@ -691,6 +691,108 @@ fn restart_fades_the_input_in_and_keeps_the_partition_grid() {
                 "partition {partition}: {diff:?}"
             );
         }
+    }
+}
+
+#[test]
+fn renderers_sharing_one_room_render_what_one_renderer_does() {
+    // A mix split over two renderers (the engine's source chunks) with one room: the
+    // exporting renderer's sends of each partition reach the other's room before it
+    // renders that partition. The sum of their outputs is one renderer's over all sources
+    // to float rounding (the room is linear; only the order of the send sums differs),
+    // whatever the block sizes. Without the hand-over, the second renderer's sources lose
+    // their room, which is far above rounding.
+    let set = kemar();
+    let len = 12_000;
+    let max_block = 1000;
+    let n = 6;
+    let inputs: Vec<Vec<f32>> = (0..n).map(|i| noise(len, 40 + i as u64)).collect();
+    // Source `i` at `frame`: sources 1 and 4 circle, the others stand still.
+    let place = |r: &mut BinauralRenderer, first: usize, count: usize, frame: usize| {
+        let distances = [
+            Distance::Mid,
+            Distance::Far,
+            Distance::Near,
+            Distance::Anechoic,
+        ];
+        for s in 0..count {
+            let i = first + s;
+            let moving = if i % 3 == 1 {
+                frame as f64 * 0.004
+            } else {
+                0.0
+            };
+            r.set_direction(s, Direction::new(i as f64 * 61.0 - 150.0 + moving, 5.0));
+            r.set_distance(s, distances[i % 4]);
+        }
+    };
+    for partition in [256, 324] {
+        let config = |sources| BinauralConfig {
+            partition_frames: partition,
+            ..BinauralConfig::new(SR, sources)
+        };
+        let mut one = BinauralRenderer::new(set.clone(), config(n)).unwrap();
+        let mut whole = (vec![0.0f32; len], vec![0.0f32; len]);
+        let mut split = whole.clone();
+        let mut alone = whole.clone();
+        for handed_over in [true, false] {
+            let mut a = BinauralRenderer::new(set.clone(), config(4)).unwrap();
+            let mut b = a.with_sources(2).unwrap();
+            a.set_room_role(RoomRole::Import, max_block);
+            b.set_room_role(RoomRole::Export, max_block);
+            let (mut pos, mut k) = (0, 0);
+            let sizes = [100, 500, 37, 340, 1];
+            let out = if handed_over { &mut split } else { &mut alone };
+            while pos < len {
+                // Directions change every 500 frames, at the same frames in every render.
+                let m = sizes[k % sizes.len()].min(500 - pos % 500).min(len - pos);
+                k += 1;
+                if pos % 500 == 0 {
+                    place(&mut a, 0, 4, pos);
+                    place(&mut b, 4, n - 4, pos);
+                    if handed_over {
+                        place(&mut one, 0, n, pos);
+                    }
+                }
+                let ins = |from: usize, to: usize| -> Vec<&[f32]> {
+                    inputs[from..to].iter().map(|x| &x[pos..pos + m]).collect()
+                };
+                let (mut bl, mut br) = (vec![0.0f32; m], vec![0.0f32; m]);
+                b.process(&ins(4, n), &mut bl, &mut br);
+                if handed_over {
+                    a.import_room_sends(b.exported_room_sends(), true);
+                }
+                b.clear_exported_room_sends();
+                a.process(
+                    &ins(0, 4),
+                    &mut out.0[pos..pos + m],
+                    &mut out.1[pos..pos + m],
+                );
+                for (o, x) in out.0[pos..pos + m].iter_mut().zip(&bl) {
+                    *o += x;
+                }
+                for (o, x) in out.1[pos..pos + m].iter_mut().zip(&br) {
+                    *o += x;
+                }
+                if handed_over {
+                    one.process(
+                        &ins(0, n),
+                        &mut whole.0[pos..pos + m],
+                        &mut whole.1[pos..pos + m],
+                    );
+                }
+                pos += m;
+            }
+        }
+        let (err, peak) = max_diff(&whole, &split);
+        assert!(peak > 0.1, "partition {partition}: the mix sounds ({peak})");
+        assert!(err <= 1e-6 * peak, "partition {partition}: {err} of {peak}");
+        let (lost, _) = max_diff(&whole, &alone);
+        println!("partition {partition}: shared room {err:e}, no hand-over {lost:e} (peak {peak})");
+        assert!(
+            lost > 1e-3 * peak,
+            "partition {partition}: without the sends {lost}"
+        );
     }
 }
 

@@ -15,8 +15,11 @@
 //! ([`crate::engine::binaural_chunk_sizes`]: fixed by the object count, never by the
 //! threads; more than 16 objects: two, ¾ and ¼ of the objects), each with its own HRTF
 //! renderer, and every engine sums the chunks' partial ear mixes in chunk order before the
-//! LFE, the chain and the alignment delay. A chunk renders the same bits on whichever
-//! engine and thread it runs, so moving chunks to other threads changes nothing either.
+//! LFE, the chain and the alignment delay. The mix's one virtual room is in chunk 0's
+//! renderer: the other chunk hands it its room sends of each partition, which it adds to
+//! its own before rendering that partition. A chunk renders the same bits on whichever
+//! engine and thread it runs, and chunk 0's room gets the same sends in the same order, so
+//! moving chunks to other threads changes nothing either.
 //!
 //! # Grouping and the pipeline
 //!
@@ -29,8 +32,9 @@
 //! stays with the binaural output and the 32-object one goes beside the 7.1.4 bus. A group
 //! rendering chunks for the binaural group does so first in each block, in an engine of
 //! its own (`Engine::new_chunked`), and sends their partial mixes over (buffers from a
-//! small pool that comes back); the binaural group renders its own chunks
-//! (`Engine::process_sources`), takes the others', then sums and finishes
+//! small pool that comes back, with the chunks' room sends); the binaural group takes the
+//! others' partial mixes and room sends, then renders its own chunks
+//! (`Engine::process_sources`, chunk 0's room taking the sends), sums and finishes
 //! (`Engine::process_outputs`).
 //!
 //! [`ParallelEngine::run`] is a pipeline, not a barrier: the caller's thread fills input
@@ -94,8 +98,16 @@ struct Group {
     foreign: Vec<(usize, Vec<usize>)>,
 }
 
-/// The partial ear mixes (L, R) of a group's binaural chunks, in its chunks' order.
-type Partials = Vec<[Vec<f32>; 2]>;
+/// What a group's binaural chunk hands the binaural group for a block: its partial ear
+/// mix (L, R) and the room sends of the partitions it finished (the mix's one room is in
+/// the binaural group's chunk 0).
+struct Partial {
+    ears: [Vec<f32>; 2],
+    sends: Vec<f32>,
+}
+
+/// A group's binaural chunks' [`Partial`]s, in its chunks' order.
+type Partials = Vec<Partial>;
 
 /// Several [`Engine`]s over the same objects and beds, one per group of outputs, each run
 /// on a thread of its own by [`ParallelEngine::run`].
@@ -436,14 +448,20 @@ impl ParallelEngine {
             part_links.push(group.part.as_ref().map(|(_, chunks)| {
                 let (to, from) = mpsc::channel();
                 let (back, free) = mpsc::channel();
+                let sends = group
+                    .part
+                    .as_ref()
+                    .map_or(0, |(e, _)| e.binaural_sends_capacity());
                 for _ in 0..BLOCKS_PER_GROUP + 1 {
-                    let partials = vec![
-                        [
-                            vec![0.0; self.max_block_frames],
-                            vec![0.0; self.max_block_frames]
-                        ];
-                        chunks.len()
-                    ];
+                    let partials = (0..chunks.len())
+                        .map(|_| Partial {
+                            ears: [
+                                vec![0.0; self.max_block_frames],
+                                vec![0.0; self.max_block_frames],
+                            ],
+                            sends: Vec::with_capacity(sends),
+                        })
+                        .collect();
                     let _ = back.send(partials);
                 }
                 head_links.push((chunks.clone(), from, back));
@@ -572,13 +590,18 @@ where
                 load(engine, inputs, span.frames);
             }
             engine.process_chunks(span.frames);
-            let sent = free.recv().is_ok_and(|mut partials| {
-                for (&c, ears) in chunks.iter().zip(&mut partials) {
+            let sent = free.recv().is_ok_and(|mut partials: Partials| {
+                for (&c, part) in chunks.iter().zip(&mut partials) {
                     if let Some(src) = engine.binaural_chunk(c) {
-                        for (d, x) in ears.iter_mut().zip(src) {
+                        for (d, x) in part.ears.iter_mut().zip(src) {
                             d[..span.frames].copy_from_slice(&x[..span.frames]);
                         }
                     }
+                    part.sends.clear();
+                    if let Some(sends) = engine.binaural_chunk_sends(c) {
+                        part.sends.extend_from_slice(sends);
+                    }
+                    engine.clear_binaural_chunk_sends(c);
                 }
                 to.send(partials).is_ok()
             });
@@ -597,19 +620,22 @@ where
         if w.group.foreign.is_empty() {
             engine.process(span.frames);
         } else {
-            engine.process_sources(span.frames);
+            // The other chunks first: their room sends feed chunk 0's room as it renders.
+            let mut first = true;
             for (chunks, from, back) in &w.head_links {
                 let Ok(partials) = from.recv() else {
                     // A chunk thread has ended (its error is returned from it): stop.
                     stopped = true;
                     break;
                 };
-                for (&c, ears) in chunks.iter().zip(&partials) {
+                for (&c, part) in chunks.iter().zip(&partials) {
                     if let Some(dst) = engine.binaural_chunk_mut(c) {
-                        for (d, x) in dst.iter_mut().zip(ears) {
+                        for (d, x) in dst.iter_mut().zip(&part.ears) {
                             d[..span.frames].copy_from_slice(&x[..span.frames]);
                         }
                     }
+                    engine.import_binaural_sends(&part.sends, first);
+                    first = false;
                 }
                 let _ = back.send(partials);
             }
@@ -618,6 +644,7 @@ where
                 w.head_links.clear();
                 continue;
             }
+            engine.process_sources(span.frames);
             engine.process_outputs(span.frames);
         }
         for (o, local, state) in w.share.iter_mut() {

@@ -22,7 +22,7 @@ use crate::scene::geometry::{Direction, Position, RoomMap};
 use crate::scene::layout::Layout;
 use crate::scene::mix::ObjectControls;
 use crate::spatial::binaural::{
-    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet,
+    BinauralConfig, BinauralError, BinauralRenderer, Distance, HrtfSet, RoomRole,
 };
 use crate::spatial::downmix::{DownmixError, FoldDown, FoldDownConfig};
 use crate::spatial::hoa::{HoaError, HoaFormat};
@@ -475,8 +475,11 @@ pub const MIN_BINAURAL_SPLIT_OBJECTS: usize = 16;
 /// objects: up to [`MIN_BINAURAL_SPLIT_OBJECTS`] one chunk, else two, the first with
 /// `⌈3·n_objects / 4⌉` objects, the second with the rest (and every bed and HOA source: the
 /// last chunk holds them). Each chunk has its own HRTF renderer (sharing the precomputed
-/// spectra) and its own virtual room (a late reverb costs about as much as a few sources,
-/// so chunks are few); the chunks' partial ear mixes are summed in chunk order. The split
+/// spectra); the mix keeps one virtual room, in chunk 0's renderer, which the other chunks'
+/// room sends reach before it renders each partition ([`RoomRole`]; for two chunks the
+/// sends are summed in chunk order); the chunks' partial ear mixes are summed in chunk
+/// order. At most two chunks: a chunk's fixed costs (its buses' inverse FFTs) are those
+/// of a few sources. The split
 /// depends on the session only, never on threads, so a render's bits do not depend on how
 /// many threads render the chunks (see [`crate::drivers::parallel`]). 3 : 1 is the split
 /// that balances two cores for a render to binaural and one speaker bus (the bus and its
@@ -504,6 +507,27 @@ struct BinauralChunk {
     end: usize,
     /// The chunk's partial ear mix of the current block (L, R), `max_block_frames` long.
     ears: [Vec<f32>; 2],
+}
+
+impl BinauralChunk {
+    /// Renders `run` frames of this chunk's sources (if it renders them here) into its
+    /// partial mix at `at`; returns its renderer.
+    fn render(
+        &mut self,
+        at: usize,
+        run: usize,
+        input: &mut impl FnMut(usize, usize, &mut [f32]),
+    ) -> Option<&mut BinauralRenderer> {
+        let r = self.renderer.as_mut()?;
+        let [l, rt] = &mut self.ears;
+        let first = self.first;
+        r.process_with(
+            |s, offset, dst| input(first + s, offset, dst),
+            &mut l[at..at + run],
+            &mut rt[at..at + run],
+        );
+        Some(r)
+    }
 }
 
 impl ChunkedRenderer {
@@ -543,6 +567,17 @@ impl ChunkedRenderer {
             } else {
                 None
             };
+            let mut renderer = renderer;
+            if let Some(r) = renderer.as_mut().filter(|_| k > 1) {
+                // One room for the whole mix, in chunk 0's renderer (the binaural output's
+                // engine always renders chunk 0, see `crate::drivers::parallel`).
+                let role = if c == 0 {
+                    RoomRole::Import
+                } else {
+                    RoomRole::Export
+                };
+                r.set_room_role(role, block);
+            }
             chunks.push(BinauralChunk {
                 renderer,
                 first,
@@ -614,18 +649,21 @@ impl ChunkedRenderer {
     /// Renders `run` frames of every owned chunk into its partial mix at `at`; `input` writes
     /// the sources' inputs in place (session source index, frame offset within the run,
     /// destination), as [`BinauralRenderer::process_with`] asks for them.
+    /// Chunk 0, which has the mix's room, renders last: the others' room sends of the
+    /// partitions they finish are handed to it first (when it renders here too).
     fn process(&mut self, at: usize, run: usize, mut input: impl FnMut(usize, usize, &mut [f32])) {
-        for chunk in &mut self.chunks {
-            if let Some(r) = &mut chunk.renderer {
-                let [l, rt] = &mut chunk.ears;
-                let first = chunk.first;
-                r.process_with(
-                    |s, offset, dst| input(first + s, offset, dst),
-                    &mut l[at..at + run],
-                    &mut rt[at..at + run],
-                );
+        let Some((owner, others)) = self.chunks.split_first_mut() else {
+            return;
+        };
+        for (i, chunk) in others.iter_mut().enumerate() {
+            if let Some(r) = chunk.render(at, run, &mut input)
+                && let Some(o) = &mut owner.renderer
+            {
+                o.import_room_sends(r.exported_room_sends(), i == 0);
+                r.clear_exported_room_sends();
             }
         }
+        owner.render(at, run, &mut input);
     }
 
     /// Writes the sum of the chunks' partial mixes, in chunk order, to `ears` (L, R).
@@ -1067,6 +1105,41 @@ impl Engine {
     pub(crate) fn binaural_chunk_mut(&mut self, c: usize) -> Option<&mut [Vec<f32>; 2]> {
         let chunks = &mut self.binaural.as_mut()?.renderer.chunks;
         chunks.get_mut(c).map(|ch| &mut ch.ears)
+    }
+
+    /// The room sends that binaural chunk `c`, rendered here for another engine, queued
+    /// since [`Engine::clear_binaural_chunk_sends`] (chunk 0's renderer has the mix's
+    /// room: see [`RoomRole`]); `None` if this engine does not render chunk `c`.
+    pub(crate) fn binaural_chunk_sends(&self, c: usize) -> Option<&[f32]> {
+        let chunks = &self.binaural.as_ref()?.renderer.chunks;
+        Some(chunks.get(c)?.renderer.as_ref()?.exported_room_sends())
+    }
+
+    /// Forgets chunk `c`'s queued room sends once handed on.
+    pub(crate) fn clear_binaural_chunk_sends(&mut self, c: usize) {
+        let chunks = self.binaural.as_mut().map(|b| &mut b.renderer.chunks);
+        if let Some(r) = chunks.and_then(|ch| ch.get_mut(c)?.renderer.as_mut()) {
+            r.clear_exported_room_sends();
+        }
+    }
+
+    /// Hands another engine's room sends of a chunk (in chunk order; `first`: the first
+    /// chunk handing in for this block) to chunk 0's renderer, before
+    /// [`Engine::process_sources`] renders the block.
+    pub(crate) fn import_binaural_sends(&mut self, sends: &[f32], first: bool) {
+        let chunks = self.binaural.as_mut().map(|b| &mut b.renderer.chunks);
+        if let Some(r) = chunks.and_then(|ch| ch.first_mut()?.renderer.as_mut()) {
+            r.import_room_sends(sends, first);
+        }
+    }
+
+    /// The most room-send samples one chunk queues in a block (for the buffers carrying
+    /// them between engines).
+    pub(crate) fn binaural_sends_capacity(&self) -> usize {
+        let chunks = self.binaural.as_ref().map(|b| &b.renderer.chunks);
+        chunks
+            .and_then(|ch| ch.iter().find_map(|c| c.renderer.as_ref()))
+            .map_or(0, |r| r.room_sends_capacity(self.max_block_frames))
     }
 
     /// The first half of [`Engine::process`]: the speaker buses and the binaural path's

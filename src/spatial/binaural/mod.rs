@@ -1092,6 +1092,87 @@ struct Source {
     send_distance: Distance,
 }
 
+/// Whose room a renderer's sources play in. A mix split over several renderers (the
+/// engine's source chunks, [`crate::engine::binaural_chunk_sizes`]) keeps one room, as a
+/// single renderer has: the room is linear, so one room fed every chunk's sends renders
+/// what each chunk's own room would add up to, at the cost of one (a room costs about as
+/// much as a dozen moving sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomRole {
+    /// The renderer's own room (a single renderer).
+    Own,
+    /// No room here: each finished partition's sends are queued for the renderer that has
+    /// it ([`BinauralRenderer::exported_room_sends`]).
+    Export,
+    /// The room of the whole mix: each partition's room is also fed the sends imported
+    /// for it ([`BinauralRenderer::import_room_sends`]), oldest first.
+    Import,
+}
+
+/// Finished partitions' room sends, `2 · room::N_INPUTS` inputs of `B` frames each, oldest
+/// first (see [`RoomRole`]).
+#[derive(Default)]
+struct SendQueue {
+    data: Vec<f32>,
+    /// Frames per input (`B`).
+    block: usize,
+    /// Partitions held, and (importing) those already fed to the room.
+    len: usize,
+    read: usize,
+}
+
+impl SendQueue {
+    fn new(partitions: usize, block: usize) -> SendQueue {
+        SendQueue {
+            data: vec![0.0; partitions * 2 * room::N_INPUTS * block],
+            block,
+            len: 0,
+            read: 0,
+        }
+    }
+
+    fn per_partition(&self) -> usize {
+        2 * room::N_INPUTS * self.block
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.read = 0;
+    }
+
+    /// Appends the partition in `input` and clears `input`.
+    fn push(&mut self, input: &mut [Vec<f32>]) {
+        let per = self.per_partition();
+        let at = self.len * per;
+        debug_assert!(at + per <= self.data.len(), "room send queue full");
+        if let Some(dst) = self.data.get_mut(at..at + per) {
+            for (d, x) in dst.chunks_exact_mut(self.block).zip(input.iter_mut()) {
+                d.copy_from_slice(x);
+                x.fill(0.0);
+            }
+            self.len += 1;
+        }
+    }
+
+    /// Adds the oldest partition not yet taken to `input`; none left: nothing.
+    fn pop_into(&mut self, input: &mut [Vec<f32>]) {
+        if self.read == self.len {
+            return;
+        }
+        let per = self.per_partition();
+        let src = &self.data[self.read * per..(self.read + 1) * per];
+        for (x, s) in input.iter_mut().zip(src.chunks_exact(self.block)) {
+            for (v, &a) in x.iter_mut().zip(s) {
+                *v += a;
+            }
+        }
+        self.read += 1;
+        if self.read == self.len {
+            self.clear();
+        }
+    }
+}
+
 /// Multi-source binaural renderer (see the module documentation).
 pub struct BinauralRenderer {
     hrtf: Arc<HrtfSet>,
@@ -1116,6 +1197,10 @@ pub struct BinauralRenderer {
     room: Room,
     /// The room's own buses, when the sources' FFTs are not `2B` long.
     room_bus: Option<RoomBus>,
+    /// Whose room this renderer's sources play in ([`RoomRole`]), and the finished
+    /// partitions' sends on their way out (`Export`) or in (`Import`).
+    room_role: RoomRole,
+    room_queue: SendQueue,
     /// The room's forward FFT (`2B` points).
     fft: Arc<dyn RealToComplex<f32>>,
     /// The sources' forward transform: `fft`'s arithmetic, written to split spectra.
@@ -1342,6 +1427,8 @@ impl BinauralRenderer {
             measurements: hrtf.num_directions(),
             room,
             room_bus,
+            room_role: RoomRole::Own,
+            room_queue: SendQueue::default(),
             ifft_in: ifft.make_input_vec(),
             ifft_out: ifft.make_output_vec(),
             ifft_scratch: ifft.make_scratch_vec(),
@@ -1450,6 +1537,67 @@ impl BinauralRenderer {
         self.update(source, |p| p.active = active);
     }
 
+    /// Makes this renderer one of several sharing a room ([`RoomRole`]), for blocks of up
+    /// to `max_block_frames` frames: sends queue up for at most the partitions such a block
+    /// finishes. Allocates (call it at set-up); clears queued sends.
+    pub fn set_room_role(&mut self, role: RoomRole, max_block_frames: usize) {
+        self.room_role = role;
+        self.room_queue = match role {
+            RoomRole::Own => SendQueue::default(),
+            _ => SendQueue::new(max_block_frames.div_ceil(self.block) + 1, self.block),
+        };
+    }
+
+    /// (`Export`) The sends of the partitions finished since the last
+    /// [`BinauralRenderer::clear_exported_room_sends`], oldest first, each
+    /// `2 · room::N_INPUTS · B` samples long.
+    pub fn exported_room_sends(&self) -> &[f32] {
+        &self.room_queue.data[..self.room_queue.len * self.room_queue.per_partition()]
+    }
+
+    /// (`Export`) Forgets the exported sends (once handed on).
+    pub fn clear_exported_room_sends(&mut self) {
+        self.room_queue.clear();
+    }
+
+    /// The most samples of room sends that blocks of up to `max_block_frames` frames
+    /// finish: `2 · room::N_INPUTS · B` per partition, for one more partition than such a
+    /// block holds (it may start anywhere in a partition).
+    pub fn room_sends_capacity(&self, max_block_frames: usize) -> usize {
+        (max_block_frames.div_ceil(self.block) + 1) * 2 * room::N_INPUTS * self.block
+    }
+
+    /// (`Import`) Hands in another renderer's [`BinauralRenderer::exported_room_sends`] on
+    /// the same partition grid, before this renderer processes those partitions (it takes
+    /// one at each partition it finishes). `first`: the first renderer handing in sends for
+    /// these partitions (appended); later ones are added to them, so renderers handing in
+    /// in a fixed order give fixed bits. At most the partitions of one block of
+    /// `max_block_frames` ([`BinauralRenderer::set_room_role`]) may wait; more are dropped
+    /// (a caller's error: debug builds stop on it). Never allocates.
+    pub fn import_room_sends(&mut self, sends: &[f32], first: bool) {
+        let q = &mut self.room_queue;
+        let per = q.per_partition();
+        if per == 0 || sends.is_empty() {
+            return;
+        }
+        let parts = sends.len() / per;
+        if first {
+            let at = q.len * per;
+            let fits = at + parts * per <= q.data.len();
+            debug_assert!(fits, "room send queue full");
+            if fits {
+                q.data[at..at + parts * per].copy_from_slice(&sends[..parts * per]);
+                q.len += parts;
+            }
+        } else {
+            let from = q.len.saturating_sub(parts).max(q.read) * per;
+            debug_assert_eq!(from, (q.len - parts) * per, "sends for other partitions");
+            for (d, &x) in q.data[from..q.len * per].iter_mut().zip(sends) {
+                *d += x;
+            }
+        }
+    }
+
     /// Clears all audio history (parameters are kept, pending changes applied).
     pub fn reset(&mut self) {
         for s in &mut self.sources {
@@ -1463,6 +1611,7 @@ impl BinauralRenderer {
             s.stored = false;
         }
         self.room.reset();
+        self.room_queue.clear();
         for ear in 0..2 {
             self.out[ear].fill(0.0);
         }
@@ -1765,7 +1914,16 @@ impl BinauralRenderer {
             s.weights = new_w;
         }
         // The shared room: early reflections into `a` (or the room's own buses, then
-        // into `td`), the late reverb into `td`.
+        // into `td`), the late reverb into `td`. A room shared with other renderers is
+        // fed their sends of this partition too, or is elsewhere: the sends go out.
+        match self.room_role {
+            RoomRole::Own => {}
+            RoomRole::Export => {
+                self.room_queue.push(&mut self.room.input);
+                return self.finish_partition(b, any_b, j);
+            }
+            RoomRole::Import => self.room_queue.pop_into(&mut self.room.input),
+        }
         let (er_re, er_im) = match &mut self.room_bus {
             None => (&mut self.a_re, &mut self.a_im),
             Some(bus) => (&mut bus.re, &mut bus.im),
@@ -1785,6 +1943,12 @@ impl BinauralRenderer {
         {
             bus.add_to(&mut self.td);
         }
+        self.finish_partition(b, any_b, j);
+    }
+
+    /// The rest of [`BinauralRenderer::process_partition`] after the room: the inverse
+    /// FFTs into the partition to play out, and the move to the next partition.
+    fn finish_partition(&mut self, b: usize, any_b: bool, j: u64) {
         let tail = self.fft_len - b;
         // Inverse FFTs: `a` at full weight, `b` faded out over the partition.
         for ear in 0..2 {
