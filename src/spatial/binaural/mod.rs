@@ -1640,7 +1640,6 @@ impl BinauralRenderer {
         self.restarting = true;
         self.start_fill = (position_frames % self.block as u64) as usize;
         self.fill = self.start_fill;
-        self.half = 0;
     }
 
     /// Renders one block: `inputs[i]` is source `i`'s mono input (missing sources or
@@ -1953,17 +1952,15 @@ impl BinauralRenderer {
         // Inverse FFTs: `a` at full weight, `b` faded out over the partition.
         for ear in 0..2 {
             self.out[ear].copy_from_slice(&self.td[ear]);
-            inverse(
+            inverse_add(
                 &*self.ifft,
                 &self.a_re[ear],
                 &self.a_im[ear],
                 &mut self.ifft_in,
                 &mut self.ifft_out,
                 &mut self.ifft_scratch,
+                &mut self.out[ear],
             );
-            for (o, &y) in self.out[ear].iter_mut().zip(&self.ifft_out[tail..]) {
-                *o += y;
-            }
         }
         if any_b {
             for ear in 0..2 {
@@ -2079,18 +2076,15 @@ impl RoomBus {
     /// inverse transform) and clears the spectra.
     fn add_to(&mut self, td: &mut [Vec<f32>; 2]) {
         for (ear, t) in td.iter_mut().enumerate() {
-            inverse(
+            inverse_add(
                 &*self.ifft,
                 &self.re[ear],
                 &self.im[ear],
                 &mut self.ifft_in,
                 &mut self.ifft_out,
                 &mut self.scratch,
+                t,
             );
-            let b = self.ifft_out.len() / 2;
-            for (o, &y) in t.iter_mut().zip(&self.ifft_out[b..]) {
-                *o += y;
-            }
             self.re[ear].fill(0.0);
             self.im[ear].fill(0.0);
         }
@@ -2656,6 +2650,24 @@ fn inverse(
         c.im = 0.0;
     }
     let _ = ifft.process_with_scratch(buf, out, scratch);
+}
+
+/// [`inverse`], then adds the transform's last `dst.len()` samples (overlap-save: the
+/// partition's output) to `dst`.
+fn inverse_add(
+    ifft: &dyn ComplexToReal<f32>,
+    re: &[f32],
+    im: &[f32],
+    buf: &mut [Complex<f32>],
+    out: &mut [f32],
+    scratch: &mut [Complex<f32>],
+    dst: &mut [f32],
+) {
+    inverse(ifft, re, im, buf, out, scratch);
+    let tail = out.len() - dst.len();
+    for (o, &y) in dst.iter_mut().zip(&out[tail..]) {
+        *o += y;
+    }
 }
 
 #[cfg(test)]
