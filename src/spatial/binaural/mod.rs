@@ -1238,9 +1238,9 @@ pub struct BinauralRenderer {
     /// The CPU has AVX (detected at construction): the convolution kernels run in their
     /// AVX build, which computes exactly what the portable build does.
     avx: bool,
-    /// The CPU has AVX and FMA: the convolution kernels run in their fused
-    /// multiply-add build (rounding differs from the portable build's, see [`convolve`]).
-    fma: bool,
+    /// The build the convolution kernels and the forward FFT's split run in (detected at
+    /// construction, [`Kernels::detect`]).
+    kernels: Kernels,
 }
 
 impl BinauralRenderer {
@@ -1452,7 +1452,7 @@ impl BinauralRenderer {
             half: 0,
             partition_index: 0,
             avx: has_avx(),
-            fma: has_avx() && has_fma(),
+            kernels: Kernels::detect(),
             hrtf,
             config,
         }
@@ -1505,6 +1505,16 @@ impl BinauralRenderer {
             s.queued += 1;
         } else {
             s.queue[1] = (eff, p);
+        }
+    }
+
+    /// Runs the convolution in its AVX + FMA build where the CPU would take the AVX-512
+    /// one (the same output bits): for speed comparisons (`examples/binaural_speed.rs`).
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn without_avx512(&mut self) {
+        if self.kernels == Kernels::Avx512 {
+            self.kernels = Kernels::Fma;
         }
     }
 
@@ -1764,7 +1774,7 @@ impl BinauralRenderer {
                     cur_half,
                     &mut s.fdl_re[slot..slot + bins],
                     &mut s.fdl_im[slot..slot + bins],
-                    self.avx,
+                    self.kernels,
                 );
                 s.silent_run = 0;
             }
@@ -1906,7 +1916,7 @@ impl BinauralRenderer {
                 b_re: &mut self.b_re,
                 b_im: &mut self.b_im,
             };
-            convolve(job, self.avx, self.fma);
+            convolve(job, self.kernels);
             if new == COMPUTE_STORE {
                 s.stored = true;
             }
@@ -2138,7 +2148,7 @@ impl Forward {
         second: &[f32],
         re: &mut [f32],
         im: &mut [f32],
-        avx: bool,
+        kernels: Kernels,
     ) {
         let (lo, hi) = self.pairs.split_at_mut(first.len() / 2);
         lo.copy_from_slice(as_pairs(first));
@@ -2149,14 +2159,19 @@ impl Forward {
             &mut self.packed,
             &mut self.scratch,
         );
+        let (z, tw_re, tw_im) = (&self.packed, &self.twiddle_re, &self.twiddle_im);
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-        if avx {
-            // SAFETY: `avx` is only true when the CPU reported AVX (see `has_avx`).
-            unsafe { split_spectrum_avx(&self.packed, &self.twiddle_re, &self.twiddle_im, re, im) };
-            return;
+        match kernels {
+            // SAFETY: `kernels` names a build only when the CPU reported its features
+            // ([`Kernels::detect`]).
+            Kernels::Avx512 => return unsafe { split_spectrum_avx512(z, tw_re, tw_im, re, im) },
+            Kernels::Avx | Kernels::Fma => {
+                return unsafe { split_spectrum_avx(z, tw_re, tw_im, re, im) };
+            }
+            Kernels::Portable => {}
         }
-        let _ = avx;
-        split_spectrum(&self.packed, &self.twiddle_re, &self.twiddle_im, re, im);
+        let _ = kernels;
+        split_spectrum(z, tw_re, tw_im, re, im);
     }
 }
 
@@ -2229,6 +2244,20 @@ with_avx! {
             ai[k] += xr[k] * hi[k] + xi[k] * hr[k];
         }
     }
+}
+
+/// [`split_spectrum`] compiled for AVX-512F (element-wise arithmetic only: identical
+/// results).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[target_feature(enable = "avx,avx512f")]
+fn split_spectrum_avx512(
+    z: &[Complex<f32>],
+    tw_re: &[f32],
+    tw_im: &[f32],
+    re: &mut [f32],
+    im: &mut [f32],
+) {
+    split_spectrum(z, tw_re, tw_im, re, im);
 }
 
 /// [`split_spectrum`] compiled for AVX (element-wise arithmetic only: identical results).
@@ -2344,44 +2373,73 @@ struct Job<'a> {
     b_im: &'a mut [Vec<f32>; 2],
 }
 
-/// Whether the CPU has fused multiply-add (FMA3).
-fn has_fma() -> bool {
-    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    {
-        std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-    {
-        false
+/// The builds of the convolution kernels ([`convolve`]) and of the forward FFT's split
+/// ([`split_spectrum`]): the same source compiled for what the CPU has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernels {
+    /// Any CPU.
+    Portable,
+    /// AVX: the portable build's results, bit for bit.
+    Avx,
+    /// AVX and FMA: fused multiply-adds in the convolution (rounding differs from the
+    /// portable build's, see [`convolve`]).
+    Fma,
+    /// AVX-512F, AVX and FMA: the FMA build's arithmetic on 16 lanes instead of 8. Every
+    /// kernel is element-wise (no sums across lanes), so its results are the FMA build's,
+    /// bit for bit (test `avx512_kernels_equal_fma_kernels`); it runs fewer instructions.
+    Avx512,
+}
+
+impl Kernels {
+    /// The fastest build the CPU runs.
+    fn detect() -> Kernels {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx") && has!("fma") {
+                return if has!("avx512f") {
+                    Kernels::Avx512
+                } else {
+                    Kernels::Fma
+                };
+            }
+            if has!("avx") {
+                return Kernels::Avx;
+            }
+        }
+        Kernels::Portable
     }
 }
 
-/// Runs a job with the AVX + FMA build of the kernels when `fma`, else with the AVX build
-/// when `avx` (both detected at construction, [`has_avx`], [`has_fma`]), else portably.
+/// Runs a job with the build of the kernels in `kernels`, chosen at construction by
+/// [`Kernels::detect`] (or in tests, among those the CPU has).
 ///
-/// The FMA build rounds differently: each product is added without rounding it first, and
+/// The FMA build (and the AVX-512 build, which is the same arithmetic) rounds differently: each product is added without rounding it first, and
 /// a crossfade accumulates `X·(H_old − H_new)` instead of `X·H_old − X·H_new` (one complex
 /// product instead of two). Its output differs from the portable build's by float
 /// rounding only (test `fma_kernels_match_portable_kernels`: at least 100 dB below the
 /// signal; 128 moving sources: −123 dB RMS, at most 3.6e-6 at a 5.4 peak); a renderer always uses
 /// the same build, so its output stays identical whatever the block sizes, and `halo
 /// render` and `halo play` on one machine deliver the same frames.
-fn convolve(job: Job<'_>, avx: bool, fma: bool) {
+fn convolve(job: Job<'_>, kernels: Kernels) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    {
-        if fma {
-            // SAFETY: `fma` is only true when the CPU reported AVX and FMA at construction.
-            unsafe { convolve_fma(job) };
-            return;
-        }
-        if avx {
-            // SAFETY: `avx` is only true when the CPU reported AVX at construction.
-            unsafe { convolve_avx(job) };
-            return;
-        }
+    match kernels {
+        // SAFETY (each build): `kernels` names a build only when the CPU reported its
+        // features ([`Kernels::detect`]).
+        Kernels::Avx512 => return unsafe { convolve_avx512(job) },
+        Kernels::Fma => return unsafe { convolve_fma(job) },
+        Kernels::Avx => return unsafe { convolve_avx(job) },
+        Kernels::Portable => {}
     }
-    let _ = (avx, fma);
+    let _ = kernels;
     convolve_portable::<false>(job);
+}
+
+/// The FMA kernels compiled for AVX-512F (16 lanes).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[target_feature(enable = "avx,fma,avx512f")]
+fn convolve_avx512(job: Job<'_>) {
+    convolve_portable::<true>(job);
 }
 
 /// The kernels compiled for AVX and FMA, with fused multiply-adds.
@@ -2843,12 +2901,12 @@ mod tests {
 
     /// Renders moving, static, bypassed, switched and intermittently silent sources with
     /// irregular blocks, on the given kernel build.
-    fn render_mixed(avx: bool, fma: bool) -> Vec<f32> {
+    fn render_mixed(kernels: Kernels) -> Vec<f32> {
         let set = Arc::new(HrtfSet::default_set(48_000).unwrap());
         let n = 6;
         let mut r = BinauralRenderer::new(set, BinauralConfig::new(48_000, n)).unwrap();
-        r.avx = avx;
-        r.fma = fma;
+        r.avx = kernels != Kernels::Portable;
+        r.kernels = kernels;
         // The room's sends and early reflections run through the element-wise kernels too.
         r.set_distance(1, Distance::Mid);
         r.set_distance(2, Distance::Far);
@@ -2891,10 +2949,10 @@ mod tests {
 
     #[test]
     fn avx_kernels_equal_portable_kernels() {
-        let portable = render_mixed(false, false);
+        let portable = render_mixed(Kernels::Portable);
         assert!(portable.iter().any(|&v| v.abs() > 1e-3));
         if has_avx() {
-            let fast = render_mixed(true, false);
+            let fast = render_mixed(Kernels::Avx);
             // Element-wise arithmetic in the same order: bit-identical, not merely close.
             assert!(portable == fast, "AVX and portable kernels differ");
         }
@@ -2902,12 +2960,12 @@ mod tests {
 
     #[test]
     fn fma_kernels_match_portable_kernels() {
-        if !(has_avx() && has_fma()) {
+        if !matches!(Kernels::detect(), Kernels::Fma | Kernels::Avx512) {
             println!("skipped: the CPU has no AVX + FMA");
             return;
         }
-        let portable = render_mixed(false, false);
-        let fused = render_mixed(true, true);
+        let portable = render_mixed(Kernels::Portable);
+        let fused = render_mixed(Kernels::Fma);
         assert_ne!(portable, fused, "the FMA build did not run");
         // Rounding only: the difference at least 100 dB below the signal (RMS), and no
         // sample off by more than 1e-5 of the peak.
@@ -2923,6 +2981,19 @@ mod tests {
         println!("FMA against portable: {ratio_db:.1} dB RMS, worst {worst:e} (peak {peak})");
         assert!(ratio_db < -100.0, "{ratio_db} dB");
         assert!(worst <= 1e-5 * peak, "{worst} of {peak}");
+    }
+
+    #[test]
+    fn avx512_kernels_equal_fma_kernels() {
+        if Kernels::detect() != Kernels::Avx512 {
+            println!("skipped: the CPU has no AVX-512F");
+            return;
+        }
+        let fused = render_mixed(Kernels::Fma);
+        let wide = render_mixed(Kernels::Avx512);
+        assert!(fused.iter().any(|&v| v.abs() > 1e-3));
+        // Element-wise arithmetic, 16 lanes instead of 8: bit-identical.
+        assert!(fused == wide, "AVX-512 and FMA kernels differ");
     }
 
     #[test]
