@@ -1869,18 +1869,20 @@ impl BinauralRenderer {
                     s.filter_dir = Some(target);
                     s.filter_near = near;
                     if old_audible && crossfade {
-                        // A change: the new filter is interpolated on the fly and stored
-                        // in place of the old one (read first, bin by bin), so that the
-                        // next partition's crossfade finds its old filter stored; the old
-                        // one is the stored filter or interpolated from its weights.
-                        new = COMPUTE_STORE;
-                        old = if s.stored {
-                            STORED
-                        } else if new_w.map(|w| w.0) == s.weights.map(|w| w.0) {
-                            COMPUTE_SAME
+                        // A change. Within the old filter's mesh triangle, both filters
+                        // are interpolated on the fly from the same three spectra (read
+                        // once) and nothing is stored: a slow move costs less memory
+                        // traffic than with the stored filter. Else the new filter is
+                        // interpolated and stored in place of the old one (read first,
+                        // bin by bin), so that the next partition's crossfade finds its
+                        // old filter stored; the old one is the stored filter or
+                        // interpolated from its weights.
+                        if new_w.map(|w| w.0) == s.weights.map(|w| w.0) {
+                            (new, old) = (COMPUTE, COMPUTE_SAME);
                         } else {
-                            COMPUTE
-                        };
+                            new = COMPUTE_STORE;
+                            old = if s.stored { STORED } else { COMPUTE };
+                        }
                         fade_in = true;
                     } else {
                         new = COMPUTE_STORE;
@@ -1917,8 +1919,10 @@ impl BinauralRenderer {
                 b_im: &mut self.b_im,
             };
             convolve(job, self.kernels);
-            if new == COMPUTE_STORE {
-                s.stored = true;
+            match new {
+                COMPUTE_STORE => s.stored = true,
+                COMPUTE => s.stored = false,
+                _ => {}
             }
             s.weights = new_w;
         }
@@ -2334,7 +2338,8 @@ fn split_spectrum(
 const NONE: u8 = 0;
 /// The source's stored filter.
 const STORED: u8 = 1;
-/// (Old filter only) interpolated on the fly from three measured spectra.
+/// Interpolated on the fly from three measured spectra, not stored (as the new filter:
+/// the old one is then [`COMPUTE_SAME`], from the same spectra).
 const COMPUTE: u8 = 2;
 /// (New filter only) interpolated on the fly and stored (after the stored old filter's
 /// bin is read).
@@ -2536,7 +2541,7 @@ fn convolve_portable<const FUSED: bool>(job: Job<'_>) {
                 (COMPUTE_STORE, NONE, true),
                 (COMPUTE_STORE, STORED, true),
                 (COMPUTE_STORE, COMPUTE, true),
-                (COMPUTE_STORE, COMPUTE_SAME, true),
+                (COMPUTE, COMPUTE_SAME, true),
                 (NONE, STORED, false),
                 (NONE, COMPUTE, false)
             );
