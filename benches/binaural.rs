@@ -3,6 +3,8 @@
 //! live configuration (`BinauralConfig::live`: 324-frame partitions for this set, as
 //! `halo play` and `halo render` use), `halo offline` the one of `halo render
 //! --fast-binaural` (`BinauralConfig::offline`: one 1024-frame partition for this set).
+//! The sources turn at 0.5 … 4 turns per second (up to 1440° a second, so that every
+//! filter update moves); the group "at mixing speeds" turns them 20 times slower.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,9 +23,9 @@ const FRAMES: usize = 12_032; // 0.25 s per iteration (188 updates)
 const UPDATE: usize = 64;
 const KEMAR: &[u8] = include_bytes!("../hrtf/MIT_KEMAR_normal_pinna.sofa");
 
-/// Source `i` circles at its own speed (0.5 … 4 turns per second).
-fn direction(i: usize, frame: usize) -> Direction {
-    let turns_per_s = 0.5 + 3.5 * (i as f64 * 0.618).fract();
+/// Source `i` circles at its own speed: 0.5 … 4 turns per second, `slower` times slower.
+fn direction(i: usize, frame: usize, slower: f64) -> Direction {
+    let turns_per_s = (0.5 + 3.5 * (i as f64 * 0.618).fract()) / slower;
     let az = 360.0 * turns_per_s * frame as f64 / SR as f64 + i as f64 * 17.0;
     Direction::new(az, -20.0 + (i % 7) as f64 * 10.0)
 }
@@ -41,6 +43,8 @@ fn inputs(n: usize) -> Vec<Vec<f32>> {
 struct Halo {
     r: BinauralRenderer,
     clock: usize,
+    /// [`direction`]'s slow-down (1: the bench's speeds).
+    slower: f64,
 }
 
 impl Halo {
@@ -48,7 +52,8 @@ impl Halo {
         let mut refs: Vec<&[f32]> = Vec::with_capacity(ins.len());
         for pos in (0..FRAMES).step_by(UPDATE) {
             for i in 0..ins.len() {
-                self.r.set_direction(i, direction(i, self.clock + pos));
+                self.r
+                    .set_direction(i, direction(i, self.clock + pos, self.slower));
             }
             refs.clear();
             refs.extend(ins.iter().map(|x| &x[pos..pos + UPDATE]));
@@ -102,7 +107,7 @@ impl Sofar {
         r.fill(0.0);
         for pos in (0..FRAMES).step_by(UPDATE) {
             for (i, rend) in self.renderers.iter_mut().enumerate() {
-                let [x, y, z] = direction(i, self.clock + pos).to_unit();
+                let [x, y, z] = direction(i, self.clock + pos, 1.0).to_unit();
                 // SOFA axes: x front, y left, z up; at the measurement radius.
                 let s = self.radius_m;
                 self.sofa
@@ -140,11 +145,13 @@ fn bench(c: &mut Criterion) {
         let mut halo = Halo {
             r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).live(&set)).unwrap(),
             clock: 0,
+            slower: 1.0,
         };
         let mut offline = Halo {
             r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).offline(&set))
                 .unwrap(),
             clock: 0,
+            slower: 1.0,
         };
         let mut sofar = Sofar::new(n);
         group.bench_with_input(BenchmarkId::new("halo", n), &n, |b, _| {
@@ -171,6 +178,7 @@ fn bench(c: &mut Criterion) {
             let mut other = Halo {
                 r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
                 clock: 0,
+                slower: 1.0,
             };
             let x = times_real_time(|| other.run(&ins, &mut l, &mut r), 8);
             println!("{n:4} moving sources, {b}-frame partitions: halo {x:8.1}x real time");
@@ -215,6 +223,7 @@ fn bench_modes(c: &mut Criterion) {
         let mut halo = Halo {
             r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
             clock: 0,
+            slower: 1.0,
         };
         for i in 0..n {
             halo.r.set_distance(i, distance);
@@ -234,9 +243,39 @@ fn bench_modes(c: &mut Criterion) {
     group.finish();
 }
 
+/// 128 sources at a mix's speeds: 20 times slower than [`bench`]'s (9 … 72 degrees a
+/// second), so that most filter changes stay within one triangle of the HRTF mesh, live
+/// and offline.
+fn bench_mixing_speeds(c: &mut Criterion) {
+    let set = Arc::new(HrtfSet::default_set(SR).unwrap());
+    let mut group = c.benchmark_group("binaural 128 sources at mixing speeds");
+    group.throughput(Throughput::Elements(FRAMES as u64));
+    let mut l = vec![0.0f32; FRAMES];
+    let mut r = vec![0.0f32; FRAMES];
+    let n = 128;
+    let ins = inputs(n);
+    for (name, offline) in [("live", false), ("offline", true)] {
+        let cfg = BinauralConfig::new(SR, n);
+        let cfg = if offline {
+            cfg.offline(&set)
+        } else {
+            cfg.live(&set)
+        };
+        let mut halo = Halo {
+            r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
+            clock: 0,
+            slower: 20.0,
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| halo.run(black_box(&ins), &mut l, &mut r))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(300));
-    targets = bench, bench_modes
+    targets = bench, bench_modes, bench_mixing_speeds
 }
 criterion_main!(benches);
