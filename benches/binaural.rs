@@ -48,6 +48,26 @@ struct Halo {
 }
 
 impl Halo {
+    /// A renderer of `cfg` whose sources turn `slower` times slower than the bench's.
+    fn new(set: &Arc<HrtfSet>, cfg: BinauralConfig, slower: f64) -> Halo {
+        Halo {
+            r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
+            clock: 0,
+            slower,
+        }
+    }
+
+    /// `n` sources in the live or the offline configuration.
+    fn with(set: &Arc<HrtfSet>, n: usize, offline: bool, slower: f64) -> Halo {
+        let cfg = BinauralConfig::new(SR, n);
+        let cfg = if offline {
+            cfg.offline(set)
+        } else {
+            cfg.live(set)
+        };
+        Halo::new(set, cfg, slower)
+    }
+
     fn run(&mut self, ins: &[Vec<f32>], l: &mut [f32], r: &mut [f32]) {
         let mut refs: Vec<&[f32]> = Vec::with_capacity(ins.len());
         for pos in (0..FRAMES).step_by(UPDATE) {
@@ -142,17 +162,8 @@ fn bench(c: &mut Criterion) {
     let mut r = vec![0.0f32; FRAMES];
     for n in [16usize, 64, 128] {
         let ins = inputs(n);
-        let mut halo = Halo {
-            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).live(&set)).unwrap(),
-            clock: 0,
-            slower: 1.0,
-        };
-        let mut offline = Halo {
-            r: BinauralRenderer::new(set.clone(), BinauralConfig::new(SR, n).offline(&set))
-                .unwrap(),
-            clock: 0,
-            slower: 1.0,
-        };
+        let mut halo = Halo::with(&set, n, false, 1.0);
+        let mut offline = Halo::with(&set, n, true, 1.0);
         let mut sofar = Sofar::new(n);
         group.bench_with_input(BenchmarkId::new("halo", n), &n, |b, _| {
             b.iter(|| halo.run(black_box(&ins), &mut l, &mut r))
@@ -175,11 +186,7 @@ fn bench(c: &mut Criterion) {
         for b in [128usize, 256, 512, 1024] {
             let mut cfg = BinauralConfig::new(SR, n);
             cfg.partition_frames = b;
-            let mut other = Halo {
-                r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
-                clock: 0,
-                slower: 1.0,
-            };
+            let mut other = Halo::new(&set, cfg, 1.0);
             let x = times_real_time(|| other.run(&ins, &mut l, &mut r), 8);
             println!("{n:4} moving sources, {b}-frame partitions: halo {x:8.1}x real time");
         }
@@ -214,17 +221,7 @@ fn bench_modes(c: &mut Criterion) {
         ("anechoic offline", Distance::Anechoic, true),
         ("mid offline", Distance::Mid, true),
     ] {
-        let cfg = BinauralConfig::new(SR, n);
-        let cfg = if offline {
-            cfg.offline(&set)
-        } else {
-            cfg.live(&set)
-        };
-        let mut halo = Halo {
-            r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
-            clock: 0,
-            slower: 1.0,
-        };
+        let mut halo = Halo::with(&set, n, offline, 1.0);
         for i in 0..n {
             halo.r.set_distance(i, distance);
         }
@@ -255,17 +252,7 @@ fn bench_mixing_speeds(c: &mut Criterion) {
     let n = 128;
     let ins = inputs(n);
     for (name, offline) in [("live", false), ("offline", true)] {
-        let cfg = BinauralConfig::new(SR, n);
-        let cfg = if offline {
-            cfg.offline(&set)
-        } else {
-            cfg.live(&set)
-        };
-        let mut halo = Halo {
-            r: BinauralRenderer::new(set.clone(), cfg).unwrap(),
-            clock: 0,
-            slower: 20.0,
-        };
+        let mut halo = Halo::with(&set, n, offline, 20.0);
         group.bench_function(name, |b| {
             b.iter(|| halo.run(black_box(&ins), &mut l, &mut r))
         });
