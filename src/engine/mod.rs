@@ -1020,6 +1020,14 @@ impl Engine {
             }
             bin.needed = needed;
         }
+        // A path switched back on starts a segment where the render stands (gains,
+        // directions and levels from the automation there), not at the next gain point:
+        // until then it would render with what it held when it was switched off.
+        let stale =
+            self.buses.iter().any(|b| b.stale) || self.binaural.as_ref().is_some_and(|b| b.stale);
+        if stale {
+            self.segment_valid = false;
+        }
     }
 
     /// Absolute frame of the next sample to render.
