@@ -1,4 +1,4 @@
-//! Gain computation speed (called every 64 samples per object by the engine): the ITU-R
+//! Gain computation speed (called every 256 samples per object by the engine): the ITU-R
 //! BS.2127 gain calculation per layout (a cold lookup, a hinted moving source, a
 //! Cartesian point, a polar extent, building it), and the older VBAP panner (still used
 //! by the binaural bus) on 7.1.4 and 9.1.6.

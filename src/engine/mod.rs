@@ -35,8 +35,15 @@ use thiserror::Error;
 /// Most channels an output may have (stack arrays of channel slices in `process`).
 pub const MAX_OUTPUT_CHANNELS: usize = 64;
 
-/// Gains are recomputed at least this often (frames) and ramped in between.
-pub const GAIN_INTERVAL_FRAMES: u64 = 64;
+/// Gains are recomputed at least this often (frames) and ramped in between: 5.3 ms at
+/// 48 kHz. Until 4 December it was 64 frames. A moving object's gains then follow its
+/// path to within the ramp's chord error (`tests/engine.rs`,
+/// `moving_gains_follow_the_per_sample_path`: |Δg| ≤ 4.2e-3 and 0.001 dB of power at
+/// 90°/s, 2.2e-2 and 0.07 dB for a 720°/s fly-by, against the gains of every sample's
+/// position), far finer than BS.2127's own interpolation, which ramps gains across a
+/// whole metadata block. The gain calculation is most of the engine's time, so four times
+/// fewer gain points make it about three times faster.
+pub const GAIN_INTERVAL_FRAMES: u64 = 256;
 
 /// Segments whose gain points are computed together, object by object (see
 /// [`Bus::prepare`]): one object's automation, lookup state and panner region stay in

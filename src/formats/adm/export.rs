@@ -672,7 +672,7 @@ pub const RAMP_STEP: f64 = 0.05;
 pub const RAMP_STEP_DB: f64 = 0.5;
 /// Fewest blocks a smoothstep ramp is cut into.
 const SMOOTH_PIECES: u64 = 8;
-/// Shortest piece of a cut ramp, frames (halo pans every 64 samples).
+/// Shortest piece of a cut ramp, frames (a quarter of the engine's 256-frame gain interval).
 const MIN_PIECE_FRAMES: u64 = 64;
 
 /// How far a position moves (see [`RAMP_STEP`]); 0 between kinds (they jump).
@@ -712,7 +712,7 @@ fn position_step(a: Position, b: Position) -> f64 {
 }
 
 /// BS.2127 renderers interpolate loudspeaker *gains* across a block; halo interpolates the
-/// position (and gain in dB, and size) and pans every 64 samples. Over a long ramp the two
+/// position (and gain in dB, and size) and pans every 256 samples. Over a long ramp the two
 /// part ways (a Cartesian move through the middle of the room, a polar sweep of 90°). So a
 /// ramp block is cut into pieces, each ending on halo's own automation value, small enough
 /// ([`RAMP_STEP`], [`RAMP_STEP_DB`], at least 8 for a smoothstep) that the gain

@@ -1487,7 +1487,7 @@ pub(super) fn object_span(object: Option<&AudioObject>, rate: u32) -> (u64, u64)
 /// The engine's gain interval (`engine::GAIN_INTERVAL_FRAMES`): a ramp no longer than
 /// this has gain points only at its ends, so the engine interpolates its gains as BS.2127
 /// does.
-const SHORT_RAMP_FRAMES: u64 = 64;
+const SHORT_RAMP_FRAMES: u64 = 256; // `formats` may not use `engine` (layers)
 
 /// Short ramps that end where the object falls silent end one frame earlier. The gain lane
 /// has a gain point one frame before each silence (see [`silence_outside`]); a position

@@ -43,7 +43,7 @@
 //! in gaps, outside the audioObject's `start`/`duration`) the object is silent: its gain
 //! steps to [`SILENT_GAIN_DB`]. A zero-duration block only sets the values the next block
 //! interpolates from. BS.2127 interpolates the
-//! loudspeaker gains; halo interpolates the position and pans every 64 samples, which is
+//! loudspeaker gains; halo interpolates the position and pans every 256 samples, which is
 //! the same at the block ends and a close match in between.
 //!
 //! # Size
