@@ -101,6 +101,11 @@ pub const RESTART_FADE_S: f64 = 0.01;
 const GRID_DEG: f64 = 4.0;
 /// Barycentric tolerance when testing whether a direction lies in a triangle.
 const INSIDE_EPS: f64 = 1e-9;
+/// A direction whose barycentric weights are all at least this, but one within
+/// [`INSIDE_EPS`] of 0, lies on an edge of the triangle away from its ends: in that
+/// triangle and its neighbour across the edge only (the hinted lookup decides between the
+/// two as the grid does).
+const EDGE_MARGIN: f64 = 1e-6;
 /// Triangles a hinted lookup visits (the hint and its neighbours across edges) before it
 /// falls back to the grid.
 const WALK_STEPS: usize = 4;
@@ -657,7 +662,9 @@ impl Mesh {
     /// edges of the triangles nearby (a moving source has usually crossed into a
     /// neighbour), updating `hint`; `unit` is `dir.to_unit()` when the caller has it.
     /// Same weights: a direction strictly inside a triangle (by more than the tolerance)
-    /// lies in no other, and only such a triangle ends the walk.
+    /// lies in no other, and ends the walk; one on an edge away from its ends (within the
+    /// tolerance of it, [`EDGE_MARGIN`] from its ends) lies in the two triangles of the
+    /// edge only, and ends it with the grid's choice between them.
     fn weights_hinted(&self, dir: Direction, unit: Option<[f64; 3]>, hint: &mut usize) -> Weights {
         let az = if dir.azimuth_deg.is_finite() {
             dir.azimuth_deg
@@ -681,7 +688,8 @@ impl Mesh {
                 break;
             };
             let w = [dot(inv[0], d), dot(inv[1], d), dot(inv[2], d)];
-            if w[0].min(w[1]).min(w[2]) >= INSIDE_EPS {
+            let min = w[0].min(w[1]).min(w[2]);
+            if min >= INSIDE_EPS {
                 *hint = at;
                 return self.normalised(at, w);
             }
@@ -693,7 +701,34 @@ impl Mesh {
             } else {
                 2
             };
-            at = self.neighbours[at][k] as usize;
+            let across = self.neighbours[at][k] as usize;
+            if min >= -INSIDE_EPS && (0..3).all(|i| i == k || w[i] >= EDGE_MARGIN) {
+                // On the edge opposite vertex `k`, away from its ends (a source on the
+                // horizontal ring, e.g.): it lies in this triangle and the one across
+                // the edge, in no other. The grid takes the one with the larger smallest
+                // weight, the lower index on a tie (its candidates are in index order):
+                // so does this, instead of walking to and fro across the edge.
+                let Some(inv_across) = self.inverse.get(across) else {
+                    break;
+                };
+                let wa = [
+                    dot(inv_across[0], d),
+                    dot(inv_across[1], d),
+                    dot(inv_across[2], d),
+                ];
+                let min_a = wa[0].min(wa[1]).min(wa[2]);
+                if min_a < -INSIDE_EPS || wa[0] + wa[1] + wa[2] <= 0.0 {
+                    break;
+                }
+                let (f, w) = if min_a > min || (min_a == min && across < at) {
+                    (across, wa)
+                } else {
+                    (at, w)
+                };
+                *hint = f;
+                return self.normalised(f, w);
+            }
+            at = across;
         }
         let n_az = (360.0 / GRID_DEG) as usize;
         let n_el = (180.0 / GRID_DEG) as usize;
@@ -3018,6 +3053,47 @@ mod tests {
             assert_eq!(mesh.weights_hinted(d, Some(d.to_unit()), &mut hint), want);
             assert_eq!(mesh.weights_hinted(d, None, &mut hint), want);
         }
+    }
+
+    #[test]
+    fn hinted_weights_on_edges_equal_grid_weights() {
+        let set = HrtfSet::default_set(48_000).unwrap();
+        let mesh = &set.mesh;
+        let mut on_edge = 0;
+        // Points along every edge of the mesh (the horizontal ring's are on KEMAR's
+        // measurement ring), hinted from either triangle of the edge and from far away.
+        for (f, face) in mesh.faces.iter().enumerate() {
+            for e in 0..3 {
+                let (a, b) = (mesh.points[face[e]], mesh.points[face[(e + 1) % 3]]);
+                for t in [1e-9, 1e-7, 1e-3, 0.1, 0.25, 0.5, 0.7, 0.999, 1.0 - 1e-7] {
+                    let v = [0, 1, 2].map(|i| a[i] * (1.0 - t) + b[i] * t);
+                    let d = Direction::from_vector(v);
+                    let u = d.to_unit();
+                    let want = mesh.weights(d);
+                    let across = mesh.neighbours[f][(e + 2) % 3] as usize;
+                    for start in [f, across, (f + 500) % mesh.faces.len()] {
+                        let mut hint = start;
+                        assert_eq!(
+                            mesh.weights_hinted(d, Some(u), &mut hint),
+                            want,
+                            "{d:?} from {start}"
+                        );
+                    }
+                    on_edge += usize::from(want.iter().any(|w| w.1 == 0.0));
+                }
+            }
+        }
+        // The horizontal ring: every azimuth step of a source at elevation 0.
+        for k in 0..3600 {
+            let d = Direction::new(k as f64 * 0.1 - 180.0, 0.0);
+            let want = mesh.weights(d);
+            let mut hint = 0;
+            for _ in 0..2 {
+                assert_eq!(mesh.weights_hinted(d, None, &mut hint), want, "{d:?}");
+            }
+            on_edge += usize::from(want.iter().any(|w| w.1 == 0.0));
+        }
+        assert!(on_edge > 5000, "{on_edge} points on edges");
     }
 
     #[test]
